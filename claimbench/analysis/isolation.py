@@ -1,0 +1,45 @@
+"""Isolation: compare scientific levels after re-tuning the nuisance axes.
+
+Per stratum, scientific level and seed, the best trial over the nuisance axes
+is chosen on the validation metric and reported on the test metric (the tuning
+playbook's protocol). Diverged and failed trials cannot be chosen; a cell whose
+trials all diverged has no value (NaN) and says so.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from claimbench.claims.base import Design
+
+
+def strata_of(design: Design, axis: str) -> list[str]:
+    """Columns that split the frame into separately evaluated groups for a claim on ``axis``."""
+    return [a for a in (*design.fixed, *design.scientific) if a != axis]
+
+
+def isolate(frame: pd.DataFrame, axis: str, design: Design, select: str = "val_acc",
+            report: str = "test_acc") -> pd.DataFrame:
+    """Best-over-nuisance table: one row per (stratum..., axis level, seed).
+
+    Columns: the strata, ``axis``, ``seed``, ``value`` (``report`` of the chosen
+    trial), ``selected`` (its ``select`` value), ``trial_id``, the chosen
+    nuisance values, ``n_trials`` and ``n_diverged`` of the cell.
+    """
+    keys = [*strata_of(design, axis), axis, "seed"]
+    out = []
+    for key, cell in frame.groupby(keys, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(keys, key))
+        ok = cell[(cell["status"] == "completed") & cell[select].notna()]
+        row["n_trials"] = len(cell)
+        row["n_diverged"] = int((cell["status"] == "diverged").sum())
+        if ok.empty:
+            row.update(value=float("nan"), selected=float("nan"), trial_id=None)
+            row.update({n: None for n in design.nuisance})
+        else:
+            best = ok.loc[ok[select].idxmax()]
+            row.update(value=float(best[report]), selected=float(best[select]), trial_id=best["trial_id"])
+            row.update({n: best[n] for n in design.nuisance})
+        out.append(row)
+    return pd.DataFrame(out)

@@ -1,0 +1,16 @@
+"""Claim kinds: pure predicates over trial frames -> ClaimResult.
+
+Importing this package registers every kind in ``KINDS``.
+"""
+
+from claimbench.claims import best_level, range_width  # noqa: F401  (registers the kinds)
+from claimbench.claims.base import KINDS, VERDICTS, Claim, ClaimKind, ClaimResult, Design, Param, combine_verdicts
+
+
+def evaluate_claims(claims, frame, design) -> list[ClaimResult]:
+    """Each claim's result on the frame, in the order given."""
+    return [KINDS[c.kind].evaluate(c, frame, design) for c in claims]
+
+
+__all__ = ["KINDS", "VERDICTS", "Claim", "ClaimKind", "ClaimResult", "Design", "Param", "combine_verdicts",
+           "evaluate_claims"]

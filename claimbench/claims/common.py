@@ -1,0 +1,85 @@
+"""Helpers shared by claim kinds: strata, caveats."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from claimbench.analysis.isolation import strata_of
+from claimbench.claims.base import Claim, ClaimResult, Design, combine_verdicts
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence numpy's empty/all-NaN warnings: NaN is handled by the caller."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def by_stratum(claim: Claim, frame: pd.DataFrame, design: Design, axis: str,
+               evaluate_one: Callable[[pd.DataFrame, dict], ClaimResult]) -> ClaimResult:
+    """Evaluate per stratum (each level of the swept fixed and other scientific axes).
+
+    With one stratum, its result is the claim's. With several, the verdict is
+    theirs when they agree and ``inconclusive`` (it depends on the stratum)
+    when they do not; each stratum's result is kept in ``strata``.
+    """
+    keys = strata_of(design, axis)
+    constants = ", ".join(f"{k}={v}" for k, v in design.constants.items())
+    if not keys:
+        result = evaluate_one(frame, {})
+    else:
+        parts = []
+        for key, sub in frame.groupby(keys, sort=True):
+            key = key if isinstance(key, tuple) else (key,)
+            part = evaluate_one(sub, dict(zip(keys, (_plain(k) for k in key))))
+            part.faq_section, part.paraphrase = claim.faq_section, claim.paraphrase
+            parts.append(part)
+        verdict = combine_verdicts([p.verdict for p in parts])
+        lines = [f"{_stratum_text(p.stratum)}: {p.verdict}" for p in parts]
+        note = "" if len({p.verdict for p in parts}) == 1 else " — the verdict depends on the stratum"
+        first = parts[0]
+        result = ClaimResult(
+            claim_id=claim.id, kind=first.kind, verdict=verdict, statistic=first.statistic,
+            effect=None, ci=None, n_seeds=max(p.n_seeds for p in parts),
+            n_trials=sum(p.n_trials for p in parts), method=first.method,
+            summary="; ".join(lines) + note,
+            caveats=[f"{_stratum_text(p.stratum)}: {c}" for p in parts for c in p.caveats], strata=parts)
+    result.faq_section, result.paraphrase = claim.faq_section, claim.paraphrase
+    if constants:
+        result.caveats.insert(0, f"held fixed: {constants}")
+    return result
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def _stratum_text(stratum: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in stratum.items())
+
+
+def grid_edge_caveats(iso: pd.DataFrame, frame: pd.DataFrame, design: Design, axis: str) -> list[str]:
+    """Warnings that the tuned optimum may lie outside the grid, and cells where every trial diverged."""
+    out = []
+    for n in design.nuisance:
+        grid = sorted(frame[n].dropna().unique())
+        if len(grid) < 3 or not all(isinstance(g, (int, float, np.number)) for g in grid):
+            continue
+        for edge, name in ((grid[0], "lowest"), (grid[-1], "highest")):
+            at_edge = iso[iso[n] == edge].groupby(axis)["seed"].count()
+            seeds = iso.groupby(axis)["seed"].count()
+            levels = [lv for lv in at_edge.index if at_edge[lv] * 2 > seeds[lv]]
+            if levels:
+                out.append(f"the best {n} is the {name} tested ({edge:g}) at {axis} = "
+                           f"{', '.join(f'{lv:g}' for lv in levels)}: the optimum may lie outside the grid")
+    empty = iso[iso["value"].isna()]
+    if not empty.empty:
+        cells = ", ".join(f"{axis}={r[axis]:g}/seed {r['seed']}" for _, r in empty.iterrows())
+        out.append(f"no usable trial (all diverged or failed) at {cells}")
+    return out

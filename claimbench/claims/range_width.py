@@ -1,0 +1,119 @@
+"""Claim kind ``range_width_trend``: the width of the good range of a nuisance axis
+(e.g. the learning rate) changes monotonically with a scientific axis (e.g. batch size).
+
+Frame: one row per trial with columns ``seed``, ``status``, the claim's
+``axis``, its ``range_axis`` (a swept, positive, numeric nuisance axis), the
+strata, and ``metric`` (default ``val_acc``).
+
+Per (level, seed), the good set is the ``range_axis`` values whose trial did not
+diverge and reached within ``tolerance`` of the best ``metric`` at that level
+and seed (the best over any other nuisance axes is taken per value first). Its
+width is log2(max / min) plus one grid step (a single good value has the width
+of one grid cell). Width in log2 units is the same whether measured on the raw
+value or on value / axis level (e.g. LR / batch): dividing by the level shifts
+the range without changing its width; the figure shows both coordinates.
+
+Statistic: Spearman rho between log2(level) and the mean width over seeds.
+CI: paired percentile bootstrap over seeds. ``direction = "decreasing"``:
+supported when the CI lies below 0, refuted when above, else inconclusive.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from claimbench.analysis.stats import bootstrap, percentile_ci, seed_mean_ci, verdict_from_ci
+from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, register
+from claimbench.claims.common import by_stratum, quiet
+
+
+def good_ranges(frame: pd.DataFrame, axis: str, range_axis: str, metric: str, tolerance: float) -> pd.DataFrame:
+    """One row per (axis level, seed): lo, hi (of the good set), width (log2 units), n_good,
+    n_stable (values that did not diverge), censored (the good set touches the grid edge)."""
+    grid = np.array(sorted(frame[range_axis].unique()), dtype=float)
+    step = float(np.median(np.diff(np.log2(grid)))) if grid.size > 1 else 1.0
+    rows = []
+    for (level, seed), cell in frame.groupby([axis, "seed"], sort=True):
+        per_value = cell.assign(ok=cell["status"].eq("completed") & cell[metric].notna())
+        best_per_value = per_value[per_value["ok"]].groupby(range_axis)[metric].max()
+        stable = best_per_value.index.to_numpy(dtype=float)
+        row = {axis: level, "seed": seed, "n_stable": int(stable.size)}
+        if best_per_value.empty:
+            row.update(lo=np.nan, hi=np.nan, width=0.0, n_good=0, censored=False)
+        else:
+            good = best_per_value[best_per_value >= best_per_value.max() - tolerance].index.to_numpy(dtype=float)
+            lo, hi = float(good.min()), float(good.max())
+            row.update(lo=lo, hi=hi, width=float(np.log2(hi / lo) + step), n_good=int(good.size),
+                       censored=bool(lo == grid[0] or hi == grid[-1]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def evaluate(claim: Claim, frame: pd.DataFrame, design: Design) -> ClaimResult:
+    return by_stratum(claim, frame, design, claim.params["axis"],
+                      lambda sub, stratum: _evaluate_one(claim, sub, stratum))
+
+
+def _evaluate_one(claim: Claim, frame: pd.DataFrame, stratum: dict) -> ClaimResult:
+    p = claim.params
+    axis, range_axis = p["axis"], p["range_axis"]
+    ranges = good_ranges(frame, axis, range_axis, p["metric"], p["tolerance"])
+    wide = ranges.pivot_table(index="seed", columns=axis, values="width", aggfunc="first")
+    wide = wide.reindex(columns=sorted(wide.columns))
+    x = np.log2(np.array(wide.columns, dtype=float))
+
+    def rho(values: np.ndarray) -> float:
+        with quiet():
+            means = np.nanmean(values, axis=0)
+        keep = np.isfinite(means)
+        if keep.sum() < 3:
+            return float("nan")
+        if np.ptp(means[keep]) == 0:
+            return 0.0  # no trend at all
+        return float(spearmanr(x[keep], means[keep]).statistic)
+
+    effect = rho(wide.to_numpy(dtype=float))
+    ci = percentile_ci(bootstrap(wide, rho, p["n_boot"]), p["confidence"])
+    claimed = "less" if p["direction"] == "decreasing" else "greater"
+    verdict = verdict_from_ci(ci, 0.0, claimed)
+    widths = seed_mean_ci(wide, p["confidence"], p["n_boot"])
+    # ``lo``/``hi``: CI of the mean width; ``range_lo``/``range_hi``: median ends of the good range
+    spans = ranges.groupby(axis).agg(range_lo=("lo", "median"), range_hi=("hi", "median"),
+                                     censored=("censored", "any"))
+    data = widths.merge(spans, left_on="level", right_index=True, how="left")
+    data["range_lo_per_level"] = data["range_lo"] / data["level"]
+    data["range_hi_per_level"] = data["range_hi"] / data["level"]
+    caveats = []
+    censored = [f"{lv:g}" for lv, c in spans["censored"].items() if c]
+    if censored:
+        caveats.append(f"the good {range_axis} range touches the edge of the grid at {axis} = "
+                       f"{', '.join(censored)}: its true width may be larger")
+    if len(wide.columns) < 3:
+        caveats.append(f"fewer than 3 {axis} levels: a rank correlation cannot be decided")
+    summary = (f"Spearman rho(log2 {axis}, width of the good {range_axis} range) = {effect:+.2f} "
+               f"(CI {ci[0]:+.2f} to {ci[1]:+.2f}); mean width {widths['mean'].iloc[0]:.1f} log2 units at "
+               f"{axis}={widths['level'].iloc[0]:g}, {widths['mean'].iloc[-1]:.1f} at {widths['level'].iloc[-1]:g}")
+    return ClaimResult(claim_id=claim.id, kind=KIND.name, verdict=verdict, statistic=KIND.statistic,
+                       effect=effect, ci=ci, n_seeds=int(wide.shape[0]), n_trials=len(frame),
+                       method=KIND.method, summary=summary, stratum=stratum, caveats=caveats,
+                       data=data.to_dict("records"))
+
+
+KIND = register(ClaimKind(
+    name="range_width_trend",
+    params={
+        "axis": Param(str, doc="the scientific axis (e.g. batch_size)"),
+        "range_axis": Param(str, "lr", "the nuisance axis whose good range is measured"),
+        "metric": Param(str, "val_acc", "metric that defines 'good' (higher is better)"),
+        "tolerance": Param(float, 0.01, "good: within this of the best at that level and seed (0.01 = 1 point)"),
+        "direction": Param(str, "decreasing", "claimed trend: decreasing or increasing"),
+        "confidence": Param(float, 0.95),
+        "n_boot": Param(int, 2000),
+    },
+    evaluate=evaluate,
+    statistic="Spearman rho between log2(level) and the mean width (log2 units) of the good range",
+    method="paired percentile bootstrap over seeds of the rank correlation",
+    axis_params=("axis", "range_axis"),
+))

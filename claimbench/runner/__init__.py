@@ -1,0 +1,44 @@
+"""Executors behind one interface: ``executor.run(packs, on_record)``.
+
+``local`` trains in this process; ``ray`` drives long-lived actors on an
+embedded local Ray or on a cluster (``address``). Both call ``on_record`` once
+per trial as results arrive; the caller owns the store.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from claimbench.errors import UserError
+from claimbench.runner.local import LocalExecutor
+from claimbench.runner.packs import DEFAULT_PACK_SIZE, make_packs
+from claimbench.runner.progress import RunProgress
+from claimbench.runner.ray_executor import RayExecutor
+from claimbench.trial import TrialRecord, TrialSpec
+
+EXECUTORS = ("ray", "local")
+
+
+def make_executor(name: str, address: str | None = None, cpus_per_trial: float = 1):
+    if name == "local":
+        if address:
+            raise UserError("--address attaches to a Ray cluster, which the local executor does not use",
+                            where="--address", fix="drop --address or use --executor ray")
+        return LocalExecutor()
+    if name == "ray":
+        return RayExecutor(address=address, cpus_per_trial=cpus_per_trial)
+    raise UserError(f"unknown executor {name!r}", where="--executor", fix=f"use one of: {', '.join(EXECUTORS)}")
+
+
+def run_trials(specs: list[TrialSpec], executor, on_record: Callable[[TrialRecord], None],
+               pack_size: int = DEFAULT_PACK_SIZE, progress: bool = True) -> None:
+    """Run ``specs`` in packs; ``on_record`` sees each record as it arrives (then the progress bar)."""
+    with RunProgress(len(specs), enabled=progress) as bar:
+        def handle(record: TrialRecord) -> None:
+            on_record(record)
+            bar.update(record)
+
+        executor.run(make_packs(specs, pack_size), handle)
+
+
+__all__ = ["EXECUTORS", "LocalExecutor", "RayExecutor", "make_executor", "make_packs", "run_trials"]

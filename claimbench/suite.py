@@ -1,0 +1,496 @@
+"""Suites: TOML files -> validated ``Suite`` -> ``expand()`` -> [TrialSpec].
+
+A suite is data, never code. Layout (see suites/batch_size.toml and
+claimbench/suite.schema.json)::
+
+    [suite]       name, title, description, seeds (a count or a list)
+    [workload]    dataset, model and their parameters
+    [train]       optimizer, schedule, clipping, early stopping, evaluation
+    [budget]      epochs = N  or  steps = N
+    [axes.NAME]   role = scientific | nuisance | fixed;
+                  values = [...]  or  logspace = {start, stop, num}
+                  (a value may be a table that sets several parameters,
+                  e.g. values = [{epochs = 10}, {steps = 2000}] for axis "budget")
+    [tiers.T]     seeds, budget, params, axes: overrides for tier T
+    [[claims]]    id, kind, faq_section, paraphrase, params
+
+Every problem is a ``SuiteError`` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from claimbench.claims import KINDS, Claim, Design
+from claimbench.errors import SuiteError
+from claimbench.trial import CHOICES, RANGES, SPEC_FIELDS, TrialSpec
+
+TIERS = ("smoke", "ci", "default", "full")
+ROLES = ("scientific", "nuisance", "fixed")
+SECTIONS = {
+    "workload": ("dataset", "n_samples", "data_seed", "model", "depth", "width", "activation",
+                 "init", "init_dist", "batchnorm", "dropout"),
+    "train": ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps",
+              "schedule", "warmup_steps", "schedule_gamma", "plateau_patience", "clip",
+              "clip_threshold", "batch_size", "evals", "patience", "restore_best",
+              "divergence_factor", "target"),
+    "budget": ("epochs", "steps"),
+}
+TOP_KEYS = ("suite", "workload", "train", "budget", "axes", "tiers", "claims")
+SUITE_KEYS = ("name", "title", "description", "seeds", "faq_sections")
+AXIS_KEYS = ("role", "values", "logspace")
+TIER_KEYS = ("seeds", "budget", "params", "axes")
+CLAIM_KEYS = ("id", "kind", "faq_section", "paraphrase", "params")
+
+
+def suites_dir() -> Path:
+    """Shipped suites: inside the wheel (claimbench/suites), or the repo's suites/ in a checkout."""
+    here = Path(__file__).parent
+    for candidate in (here / "suites", here.parent / "suites"):
+        if candidate.is_dir():
+            return candidate
+    return here / "suites"
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str
+    role: str
+    values: tuple[Any, ...]  # scalars, or dicts of parameter -> value
+
+    def level_label(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return ",".join(f"{k}={v}" for k, v in value.items())
+        return value
+
+    @property
+    def is_table(self) -> bool:
+        return any(isinstance(v, dict) for v in self.values)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    title: str
+    description: str
+    path: str
+    tier: str
+    base: dict[str, Any]  # parameter -> value, before axes
+    axes: tuple[Axis, ...]
+    seeds: tuple[int, ...]
+    claims: tuple[Claim, ...]
+    faq_sections: tuple[str, ...] = field(default_factory=tuple)
+
+    def axis(self, name: str) -> Axis:
+        return next(a for a in self.axes if a.name == name)
+
+    def design(self) -> Design:
+        by_role = {r: tuple(a.name for a in self.axes if a.role == r) for r in ROLES}
+        swept = {a.name for a in self.axes} | {k for a in self.axes if a.is_table for v in a.values for k in v}
+        if "epochs" in swept or "steps" in swept:
+            swept |= {"epochs", "steps"}
+        constants = {k: v for k, v in self.base.items() if k not in swept}
+        fixed_swept = tuple(a.name for a in self.axes if a.role == "fixed" and len(a.values) > 1)
+        for a in self.axes:
+            if a.role == "fixed" and len(a.values) == 1:
+                constants[a.name] = a.level_label(a.values[0])
+        return Design(scientific=by_role["scientific"], nuisance=by_role["nuisance"],
+                      fixed=fixed_swept, constants=constants)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "title": self.title, "description": self.description,
+            "path": self.path, "tier": self.tier, "base": self.base,
+            "axes": [{"name": a.name, "role": a.role, "values": list(a.values)} for a in self.axes],
+            "seeds": list(self.seeds), "faq_sections": list(self.faq_sections),
+            "claims": [c.__dict__ for c in self.claims],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Suite":
+        return cls(
+            name=d["name"], title=d["title"], description=d["description"], path=d["path"],
+            tier=d["tier"], base=d["base"],
+            axes=tuple(Axis(a["name"], a["role"], tuple(a["values"])) for a in d["axes"]),
+            seeds=tuple(d["seeds"]), faq_sections=tuple(d.get("faq_sections", ())),
+            claims=tuple(Claim(**c) for c in d["claims"]),
+        )
+
+
+# ---------------------------------------------------------------- loading
+
+def resolve_suite_path(name_or_path: str) -> Path:
+    """A path to a TOML file, or the name of a suite shipped in claimbench/suites/."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.is_file():
+            raise SuiteError("suite file not found", where=str(p),
+                             fix=f"give a path to a .toml file or one of: {', '.join(suite_names())}")
+        return p
+    shipped = suites_dir() / f"{name_or_path}.toml"
+    if shipped.is_file():
+        return shipped
+    raise SuiteError(f"no suite named {name_or_path!r}", where=name_or_path,
+                     fix=f"use one of: {', '.join(suite_names())}, or a path to a .toml file")
+
+
+def suite_names() -> list[str]:
+    return sorted(p.stem for p in suites_dir().glob("*.toml"))
+
+
+def load_suite(name_or_path: str | Path, tier: str = "default") -> Suite:
+    path = resolve_suite_path(str(name_or_path))
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise SuiteError(f"TOML syntax error: {e}", where=str(path),
+                         fix="correct the TOML syntax at that line") from None
+    except UnicodeDecodeError:
+        raise SuiteError("not UTF-8 text", where=str(path), fix="save the suite as UTF-8") from None
+    return parse_suite(raw, str(path), tier)
+
+
+def parse_suite(raw: dict[str, Any], path: str, tier: str = "default") -> Suite:
+    v = _Validator(path)
+    v.keys(raw, TOP_KEYS, "")
+    meta = v.table(raw, "suite", required=True)
+    v.keys(meta, SUITE_KEYS, "suite")
+    name = v.string(meta, "name", "suite", required=True)
+    if tier not in TIERS:
+        raise SuiteError(f"unknown tier {tier!r}", where=f"{path}",
+                         fix=f"use one of: {', '.join(TIERS)}")
+    tiers = v.table(raw, "tiers")
+    for t in tiers:
+        if t not in TIERS:
+            raise SuiteError(f"unknown tier {t!r}", where=f"{path}: tiers.{t}", fix=f"name tiers {', '.join(TIERS)}")
+        v.keys(v.table(tiers, t, where="tiers"), TIER_KEYS, f"tiers.{t}")
+    override = tiers.get(tier, {}) if tier != "default" else tiers.get("default", {})
+
+    base: dict[str, Any] = {}
+    for section, allowed in SECTIONS.items():
+        table = v.table(raw, section, required=section == "budget")
+        v.keys(table, allowed, section)
+        for key, value in table.items():
+            base[key] = v.param(key, value, f"{section}.{key}")
+    if "budget" in override:
+        budget = v.table(override, "budget", where=f"tiers.{tier}")
+        v.keys(budget, SECTIONS["budget"], f"tiers.{tier}.budget")
+        base.pop("epochs", None)
+        base.pop("steps", None)
+        for key, value in budget.items():
+            base[key] = v.param(key, value, f"tiers.{tier}.budget.{key}")
+    params = v.table(override, "params", where=f"tiers.{tier}")
+    for key, value in params.items():
+        if key not in SPEC_FIELDS or key == "seed":
+            raise SuiteError(f"unknown parameter {key!r}", where=f"{path}: tiers.{tier}.params.{key}",
+                             fix=f"use a parameter name: {', '.join(k for k in SPEC_FIELDS if k != 'seed')}")
+        base[key] = v.param(key, value, f"tiers.{tier}.params.{key}")
+
+    axes = _parse_axes(v, v.table(raw, "axes"), v.table(override, "axes", where=f"tiers.{tier}"), tier)
+    seeds_raw = override.get("seeds", meta.get("seeds", 3))
+    seeds = v.seeds(seeds_raw, f"tiers.{tier}.seeds" if "seeds" in override else "suite.seeds")
+
+    budget_keys = {k for k in ("epochs", "steps") if base.get(k)}
+    budget_axis = any(a.is_table and any("epochs" in x or "steps" in x for x in a.values) for a in axes) \
+        or any(a.name in ("epochs", "steps") for a in axes)
+    if len(budget_keys) != 1 and not budget_axis:
+        raise SuiteError("the budget must set exactly one of epochs and steps, as a positive integer",
+                         where=f"{path}: budget", fix="write [budget] with epochs = N or steps = N")
+
+    claims = tuple(_parse_claim(v, c, i, axes) for i, c in enumerate(v.array(raw, "claims")))
+    seen = set()
+    for c in claims:
+        if c.id in seen:
+            raise SuiteError(f"claim id {c.id!r} appears twice", where=f"{path}: claims", fix="give each claim its own id")
+        seen.add(c.id)
+
+    suite = Suite(
+        name=name, title=v.string(meta, "title", "suite") or name,
+        description=v.string(meta, "description", "suite") or "",
+        path=path, tier=tier, base=base, axes=axes, seeds=seeds, claims=claims,
+        faq_sections=tuple(str(s) for s in meta.get("faq_sections", [])),
+    )
+    # Resolve every trial once now, so that a bad combination fails at load time, naming the file.
+    try:
+        expand(suite)
+    except ValueError as e:
+        raise SuiteError(f"invalid combination: {e}", where=path,
+                         fix="give [budget] exactly one of epochs/steps, or sweep it in one axis") from None
+    return suite
+
+
+def _parse_axes(v: "_Validator", raw_axes: dict, tier_axes: dict, tier: str) -> tuple[Axis, ...]:
+    axes = []
+    for name, spec in raw_axes.items():
+        where = f"axes.{name}"
+        spec = v.table(raw_axes, name, where="axes")
+        v.keys(spec, AXIS_KEYS, where)
+        role = spec.get("role")
+        if role not in ROLES:
+            raise SuiteError(f"role must be one of {', '.join(ROLES)}, got {role!r}", where=f"{v.path}: {where}.role",
+                             fix='set role = "scientific", "nuisance" or "fixed"')
+        if name in tier_axes:
+            values = v.axis_values(name, tier_axes[name], f"tiers.{tier}.axes.{name}")
+        else:
+            values = v.axis_values(name, spec, where)
+        axes.append(Axis(name, role, values))
+    for name in tier_axes:
+        if name not in raw_axes:
+            raise SuiteError(f"tier overrides axis {name!r}, which the suite does not define",
+                             where=f"{v.path}: tiers.{tier}.axes.{name}", fix=f"define [axes.{name}] or remove it")
+    return tuple(axes)
+
+
+def _parse_claim(v: "_Validator", raw: Any, i: int, axes: tuple[Axis, ...]) -> Claim:
+    where = f"claims[{i}]"
+    if not isinstance(raw, dict):
+        raise SuiteError("each claim must be a table", where=f"{v.path}: {where}", fix="write [[claims]] tables")
+    v.keys(raw, CLAIM_KEYS, where)
+    cid = v.string(raw, "id", where, required=True)
+    kind_name = v.string(raw, "kind", where, required=True)
+    if kind_name not in KINDS:
+        raise SuiteError(f"unknown claim kind {kind_name!r}", where=f"{v.path}: {where}.kind",
+                         fix=f"use one of: {', '.join(sorted(KINDS))}")
+    kind = KINDS[kind_name]
+    try:
+        params = kind.resolve_params(v.table(raw, "params", where=where))
+    except (KeyError, TypeError) as e:
+        raise SuiteError(str(e).strip("'\""), where=f"{v.path}: {where}.params",
+                         fix=f"parameters of {kind_name}: {', '.join(sorted(kind.params))}") from None
+    axis_names = {a.name for a in axes}
+    for p in kind.axis_params:
+        if params.get(p) not in axis_names:
+            raise SuiteError(f"claim parameter {p}={params.get(p)!r} is not an axis of this suite",
+                             where=f"{v.path}: {where}.params.{p}", fix=f"use one of: {', '.join(sorted(axis_names))}")
+    section = raw.get("faq_section", "")
+    if not isinstance(section, (str, int)) or isinstance(section, bool):
+        raise SuiteError("faq_section must be a string or an integer", where=f"{v.path}: {where}.faq_section",
+                         fix='write faq_section = 6 or "6"')
+    return Claim(id=cid, kind=kind_name, faq_section=str(section),
+                 paraphrase=v.string(raw, "paraphrase", where) or "", params=params)
+
+
+class _Validator:
+    """Type and range checks that raise SuiteError naming file and key."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def fail(self, key: str, message: str, fix: str) -> SuiteError:
+        return SuiteError(message, where=f"{self.path}: {key}" if key else self.path, fix=fix)
+
+    def keys(self, table: dict, allowed: tuple[str, ...], where: str) -> None:
+        for key in table:
+            if key not in allowed:
+                full = f"{where}.{key}" if where else key
+                raise self.fail(full, f"unknown key {key!r}", f"use one of: {', '.join(allowed)}")
+
+    def table(self, parent: dict, key: str, *, required: bool = False, where: str = "") -> dict:
+        full = f"{where}.{key}" if where else key
+        if key not in parent:
+            if required:
+                raise self.fail(full, "missing table", f"add a [{full}] table")
+            return {}
+        value = parent[key]
+        if not isinstance(value, dict):
+            raise self.fail(full, f"must be a table, got {type(value).__name__} {value!r}", f"write [{full}] with key = value lines")
+        return value
+
+    def array(self, parent: dict, key: str) -> list:
+        value = parent.get(key, [])
+        if not isinstance(value, list):
+            raise self.fail(key, f"must be an array of tables, got {type(value).__name__}", f"write [[{key}]] tables")
+        return value
+
+    def string(self, table: dict, key: str, where: str, required: bool = False) -> str | None:
+        if key not in table:
+            if required:
+                raise self.fail(f"{where}.{key}", "missing key", f'add {key} = "..."')
+            return None
+        value = table[key]
+        if not isinstance(value, str) or (required and not value.strip()):
+            raise self.fail(f"{where}.{key}", f"must be a non-empty string, got {value!r}", f'write {key} = "..."')
+        return value
+
+    def seeds(self, value: Any, where: str) -> tuple[int, ...]:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return tuple(range(value))
+        if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+            if len(set(value)) != len(value):
+                raise self.fail(where, f"seeds repeat: {value}", "list each seed once")
+            return tuple(value)
+        raise self.fail(where, f"seeds must be a positive count or a non-empty list of non-negative integers, got {value!r}",
+                        "write seeds = 3 or seeds = [0, 1, 2]")
+
+    def param(self, key: str, value: Any, where: str) -> Any:
+        if key not in SPEC_FIELDS or key == "seed":
+            raise self.fail(where, f"unknown parameter {key!r}", "see claimbench/suite.schema.json for the parameter names")
+        want = SPEC_FIELDS[key]
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise self.fail(where, f"{key} must be {want.__name__}, got {type(value).__name__} {value!r}",
+                            f"write {key} as a {'number' if want in (int, float) else want.__name__}")
+        if key in CHOICES and value not in CHOICES[key]:
+            raise self.fail(where, f"unknown {key} {value!r}", f"use one of: {', '.join(CHOICES[key])}")
+        if key in RANGES:
+            lo, hi, lo_inc, hi_inc = RANGES[key]
+            bad = (isinstance(value, float) and not math.isfinite(value)) \
+                or (lo is not None and (value < lo or (value == lo and not lo_inc))) \
+                or (hi is not None and (value > hi or (value == hi and not hi_inc)))
+            if bad:
+                rule = _range_text(lo, hi, lo_inc, hi_inc)
+                raise self.fail(where, f"{key} must be {rule}, got {value!r}", f"set {key} to a value {rule}")
+        return value
+
+    def axis_values(self, name: str, spec: Any, where: str) -> tuple[Any, ...]:
+        if isinstance(spec, list):  # a tier override: the values themselves
+            spec = {"values": spec}
+        if not isinstance(spec, dict):
+            raise self.fail(where, f"must be a list of values or a table, got {spec!r}", "write values = [...]")
+        if ("values" in spec) == ("logspace" in spec):
+            raise self.fail(where, "an axis needs exactly one of values and logspace", "write values = [...] or logspace = {start, stop, num}")
+        if "logspace" in spec:
+            ls = spec["logspace"]
+            ok = isinstance(ls, dict) and set(ls) == {"start", "stop", "num"} \
+                and all(isinstance(ls[k], (int, float)) and not isinstance(ls[k], bool) for k in ls) \
+                and ls["start"] > 0 and ls["stop"] > 0 and isinstance(ls["num"], int) and ls["num"] >= 1
+            if not ok:
+                raise self.fail(f"{where}.logspace", f"must be {{start > 0, stop > 0, num >= 1}}, got {ls!r}",
+                                "write logspace = {start = 1e-3, stop = 1.0, num = 7}")
+            n = ls["num"]
+            a, b = math.log10(ls["start"]), math.log10(ls["stop"])
+            raw_values = [float(f"{10 ** (a + (b - a) * i / max(n - 1, 1)):.6g}") for i in range(n)]
+        else:
+            raw_values = spec["values"]
+        if not isinstance(raw_values, list) or not raw_values:
+            raise self.fail(f"{where}.values", f"an axis needs at least one value, got {raw_values!r}",
+                            "list one or more values, e.g. values = [8, 32]")
+        out = []
+        for i, value in enumerate(raw_values):
+            vw = f"{where}.values[{i}]"
+            if isinstance(value, dict):
+                if not value:
+                    raise self.fail(vw, "an empty table sets nothing", "write {param = value, ...}")
+                out.append({k: self.param(k, x, f"{vw}.{k}") for k, x in value.items()})
+            else:
+                if name not in SPEC_FIELDS or name == "seed":
+                    raise self.fail(vw, f"axis {name!r} is not a parameter, so its values must be tables",
+                                    f"rename the axis to a parameter name, or write values as {{param = value}}")
+                out.append(self.param(name, value, vw))
+        labels = [json.dumps(x, sort_keys=True) for x in out]
+        if len(set(labels)) != len(labels):
+            raise self.fail(f"{where}.values", f"values repeat: {raw_values}", "list each value once")
+        return tuple(out)
+
+
+def _range_text(lo, hi, lo_inc, hi_inc) -> str:
+    parts = []
+    if lo is not None:
+        parts.append(f"{'>=' if lo_inc else '>'} {lo}")
+    if hi is not None:
+        parts.append(f"{'<=' if hi_inc else '<'} {hi}")
+    return " and ".join(parts)
+
+
+# ---------------------------------------------------------------- expansion
+
+def expand(suite: Suite) -> list[TrialSpec]:
+    """The cartesian product of the axes and the seeds, as TrialSpecs (seed innermost)."""
+    specs = []
+    for levels in itertools.product(*(a.values for a in suite.axes)):
+        params = dict(suite.base)
+        for axis, value in zip(suite.axes, levels):
+            if isinstance(value, dict):
+                if "epochs" in value or "steps" in value:
+                    params.pop("epochs", None)
+                    params.pop("steps", None)
+                params.update(value)
+            else:
+                if axis.name in ("epochs", "steps"):
+                    params.pop("epochs", None)
+                    params.pop("steps", None)
+                params[axis.name] = value
+        for seed in suite.seeds:
+            specs.append(TrialSpec(seed=seed, **params))
+    return specs
+
+
+def axis_labels(suite: Suite, spec: TrialSpec) -> dict[str, Any]:
+    """The level of each table-valued axis for a spec (scalar axes are spec columns already)."""
+    out = {}
+    d = spec.to_dict()
+    for axis in suite.axes:
+        if axis.is_table:
+            for value in axis.values:
+                if all(d.get(k) == x for k, x in value.items()):
+                    out[axis.name] = axis.level_label(value)
+                    break
+    return out
+
+
+# ---------------------------------------------------------------- JSON schema
+
+def json_schema() -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) for suite files, for editors (e.g. taplo, Even Better TOML)."""
+
+    def param_schema(name: str) -> dict[str, Any]:
+        t = SPEC_FIELDS[name]
+        s: dict[str, Any] = {"boolean": {"type": "boolean"}, "int": {"type": "integer"},
+                             "float": {"type": "number"}, "str": {"type": "string"}}[t.__name__]
+        if name in CHOICES:
+            s["enum"] = list(CHOICES[name])
+        if name in RANGES:
+            lo, hi, lo_inc, hi_inc = RANGES[name]
+            if lo is not None:
+                s["minimum" if lo_inc else "exclusiveMinimum"] = lo
+            if hi is not None:
+                s["maximum" if hi_inc else "exclusiveMaximum"] = hi
+        return s
+
+    params = {k: param_schema(k) for k in SPEC_FIELDS if k != "seed"}
+
+    def section(keys):
+        return {"type": "object", "additionalProperties": False, "properties": {k: params[k] for k in keys}}
+
+    seeds = {"oneOf": [{"type": "integer", "minimum": 1},
+                       {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}]}
+    value_table = {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": params}
+    values = {"type": "array", "minItems": 1,
+              "items": {"anyOf": [{"type": ["number", "string", "boolean"]}, value_table]}}
+    logspace = {"type": "object", "additionalProperties": False, "required": ["start", "stop", "num"],
+                "properties": {"start": {"type": "number", "exclusiveMinimum": 0},
+                               "stop": {"type": "number", "exclusiveMinimum": 0},
+                               "num": {"type": "integer", "minimum": 1}}}
+    axis = {"type": "object", "additionalProperties": False, "required": ["role"],
+            "properties": {"role": {"enum": list(ROLES)}, "values": values, "logspace": logspace}}
+    tier = {"type": "object", "additionalProperties": False, "properties": {
+        "seeds": seeds, "budget": section(SECTIONS["budget"]), "params": section(tuple(params)),
+        "axes": {"type": "object", "additionalProperties": {"anyOf": [values, {"type": "object", "properties": {"values": values, "logspace": logspace}, "additionalProperties": False}]}}}}
+    claim = {"type": "object", "additionalProperties": False, "required": ["id", "kind"], "properties": {
+        "id": {"type": "string", "minLength": 1}, "kind": {"enum": sorted(KINDS)},
+        "faq_section": {"type": ["string", "integer"]}, "paraphrase": {"type": "string"},
+        "params": {"type": "object"}}}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://claimbench.dev/suite.schema.json",
+        "title": "claimbench suite",
+        "type": "object", "additionalProperties": False, "required": ["suite", "budget"],
+        "properties": {
+            "suite": {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {
+                "name": {"type": "string", "minLength": 1}, "title": {"type": "string"},
+                "description": {"type": "string"}, "seeds": seeds,
+                "faq_sections": {"type": "array", "items": {"type": ["string", "integer"]}}}},
+            "workload": section(SECTIONS["workload"]), "train": section(SECTIONS["train"]),
+            "budget": section(SECTIONS["budget"]),
+            "axes": {"type": "object", "additionalProperties": axis},
+            "tiers": {"type": "object", "additionalProperties": False, "properties": {t: tier for t in TIERS}},
+            "claims": {"type": "array", "items": claim},
+        },
+    }

@@ -1,0 +1,95 @@
+"""Optimizers and learning-rate schedules, built from a TrialSpec."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable
+
+import torch
+
+
+def _sgd(s, params):
+    return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, nesterov=s.nesterov and s.momentum > 0,
+                           weight_decay=s.weight_decay)
+
+
+OPTIMIZERS: dict[str, Callable] = {
+    "sgd": _sgd,
+    "adam": lambda s, p: torch.optim.Adam(p, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay),
+    "adamw": lambda s, p: torch.optim.AdamW(p, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay),
+    "nadam": lambda s, p: torch.optim.NAdam(p, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay),
+    "rmsprop": lambda s, p: torch.optim.RMSprop(p, lr=s.lr, alpha=s.beta2, eps=s.eps, momentum=s.momentum,
+                                                weight_decay=s.weight_decay),
+    "adamax": lambda s, p: torch.optim.Adamax(p, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay),
+}
+
+
+def make_optimizer(spec, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """RMSprop takes ``beta2`` as its squared-gradient decay (alpha) and ``momentum`` as its momentum."""
+    return OPTIMIZERS[spec.optimizer](spec, params)
+
+
+class Schedule:
+    """The LR multiplier at each step: warmup x schedule. Plateau cuts on evaluations.
+
+    Fractions of the total step count keep a schedule's shape the same under any budget:
+    ``step`` multiplies by gamma at 50% and 75% of training; ``exponential`` decays
+    smoothly to gamma at the end; ``cosine`` anneals to 0; ``onecycle`` is Smith's 1cycle
+    (LR from lr/25 up to lr over the first 30%, then cosine down to lr/1e4; momentum is
+    not cycled); ``plateau`` multiplies by gamma after ``plateau_patience`` evaluations
+    without a lower validation loss. Warmup scales linearly from 1/warmup_steps to 1.
+    """
+
+    def __init__(self, spec, total_steps: int):
+        self.kind = spec.schedule
+        self.total = max(total_steps, 1)
+        self.gamma = spec.schedule_gamma
+        self.warmup = spec.warmup_steps
+        self.patience = spec.plateau_patience
+        self.plateau_factor = 1.0
+        self.best_val = math.inf
+        self.bad_evals = 0
+
+    def factor(self, step: int) -> float:
+        t = step / self.total
+        if self.kind == "constant":
+            f = 1.0
+        elif self.kind == "step":
+            f = self.gamma ** ((t >= 0.5) + (t >= 0.75))
+        elif self.kind == "exponential":
+            f = self.gamma ** t
+        elif self.kind == "cosine":
+            f = 0.5 * (1 + math.cos(math.pi * t))
+        elif self.kind == "onecycle":
+            if t < 0.3:
+                f = 1 / 25 + (1 - 1 / 25) * 0.5 * (1 - math.cos(math.pi * t / 0.3))
+            else:
+                f = 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * (t - 0.3) / 0.7))
+        elif self.kind == "plateau":
+            f = self.plateau_factor
+        else:
+            raise ValueError(f"unknown schedule {self.kind!r}")
+        if self.warmup and step < self.warmup:
+            f *= (step + 1) / self.warmup
+        return f
+
+    def on_eval(self, val_loss: float) -> None:
+        if self.kind != "plateau":
+            return
+        if val_loss < self.best_val:
+            self.best_val, self.bad_evals = val_loss, 0
+        else:
+            self.bad_evals += 1
+            if self.bad_evals >= self.patience:
+                self.plateau_factor *= self.gamma
+                self.bad_evals = 0
+
+
+SCHEDULES = ("constant", "step", "exponential", "plateau", "onecycle", "cosine")
+
+
+def clip_gradients(spec, params: list[torch.nn.Parameter]) -> None:
+    if spec.clip == "norm":
+        torch.nn.utils.clip_grad_norm_(params, spec.clip_threshold)
+    elif spec.clip == "value":
+        torch.nn.utils.clip_grad_value_(params, spec.clip_threshold)

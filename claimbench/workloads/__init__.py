@@ -1,0 +1,7 @@
+"""Workloads: datasets and models, registered by name (names listed in trial.CHOICES)."""
+
+from claimbench.workloads.data import BUILDERS, DataCache, Dataset, build_dataset
+from claimbench.workloads.models import ACTIVATIONS, INIT_DISTS, INITS, MODELS, build_model
+
+__all__ = ["ACTIVATIONS", "BUILDERS", "DataCache", "Dataset", "INITS", "INIT_DISTS", "MODELS", "build_dataset",
+           "build_model"]
