@@ -28,11 +28,12 @@ def default_run_dir(suite: Suite) -> Path:
 
 
 def run_suite(suite: Suite, run_dir: str | Path | None = None, executor: str = "ray", address: str | None = None,
-              pack_size: int = DEFAULT_PACK_SIZE, command: str = "", progress: bool = True) -> RunSummary:
+              pack_size: int = DEFAULT_PACK_SIZE, command: str = "", progress: bool = True,
+              faults: tuple = ()) -> RunSummary:
     """Train every trial of ``suite`` that has no final record in ``run_dir``; records are stored as they arrive."""
     run_dir = Path(run_dir) if run_dir else default_run_dir(suite)
     store = RunStore(run_dir)
-    ex = make_executor(executor, address)  # validates the executor before anything is written
+    ex = make_executor(executor, address, faults=faults)  # validates the executor before anything is written
     store.init(suite, command, environment(command))
     specs = expand(suite)
     pending = store.pending(specs)

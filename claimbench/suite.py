@@ -442,7 +442,7 @@ def json_schema() -> dict[str, Any]:
 
     def param_schema(name: str) -> dict[str, Any]:
         t = SPEC_FIELDS[name]
-        s: dict[str, Any] = {"boolean": {"type": "boolean"}, "int": {"type": "integer"},
+        s: dict[str, Any] = {"bool": {"type": "boolean"}, "int": {"type": "integer"},
                              "float": {"type": "number"}, "str": {"type": "string"}}[t.__name__]
         if name in CHOICES:
             s["enum"] = list(CHOICES[name])

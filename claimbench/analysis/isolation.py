@@ -8,9 +8,20 @@ trials all diverged has no value (NaN) and says so.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import pandas as pd
 
-from claimbench.claims.base import Design
+
+@dataclass(frozen=True)
+class Design:
+    """The roles of a suite's axes, which claims need to isolate their effect."""
+
+    scientific: tuple[str, ...]
+    nuisance: tuple[str, ...]
+    fixed: tuple[str, ...]  # swept fixed axes: each level is a stratum
+    constants: dict[str, Any] = field(default_factory=dict)  # everything held fixed, for caveats
 
 
 def strata_of(design: Design, axis: str) -> list[str]:

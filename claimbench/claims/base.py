@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from claimbench.analysis.isolation import Design  # noqa: F401  (re-exported: claims take a Design)
+
 VERDICTS = ("supported", "refuted", "inconclusive")
 
 
@@ -21,16 +23,6 @@ class Claim:
     faq_section: str
     paraphrase: str
     params: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Design:
-    """The roles of a suite's axes, which claims need to isolate their effect."""
-
-    scientific: tuple[str, ...]
-    nuisance: tuple[str, ...]
-    fixed: tuple[str, ...]  # swept fixed axes: each level is a stratum
-    constants: dict[str, Any] = field(default_factory=dict)  # everything held fixed, for caveats
 
 
 @dataclass

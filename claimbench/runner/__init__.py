@@ -19,14 +19,14 @@ from claimbench.trial import TrialRecord, TrialSpec
 EXECUTORS = ("ray", "local")
 
 
-def make_executor(name: str, address: str | None = None, cpus_per_trial: float = 1):
+def make_executor(name: str, address: str | None = None, cpus_per_trial: float = 1, faults: tuple = ()):
     if name == "local":
         if address:
             raise UserError("--address attaches to a Ray cluster, which the local executor does not use",
                             where="--address", fix="drop --address or use --executor ray")
-        return LocalExecutor()
+        return LocalExecutor(faults=faults)
     if name == "ray":
-        return RayExecutor(address=address, cpus_per_trial=cpus_per_trial)
+        return RayExecutor(address=address, cpus_per_trial=cpus_per_trial, faults=faults)
     raise UserError(f"unknown executor {name!r}", where="--executor", fix=f"use one of: {', '.join(EXECUTORS)}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from claimbench.faults import Fault, should_crash, should_raise
 from claimbench.train import train_trial
 from claimbench.trial import TrialRecord, TrialSpec
 from claimbench.workloads import DataCache
@@ -12,10 +13,14 @@ from claimbench.workloads import DataCache
 class LocalExecutor:
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, faults: tuple[Fault, ...] = ()) -> None:
         self.cache = DataCache()
+        self.faults = faults
 
     def run(self, packs: list[list[TrialSpec]], on_record: Callable[[TrialRecord], None]) -> None:
         for pack in packs:
             for spec in pack:
-                on_record(train_trial(spec, self.cache))
+                if should_crash(self.faults, spec.trial_id, 1):
+                    on_record(TrialRecord.failed(spec, "worker crashed (injected fault); the local executor does not retry"))
+                    continue
+                on_record(train_trial(spec, self.cache, inject_error=should_raise(self.faults, spec.trial_id)))

@@ -16,6 +16,7 @@ import os
 from collections import deque
 from typing import Any, Callable
 
+from claimbench.faults import Fault, should_crash, should_raise
 from claimbench.trial import TrialRecord, TrialSpec
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 class _Worker:
     """One resource slot. Defined plainly here, made a Ray actor in ``RayExecutor``."""
 
-    def __init__(self, threads: int):
+    def __init__(self, threads: int, faults: tuple[Fault, ...] = ()):
         import torch
 
         from claimbench.workloads import DataCache
@@ -32,11 +33,19 @@ class _Worker:
         torch.set_num_threads(max(1, threads))
         self.cache = DataCache()
         self.device = "cpu"
+        self.faults = faults
 
-    def run_pack(self, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def run_pack(self, specs: list[dict[str, Any]], attempt: int = 1) -> list[dict[str, Any]]:
         from claimbench.train import train_trial
 
-        return [train_trial(TrialSpec.from_dict(d), self.cache, self.device).to_dict() for d in specs]
+        out = []
+        for d in specs:
+            spec = TrialSpec.from_dict(d)
+            if should_crash(self.faults, spec.trial_id, attempt):
+                os._exit(1)  # injected: the worker process dies mid-pack
+            out.append(train_trial(spec, self.cache, self.device,
+                                   inject_error=should_raise(self.faults, spec.trial_id)).to_dict())
+        return out
 
     def ping(self) -> bool:
         return True
@@ -46,7 +55,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, address: str | None = None, cpus_per_trial: float = 1, max_attempts: int = 3,
-                 inflight_per_actor: int = 2, num_workers: int | None = None):
+                 inflight_per_actor: int = 2, num_workers: int | None = None, faults: tuple[Fault, ...] = ()):
         if cpus_per_trial <= 0:
             raise ValueError(f"cpus_per_trial must be > 0, got {cpus_per_trial}")
         self.address = address
@@ -54,6 +63,7 @@ class RayExecutor:
         self.max_attempts = max_attempts
         self.inflight_per_actor = inflight_per_actor
         self.num_workers = num_workers
+        self.faults = faults
 
     # -- cluster ----------------------------------------------------------
     def _connect(self) -> bool:
@@ -75,7 +85,7 @@ class RayExecutor:
         import ray
 
         cls = ray.remote(_Worker).options(num_cpus=self.cpus_per_trial, max_restarts=0, max_task_retries=0)
-        return cls.remote(max(1, int(self.cpus_per_trial)))
+        return cls.remote(max(1, int(self.cpus_per_trial)), self.faults)
 
     # -- run ----------------------------------------------------------------
     def run(self, packs: list[list[TrialSpec]], on_record: Callable[[TrialRecord], None]) -> None:
@@ -104,7 +114,7 @@ class RayExecutor:
             for i in sorted(load, key=load.get):
                 while queue and load[i] < self.inflight_per_actor:
                     pack, attempt = queue.popleft()
-                    ref = actors[i].run_pack.remote([s.to_dict() for s in pack])
+                    ref = actors[i].run_pack.remote([s.to_dict() for s in pack], attempt)
                     inflight[ref] = (i, pack, attempt)
                     load[i] += 1
 

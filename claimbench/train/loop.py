@@ -27,12 +27,16 @@ EMA = 0.1  # weight of the newest minibatch loss in the smoothed training loss
 EVAL_CHUNK = 8192
 
 
-def train_trial(spec: TrialSpec, cache: DataCache | None = None, device: str | torch.device = "cpu") -> TrialRecord:
-    """Train one trial; every outcome, including an error, is a record."""
+def train_trial(spec: TrialSpec, cache: DataCache | None = None, device: str | torch.device = "cpu",
+                inject_error: bool = False) -> TrialRecord:
+    """Train one trial; every outcome, including an error, is a record.
+
+    ``inject_error`` makes training raise after its first step (fault injection, see faults.py).
+    """
     start = time.perf_counter()
     try:
         data = (cache or DataCache()).get(spec.dataset, spec.n_samples, spec.data_seed, device)
-        record = _train(spec, data, torch.device(device))
+        record = _train(spec, data, torch.device(device), inject_error)
     except Exception as e:  # a failure is a result, with its reason
         tb = traceback.extract_tb(e.__traceback__)[-1]
         record = TrialRecord.failed(spec, f"{type(e).__name__}: {e} (at {tb.filename.rsplit('/', 1)[-1]}:{tb.lineno})")
@@ -42,7 +46,7 @@ def train_trial(spec: TrialSpec, cache: DataCache | None = None, device: str | t
     return record
 
 
-def _train(spec: TrialSpec, data: Dataset, device: torch.device) -> TrialRecord:
+def _train(spec: TrialSpec, data: Dataset, device: torch.device, inject_error: bool = False) -> TrialRecord:
     n_train = len(data.y_train)
     if spec.batch_size > n_train:
         raise ValueError(f"batch_size {spec.batch_size} exceeds the {n_train} training examples of {spec.dataset}")
@@ -70,6 +74,7 @@ def _train(spec: TrialSpec, data: Dataset, device: torch.device) -> TrialRecord:
     train_time = 0.0
     step = 0
     perm = None
+    model.train()
     while step < total:
         t0 = time.perf_counter()
         # --- one step
@@ -80,7 +85,6 @@ def _train(spec: TrialSpec, data: Dataset, device: torch.device) -> TrialRecord:
         lr = spec.lr * schedule.factor(step)
         for group in opt.param_groups:
             group["lr"] = lr
-        model.train()
         loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
         value = loss.item()
         smoothed = value if smoothed is None else (1 - EMA) * smoothed + EMA * value
@@ -97,10 +101,13 @@ def _train(spec: TrialSpec, data: Dataset, device: torch.device) -> TrialRecord:
         opt.step()
         step += 1
         train_time += time.perf_counter() - t0
+        if inject_error:
+            raise RuntimeError("injected fault (CLAIMBENCH_FAULTS raise)")
 
         # --- evaluation
         if step in eval_at:
             m = _evaluate(model, data, train_probe)
+            model.train()  # _evaluate left it in eval mode
             curve.append({"step": step, "examples": step * spec.batch_size, "epoch": step / steps_per_epoch,
                           "lr": lr, "train_loss_ema": smoothed, **m, "elapsed_s": train_time})
             if not math.isfinite(m["val_loss"]):

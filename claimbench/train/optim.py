@@ -10,22 +10,28 @@ import torch
 
 def _sgd(s, params):
     return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, nesterov=s.nesterov and s.momentum > 0,
-                           weight_decay=s.weight_decay)
+                           weight_decay=s.weight_decay, foreach=True)
 
 
 OPTIMIZERS: dict[str, Callable] = {
     "sgd": _sgd,
-    "adam": lambda s, p: torch.optim.Adam(p, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay),
-    "adamw": lambda s, p: torch.optim.AdamW(p, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay),
-    "nadam": lambda s, p: torch.optim.NAdam(p, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay),
+    "adam": lambda s, p: torch.optim.Adam(p, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay,
+                                            foreach=True),
+    "adamw": lambda s, p: torch.optim.AdamW(p, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay,
+                                            foreach=True),
+    "nadam": lambda s, p: torch.optim.NAdam(p, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay,
+                                            foreach=True),
     "rmsprop": lambda s, p: torch.optim.RMSprop(p, lr=s.lr, alpha=s.beta2, eps=s.eps, momentum=s.momentum,
-                                                weight_decay=s.weight_decay),
-    "adamax": lambda s, p: torch.optim.Adamax(p, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay),
+                                                weight_decay=s.weight_decay, foreach=True),
+    "adamax": lambda s, p: torch.optim.Adamax(p, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay,
+                                            foreach=True),
 }
 
 
 def make_optimizer(spec, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """RMSprop takes ``beta2`` as its squared-gradient decay (alpha) and ``momentum`` as its momentum."""
+    """The spec's optimizer; multi-tensor (foreach) kernels, since small models are bound by per-op overhead.
+
+    RMSprop takes ``beta2`` as its squared-gradient decay (alpha) and ``momentum`` as its momentum."""
     return OPTIMIZERS[spec.optimizer](spec, params)
 
 

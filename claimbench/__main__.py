@@ -1,0 +1,3 @@
+from claimbench.cli import main
+
+main()

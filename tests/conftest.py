@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny suites that train in well under a second per trial."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+TINY_SUITE = """
+[suite]
+name = "tiny"
+title = "Tiny batch-size suite"
+seeds = 2
+
+[workload]
+dataset = "teacher"
+n_samples = 600
+depth = 1
+width = 16
+
+[train]
+optimizer = "sgd"
+momentum = 0.9
+evals = 3
+
+[budget]
+steps = 30
+
+[axes.batch_size]
+role = "scientific"
+values = [4, 16, 64]
+
+[axes.lr]
+role = "nuisance"
+values = [0.01, 0.1, 100.0]
+
+[tiers.smoke]
+seeds = 1
+axes = { batch_size = [4, 64] }
+
+[[claims]]
+id = "B2"
+kind = "best_level_in_range"
+faq_section = 6
+paraphrase = "Small batches generalize best."
+params = { axis = "batch_size", low = 2, high = 32, n_boot = 200 }
+
+[[claims]]
+id = "B3"
+kind = "range_width_trend"
+faq_section = 6
+paraphrase = "Large batches narrow the stable LR range."
+params = { axis = "batch_size", range_axis = "lr", n_boot = 200 }
+"""
+
+
+@pytest.fixture
+def write_suite(tmp_path: Path):
+    """Write TOML text (dedented) to a file and return its path."""
+
+    def write(text: str = TINY_SUITE, name: str = "suite.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def tiny_suite_path(write_suite) -> Path:
+    return write_suite()
