@@ -9,7 +9,6 @@ import pandas as pd
 
 from claimbench.claims import ClaimResult, evaluate_claims
 from claimbench.env import environment
-from claimbench.runner import make_executor, run_trials
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
 from claimbench.store import RunStore
 from claimbench.suite import Suite, expand
@@ -31,6 +30,8 @@ def run_suite(suite: Suite, run_dir: str | Path | None = None, executor: str = "
               pack_size: int = DEFAULT_PACK_SIZE, command: str = "", progress: bool = True,
               faults: tuple = ()) -> RunSummary:
     """Train every trial of ``suite`` that has no final record in ``run_dir``; records are stored as they arrive."""
+    from claimbench.runner import make_executor, run_trials  # torch and Ray load only when training
+
     run_dir = Path(run_dir) if run_dir else default_run_dir(suite)
     store = RunStore(run_dir)
     ex = make_executor(executor, address, faults=faults)  # validates the executor before anything is written

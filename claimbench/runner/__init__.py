@@ -11,7 +11,7 @@ from typing import Callable
 
 from claimbench.errors import UserError
 from claimbench.runner.local import LocalExecutor
-from claimbench.runner.packs import DEFAULT_PACK_SIZE, make_packs
+from claimbench.runner.packs import DEFAULT_PACK_SIZE, cost, make_packs
 from claimbench.runner.progress import RunProgress
 from claimbench.runner.ray_executor import RayExecutor
 from claimbench.trial import TrialRecord, TrialSpec
@@ -33,10 +33,11 @@ def make_executor(name: str, address: str | None = None, cpus_per_trial: float =
 def run_trials(specs: list[TrialSpec], executor, on_record: Callable[[TrialRecord], None],
                pack_size: int = DEFAULT_PACK_SIZE, progress: bool = True) -> None:
     """Run ``specs`` in packs; ``on_record`` sees each record as it arrives (then the progress bar)."""
-    with RunProgress(len(specs), enabled=progress) as bar:
+    costs = {s.trial_id: cost(s) for s in specs}
+    with RunProgress(len(specs), enabled=progress, total_cost=sum(costs.values())) as bar:
         def handle(record: TrialRecord) -> None:
             on_record(record)
-            bar.update(record)
+            bar.update(record, costs.get(record.trial_id, 0.0))
 
         executor.run(make_packs(specs, pack_size), handle)
 

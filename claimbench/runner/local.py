@@ -5,19 +5,21 @@ from __future__ import annotations
 from typing import Callable
 
 from claimbench.faults import Fault, should_crash, should_raise
-from claimbench.train import train_trial
 from claimbench.trial import TrialRecord, TrialSpec
-from claimbench.workloads import DataCache
 
 
 class LocalExecutor:
     name = "local"
 
     def __init__(self, faults: tuple[Fault, ...] = ()) -> None:
+        from claimbench.workloads import DataCache  # torch loads when an executor is made, not on import
+
         self.cache = DataCache()
         self.faults = faults
 
     def run(self, packs: list[list[TrialSpec]], on_record: Callable[[TrialRecord], None]) -> None:
+        from claimbench.train import train_trial
+
         for pack in packs:
             for spec in pack:
                 if should_crash(self.faults, spec.trial_id, 1):

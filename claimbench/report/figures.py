@@ -1,0 +1,516 @@
+"""Figures for the HTML report: seaborn/matplotlib drawn to inline SVG strings.
+
+One function per claim kind, registered in ``FIGURES`` under the kind's name;
+a kind with no entry gets no figure (its section still renders). A figure
+function takes the claim, its ``ClaimResult`` and the ``Evaluation`` (suite and
+trial frame) and returns a list of ``RenderedFigure``.
+
+Figures are built on ``matplotlib.figure.Figure`` objects (no pyplot, no global
+state); style settings apply only inside ``rc_context`` while a figure is drawn
+and saved. The SVG keeps text as text (``svg.fonttype = "none"``) and references
+nothing outside itself.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
+
+from claimbench.claims.base import Claim, ClaimResult
+from claimbench.report import format as fmt
+
+if TYPE_CHECKING:
+    from claimbench.api import Evaluation
+
+
+@dataclass(frozen=True)
+class RenderedFigure:
+    """One figure of a claim section: a title, a caption (plain text) and an inline ``<svg>`` element."""
+
+    title: str
+    caption: str
+    svg: str
+
+
+FigureFn = Callable[[Claim, ClaimResult, "Evaluation"], list[RenderedFigure]]
+
+#: Figure functions by claim kind name. A new claim kind adds its own with ``register_figures``.
+FIGURES: dict[str, FigureFn] = {}
+
+
+def register_figures(kind: str) -> Callable[[FigureFn], FigureFn]:
+    def add(fn: FigureFn) -> FigureFn:
+        FIGURES[kind] = fn
+        return fn
+    return add
+
+
+def figures_for(claim: Claim, result: ClaimResult, evaluation: "Evaluation") -> list[RenderedFigure]:
+    """The figures of one claim; none for a kind without a figure function or a run without trials."""
+    fn = FIGURES.get(result.kind)
+    if fn is None or evaluation.frame.empty:
+        return []
+    return fn(claim, result, evaluation)
+
+
+# ------------------------------------------------------------------ style and SVG output
+
+#: Colours (colour-blind safe: Okabe-Ito).
+BLUE, ORANGE, RED, GREY = "#0072B2", "#E69F00", "#D55E00", "#8c8c8c"
+HEATMAP_CMAP = "viridis"
+PANEL_MAX_WIDTH = 7.8  # inches: drawn at DISPLAY_SCALE, the page's content width
+DISPLAY_SCALE = 1.3  # figures are drawn small and shown larger: 9 pt labels read as 12 pt
+
+
+def _rc() -> dict[str, Any]:
+    rc = dict(sns.axes_style("whitegrid"))
+    rc.update(sns.plotting_context("notebook", font_scale=0.85))
+    rc.update({
+        "font.sans-serif": ["DejaVu Sans", "Bitstream Vera Sans", "Arial", "Helvetica", "sans-serif"],
+        "axes.titleweight": "bold",
+        "axes.titlesize": 10.5,
+        "svg.fonttype": "none",  # text stays text: searchable, selectable, small
+        "xtick.bottom": True,
+        "ytick.left": True,
+        "xtick.major.size": 3,
+        "ytick.major.size": 3,
+        "xtick.minor.size": 2,
+        "ytick.minor.size": 2,
+        "legend.frameon": False,
+    })
+    return rc
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(min(width, PANEL_MAX_WIDTH), height), layout="constrained")
+
+
+def _panels(n: int, panel_w: float, panel_h: float, extra_w: float = 0.0) -> tuple[Figure, list]:
+    """A figure of ``n`` panels sharing the y axis, wrapped into rows when they would not fit the page."""
+    cols = max(1, min(n, int((PANEL_MAX_WIDTH - extra_w) // panel_w)))
+    rows = -(-n // cols)
+    fig = _new_figure(panel_w * cols + extra_w, panel_h * rows + (0.4 if rows > 1 else 0.0))
+    grid = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    axes = list(grid.ravel())
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    for i, ax in enumerate(axes[:n]):
+        if i % cols:  # the y axis is labelled in the first column only
+            ax.tick_params(axis="y", left=False)
+    return fig, axes[:n]
+
+
+_REF = re.compile(r'(?:url\(#|href="#)([^)"]+)')
+_ID = re.compile(r'\sid="([^"]*)"')
+_SIZE = re.compile(r'<svg([^>]*?)\swidth="([\d.]+)pt"\sheight="([\d.]+)pt"')
+
+
+def to_svg(fig: Figure, salt: str) -> str:
+    """The figure as an ``<svg>`` element to inline in HTML: no XML prolog, no DOCTYPE, no metadata.
+
+    ``salt`` makes the element ids (clip paths, markers) unique within the page
+    and the output deterministic. The element scales down with the page and is
+    never drawn larger than ``DISPLAY_SCALE`` times its natural size.
+    """
+    buf = io.StringIO()
+    with mpl.rc_context({**_rc(), "svg.hashsalt": salt}):
+        fig.savefig(buf, format="svg",
+                    metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg"):]
+    # matplotlib names every group (figure_1, axes_1, ...): drop the ids nothing refers to, so that
+    # several figures on a page share no id and none can shadow a claim's anchor
+    refs = set(_REF.findall(svg))
+    svg = _ID.sub(lambda m: m.group(0) if m.group(1) in refs else "", svg)
+    return _SIZE.sub(lambda m: f'<svg{m.group(1)} width="100%" style="max-width: '
+                               f'{float(m.group(2)) * DISPLAY_SCALE:.0f}pt; height: auto"', svg, count=1).strip()
+
+
+def _legend(fig: Figure, handles: list) -> None:
+    """One legend under the panels, in as many columns as fit the figure's width."""
+    widths = [0.45 + 0.068 * len(h.get_label()) for h in handles]  # inches at 8.5 pt, marker included
+    cols = len(handles)
+    while cols > 1 and max(sum(widths[i:i + cols]) for i in range(0, len(widths), cols)) > fig.get_figwidth():
+        cols -= 1
+    rows = -(-len(handles) // cols)
+    cols = -(-len(handles) // rows)  # balanced rows: 2 + 2 rather than 3 + 1
+    fig.legend(handles=handles, loc="outside lower center", ncols=cols, fontsize=8.5)
+
+
+def _safe(text: Any) -> str:
+    """Suite text for a figure: ``$`` would switch matplotlib to mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+# ------------------------------------------------------------------ shared pieces
+
+def _parts(result: ClaimResult) -> list[ClaimResult]:
+    """The per-stratum results, or the result itself when the claim has one stratum."""
+    return list(result.strata) or [result]
+
+
+def _subframe(frame: pd.DataFrame, stratum: dict[str, Any]) -> pd.DataFrame:
+    mask = pd.Series(True, index=frame.index)
+    for key, value in stratum.items():
+        if key in frame.columns:
+            mask &= frame[key] == value
+    return frame[mask]
+
+
+def _panel_title(part: ClaimResult) -> str:
+    """The stratum of a panel, one ``key = value`` per line."""
+    return "\n".join(_safe(fmt.stratum({k: v})) for k, v in part.stratum.items())
+
+
+def _grid(evaluation: "Evaluation", name: str, frame: pd.DataFrame) -> list[Any]:
+    """The tested values of an axis: the suite's grid, plus any value the frame has beyond it."""
+    values = set(frame[name].dropna().unique()) if name in frame.columns else set()
+    try:
+        values |= {v for v in evaluation.suite.axis(name).values if not isinstance(v, dict)}
+    except StopIteration:
+        pass
+    try:
+        return sorted(values, key=float)
+    except (TypeError, ValueError):
+        return sorted(values, key=str)
+
+
+def _numeric_positive(values: list[Any]) -> bool:
+    return bool(values) and all(fmt.is_numeric(v) and float(v) > 0 for v in values)
+
+
+def _log_x(ax, levels: list[Any], base: int = 2) -> None:
+    """Log x axis with a tick at each tested level, labelled 2, 4, 8 ..."""
+    lv = [float(v) for v in levels]
+    ax.set_xscale("log", base=base)
+    ax.xaxis.set_major_locator(FixedLocator(lv))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt.tick(v)))
+    ax.xaxis.set_minor_locator(NullLocator())
+    lo, hi = min(lv), max(lv)
+    pad = (hi / lo) ** 0.06 if hi > lo else 2.0
+    ax.set_xlim(lo / pad, hi * pad)
+
+
+def _log_y(ax) -> None:
+    """Log y axis with decade ticks labelled 1e-3, 1e-2, 0.1, 1 ..."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt.tick(v)))
+    ax.yaxis.set_minor_locator(NullLocator())
+
+
+def _level_frame(part: ClaimResult) -> pd.DataFrame:
+    df = pd.DataFrame(part.data)
+    if df.empty or "level" not in df.columns:
+        return df
+    return df.sort_values("level").reset_index(drop=True)
+
+
+def _mean_ci_panel(ax, df: pd.DataFrame, *, log_x: bool, hue: pd.Series | None = None,
+                   palette: dict[str, str] | None = None) -> None:
+    """Mean per level (points joined by a line) with its CI as a vertical bar."""
+    ok = df.dropna(subset=["mean"])
+    if ok.empty:
+        ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center", color=GREY)
+        return
+    sns.lineplot(data=ok, x="level", y="mean", ax=ax, color=GREY, linewidth=1.2, errorbar=None,
+                 sort=True, zorder=1)
+    ax.vlines(ok["level"], ok["lo"], ok["hi"], colors=GREY if hue is None else [palette[h] for h in hue[ok.index]],
+              linewidth=2.2, zorder=2)
+    if hue is None:
+        sns.scatterplot(data=ok, x="level", y="mean", ax=ax, color=BLUE, s=45, zorder=3, legend=False,
+                        edgecolor="white", linewidth=0.8)
+    else:
+        sns.scatterplot(data=ok.assign(_hue=hue[ok.index]), x="level", y="mean", hue="_hue", palette=palette,
+                        ax=ax, s=45, zorder=3, legend=False, edgecolor="white", linewidth=0.8)
+    if log_x:
+        _log_x(ax, list(df["level"]))
+
+
+# ------------------------------------------------------------------ best_level_in_range (B2)
+
+@dataclass
+class _Heat:
+    mean: pd.DataFrame  # rows: nuisance values (descending), columns: levels
+    select_mean: pd.DataFrame
+    n: pd.DataFrame  # trials with a record
+    diverged: pd.DataFrame
+
+
+def _heat(frame: pd.DataFrame, axis: str, nuisance: str, metric: str, select: str,
+          levels: list[Any], values: list[Any]) -> _Heat:
+    """Per (nuisance value, level): mean over seeds of ``metric`` of the best trial over any other
+    nuisance axes (chosen on ``select``), and the counts of trials and of diverged trials."""
+    index = pd.Index(values[::-1], name=nuisance)
+    columns = pd.Index(levels, name=axis)
+
+    def shaped(series: pd.Series, fill=np.nan) -> pd.DataFrame:
+        if series.empty:
+            return pd.DataFrame(fill, index=index, columns=columns)
+        return series.unstack(axis, fill_value=fill).reindex(index=index, columns=columns, fill_value=fill)
+
+    ok = frame[(frame["status"] == "completed") & frame[select].notna() & frame[metric].notna()]
+    if ok.empty:
+        mean = shaped(pd.Series(dtype=float))
+        select_mean = shaped(pd.Series(dtype=float))
+    else:
+        per_seed = ok.loc[ok.groupby([axis, nuisance, "seed"])[select].idxmax()]
+        mean = shaped(per_seed.groupby([axis, nuisance])[metric].mean())
+        select_mean = shaped(per_seed.groupby([axis, nuisance])[select].mean())
+    counts = frame.groupby([axis, nuisance]).size()
+    diverged = frame[frame["status"] == "diverged"].groupby([axis, nuisance]).size()
+    return _Heat(mean=mean.astype(float), select_mean=select_mean.astype(float),
+                 n=shaped(counts, 0).astype(int), diverged=shaped(diverged, 0).astype(int))
+
+
+def _draw_heat(ax, heat: _Heat, vmin: float, vmax: float, axis: str, nuisance: str) -> None:
+    n_rows, n_cols = heat.mean.shape
+    small = n_cols > 8 or n_rows > 10
+    annot = np.full(heat.mean.shape, "", dtype=object)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            value, n, div = heat.mean.iat[i, j], heat.n.iat[i, j], heat.diverged.iat[i, j]
+            if np.isfinite(value):
+                annot[i, j] = f"{value:.2f}" if small else f"{value:.3f}"
+                if div:
+                    annot[i, j] += f"\n{div}/{n}×"
+    ax.set_facecolor("#f4f4f4")
+    sns.heatmap(heat.mean, ax=ax, cmap=HEATMAP_CMAP, vmin=vmin, vmax=vmax, cbar=False, annot=annot, fmt="",
+                annot_kws={"fontsize": 6.5 if small else 7.5}, linewidths=1.0, linecolor="white", square=False,
+                xticklabels=[_safe(fmt.tick(v)) for v in heat.mean.columns],
+                yticklabels=[_safe(fmt.tick(v)) for v in heat.mean.index])
+    for i in range(n_rows):
+        for j in range(n_cols):
+            if np.isfinite(heat.mean.iat[i, j]):
+                continue
+            n, div = heat.n.iat[i, j], heat.diverged.iat[i, j]
+            if n and div == n:  # every trial of the cell diverged
+                ax.add_patch(Rectangle((j, i), 1, 1, facecolor="#fbe3d6", edgecolor="white", linewidth=1.0,
+                                       hatch="////", zorder=2))
+                ax.text(j + 0.5, i + 0.5, "×", ha="center", va="center", fontsize=13, color=RED, zorder=3,
+                        fontweight="bold")
+            else:  # no record yet, or failed
+                ax.text(j + 0.5, i + 0.5, "n/a" if n == 0 else "failed", ha="center", va="center",
+                        fontsize=6.5, color=GREY, zorder=3)
+    # outline the nuisance value with the best mean selection metric per level
+    sel = heat.select_mean
+    for j in range(n_cols):
+        col = sel.iloc[:, j].to_numpy(dtype=float)
+        if np.isfinite(col).any():
+            i = int(np.nanargmax(col))
+            ax.add_patch(Rectangle((j + 0.04, i + 0.04), 0.92, 0.92, fill=False, edgecolor="black",
+                                   linewidth=1.6, zorder=4))
+    ax.set_xlabel(_safe(axis))
+    ax.set_ylabel(_safe(nuisance))
+    ax.tick_params(axis="y", rotation=0)
+    ax.tick_params(axis="x", rotation=0)
+    ax.grid(False)
+
+
+@register_figures("best_level_in_range")
+def best_level_figures(claim: Claim, result: ClaimResult, evaluation: "Evaluation") -> list[RenderedFigure]:
+    """(a) heatmap level x nuisance of the mean test metric, diverged cells marked, one panel per
+    stratum; (b) the best metric per level with its CI, the claimed range shaded."""
+    p = claim.params
+    axis, metric, select = p["axis"], p.get("metric", "test_acc"), p.get("select", "val_acc")
+    parts = _parts(result)
+    frame = evaluation.frame
+    nuisance = next(iter(evaluation.suite.design().nuisance), None)
+    out = []
+    with mpl.rc_context(_rc()):
+        if nuisance is not None and {axis, nuisance, metric, select} <= set(frame.columns):
+            out.append(_heatmap_figure(claim, parts, evaluation, axis, nuisance, metric, select))
+        out.append(_best_level_figure(claim, parts, axis, metric, nuisance))
+    return out
+
+
+def _heatmap_figure(claim: Claim, parts: list[ClaimResult], evaluation: "Evaluation", axis: str,
+                    nuisance: str, metric: str, select: str) -> RenderedFigure:
+    frame = evaluation.frame
+    levels, values = _grid(evaluation, axis, frame), _grid(evaluation, nuisance, frame)
+    heats = [_heat(_subframe(frame, part.stratum), axis, nuisance, metric, select, levels, values)
+             for part in parts]
+    finite = np.concatenate([h.mean.to_numpy(dtype=float).ravel() for h in heats])
+    finite = finite[np.isfinite(finite)]
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if vmin == vmax:
+        vmin, vmax = vmin - 0.01, vmax + 0.01
+    panel_w = max(2.6, 0.3 * len(levels) + 1.0)
+    height = max(2.6, 0.34 * len(values) + 1.3)
+    fig, axes = _panels(len(parts), panel_w, height, extra_w=0.9)
+    for ax, part, heat in zip(axes, parts, heats):
+        _draw_heat(ax, heat, vmin, vmax, axis, nuisance)
+        ax.set_title(_panel_title(part))
+        if not ax.get_subplotspec().is_first_col():
+            ax.set_ylabel("")
+            ax.tick_params(axis="y", left=False)
+    mappable = axes[0].collections[0]
+    rows = len({ax.get_subplotspec().rowspan.start for ax in axes})
+    fig.colorbar(mappable, ax=list(axes), label=_safe(f"mean {metric}"), shrink=0.9 if rows == 1 else 0.45,
+                 pad=0.02, aspect=25)
+    caption = (f"Mean {metric} over seeds for each {axis} × {nuisance} cell"
+               + (" (best over the other nuisance axes per seed, chosen on " + select + ")"
+                  if len(evaluation.suite.design().nuisance) > 1 else "")
+               + f". Outlined: the {nuisance} with the best mean {select} at each {axis} (what isolation picks"
+               f" most often). × on hatching: every trial of the cell diverged; k/n×: k of its n trials"
+               f" diverged (the mean is over the rest); n/a: no record yet; failed: no usable trial.")
+    return RenderedFigure(title=f"{metric} by {axis} and {nuisance}", caption=caption,
+                          svg=to_svg(fig, f"{claim.id}-heatmap"))
+
+
+def _best_level_figure(claim: Claim, parts: list[ClaimResult], axis: str, metric: str,
+                       nuisance: str | None) -> RenderedFigure:
+    p = claim.params
+    low, high = float(p["low"]), float(p["high"])
+    frames = [_level_frame(part) for part in parts]
+    levels = sorted({lv for df in frames if "level" in df for lv in df["level"]}, key=float)
+    log_x = _numeric_positive(levels)
+    fig, axes = _panels(len(parts), max(3.2, 0.3 * len(levels) + 1.4), 3.0)
+    palette = {"inside": BLUE, "outside": ORANGE}
+    for ax, part, df in zip(axes, parts, frames):
+        if df.empty:
+            ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center", color=GREY)
+            continue
+        if log_x:
+            ax.axvspan(max(low, 1e-300), high, color=BLUE, alpha=0.09, zorder=0, linewidth=0)
+        hue = pd.Series(np.where(df["inside"].astype(bool), "inside", "outside"), index=df.index)
+        _mean_ci_panel(ax, df, log_x=log_x, hue=hue, palette=palette)
+        if log_x:
+            _log_x(ax, levels)
+        ax.set_title(_panel_title(part))
+        ax.set_xlabel(_safe(axis))
+        ax.set_ylabel(_safe(f"{metric} (best {nuisance})" if nuisance else metric)
+                      if ax.get_subplotspec().is_first_col() else "")
+    handles = [Patch(facecolor=BLUE, alpha=0.15, label=f"claimed range [{fmt.tick(low)}, {fmt.tick(high)}]"),
+               Line2D([], [], marker="o", linestyle="", color=BLUE, label="level inside the range"),
+               Line2D([], [], marker="o", linestyle="", color=ORANGE, label="level outside the range"),
+               Line2D([], [], color=GREY, linewidth=2.2, label=f"{fmt.tick(p.get('confidence', 0.95) * 100)}% CI over seeds")]
+    _legend(fig, handles)
+    caption = (f"Per {axis}: the mean over seeds of {metric} of the best trial over the nuisance axes "
+               f"(chosen per seed on {p.get('select', 'val_acc')}), with its bootstrap CI; "
+               f"the shaded band is the claimed range.")
+    return RenderedFigure(title=f"best {metric} per {axis}", caption=caption, svg=to_svg(fig, f"{claim.id}-levels"))
+
+
+# ------------------------------------------------------------------ range_width_trend (B3)
+
+@register_figures("range_width_trend")
+def range_width_figures(claim: Claim, result: ClaimResult, evaluation: "Evaluation") -> list[RenderedFigure]:
+    """(a) the good range of the nuisance axis per level, raw and divided by the level, diverged
+    grid points marked, one row per stratum; (b) the mean width of that range per level with its CI."""
+    p = claim.params
+    axis, range_axis = p["axis"], p.get("range_axis", "lr")
+    parts = _parts(result)
+    with mpl.rc_context(_rc()):
+        return [_range_figure(claim, parts, evaluation, axis, range_axis),
+                _width_figure(claim, parts, axis, range_axis)]
+
+
+def _range_figure(claim: Claim, parts: list[ClaimResult], evaluation: "Evaluation", axis: str,
+                  range_axis: str) -> RenderedFigure:
+    frame = evaluation.frame
+    levels = _grid(evaluation, axis, frame)
+    log_x = _numeric_positive(levels)
+    fig = _new_figure(2 * max(3.6, 0.42 * len(levels) + 2.0), 3.1 * len(parts) + 0.4)
+    rows = fig.subfigures(len(parts), 1, squeeze=False)[:, 0]  # one row per stratum, titled by it
+    for subfig, part in zip(rows, parts):
+        df = _level_frame(part)
+        sub = _subframe(frame, part.stratum)
+        if part.stratum:
+            subfig.suptitle(_panel_title(part).replace("\n", ", "), fontweight="bold", fontsize=10.5)
+        for ax, per_level in zip(subfig.subplots(1, 2), (False, True)):
+            _draw_ranges(ax, df, sub, axis, range_axis, per_level)
+            if log_x:
+                _log_x(ax, levels)
+            name = _safe(f"{range_axis} / {axis}" if per_level else range_axis)
+            ax.set_title(name, fontweight="normal", fontsize=9.5)
+            ax.set_xlabel(_safe(axis))
+            ax.set_ylabel(name)
+    handles = [Line2D([], [], color=BLUE, linewidth=5, label=f"good {range_axis} range (median over seeds)"),
+               Line2D([], [], color=ORANGE, linewidth=5, label="censored: touches the grid edge"),
+               Line2D([], [], marker="o", linestyle="", color="#bdbdbd", markersize=4, label="tested"),
+               Line2D([], [], marker="X", linestyle="", color=RED, label="diverged (all seeds)"),
+               Line2D([], [], marker="X", linestyle="", color=RED, alpha=0.35, label="diverged (some seeds)")]
+    _legend(fig, handles)
+    caption = (f"For each {axis}, the range of {range_axis} values that trained stably and reached within "
+               f"{fmt.parameter(claim.params.get('tolerance', 0.01))} of the best {claim.params.get('metric', 'val_acc')} "
+               f"(bar from the median lowest to the median highest good value over seeds). Right: the same range "
+               f"divided by {axis}, where a linear-scaling rule would make the bars line up. "
+               f"× marks grid points that diverged.")
+    return RenderedFigure(title=f"good {range_axis} range per {axis}", caption=caption,
+                          svg=to_svg(fig, f"{claim.id}-ranges"))
+
+
+def _draw_ranges(ax, df: pd.DataFrame, sub: pd.DataFrame, axis: str, range_axis: str, per_level: bool) -> None:
+    scale = (lambda lv: float(lv)) if per_level else (lambda lv: 1.0)
+    # the tested grid, diverged points marked
+    if not sub.empty and {axis, range_axis} <= set(sub.columns):
+        cells = (sub.assign(_div=sub["status"].eq("diverged"))
+                 .groupby([axis, range_axis])["_div"].agg(["sum", "size"]).reset_index())
+        cells["y"] = cells[range_axis].astype(float) / cells[axis].map(scale)
+        cells["x"] = cells[axis].astype(float)
+        sns.scatterplot(data=cells[cells["sum"] == 0], x="x", y="y", ax=ax, color="#bdbdbd", s=14,
+                        linewidth=0, zorder=1, legend=False)
+        some = cells[(cells["sum"] > 0) & (cells["sum"] < cells["size"])]
+        every = cells[(cells["sum"] > 0) & (cells["sum"] == cells["size"])]
+        if not some.empty:
+            sns.scatterplot(data=some, x="x", y="y", ax=ax, color=RED, alpha=0.35, marker="X", s=40,
+                            linewidth=0, zorder=2, legend=False)
+        if not every.empty:
+            sns.scatterplot(data=every, x="x", y="y", ax=ax, color=RED, marker="X", s=40, linewidth=0,
+                            zorder=2, legend=False)
+    ys = list(cells["y"]) if not sub.empty and {axis, range_axis} <= set(sub.columns) else []
+    lo_key, hi_key = ("range_lo_per_level", "range_hi_per_level") if per_level else ("range_lo", "range_hi")
+    if not df.empty and {lo_key, hi_key} <= set(df.columns):
+        ok = df.dropna(subset=[lo_key, hi_key])
+        colors = [ORANGE if bool(c) else BLUE for c in ok.get("censored", pd.Series(False, index=ok.index))]
+        ax.vlines(ok["level"].astype(float), ok[lo_key], ok[hi_key], colors=colors, linewidth=6,
+                  alpha=0.85, zorder=3, capstyle="round")
+        ax.scatter(np.r_[ok["level"], ok["level"]].astype(float), np.r_[ok[lo_key], ok[hi_key]],
+                   c=colors + colors, s=36, zorder=4, edgecolors="white", linewidths=0.6)
+        for lv in df.loc[df[lo_key].isna(), "level"]:
+            ax.annotate("none good", (float(lv), 0.03), xycoords=("data", "axes fraction"), ha="center",
+                        fontsize=7, color=RED)
+        ys += list(ok[lo_key]) + list(ok[hi_key])
+    _log_y(ax)
+    ys = [y for y in ys if np.isfinite(y) and y > 0]
+    if ys:  # a half-decade of room around the grid, so that points on its edge are not cut
+        ax.set_ylim(min(ys) / 10 ** 0.4, max(ys) * 10 ** 0.4)
+
+
+def _width_figure(claim: Claim, parts: list[ClaimResult], axis: str, range_axis: str) -> RenderedFigure:
+    frames = [_level_frame(part) for part in parts]
+    levels = sorted({lv for df in frames if "level" in df for lv in df["level"]}, key=float)
+    log_x = _numeric_positive(levels)
+    fig, axes = _panels(len(parts), max(3.2, 0.3 * len(levels) + 1.4), 2.9)
+    palette = {"censored": ORANGE, "inside the grid": BLUE}
+    for ax, part, df in zip(axes, parts, frames):
+        if df.empty:
+            ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center", color=GREY)
+            continue
+        censored = df["censored"].fillna(False).astype(bool) if "censored" in df else pd.Series(False, index=df.index)
+        hue = pd.Series(np.where(censored, "censored", "inside the grid"), index=df.index)
+        _mean_ci_panel(ax, df, log_x=log_x, hue=hue, palette=palette)
+        ax.set_title(_panel_title(part))
+        ax.set_xlabel(_safe(axis))
+        ax.set_ylabel(_safe(f"width of good {range_axis} range (log2)") if ax.get_subplotspec().is_first_col() else "")
+    conf = claim.params.get("confidence", 0.95)
+    handles = [Line2D([], [], marker="o", linestyle="", color=BLUE, label="mean width over seeds"),
+               Line2D([], [], marker="o", linestyle="", color=ORANGE, label="censored (true width may be larger)"),
+               Line2D([], [], color=GREY, linewidth=2.2, label=f"{fmt.tick(conf * 100)}% CI over seeds")]
+    _legend(fig, handles)
+    caption = (f"Mean width over seeds of the good {range_axis} range, in log2 units (one grid step for a "
+               f"single good value), with its bootstrap CI. The claim concerns the trend across {axis}.")
+    return RenderedFigure(title=f"width of the good {range_axis} range per {axis}", caption=caption,
+                          svg=to_svg(fig, f"{claim.id}-widths"))

@@ -1,0 +1,240 @@
+"""The HTML report: an ``Evaluation`` -> plain view data -> one self-contained HTML file.
+
+The view data (``build_context``) holds only text, numbers and the figures'
+SVG; the Jinja2 template (``templates/report.html.j2``) lays it out with
+autoescaping on, so every string from a suite or a run is escaped. Only the
+SVG that ``figures`` draws is marked safe.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from markupsafe import Markup
+
+from claimbench.claims.base import VERDICTS, Claim, ClaimResult
+from claimbench.report import figures as figs
+from claimbench.report import format as fmt
+from claimbench.store import atomic_write_text
+from claimbench.suite import Suite, expand
+
+if TYPE_CHECKING:
+    from claimbench.api import Evaluation
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "report.html"
+STATUSES = ("completed", "diverged", "failed")
+
+TIER_NOTES = {
+    "smoke": "smoke tier: seconds-scale settings for tests; its verdicts say nothing about the claims",
+    "ci": "ci tier: the claims that decide in minutes on a CPU; the CI gate",
+    "default": "default tier: a laptop CPU, the whole matrix in minutes",
+    "full": "full tier: GPU cluster, real image datasets, more seeds",
+}
+
+#: Column headers of the table behind a claim's figure, by claim kind, then generic.
+#: ``{axis}``, ``{metric}``, ``{range_axis}`` are filled in from the claim's parameters.
+TABLE_LABELS: dict[str, dict[str, str]] = {
+    "best_level_in_range": {"mean": "mean {metric}", "n": "seeds", "inside": "in claimed range"},
+    "range_width_trend": {"mean": "mean width (log2)", "lo": "width CI low", "hi": "width CI high", "n": "seeds",
+                          "range_lo": "good {range_axis} low", "range_hi": "good {range_axis} high",
+                          "range_lo_per_level": "low {range_axis} / {axis}",
+                          "range_hi_per_level": "high {range_axis} / {axis}", "censored": "censored"},
+}
+GENERIC_LABELS = {"level": "{axis}", "mean": "mean", "lo": "CI low", "hi": "CI high", "n": "n"}
+
+
+# ------------------------------------------------------------------ public
+
+def render_html(evaluation: "Evaluation") -> str:
+    """The report of an evaluated run as one self-contained HTML document."""
+    return _template().render(**build_context(evaluation))
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Evaluate the run in ``run_dir`` and write its report to ``out`` (default ``RUN_DIR/report.html``)."""
+    from claimbench.api import evaluate_run  # the pipeline module imports the runner; load it on use only
+    evaluation = evaluate_run(run_dir)
+    path = Path(out) if out is not None else Path(run_dir) / REPORT_NAME
+    atomic_write_text(path, render_html(evaluation))
+    return path
+
+
+# ------------------------------------------------------------------ view data
+
+def build_context(evaluation: "Evaluation") -> dict[str, Any]:
+    """Everything the template shows, as plain data (figures as ``Markup`` SVG)."""
+    suite = evaluation.suite
+    results = {r.claim_id: r for r in evaluation.results}
+    claims = [_claim_view(c, results.get(c.id), evaluation) for c in suite.claims]
+    # results of claims the suite no longer lists (cannot happen with evaluate_run; shown rather than lost)
+    known = {c.id for c in suite.claims}
+    claims += [_claim_view(None, r, evaluation) for r in evaluation.results if r.claim_id not in known]
+    verdicts = Counter(c["verdict"] for c in claims)
+    return {
+        "title": suite.title,
+        "suite": {"name": suite.name, "description": suite.description, "path": suite.path,
+                  "tier": suite.tier, "tier_note": TIER_NOTES.get(suite.tier, "")},
+        "created": evaluation.created,
+        "summary": _summary_line(claims, verdicts),
+        "verdict_counts": [(v, verdicts.get(v, 0)) for v in VERDICTS],
+        "claims": claims,
+        "methodology": _methodology(evaluation),
+        "environment": _environment(evaluation.environment, evaluation.command),
+        "command": evaluation.command or evaluation.environment.get("command") or "",
+    }
+
+
+def _summary_line(claims: list[dict], verdicts: Counter) -> str:
+    if not claims:
+        return "This suite states no claims."
+    n = len(claims)
+    parts = [f"{verdicts.get(v, 0)} {v}" for v in VERDICTS]
+    pending = verdicts.get("pending", 0)
+    if pending:
+        parts.append(f"{pending} not evaluated (no trial records yet)")
+    return f"{n} claim{'s' if n != 1 else ''}: " + ", ".join(parts) + "."
+
+
+def _claim_view(claim: Claim | None, result: ClaimResult | None, evaluation: "Evaluation") -> dict[str, Any]:
+    params = dict(claim.params) if claim else {}
+    view: dict[str, Any] = {
+        "id": claim.id if claim else result.claim_id,
+        "kind": claim.kind if claim else result.kind,
+        "faq_section": (claim.faq_section if claim else result.faq_section) or "",
+        "paraphrase": (claim.paraphrase if claim else result.paraphrase) or "",
+        "params": [(k, fmt.parameter(v)) for k, v in params.items()],
+        "verdict": "pending", "statistic": "", "method": "", "summary": "no trial records yet: nothing to evaluate",
+        "effect": fmt.DASH, "ci": fmt.DASH, "n_seeds": 0, "n_trials": 0, "caveats": [], "strata": [],
+        "figures": [], "figure_error": "", "table": None,
+    }
+    if result is None:
+        return view
+    view.update(
+        verdict=result.verdict, statistic=result.statistic, method=result.method, summary=result.summary,
+        effect=fmt.number(result.effect, signed=True), ci=fmt.interval(result.ci),
+        n_seeds=result.n_seeds, n_trials=result.n_trials, caveats=list(result.caveats),
+        strata=[{"label": fmt.stratum(s.stratum), "verdict": s.verdict, "summary": s.summary,
+                 "effect": fmt.number(s.effect, signed=True), "ci": fmt.interval(s.ci),
+                 "n_seeds": s.n_seeds, "n_trials": s.n_trials} for s in result.strata],
+        table=_table(result, params),
+    )
+    if claim is not None:
+        try:
+            view["figures"] = [{"title": f.title[:1].upper() + f.title[1:], "caption": f.caption, "svg": Markup(f.svg)}
+                               for f in figs.figures_for(claim, result, evaluation)]
+        except Exception as e:  # a figure must not cost the reader the rest of the report
+            log.warning("figure for claim %s failed", claim.id, exc_info=True)
+            view["figure_error"] = f"{type(e).__name__}: {e}"
+    return view
+
+
+def _table(result: ClaimResult, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The records behind the figure: one group per stratum."""
+    parts = list(result.strata) or [result]
+    keys: list[str] = []
+    for part in parts:
+        for record in part.data:
+            keys.extend(k for k in record if k not in keys)
+    if not keys:
+        return None
+    labels = {**GENERIC_LABELS, **TABLE_LABELS.get(result.kind, {})}
+    fill = {"axis": params.get("axis", "level"), "metric": params.get("metric", "metric"),
+            "range_axis": params.get("range_axis", "")}
+    columns = []
+    for k in keys:
+        values = [r.get(k) for p in parts for r in p.data]
+        numeric = any(fmt.is_numeric(v) for v in values) or all(fmt.is_missing(v) for v in values)
+        header = labels.get(k, k)
+        try:
+            header = header.format(**fill)
+        except (KeyError, IndexError, ValueError):
+            pass
+        columns.append({"header": header, "numeric": numeric})
+    # format whole columns over all strata, so that decimals line up down the table
+    formatted = {k: fmt.column([r.get(k) for p in parts for r in p.data]) for k in keys}
+    groups, start = [], 0
+    for p in parts:
+        rows = [[formatted[k][start + i] for k in keys] for i in range(len(p.data))]
+        groups.append({"label": fmt.stratum(p.stratum), "rows": rows})
+        start += len(p.data)
+    return {"columns": columns, "groups": groups}
+
+
+def _methodology(evaluation: "Evaluation") -> dict[str, Any]:
+    suite = evaluation.suite
+    design = suite.design()
+    frame = evaluation.frame
+    counts = Counter(frame["status"]) if "status" in frame.columns else Counter()
+    expected = _expected_trials(suite)
+    status_rows = [(s, counts.get(s, 0)) for s in STATUSES]
+    status_rows += [(s, n) for s, n in sorted(counts.items()) if s not in STATUSES]
+    return {
+        "axes": [{"name": a.name, "role": a.role, "n": len(a.values),  # no key "values": Jinja would find dict.values
+                  "levels": ", ".join(fmt.label(v) for v in a.values)} for a in suite.axes],
+        "seeds": ", ".join(str(s) for s in suite.seeds), "n_seeds": len(suite.seeds),
+        "budget": _budget_text(suite),
+        "tier": suite.tier,
+        "nuisance": ", ".join(design.nuisance),
+        "scientific": ", ".join(design.scientific),
+        "strata": ", ".join(design.fixed),
+        "constants": [(k, fmt.parameter(v)) for k, v in design.constants.items()],
+        "status_rows": status_rows,
+        "n_records": int(len(frame)),
+        "expected": expected,
+        "missing": max(expected - int(len(frame)), 0) if expected is not None else None,
+    }
+
+
+def _expected_trials(suite: Suite) -> int | None:
+    try:
+        return len(expand(suite))
+    except Exception:  # a suite that no longer expands still gets a report of what was recorded
+        return None
+
+
+def _budget_text(suite: Suite) -> str:
+    swept = [a for a in suite.axes if a.is_table and any("epochs" in v or "steps" in v for v in a.values)]
+    swept += [a for a in suite.axes if a.name in ("epochs", "steps")]
+    if swept:
+        return "; ".join(f"swept by axis {a.name}: " + ", ".join(fmt.label(v) if isinstance(v, dict)
+                                                                  else f"{a.name}={v}" for v in a.values)
+                         for a in swept)
+    return ", ".join(f"{k} = {suite.base[k]}" for k in ("epochs", "steps") if suite.base.get(k)) or fmt.DASH
+
+
+def _environment(env: dict[str, Any], command: str) -> dict[str, Any]:
+    gpus = env.get("gpus") or []
+    rows = [
+        ("python", env.get("python")), ("platform", env.get("platform")), ("cpu", env.get("cpu")),
+        ("cpu count", env.get("cpu_count")), ("GPUs", ", ".join(map(str, gpus)) if gpus else "none"),
+        ("git revision", env.get("git_sha") or "unknown"),
+        ("command", command or env.get("command") or "not recorded"),
+    ]
+    known = {"python", "platform", "cpu", "cpu_count", "gpus", "packages", "git_sha", "command"}
+    rows += [(k, v) for k, v in env.items() if k not in known]
+    packages = env.get("packages") or {}
+    return {
+        "rows": [(k, fmt.DASH if v is None or v == "" else str(v)) for k, v in rows],
+        "packages": [(name, version or "not installed") for name, version in sorted(packages.items())],
+    }
+
+
+# ------------------------------------------------------------------ template
+
+@functools.lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,  # every suite and run string is escaped; figure SVG is Markup
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template("report.html.j2")
