@@ -45,11 +45,7 @@ def run(suite: str, tier: str, executor: str, address: str | None, out: str | No
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items()))
     click.echo(f"{loaded.name} [{tier}]: {summary.total} trials ({counts}); trained {summary.trained} now "
                f"in {elapsed:.0f}s; run dir {summary.run_dir}")
-    from claimbench.report import write_report
-
-    report = write_report(summary.run_dir)
-    _print_verdicts(summary.run_dir)
-    click.echo(f"report: {report}")
+    click.echo(f"report: {_report(summary.run_dir)}")
 
 
 @cli.command()
@@ -60,11 +56,8 @@ def report(run_dir: str, output: str | None) -> None:
     from claimbench.store import RunStore
 
     RunStore(run_dir).info()  # a missing or foreign run dir is a user error, before any work
-    from claimbench.report import write_report
-
-    path = write_report(run_dir, output)
+    path = _report(run_dir, output)
     trials, curves = RunStore(run_dir).export_parquet()
-    _print_verdicts(run_dir)
     click.echo(f"report: {path}\nframes: {trials}, {curves}")
 
 
@@ -97,11 +90,15 @@ def _tiers_of(name: str) -> list[str]:
     return ["default", *[t for t in TIERS if t in raw.get("tiers", {}) and t != "default"]]
 
 
-def _print_verdicts(run_dir) -> None:
+def _report(run_dir, output: str | None = None) -> Path:
+    """Evaluate once, print each verdict, write the HTML; return its path."""
     from claimbench.api import evaluate_run
+    from claimbench.report import write_report
 
-    for r in evaluate_run(run_dir).results:
+    evaluation = evaluate_run(run_dir)
+    for r in evaluation.results:
         click.echo(f"  {r.claim_id:<4} {r.verdict:<12} {r.summary}")
+    return write_report(run_dir, output, evaluation)
 
 
 def main(argv: list[str] | None = None) -> None:

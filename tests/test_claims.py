@@ -139,3 +139,12 @@ def test_claim_params_are_validated():
     with pytest.raises(TypeError, match="'low' must be float"):
         kind.resolve_params({"axis": "batch_size", "low": "two", "high": 32})
     assert kind.resolve_params({"axis": "batch_size", "low": 2, "high": 32})["low"] == 2.0
+
+
+def test_range_width_warns_when_the_grid_cannot_resolve_widths():
+    frame = frame_from(lambda b, lr: 0.9 if lr == 0.1 else 0.5)
+    r = KINDS["range_width_trend"].evaluate(widths_claim(), frame, DESIGN)
+    assert r.verdict == "inconclusive"
+    assert any("too coarse" in c for c in r.caveats)
+    wide = frame_from(lambda b, lr: 0.9 if lr in (0.03, 0.1, 0.3) else 0.5)
+    assert not any("too coarse" in c for c in KINDS["range_width_trend"].evaluate(widths_claim(), wide, DESIGN).caveats)

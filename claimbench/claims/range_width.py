@@ -90,6 +90,13 @@ def _evaluate_one(claim: Claim, frame: pd.DataFrame, stratum: dict) -> ClaimResu
     if censored:
         caveats.append(f"the good {range_axis} range touches the edge of the grid at {axis} = "
                        f"{', '.join(censored)}: its true width may be larger")
+    single = ranges.groupby(axis)["n_good"].median()
+    if (single <= 1).mean() > 0.5:
+        grid = np.sort(frame[range_axis].unique())
+        step = float(np.median(np.diff(np.log2(grid)))) if grid.size > 1 else float("nan")
+        caveats.append(f"the good {range_axis} range is a single grid value at most {axis} levels: the grid "
+                       f"({step:.2g} log2 units between values) is too coarse to resolve its width, so the "
+                       f"widths are mostly ties")
     if len(wide.columns) < 3:
         caveats.append(f"fewer than 3 {axis} levels: a rank correlation cannot be decided")
     summary = (f"Spearman rho(log2 {axis}, width of the good {range_axis} range) = {effect:+.2f} "

@@ -57,10 +57,15 @@ def render_html(evaluation: "Evaluation") -> str:
     return _template().render(**build_context(evaluation))
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Evaluate the run in ``run_dir`` and write its report to ``out`` (default ``RUN_DIR/report.html``)."""
-    from claimbench.api import evaluate_run  # the pipeline module imports the runner; load it on use only
-    evaluation = evaluate_run(run_dir)
+def write_report(run_dir: str | Path, out: str | Path | None = None,
+                 evaluation: "Evaluation | None" = None) -> Path:
+    """Write the report of ``run_dir`` to ``out`` (default ``RUN_DIR/report.html``).
+
+    ``evaluation`` is the run's ``evaluate_run`` result when the caller has it already.
+    """
+    if evaluation is None:
+        from claimbench.api import evaluate_run
+        evaluation = evaluate_run(run_dir)
     path = Path(out) if out is not None else Path(run_dir) / REPORT_NAME
     atomic_write_text(path, render_html(evaluation))
     return path
