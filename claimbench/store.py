@@ -66,7 +66,10 @@ class RunStore:
         if self.dir.exists() and not self.dir.is_dir():
             raise StoreError("exists and is not a directory", where=str(self.dir), fix="choose another --out")
         if self.exists():
-            self.info()  # refuses a run dir of another schema before anything is written
+            previous = self.info().suite  # refuses a run dir of another schema before anything is written
+            if previous.name != suite.name:
+                raise StoreError(f"holds a run of suite {previous.name!r}, not {suite.name!r}", where=str(self.dir),
+                                 fix="choose another --out for this suite")
         self.trials_dir.mkdir(parents=True, exist_ok=True)
         from datetime import datetime, timezone
         meta = {"schema": RUN_SCHEMA, "suite": suite.to_dict(), "command": command,

@@ -170,7 +170,7 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default") -> Suite:
         if t not in TIERS:
             raise SuiteError(f"unknown tier {t!r}", where=f"{path}: tiers.{t}", fix=f"name tiers {', '.join(TIERS)}")
         v.keys(v.table(tiers, t, where="tiers"), TIER_KEYS, f"tiers.{t}")
-    override = tiers.get(tier, {}) if tier != "default" else tiers.get("default", {})
+    override = tiers.get(tier, {})
 
     base: dict[str, Any] = {}
     for section, allowed in SECTIONS.items():

@@ -15,7 +15,7 @@ from claimbench.errors import UserError
 def ray_cluster():
     """One local Ray instance for the whole module (executors attach to it and leave it running)."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 

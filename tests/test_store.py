@@ -102,3 +102,11 @@ def test_old_record_schema_is_refused(finished_run):
     path.write_text(json.dumps(data))
     with pytest.raises(StoreError, match=path.name):
         RunStore(run_dir).records()
+
+
+def test_a_run_dir_of_another_suite_is_refused(finished_run, write_suite):
+    _, run_dir, _ = finished_run
+    from tests.conftest import TINY_SUITE
+    other = load_suite(write_suite(TINY_SUITE.replace('name = "tiny"', 'name = "other"'), "other.toml"))
+    with pytest.raises(StoreError, match="holds a run of suite 'tiny'"):
+        run_suite(other, run_dir, executor="local", progress=False)

@@ -77,8 +77,9 @@ class RayExecutor:
         if self.address:
             ray.init(address=self.address, **kwargs)
         else:
-            # embedded: this machine only, nothing bound beyond localhost, no dashboard
-            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)
+            # embedded: this machine's resources, no dashboard. Ray (2.60) still listens on all
+            # interfaces for its internal gRPC ports, behind its token authentication: see README.
+            ray.init(include_dashboard=False, **kwargs)
         return True
 
     def _new_actor(self):
