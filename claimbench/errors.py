@@ -26,16 +26,3 @@ class SuiteError(UserError):
 
 class StoreError(UserError):
     """A run directory that is missing, foreign, or of another schema version."""
-
-
-class RegistryError(UserError):
-    """An unknown dataset, model, optimizer, schedule or claim kind."""
-
-
-def unknown(kind: str, name: object, known: list[str] | tuple[str, ...], where: str | None = None) -> RegistryError:
-    """The error for a name that is not registered, listing the names that are."""
-    return RegistryError(
-        f"unknown {kind} {name!r}",
-        where=where,
-        fix=f"use one of: {', '.join(sorted(known))}",
-    )

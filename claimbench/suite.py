@@ -422,19 +422,6 @@ def expand(suite: Suite) -> list[TrialSpec]:
     return specs
 
 
-def axis_labels(suite: Suite, spec: TrialSpec) -> dict[str, Any]:
-    """The level of each table-valued axis for a spec (scalar axes are spec columns already)."""
-    out = {}
-    d = spec.to_dict()
-    for axis in suite.axes:
-        if axis.is_table:
-            for value in axis.values:
-                if all(d.get(k) == x for k, x in value.items()):
-                    out[axis.name] = axis.level_label(value)
-                    break
-    return out
-
-
 # ---------------------------------------------------------------- JSON schema
 
 def json_schema() -> dict[str, Any]:

@@ -47,9 +47,6 @@ class _Worker:
                                    inject_error=should_raise(self.faults, spec.trial_id)).to_dict())
         return out
 
-    def ping(self) -> bool:
-        return True
-
 
 class RayExecutor:
     name = "ray"
