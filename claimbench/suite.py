@@ -29,7 +29,7 @@ from typing import Any
 
 from claimbench.claims import KINDS, Claim, Design
 from claimbench.errors import SuiteError
-from claimbench.trial import CHOICES, RANGES, SPEC_FIELDS, TrialSpec
+from claimbench.trial import CHOICES, RANGES, SPEC_FIELDS, TrialSpec, level_label
 
 TIERS = ("smoke", "ci", "default", "full")
 ROLES = ("scientific", "nuisance", "fixed")
@@ -42,6 +42,7 @@ SECTIONS = {
               "divergence_factor", "target"),
     "budget": ("epochs", "steps"),
 }
+BUDGET_KEYS = frozenset(SECTIONS["budget"])
 TOP_KEYS = ("suite", "workload", "train", "budget", "axes", "tiers", "claims")
 SUITE_KEYS = ("name", "title", "description", "seeds", "faq_sections")
 AXIS_KEYS = ("role", "values", "logspace")
@@ -64,14 +65,20 @@ class Axis:
     role: str
     values: tuple[Any, ...]  # scalars, or dicts of parameter -> value
 
-    def level_label(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            return ",".join(f"{k}={v}" for k, v in value.items())
-        return value
-
     @property
     def is_table(self) -> bool:
         return any(isinstance(v, dict) for v in self.values)
+
+    @property
+    def params(self) -> set[str]:
+        """The parameters this axis sets: its own name, or the keys of its table levels."""
+        if not self.is_table:
+            return {self.name}
+        return {k for v in self.values for k in v}
+
+    @property
+    def sets_budget(self) -> bool:
+        return bool(self.params & BUDGET_KEYS)
 
 
 @dataclass(frozen=True)
@@ -92,14 +99,14 @@ class Suite:
 
     def design(self) -> Design:
         by_role = {r: tuple(a.name for a in self.axes if a.role == r) for r in ROLES}
-        swept = {a.name for a in self.axes} | {k for a in self.axes if a.is_table for v in a.values for k in v}
-        if "epochs" in swept or "steps" in swept:
-            swept |= {"epochs", "steps"}
+        swept = {k for a in self.axes for k in a.params}
+        if swept & BUDGET_KEYS:
+            swept |= BUDGET_KEYS
         constants = {k: v for k, v in self.base.items() if k not in swept}
         fixed_swept = tuple(a.name for a in self.axes if a.role == "fixed" and len(a.values) > 1)
         for a in self.axes:
             if a.role == "fixed" and len(a.values) == 1:
-                constants[a.name] = a.level_label(a.values[0])
+                constants[a.name] = level_label(a.values[0])
         return Design(scientific=by_role["scientific"], nuisance=by_role["nuisance"],
                       fixed=fixed_swept, constants=constants)
 
@@ -196,10 +203,8 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default") -> Suite:
     seeds_raw = override.get("seeds", meta.get("seeds", 3))
     seeds = v.seeds(seeds_raw, f"tiers.{tier}.seeds" if "seeds" in override else "suite.seeds")
 
-    budget_keys = {k for k in ("epochs", "steps") if base.get(k)}
-    budget_axis = any(a.is_table and any("epochs" in x or "steps" in x for x in a.values) for a in axes) \
-        or any(a.name in ("epochs", "steps") for a in axes)
-    if len(budget_keys) != 1 and not budget_axis:
+    budget_keys = {k for k in BUDGET_KEYS if base.get(k)}
+    if len(budget_keys) != 1 and not any(a.sets_budget for a in axes):
         raise SuiteError("the budget must set exactly one of epochs and steps, as a positive integer",
                          where=f"{path}: budget", fix="write [budget] with epochs = N or steps = N")
 
@@ -407,16 +412,11 @@ def expand(suite: Suite) -> list[TrialSpec]:
     for levels in itertools.product(*(a.values for a in suite.axes)):
         params = dict(suite.base)
         for axis, value in zip(suite.axes, levels):
-            if isinstance(value, dict):
-                if "epochs" in value or "steps" in value:
-                    params.pop("epochs", None)
-                    params.pop("steps", None)
-                params.update(value)
-            else:
-                if axis.name in ("epochs", "steps"):
-                    params.pop("epochs", None)
-                    params.pop("steps", None)
-                params[axis.name] = value
+            level = value if isinstance(value, dict) else {axis.name: value}
+            if set(level) & BUDGET_KEYS:  # a level that sets the budget replaces it whole
+                for key in BUDGET_KEYS:
+                    params.pop(key, None)
+            params.update(level)
         for seed in suite.seeds:
             specs.append(TrialSpec(seed=seed, **params))
     return specs

@@ -100,13 +100,20 @@ class TrialSpec:
         payload = f"rev{TRAINING_REVISION}:{self.canonical_json()}"
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
-    @property
-    def budget_label(self) -> str:
-        return f"epochs={self.epochs}" if self.epochs else f"steps={self.steps}"
-
     def shape_key(self) -> tuple:
         """Trials with the same key share a dataset and a model shape: they can be packed."""
         return (self.dataset, self.n_samples, self.data_seed, self.model, self.depth, self.width)
+
+
+def level_label(value: Any) -> Any:
+    """The label of an axis level: a table level ``{epochs = 10}`` is ``"epochs=10"``; a scalar is itself.
+
+    Frames, strata and reports all use this one spelling, so that a stratum found in a
+    frame column can be matched back to its axis level.
+    """
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    return value
 
 
 #: Parameter names and their Python types, for the suite loader and the JSON schema.

@@ -6,7 +6,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from claimbench.trial import SPEC_FIELDS, TrialRecord
+from claimbench.trial import SPEC_FIELDS, TrialRecord, level_label
 
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 RECORD_COLUMNS = ("status", "diverged_step", "divergence_reason", "steps_done", "examples_done",
@@ -26,9 +26,9 @@ def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict
     for r in records:
         row = {"trial_id": r.trial_id}
         row.update({k: r.spec.get(k) for k in SPEC_FIELDS})
-        row["budget"] = f"epochs={row['epochs']}" if row.get("epochs") else f"steps={row['steps']}"
+        row["budget"] = level_label({"epochs": row["epochs"]} if row.get("epochs") else {"steps": row["steps"]})
         for name, levels in (axis_tables or {}).items():
-            row[name] = next((",".join(f"{k}={v}" for k, v in lv.items()) for lv in levels
+            row[name] = next((level_label(lv) for lv in levels
                               if all(r.spec.get(k) == v for k, v in lv.items())), None)
         for col in RECORD_COLUMNS:
             row[col] = getattr(r, col)

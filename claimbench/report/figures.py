@@ -238,6 +238,30 @@ def _mean_ci_panel(ax, df: pd.DataFrame, *, log_x: bool, hue: pd.Series | None =
         _log_x(ax, list(df["level"]))
 
 
+def _mean_ci_figure(parts: list[ClaimResult], height: float, axis: str, ylabel: str,
+                    hue_of: Callable[[pd.DataFrame], Any], palette: dict[str, str],
+                    before: Callable[[Any, bool], None] | None = None) -> Figure:
+    """One panel per stratum of mean-with-CI per level (``part.data``), points coloured by ``hue_of``."""
+    frames = [_level_frame(part) for part in parts]
+    levels = sorted({lv for df in frames if "level" in df for lv in df["level"]}, key=float)
+    log_x = _numeric_positive(levels)
+    fig, axes = _panels(len(parts), max(3.2, 0.3 * len(levels) + 1.4), height)
+    for ax, part, df in zip(axes, parts, frames):
+        if df.empty:
+            ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center", color=GREY)
+            continue
+        if before is not None:
+            before(ax, log_x)
+        hue = pd.Series(hue_of(df), index=df.index)
+        _mean_ci_panel(ax, df, log_x=log_x, hue=hue, palette=palette)
+        if log_x:
+            _log_x(ax, levels)
+        ax.set_title(_panel_title(part))
+        ax.set_xlabel(_safe(axis))
+        ax.set_ylabel(_safe(ylabel) if ax.get_subplotspec().is_first_col() else "")
+    return fig
+
+
 # ------------------------------------------------------------------ best_level_in_range (B2)
 
 @dataclass
@@ -373,25 +397,14 @@ def _best_level_figure(claim: Claim, parts: list[ClaimResult], axis: str, metric
                        nuisance: str | None) -> RenderedFigure:
     p = claim.params
     low, high = float(p["low"]), float(p["high"])
-    frames = [_level_frame(part) for part in parts]
-    levels = sorted({lv for df in frames if "level" in df for lv in df["level"]}, key=float)
-    log_x = _numeric_positive(levels)
-    fig, axes = _panels(len(parts), max(3.2, 0.3 * len(levels) + 1.4), 3.0)
-    palette = {"inside": BLUE, "outside": ORANGE}
-    for ax, part, df in zip(axes, parts, frames):
-        if df.empty:
-            ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center", color=GREY)
-            continue
+
+    def shade_range(ax, log_x: bool) -> None:
         if log_x:
             ax.axvspan(max(low, 1e-300), high, color=BLUE, alpha=0.09, zorder=0, linewidth=0)
-        hue = pd.Series(np.where(df["inside"].astype(bool), "inside", "outside"), index=df.index)
-        _mean_ci_panel(ax, df, log_x=log_x, hue=hue, palette=palette)
-        if log_x:
-            _log_x(ax, levels)
-        ax.set_title(_panel_title(part))
-        ax.set_xlabel(_safe(axis))
-        ax.set_ylabel(_safe(f"{metric} (best {nuisance})" if nuisance else metric)
-                      if ax.get_subplotspec().is_first_col() else "")
+
+    fig = _mean_ci_figure(parts, 3.0, axis, f"{metric} (best {nuisance})" if nuisance else metric,
+                          hue_of=lambda df: np.where(df["inside"].astype(bool), "inside", "outside"),
+                          palette={"inside": BLUE, "outside": ORANGE}, before=shade_range)
     handles = [Patch(facecolor=BLUE, alpha=0.15, label=f"claimed range [{fmt.tick(low)}, {fmt.tick(high)}]"),
                Line2D([], [], marker="o", linestyle="", color=BLUE, label="level inside the range"),
                Line2D([], [], marker="o", linestyle="", color=ORANGE, label="level outside the range"),
@@ -490,21 +503,12 @@ def _draw_ranges(ax, df: pd.DataFrame, sub: pd.DataFrame, axis: str, range_axis:
 
 
 def _width_figure(claim: Claim, parts: list[ClaimResult], axis: str, range_axis: str) -> RenderedFigure:
-    frames = [_level_frame(part) for part in parts]
-    levels = sorted({lv for df in frames if "level" in df for lv in df["level"]}, key=float)
-    log_x = _numeric_positive(levels)
-    fig, axes = _panels(len(parts), max(3.2, 0.3 * len(levels) + 1.4), 2.9)
-    palette = {"censored": ORANGE, "inside the grid": BLUE}
-    for ax, part, df in zip(axes, parts, frames):
-        if df.empty:
-            ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center", color=GREY)
-            continue
-        censored = df["censored"].fillna(False).astype(bool) if "censored" in df else pd.Series(False, index=df.index)
-        hue = pd.Series(np.where(censored, "censored", "inside the grid"), index=df.index)
-        _mean_ci_panel(ax, df, log_x=log_x, hue=hue, palette=palette)
-        ax.set_title(_panel_title(part))
-        ax.set_xlabel(_safe(axis))
-        ax.set_ylabel(_safe(f"width of good {range_axis} range (log2)") if ax.get_subplotspec().is_first_col() else "")
+    def censored(df: pd.DataFrame):
+        flags = df["censored"].fillna(False).astype(bool) if "censored" in df else pd.Series(False, index=df.index)
+        return np.where(flags, "censored", "inside the grid")
+
+    fig = _mean_ci_figure(parts, 2.9, axis, f"width of good {range_axis} range (log2)", hue_of=censored,
+                          palette={"censored": ORANGE, "inside the grid": BLUE})
     conf = claim.params.get("confidence", 0.95)
     handles = [Line2D([], [], marker="o", linestyle="", color=BLUE, label="mean width over seeds"),
                Line2D([], [], marker="o", linestyle="", color=ORANGE, label="censored (true width may be larger)"),

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from claimbench.trial import level_label
+
 DASH = "—"
 
 
@@ -109,7 +111,7 @@ def is_numeric(value: Any) -> bool:
 def label(value: Any) -> str:
     """An axis level or parameter value as text: dicts as ``k=v,k=v``, numbers via ``tick``."""
     if isinstance(value, dict):
-        return ",".join(f"{k}={v}" for k, v in value.items())
+        return level_label(value)
     if is_numeric(value):
         return tick(value) if isinstance(value, float) else str(value)
     return str(value)

@@ -205,8 +205,7 @@ def _expected_trials(suite: Suite) -> int | None:
 
 
 def _budget_text(suite: Suite) -> str:
-    swept = [a for a in suite.axes if a.is_table and any("epochs" in v or "steps" in v for v in a.values)]
-    swept += [a for a in suite.axes if a.name in ("epochs", "steps")]
+    swept = [a for a in suite.axes if a.sets_budget]
     if swept:
         return "; ".join(f"swept by axis {a.name}: " + ", ".join(fmt.label(v) if isinstance(v, dict)
                                                                   else f"{a.name}={v}" for v in a.values)
