@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,17 +10,20 @@ import pandas as pd
 
 from claimbench.claims import ClaimResult, evaluate_claims
 from claimbench.env import environment
+from claimbench.errors import StoreError
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
 from claimbench.store import RunStore
 from claimbench.suite import Suite, expand
+from claimbench.trial import TrialRecord, TrialSpec
 
 
 @dataclass
 class RunSummary:
     run_dir: Path
     total: int
-    trained: int
+    trained: int  # records this run added to this suite's store
     counts: dict[str, int]  # status -> trials of the suite with that status after the run
+    trained_total: int = 0  # distinct trials trained by the run (suites of a group may share trials)
 
 
 def default_run_dir(suite: Suite) -> Path:
@@ -28,22 +32,70 @@ def default_run_dir(suite: Suite) -> Path:
 
 def run_suite(suite: Suite, run_dir: str | Path | None = None, executor: str = "ray", address: str | None = None,
               pack_size: int = DEFAULT_PACK_SIZE, command: str = "", progress: bool = True,
-              faults: tuple = ()) -> RunSummary:
-    """Train every trial of ``suite`` that has no final record in ``run_dir``; records are stored as they arrive."""
+              faults: tuple = (), cpus_per_trial: float | None = None,
+              gpus_per_trial: float | None = None) -> RunSummary:
+    """Train every trial of ``suite`` that has no final record in ``run_dir``; records are stored as they arrive.
+
+    ``cpus_per_trial`` / ``gpus_per_trial`` (a Ray slot) override the suite's ``[resources]``.
+    """
+    run_dir = Path(run_dir) if run_dir else default_run_dir(suite)
+    return run_suites([(suite, run_dir)], executor, address, pack_size, command, progress, faults,
+                      cpus_per_trial, gpus_per_trial)[0]
+
+
+def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", address: str | None = None,
+               pack_size: int = DEFAULT_PACK_SIZE, command: str = "", progress: bool = True,
+               faults: tuple = (), cpus_per_trial: float | None = None,
+               gpus_per_trial: float | None = None) -> list[RunSummary]:
+    """Run several suites, each into its own run dir, through one executor (one Ray session, one queue).
+
+    Every record goes to the store of each suite that contains its trial id, as it arrives.
+    """
     from claimbench.runner import make_executor, run_trials  # torch and Ray load only when training
 
-    run_dir = Path(run_dir) if run_dir else default_run_dir(suite)
-    store = RunStore(run_dir)
-    ex = make_executor(executor, address, faults=faults)  # validates the executor before anything is written
-    store.init(suite, command, environment(command))
-    specs = expand(suite)
-    pending = store.pending(specs)
-    if pending:
-        run_trials(pending, ex, store.append, pack_size=pack_size, progress=progress)
-    counts: dict[str, int] = {}
-    for r in store.records(s.trial_id for s in specs):
-        counts[r.status.value] = counts.get(r.status.value, 0) + 1
-    return RunSummary(run_dir=run_dir, total=len(specs), trained=len(pending), counts=counts)
+    cpus, gpus = slot_resources([s for s, _ in targets], cpus_per_trial, gpus_per_trial)
+    # validates the executor before anything is written
+    ex = make_executor(executor, address, cpus_per_trial=cpus, gpus_per_trial=gpus, faults=faults)
+    env = environment(command)
+    plans = []
+    for suite, run_dir in targets:
+        store = RunStore(run_dir)
+        store.init(suite, command, env)
+        specs = expand(suite)
+        plans.append((suite, store, specs, store.pending(specs)))
+    routes: dict[str, list[RunStore]] = {}
+    todo: dict[str, TrialSpec] = {}
+    for _, store, _, pending in plans:
+        for spec in pending:
+            routes.setdefault(spec.trial_id, []).append(store)
+            todo.setdefault(spec.trial_id, spec)
+    if todo:
+        def on_record(record: TrialRecord) -> None:
+            for store in routes.get(record.trial_id, ()):
+                store.append(record)
+
+        run_trials(list(todo.values()), ex, on_record, pack_size=pack_size, progress=progress)
+    out = []
+    for suite, store, specs, pending in plans:
+        counts: dict[str, int] = {}
+        for r in store.records(s.trial_id for s in specs):
+            counts[r.status.value] = counts.get(r.status.value, 0) + 1
+        out.append(RunSummary(run_dir=store.dir, total=len(specs), trained=len(pending), counts=counts,
+                              trained_total=len(todo)))
+    return out
+
+
+def slot_resources(suites: list[Suite], cpus_per_trial: float | None = None,
+                   gpus_per_trial: float | None = None) -> tuple[float, float]:
+    """CPUs and GPUs of one trial's Ray slot: the flags if given, else the largest any suite's
+    ``[resources]`` asks for (one slot must fit every trial), else 1 CPU and no GPU."""
+    def pick(flag: float | None, key: str, default: float) -> float:
+        if flag is not None:
+            return flag
+        asked = [s.resources[key] for s in suites if key in s.resources]
+        return max(asked) if asked else default
+
+    return pick(cpus_per_trial, "cpus_per_trial", 1.0), pick(gpus_per_trial, "gpus_per_trial", 0.0)
 
 
 @dataclass
@@ -54,6 +106,48 @@ class Evaluation:
     command: str
     environment: dict
     created: str
+
+
+GROUP_FILE = "group.json"
+
+
+def write_group(root: str | Path, group, tier: str, names: list[str]) -> None:
+    """Mark ``root`` as the run dir of a group: one sub run dir per suite (``names``), one combined report."""
+    from claimbench.store import atomic_write_text
+
+    info = {"schema": 1, "group": group.name, "title": group.title, "description": group.description,
+            "tier": tier, "suites": list(names)}
+    atomic_write_text(Path(root) / GROUP_FILE, json.dumps(info, indent=2) + "\n")
+
+
+def read_group(run_dir: str | Path) -> dict | None:
+    """The group.json of a group run dir, or None for a plain run dir."""
+    path = Path(run_dir) / GROUP_FILE
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise StoreError(f"unreadable group file: {e}", where=str(path), fix="delete it and rerun the group") from None
+    if not isinstance(info, dict) or info.get("schema") != 1 or not isinstance(info.get("suites"), list):
+        raise StoreError("not a claimbench group file (schema 1)", where=str(path), fix="delete it and rerun the group")
+    return info
+
+
+def evaluate_target(run_dir: str | Path) -> list[Evaluation]:
+    """Evaluations of a run dir: one for a suite's run dir; one per suite (with records) for a group's."""
+    group = read_group(run_dir)
+    if group is None:
+        return [evaluate_run(run_dir)]
+    out = []
+    for name in group["suites"]:
+        sub = Path(run_dir) / name
+        if (sub / "run.json").is_file():
+            out.append(evaluate_run(sub))
+    if not out:
+        raise StoreError("the group has no suite run dirs yet", where=str(run_dir),
+                         fix=f"run it first: claimbench run {group['group']} --tier {group['tier']}")
+    return out
 
 
 def evaluate_run(run_dir: str | Path) -> Evaluation:

@@ -13,7 +13,7 @@ import click
 from claimbench.errors import UserError
 from claimbench.faults import faults_from_env
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
-from claimbench.suite import TIERS, load_suite, resolve_suite_path, suite_names
+from claimbench.suite import TIERS, group_names, load_group, load_suite, load_targets, resolve_suite_path, suite_names
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,22 +30,43 @@ def cli() -> None:
 @click.option("--out", "out", default=None, help="Run directory [default: runs/SUITE-TIER].")
 @click.option("--pack-size", default=DEFAULT_PACK_SIZE, show_default=True, type=int, help="Trials per pack sent to a worker.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def run(suite: str, tier: str, executor: str, address: str | None, out: str | None, pack_size: int, quiet: bool) -> None:
-    """Run SUITE (a name from `claimbench list`, or a .toml path); only missing trials are trained."""
-    from claimbench.api import run_suite
+@click.option("--cpus-per-trial", type=float, default=None,
+              help="CPUs of one trial's Ray slot (torch threads) [default: the suite's [resources], else 1].")
+@click.option("--gpus-per-trial", type=float, default=None,
+              help="GPUs of one trial's Ray slot; fractions share a GPU [default: the suite's [resources], else 0].")
+def run(suite: str, tier: str, executor: str, address: str | None, out: str | None, pack_size: int, quiet: bool,
+        cpus_per_trial: float | None, gpus_per_trial: float | None) -> None:
+    """Run SUITE (a suite or group name from `claimbench list`, or a .toml path); only missing trials are trained.
+
+    A group (e.g. `faq`) runs all its suites through one executor into RUN_DIR/<suite>/ and writes one report.
+    """
+    from claimbench.api import run_suites, write_group
 
     if pack_size < 1:
         raise UserError(f"--pack-size must be >= 1, got {pack_size}", where="--pack-size", fix="pass a positive integer")
-    loaded = load_suite(suite, tier)
+    group = load_group(suite)
+    if group is not None:
+        suites = load_targets([suite], tier)
+        root = Path(out or Path("runs") / f"{group.name}-{tier}")
+        targets = [(s, root / s.name) for s in suites]
+    else:
+        loaded = load_suite(suite, tier)
+        root = Path(out or Path("runs") / f"{loaded.name}-{tier}")
+        targets = [(loaded, root)]
     command = "claimbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     start = time.monotonic()
-    summary = run_suite(loaded, out, executor=executor, address=address, pack_size=pack_size,
-                        command=command, progress=not quiet, faults=faults_from_env())
+    if group is not None:
+        write_group(root, group, tier, [s.name for s, _ in targets])
+    summaries = run_suites(targets, executor=executor, address=address, pack_size=pack_size,
+                           command=command, progress=not quiet, faults=faults_from_env(),
+                           cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
     elapsed = time.monotonic() - start
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items()))
-    click.echo(f"{loaded.name} [{tier}]: {summary.total} trials ({counts}); trained {summary.trained} now "
-               f"in {elapsed:.0f}s; run dir {summary.run_dir}")
-    click.echo(f"report: {_report(summary.run_dir)}")
+    for (s, _), summary in zip(targets, summaries):
+        counts = ", ".join(f"{n} {st}" for st, n in sorted(summary.counts.items()))
+        click.echo(f"{s.name} [{tier}]: {summary.total} trials ({counts}); {summary.trained} new; "
+                   f"run dir {summary.run_dir}")
+    click.echo(f"trained {summaries[0].trained_total} trials in {elapsed:.0f}s")
+    click.echo(f"report: {_report(root)}")
 
 
 @cli.command()
@@ -53,17 +74,27 @@ def run(suite: str, tier: str, executor: str, address: str | None, out: str | No
 @click.option("-o", "--output", default=None, help="Where to write the HTML [default: RUN_DIR/report.html].")
 def report(run_dir: str, output: str | None) -> None:
     """Rebuild the report of RUN_DIR (no training; needs no Ray and no GPU); also exports Parquet."""
+    from claimbench.api import read_group
     from claimbench.store import RunStore
 
-    RunStore(run_dir).info()  # a missing or foreign run dir is a user error, before any work
+    group = read_group(run_dir)
+    dirs = [Path(run_dir) / s for s in group["suites"] if (Path(run_dir) / s / "run.json").is_file()] if group \
+        else [Path(run_dir)]
+    for d in dirs:
+        RunStore(d).info()  # a missing or foreign run dir is a user error, before any work
     path = _report(run_dir, output)
-    trials, curves = RunStore(run_dir).export_parquet()
-    click.echo(f"report: {path}\nframes: {trials}, {curves}")
+    click.echo(f"report: {path}")
+    for d in dirs:
+        trials, curves = RunStore(d).export_parquet()
+        click.echo(f"frames: {trials}, {curves}")
 
 
 @cli.command(name="list")
 def list_() -> None:
-    """Shipped suites and the claims each answers."""
+    """Shipped suites and groups, and the claims each suite answers."""
+    for name in group_names():
+        g = load_group(name)
+        click.echo(f"{name} (group): {g.title}  (suites: {', '.join(g.suites)})")
     for name in suite_names():
         s = load_suite(name, "default")
         click.echo(f"{name}: {s.title}  (tiers: {', '.join(_tiers_of(name))})")
@@ -84,6 +115,94 @@ def schema(output: str | None) -> None:
         click.echo(text, nl=False)
 
 
+_TARGETS_HELP = "SUITE...: suite names, .toml paths or group names (see `claimbench list`)."
+
+
+@cli.command()
+@click.argument("suites", nargs=-1, required=True)
+@click.option("--baseline", "baseline_path", required=True, help="The baseline JSON to compare with (e.g. reports/baseline.json).")
+@click.option("--tier", default="ci", show_default=True, help=f"One of: {', '.join(TIERS)}.")
+@click.option("--out", "out", default=None, help="Parent of the run dirs, one per suite [default: runs/check-TIER].")
+@click.option("--junit", "junit", default=None, help="JUnit XML path [default: OUT/junit.xml].")
+@click.option("--markdown", "markdown", default=None, help="Markdown summary path [default: OUT/summary.md]; "
+              "also appended to $GITHUB_STEP_SUMMARY when set.")
+@click.option("--executor", default="ray", show_default=True, help="ray (embedded or --address) or local (in-process).")
+@click.option("--address", default=None, help="Attach to a running Ray cluster (auto or HOST:PORT).")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | None, junit: str | None,
+          markdown: str | None, executor: str, address: str | None, quiet: bool) -> None:
+    """Run (or reuse) SUITE... and compare each claim with the baseline: exit 0 when all hold, 1 on a regression.
+
+    A regression is a gated verdict change (by default: supported -> refuted or inconclusive) or a tracked
+    quantity whose bootstrap CI over seeds of the change lies beyond its tolerance (see the suite's
+    `check` tables). Writes JUnit XML, a Markdown summary and each suite's HTML report.
+    """
+    from claimbench.check import baseline_for, check_measured, load_check_targets, measure, read_baseline
+    from claimbench.report.junit import write_junit
+    from claimbench.report.markdown import write_markdown
+
+    data = read_baseline(baseline_path)  # a missing or malformed baseline is a usage error, before any training
+    loaded, skipped = load_check_targets(list(suites), tier)
+    for s in loaded:
+        baseline_for(data, s, baseline_path)
+    for name in skipped:
+        click.echo(f"{name}: no [tiers.{tier}], not checked")
+    root = Path(out or Path("runs") / f"check-{tier}")
+    command = "claimbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    measured = measure(loaded, root, executor=executor, address=address, command=command,
+                       progress=not quiet, faults=faults_from_env())
+    checks = check_measured(measured, data, baseline_path)
+    junit_path = write_junit(checks, junit or root / "junit.xml")
+    md_paths = write_markdown(checks, markdown or root / "summary.md", baseline_path)
+    failed = 0
+    for sc in checks:
+        click.echo(f"{sc.suite} [{sc.tier}]: {sc.total} trials, trained {sc.trained} now in {sc.elapsed_s:.0f}s; "
+                   f"report {sc.report}")
+        for o in sc.outcomes:
+            mark = {"passed": "ok", "failed": "REGRESSION", "skipped": "skipped"}[o.status]
+            click.echo(f"  {o.claim_id:<4} {mark:<10} {o.headline}")
+            failed += o.status == "failed"
+    click.echo(f"junit: {junit_path}\nsummary: {', '.join(str(p) for p in md_paths)}")
+    if failed:
+        click.echo(f"claimbench check: {failed} regression{'s' if failed != 1 else ''} against {baseline_path}", err=True)
+        sys.exit(1)
+    click.echo(f"claimbench check: every claim holds against {baseline_path}")
+
+
+@cli.command()
+@click.argument("suites", nargs=-1, required=True)
+@click.option("-o", "--output", default="reports/baseline.json", show_default=True,
+              help="Baseline JSON to write or update (entries of other suites and tiers are kept).")
+@click.option("--tier", default="ci", show_default=True, help=f"One of: {', '.join(TIERS)}.")
+@click.option("--out", "out", default=None, help="Parent of the run dirs, one per suite [default: runs/check-TIER].")
+@click.option("--executor", default="ray", show_default=True, help="ray (embedded or --address) or local (in-process).")
+@click.option("--address", default=None, help="Attach to a running Ray cluster (auto or HOST:PORT).")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, executor: str, address: str | None,
+             quiet: bool) -> None:
+    """Run (or reuse) SUITE... and write their verdicts, effects and tracked per-seed values as the baseline."""
+    from claimbench.check import baseline_entry, load_check_targets, measure, read_baseline, update_baseline, write_baseline
+    from claimbench.env import environment
+
+    data = read_baseline(output, must_exist=False)  # an unreadable existing file is refused, never overwritten
+    loaded, skipped = load_check_targets(list(suites), tier)
+    for name in skipped:
+        click.echo(f"{name}: no [tiers.{tier}], no baseline written")
+    root = Path(out or Path("runs") / f"check-{tier}")
+    command = "claimbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    measured = measure(loaded, root, executor=executor, address=address, command=command,
+                       progress=not quiet, faults=faults_from_env())
+    entries = []
+    for m in measured:
+        entries.append((m.suite.name, baseline_entry(m.suite, m.results, m.frame, m.environment)))
+        click.echo(f"{m.suite.name} [{tier}]: {m.total} trials, trained {m.trained} now in {m.elapsed_s:.0f}s; "
+                   f"report {m.report}")
+        for r in m.results:
+            click.echo(f"  {r.claim_id:<4} {r.verdict:<12} {r.summary}")
+    path = write_baseline(output, update_baseline(data, entries, environment(command)))
+    click.echo(f"baseline: {path}")
+
+
 def _tiers_of(name: str) -> list[str]:
     import tomllib
     raw = tomllib.loads(resolve_suite_path(name).read_text(encoding="utf-8"))
@@ -92,13 +211,14 @@ def _tiers_of(name: str) -> list[str]:
 
 def _report(run_dir, output: str | None = None) -> Path:
     """Evaluate once, print each verdict, write the HTML; return its path."""
-    from claimbench.api import evaluate_run
+    from claimbench.api import evaluate_target
     from claimbench.report import write_report
 
-    evaluation = evaluate_run(run_dir)
-    for r in evaluation.results:
-        click.echo(f"  {r.claim_id:<4} {r.verdict:<12} {r.summary}")
-    return write_report(run_dir, output, evaluation)
+    evaluations = evaluate_target(run_dir)
+    for ev in evaluations:
+        for r in ev.results:
+            click.echo(f"  {r.claim_id:<4} {r.verdict:<12} {r.summary}")
+    return write_report(run_dir, output, evaluations)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,7 +12,9 @@ claimbench/suite.schema.json)::
                   (a value may be a table that sets several parameters,
                   e.g. values = [{epochs = 10}, {steps = 2000}] for axis "budget")
     [tiers.T]     seeds, budget, params, axes: overrides for tier T
-    [[claims]]    id, kind, faq_section, paraphrase, params
+    [resources]   cpus_per_trial, gpus_per_trial: one Ray slot per trial (run-level; not in trial ids)
+    [[claims]]    id, kind, faq_section, paraphrase, params;
+                  check = {gate, track, tolerance, direction}: how `claimbench check` gates it
 
 Every problem is a ``SuiteError`` naming the file and the key.
 """
@@ -34,20 +36,32 @@ from claimbench.trial import CHOICES, RANGES, SPEC_FIELDS, TrialSpec, level_labe
 TIERS = ("smoke", "ci", "default", "full")
 ROLES = ("scientific", "nuisance", "fixed")
 SECTIONS = {
-    "workload": ("dataset", "n_samples", "data_seed", "model", "depth", "width", "activation",
-                 "init", "init_dist", "batchnorm", "dropout"),
-    "train": ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps",
+    "workload": ("dataset", "n_samples", "data_seed", "label_noise", "outlier_frac", "seq_len", "model", "depth",
+                 "width", "shape", "activation", "init", "init_dist", "batchnorm", "dropout", "dropout_position",
+                 "dropout_kind"),
+    "train": ("kind", "loss", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps",
               "schedule", "warmup_steps", "schedule_gamma", "plateau_patience", "clip",
               "clip_threshold", "batch_size", "evals", "patience", "restore_best",
-              "divergence_factor", "target"),
+              "divergence_factor", "target", "measure_latency", "range_lr_min", "range_lr_max", "range_steps"),
     "budget": ("epochs", "steps"),
 }
 BUDGET_KEYS = frozenset(SECTIONS["budget"])
-TOP_KEYS = ("suite", "workload", "train", "budget", "axes", "tiers", "claims")
+TOP_KEYS = ("suite", "workload", "train", "budget", "axes", "tiers", "claims", "resources")
+#: [resources]: one Ray slot (actor) per trial in flight; run-level, so never part of a trial id.
+#: cpus_per_trial > 0 (default 1), gpus_per_trial >= 0 (default 0; fractions share a GPU).
+RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial")
 SUITE_KEYS = ("name", "title", "description", "seeds", "faq_sections")
 AXIS_KEYS = ("role", "values", "logspace")
 TIER_KEYS = ("seeds", "budget", "params", "axes")
-CLAIM_KEYS = ("id", "kind", "faq_section", "paraphrase", "params")
+CLAIM_KEYS = ("id", "kind", "faq_section", "paraphrase", "params", "check")
+CHECK_KEYS = ("gate", "track", "tolerance", "direction")
+#: What `claimbench check` fails on, per claim: a supported claim that stops being supported
+#: (the default), any change of a decided verdict (supported or refuted), or nothing (track only).
+GATES = ("supported", "decided", "off")
+#: Which moves of a tracked quantity are regressions: either way, only down, or only up.
+DIRECTIONS = ("both", "decrease", "increase")
+#: Quantities a claim may track: its statistic (per stratum), or a metric of the best trial per seed.
+TRACKABLE = ("effect", "test_acc", "val_acc", "train_acc", "test_loss", "val_loss", "train_loss")
 
 
 def suites_dir() -> Path:
@@ -82,6 +96,24 @@ class Axis:
 
 
 @dataclass(frozen=True)
+class ClaimCheck:
+    """How `claimbench check` gates one claim against a baseline (a claim's ``check = {...}`` table).
+
+    ``track`` names quantities compared over seeds with ``tolerance[name]`` (absolute units of the
+    quantity) and ``direction``; ``gate`` says which verdict changes are regressions.
+    """
+
+    gate: str = "supported"
+    track: tuple[str, ...] = ()
+    tolerance: dict[str, float] = field(default_factory=dict)
+    direction: str = "both"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"gate": self.gate, "track": list(self.track), "tolerance": dict(self.tolerance),
+                "direction": self.direction}
+
+
+@dataclass(frozen=True)
 class Suite:
     name: str
     title: str
@@ -93,6 +125,8 @@ class Suite:
     seeds: tuple[int, ...]
     claims: tuple[Claim, ...]
     faq_sections: tuple[str, ...] = field(default_factory=tuple)
+    checks: dict[str, ClaimCheck] = field(default_factory=dict)  # claim id -> its check table, when given
+    resources: dict[str, float] = field(default_factory=dict)  # [resources]: cpus/gpus per trial, when given
 
     def axis(self, name: str) -> Axis:
         return next(a for a in self.axes if a.name == name)
@@ -117,6 +151,8 @@ class Suite:
             "axes": [{"name": a.name, "role": a.role, "values": list(a.values)} for a in self.axes],
             "seeds": list(self.seeds), "faq_sections": list(self.faq_sections),
             "claims": [c.__dict__ for c in self.claims],
+            "checks": {k: c.to_dict() for k, c in self.checks.items()},
+            "resources": dict(self.resources),
         }
 
     @classmethod
@@ -127,6 +163,9 @@ class Suite:
             axes=tuple(Axis(a["name"], a["role"], tuple(a["values"])) for a in d["axes"]),
             seeds=tuple(d["seeds"]), faq_sections=tuple(d.get("faq_sections", ())),
             claims=tuple(Claim(**c) for c in d["claims"]),
+            checks={k: ClaimCheck(c["gate"], tuple(c["track"]), c["tolerance"], c["direction"])
+                    for k, c in d.get("checks", {}).items()},
+            resources=dict(d.get("resources", {})),
         )
 
 
@@ -148,7 +187,77 @@ def resolve_suite_path(name_or_path: str) -> Path:
 
 
 def suite_names() -> list[str]:
-    return sorted(p.stem for p in suites_dir().glob("*.toml"))
+    """Shipped suites (not groups)."""
+    return sorted(p.stem for p in suites_dir().glob("*.toml") if not _is_group_file(p))
+
+
+def group_names() -> list[str]:
+    """Shipped groups: files with a [group] table listing suites, e.g. ``faq``."""
+    return sorted(p.stem for p in suites_dir().glob("*.toml") if _is_group_file(p))
+
+
+@dataclass(frozen=True)
+class Group:
+    """A named list of suites run together into one run dir and one report (e.g. ``faq``)."""
+
+    name: str
+    title: str
+    description: str
+    suites: tuple[str, ...]
+    path: str
+
+
+def _is_group_file(path: Path) -> bool:
+    try:
+        return "group" in tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
+        return False
+
+
+def load_group(name_or_path: str | Path) -> Group | None:
+    """The group a name or path names, or None when it names a suite."""
+    p = Path(name_or_path)
+    path = p if (p.suffix == ".toml" or p.exists()) else suites_dir() / f"{name_or_path}.toml"
+    if not path.is_file() or not _is_group_file(path):
+        return None
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    v = _Validator(str(path))
+    v.keys(raw, ("group",), "")
+    g = v.table(raw, "group", required=True)
+    v.keys(g, ("name", "title", "description", "suites"), "group")
+    suites = g.get("suites")
+    if not isinstance(suites, list) or not suites or not all(isinstance(s, str) and s for s in suites):
+        raise v.fail("group.suites", f"must be a non-empty list of suite names, got {suites!r}",
+                     'write suites = ["batch_size", ...]')
+    known = suite_names()
+    resolved = []
+    for s in suites:  # a shipped suite name, or a .toml path relative to the group file
+        if s.endswith(".toml"):
+            if not (path.parent / s).is_file():
+                raise v.fail("group.suites", f"suite file {s!r} not found next to the group file",
+                             "give a path relative to the group file, or a shipped suite name")
+            resolved.append(str(path.parent / s))
+        elif s in known:
+            resolved.append(s)
+        else:
+            raise v.fail("group.suites", f"no suite named {s!r}", f"use one of: {', '.join(known)}")
+    if len(set(resolved)) != len(resolved):
+        raise v.fail("group.suites", f"suites repeat: {suites}", "list each suite once")
+    name = v.string(g, "name", "group", required=True)
+    return Group(name=name, title=v.string(g, "title", "group") or name,
+                 description=v.string(g, "description", "group") or "", suites=tuple(resolved), path=str(path))
+
+
+def load_targets(names: list[str] | tuple[str, ...], tier: str = "default") -> list[Suite]:
+    """Suites named by suite names, suite paths or group names (a group expands to its suites), in order, once each."""
+    out: list[Suite] = []
+    for name in names:
+        group = load_group(name)
+        for s in (group.suites if group else (name,)):
+            suite = load_suite(s, tier)
+            if all(x.name != suite.name for x in out):
+                out.append(suite)
+    return out
 
 
 def load_suite(name_or_path: str | Path, tier: str = "default") -> Suite:
@@ -160,6 +269,9 @@ def load_suite(name_or_path: str | Path, tier: str = "default") -> Suite:
                          fix="correct the TOML syntax at that line") from None
     except UnicodeDecodeError:
         raise SuiteError("not UTF-8 text", where=str(path), fix="save the suite as UTF-8") from None
+    if "group" in raw:
+        raise SuiteError("this file is a group of suites, not a suite", where=str(path),
+                         fix=f"run the group with `claimbench run {path.stem}`, or name one of its suites")
     return parse_suite(raw, str(path), tier)
 
 
@@ -214,12 +326,15 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default") -> Suite:
         if c.id in seen:
             raise SuiteError(f"claim id {c.id!r} appears twice", where=f"{path}: claims", fix="give each claim its own id")
         seen.add(c.id)
+    checks = {c.id: _parse_check(v, r["check"], f"claims[{i}].check")
+              for i, (c, r) in enumerate(zip(claims, v.array(raw, "claims"))) if "check" in r}
 
     suite = Suite(
         name=name, title=v.string(meta, "title", "suite") or name,
         description=v.string(meta, "description", "suite") or "",
         path=path, tier=tier, base=base, axes=axes, seeds=seeds, claims=claims,
-        faq_sections=tuple(str(s) for s in meta.get("faq_sections", [])),
+        faq_sections=tuple(str(s) for s in meta.get("faq_sections", [])), checks=checks,
+        resources=_parse_resources(v, v.table(raw, "resources")),
     )
     # Resolve every trial once now, so that a bad combination fails at load time, naming the file.
     try:
@@ -228,6 +343,21 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default") -> Suite:
         raise SuiteError(f"invalid combination: {e}", where=path,
                          fix="give [budget] exactly one of epochs/steps, or sweep it in one axis") from None
     return suite
+
+
+def _parse_resources(v: "_Validator", table: dict) -> dict[str, float]:
+    """[resources]: the Ray slot of one trial. Not TrialSpec fields: changing them reruns nothing."""
+    v.keys(table, RESOURCE_KEYS, "resources")
+    out = {}
+    for key, value in table.items():
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+            and (value > 0 if key == "cpus_per_trial" else value >= 0)
+        if not ok:
+            rule = "> 0" if key == "cpus_per_trial" else ">= 0"
+            raise v.fail(f"resources.{key}", f"{key} must be a number {rule}, got {value!r}",
+                         f"write {key} = 1 (fractions such as 0.5 are allowed)")
+        out[key] = float(value)
+    return out
 
 
 def _parse_axes(v: "_Validator", raw_axes: dict, tier_axes: dict, tier: str) -> tuple[Axis, ...]:
@@ -279,6 +409,50 @@ def _parse_claim(v: "_Validator", raw: Any, i: int, axes: tuple[Axis, ...]) -> C
                          fix='write faq_section = 6 or "6"')
     return Claim(id=cid, kind=kind_name, faq_section=str(section),
                  paraphrase=v.string(raw, "paraphrase", where) or "", params=params)
+
+
+def _parse_check(v: "_Validator", raw: Any, where: str) -> ClaimCheck:
+    """A claim's ``check = { gate, track, tolerance, direction }`` table (see README, `claimbench check`)."""
+    example = 'check = { track = ["effect"], tolerance = 0.02 }'
+    if not isinstance(raw, dict):
+        raise v.fail(where, f"must be a table, got {raw!r}", f"write {example}")
+    v.keys(raw, CHECK_KEYS, where)
+    gate = raw.get("gate", "supported")
+    if gate not in GATES:
+        raise v.fail(f"{where}.gate", f"unknown gate {gate!r}", f"use one of: {', '.join(GATES)}")
+    direction = raw.get("direction", "both")
+    if direction not in DIRECTIONS:
+        raise v.fail(f"{where}.direction", f"unknown direction {direction!r}", f"use one of: {', '.join(DIRECTIONS)}")
+    track = raw.get("track", [])
+    if not isinstance(track, list) or any(t not in TRACKABLE for t in track) or len(set(track)) != len(track):
+        raise v.fail(f"{where}.track", f"must list distinct quantities from {', '.join(TRACKABLE)}, got {track!r}",
+                     'write track = ["effect"] or track = ["effect", "test_acc"]')
+    tol = raw.get("tolerance")
+
+    def number(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+
+    if tol is None:
+        if track:
+            raise v.fail(f"{where}.tolerance", "a tracked quantity needs a tolerance",
+                         "add tolerance = 0.02 (one for all) or tolerance = { effect = 0.02 }")
+        tolerance: dict[str, float] = {}
+    elif number(tol):
+        tolerance = {t: float(tol) for t in track}
+    elif isinstance(tol, dict):
+        for t, x in tol.items():
+            if t not in track or not number(x):
+                raise v.fail(f"{where}.tolerance.{t}", f"must be a number >= 0 for a tracked quantity, got {x!r}",
+                             f"give tolerances only for {', '.join(track) or 'tracked quantities'}")
+        missing = [t for t in track if t not in tol]
+        if missing:
+            raise v.fail(f"{where}.tolerance", f"no tolerance for {', '.join(missing)}",
+                         f"add {missing[0]} = <number> to the tolerance table")
+        tolerance = {t: float(tol[t]) for t in track}
+    else:
+        raise v.fail(f"{where}.tolerance", f"must be a number >= 0 or a table of them, got {tol!r}",
+                     "write tolerance = 0.02 or tolerance = { effect = 0.02 }")
+    return ClaimCheck(gate=gate, track=tuple(track), tolerance=tolerance, direction=direction)
 
 
 class _Validator:
@@ -463,7 +637,12 @@ def json_schema() -> dict[str, Any]:
     claim = {"type": "object", "additionalProperties": False, "required": ["id", "kind"], "properties": {
         "id": {"type": "string", "minLength": 1}, "kind": {"enum": sorted(KINDS)},
         "faq_section": {"type": ["string", "integer"]}, "paraphrase": {"type": "string"},
-        "params": {"type": "object"}}}
+        "params": {"type": "object"},
+        "check": {"type": "object", "additionalProperties": False, "properties": {
+            "gate": {"enum": list(GATES)}, "direction": {"enum": list(DIRECTIONS)},
+            "track": {"type": "array", "uniqueItems": True, "items": {"enum": list(TRACKABLE)}},
+            "tolerance": {"anyOf": [{"type": "number", "minimum": 0},
+                                    {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}}]}}}}}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://claimbench.dev/suite.schema.json",
@@ -479,5 +658,8 @@ def json_schema() -> dict[str, Any]:
             "axes": {"type": "object", "additionalProperties": axis},
             "tiers": {"type": "object", "additionalProperties": False, "properties": {t: tier for t in TIERS}},
             "claims": {"type": "array", "items": claim},
+            "resources": {"type": "object", "additionalProperties": False, "properties": {
+                "cpus_per_trial": {"type": "number", "exclusiveMinimum": 0},
+                "gpus_per_trial": {"type": "number", "minimum": 0}}},
         },
     }

@@ -41,7 +41,7 @@ def test_run_report_and_idempotent_rerun(tiny_suite_path, tmp_path):
 
     again = claimbench("run", str(tiny_suite_path), "--out", str(out), "--quiet")
     assert again.returncode == 0, again.stderr
-    assert "trained 0 now" in again.stdout
+    assert "trained 0 trials" in again.stdout
     assert verdict_lines(again.stdout) == verdicts
 
     rebuilt = claimbench("report", str(out), "-o", str(tmp_path / "r.html"))
@@ -71,7 +71,7 @@ def test_sigkill_midway_then_rerun_has_every_trial_once(write_suite, tmp_path):
 
     rerun = claimbench("run", str(path), "--out", str(out), "--quiet")
     assert rerun.returncode == 0, rerun.stderr
-    trained = int(re.search(r"trained (\d+) now", rerun.stdout).group(1))
+    trained = int(re.search(r"trained (\d+) trials", rerun.stdout).group(1))
     assert trained == len(expected) - len(done_before)
     files = [p.stem for p in trials.glob("*.json")]
     assert sorted(files) == sorted(expected)  # every trial exactly once

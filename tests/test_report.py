@@ -172,7 +172,7 @@ def test_claim_section_contents(html):
 
 def test_write_report_writes_where_asked(run, tmp_path, monkeypatch):
     import claimbench.report.html as report_html
-    monkeypatch.setattr(report_html, "render_html", lambda evaluation: f"<!DOCTYPE html>{evaluation.suite.name}")
+    monkeypatch.setattr(report_html, "render_html", lambda evaluations, group=None: f"<!DOCTYPE html>{evaluations[0].suite.name}")
     out = tmp_path / "nested" / "r.html"
     path = write_report(run, out)
     assert path == out and out.read_text(encoding="utf-8") == "<!DOCTYPE html>fake_batch"

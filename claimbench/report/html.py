@@ -52,47 +52,93 @@ GENERIC_LABELS = {"level": "{axis}", "mean": "mean", "lo": "CI low", "hi": "CI h
 
 # ------------------------------------------------------------------ public
 
-def render_html(evaluation: "Evaluation") -> str:
-    """The report of an evaluated run as one self-contained HTML document."""
-    return _template().render(**build_context(evaluation))
+def render_html(evaluations: "Evaluation | list[Evaluation]", group: dict[str, Any] | None = None) -> str:
+    """The report of one evaluated run, or of a group's runs, as one self-contained HTML document."""
+    return _template().render(**build_context(evaluations, group))
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None,
-                 evaluation: "Evaluation | None" = None) -> Path:
-    """Write the report of ``run_dir`` to ``out`` (default ``RUN_DIR/report.html``).
+                 evaluation: "Evaluation | list[Evaluation] | None" = None) -> Path:
+    """Write the report of ``run_dir`` (a suite's or a group's) to ``out`` (default ``RUN_DIR/report.html``).
 
-    ``evaluation`` is the run's ``evaluate_run`` result when the caller has it already.
+    ``evaluation`` is what ``evaluate_target`` (or ``evaluate_run``) returns, when the caller has it already.
     """
+    from claimbench.api import evaluate_target, read_group
+
     if evaluation is None:
-        from claimbench.api import evaluate_run
-        evaluation = evaluate_run(run_dir)
+        evaluation = evaluate_target(run_dir)
     path = Path(out) if out is not None else Path(run_dir) / REPORT_NAME
-    atomic_write_text(path, render_html(evaluation))
+    atomic_write_text(path, render_html(evaluation, read_group(run_dir)))
     return path
 
 
 # ------------------------------------------------------------------ view data
 
-def build_context(evaluation: "Evaluation") -> dict[str, Any]:
-    """Everything the template shows, as plain data (figures as ``Markup`` SVG)."""
-    suite = evaluation.suite
-    results = {r.claim_id: r for r in evaluation.results}
-    claims = [_claim_view(c, results.get(c.id), evaluation) for c in suite.claims]
-    # results of claims the suite no longer lists (cannot happen with evaluate_run; shown rather than lost)
-    known = {c.id for c in suite.claims}
-    claims += [_claim_view(None, r, evaluation) for r in evaluation.results if r.claim_id not in known]
+#: FAQ section titles (our own words), for grouping the verdict table.
+FAQ_SECTIONS = {
+    "1": "Network structure", "2": "Input neurons", "3": "Output neurons", "4": "Hidden layers and units",
+    "5": "Loss functions", "6": "Batch size", "7": "Epochs", "8": "Learning rate", "9": "Momentum",
+    "10": "Vanishing and exploding gradients", "11": "Hidden-layer activations", "12": "Output activations",
+    "13": "Weight initialization", "14": "Batch normalization", "15": "Gradient clipping",
+    "16": "Early stopping", "17": "Dropout", "18": "Optimizers", "19": "Learning-rate schedules",
+}
+
+
+def _section_key(section: str) -> tuple:
+    return (0, int(section), "") if section.isdigit() else (1, 0, section)
+
+
+def build_context(evaluations: "Evaluation | list[Evaluation]", group: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the template shows, as plain data (figures as ``Markup`` SVG).
+
+    Claims of every suite are grouped by FAQ section in the verdict table; each
+    suite keeps its own methodology and reproduce command.
+    """
+    evaluations = evaluations if isinstance(evaluations, list) else [evaluations]
+    claims, suites = [], []
+    for evaluation in evaluations:
+        suite = evaluation.suite
+        results = {r.claim_id: r for r in evaluation.results}
+        views = [_claim_view(c, results.get(c.id), evaluation) for c in suite.claims]
+        # results of claims the suite no longer lists (cannot happen with evaluate_run; shown rather than lost)
+        known = {c.id for c in suite.claims}
+        views += [_claim_view(None, r, evaluation) for r in evaluation.results if r.claim_id not in known]
+        command = evaluation.command or evaluation.environment.get("command") or ""
+        for v in views:
+            v.update(suite=suite.name, suite_title=suite.title, command=command)
+        claims += views
+        suites.append({"name": suite.name, "title": suite.title, "description": suite.description,
+                       "path": suite.path, "tier": suite.tier, "tier_note": TIER_NOTES.get(suite.tier, ""),
+                       "methodology": _methodology(evaluation), "command": command,
+                       "claim_ids": [v["id"] for v in views]})
+    sections: dict[str, list[dict]] = {}
+    for c in claims:
+        sections.setdefault(c["faq_section"], []).append(c)
+    ordered = [{"id": s, "title": FAQ_SECTIONS.get(s, ""), "claims": sections[s]}
+               for s in sorted(sections, key=_section_key)]
+    claims = [c for sec in ordered for c in sec["claims"]]
     verdicts = Counter(c["verdict"] for c in claims)
+    tiers = sorted({s["tier"] for s in suites})
+    tier = tiers[0] if len(tiers) == 1 else ", ".join(tiers)
+    first = suites[0] if suites else {"name": "", "title": "", "description": "", "path": ""}
+    n_records = sum(s["methodology"]["n_records"] for s in suites)
+    expected = [s["methodology"]["expected"] for s in suites]
     return {
-        "title": suite.title,
-        "suite": {"name": suite.name, "description": suite.description, "path": suite.path,
-                  "tier": suite.tier, "tier_note": TIER_NOTES.get(suite.tier, "")},
-        "created": evaluation.created,
+        "title": group["title"] if group else first["title"],
+        "description": group.get("description", "") if group else first["description"],
+        "group": group["group"] if group else None,
+        "suites": suites,
+        "tier": tier, "tier_note": TIER_NOTES.get(tier, ""),
+        "created": max((e.created or "" for e in evaluations), default=""),
         "summary": _summary_line(claims, verdicts),
         "verdict_counts": [(v, verdicts.get(v, 0)) for v in VERDICTS],
         "claims": claims,
-        "methodology": _methodology(evaluation),
-        "environment": _environment(evaluation.environment, evaluation.command),
-        "command": evaluation.command or evaluation.environment.get("command") or "",
+        "sections": ordered,
+        "n_records": n_records,
+        "expected": None if any(e is None for e in expected) else sum(expected),
+        "n_seeds": sorted({s["methodology"]["n_seeds"] for s in suites}),
+        "environment": _environment(evaluations[0].environment, first.get("command", "")) if evaluations
+        else _environment({}, ""),
     }
 
 
