@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from claimbench.analysis.quantities import good_range
 from claimbench.analysis.stats import bootstrap, percentile_ci, seed_mean_ci, verdict_from_ci
 from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, register
 from claimbench.claims.common import by_stratum, quiet
@@ -33,21 +34,12 @@ def good_ranges(frame: pd.DataFrame, axis: str, range_axis: str, metric: str, to
     """One row per (axis level, seed): lo, hi (of the good set), width (log2 units), n_good,
     n_stable (values that did not diverge), censored (the good set touches the grid edge)."""
     grid = np.array(sorted(frame[range_axis].unique()), dtype=float)
-    step = float(np.median(np.diff(np.log2(grid)))) if grid.size > 1 else 1.0
     rows = []
     for (level, seed), cell in frame.groupby([axis, "seed"], sort=True):
-        per_value = cell.assign(ok=cell["status"].eq("completed") & cell[metric].notna())
-        best_per_value = per_value[per_value["ok"]].groupby(range_axis)[metric].max()
-        stable = best_per_value.index.to_numpy(dtype=float)
-        row = {axis: level, "seed": seed, "n_stable": int(stable.size)}
-        if best_per_value.empty:
-            row.update(lo=np.nan, hi=np.nan, width=0.0, n_good=0, censored=False)
-        else:
-            good = best_per_value[best_per_value >= best_per_value.max() - tolerance].index.to_numpy(dtype=float)
-            lo, hi = float(good.min()), float(good.max())
-            row.update(lo=lo, hi=hi, width=float(np.log2(hi / lo) + step), n_good=int(good.size),
-                       censored=bool(lo == grid[0] or hi == grid[-1]))
-        rows.append(row)
+        ok = cell["status"].eq("completed") & cell[metric].notna()
+        lo, hi, width, n_good, censored = good_range(cell, range_axis, metric, tolerance, grid)
+        rows.append({axis: level, "seed": seed, "n_stable": int(cell.loc[ok, range_axis].nunique()),
+                     "lo": lo, "hi": hi, "width": width, "n_good": n_good, "censored": censored})
     return pd.DataFrame(rows)
 
 

@@ -1,0 +1,295 @@
+"""What the quantity-based claim kinds share: common parameters, arms, strata, caveats, verdicts.
+
+An *arm* is a table column -> value (or list of values), e.g. ``{optimizer =
+"adam"}``: its trials are the rows matching every key. A claim first keeps the
+rows matching its ``where``; its tuned axes are its ``tune`` list (default: the
+suite's nuisance axes); its strata are the other swept axes (fixed, scientific,
+nuisance not tuned) that are not the claim's own axis or arm keys and take more
+than one value. Each stratum is judged on its own and the verdicts combine as in
+``common.by_stratum``: unanimous, else inconclusive. Seeds pair the arms (same
+seed: same init and data).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from claimbench.analysis.quantities import Quantity, cell_quantities, parse_quantity, require, restrict
+from claimbench.claims.base import Claim, ClaimResult, Design, Param, combine_verdicts
+
+#: Parameters every quantity-based kind takes.
+COMMON_PARAMS: dict[str, Param] = {
+    "quantity": Param(str, "test_acc", "the per-cell quantity (see analysis/quantities.py)"),
+    "select": Param(str, "val_acc", "metric that selects the trial of a cell (higher is better)"),
+    "tune": Param(list, None, "axes tuned within a cell (default: the suite's nuisance axes)"),
+    "where": Param(dict, None, "column -> value or list of values: keep only these trials"),
+    "confidence": Param(float, 0.95),
+    "n_boot": Param(int, 2000),
+    "tolerance": Param(float, 0.01, "range_width quantities: good is within this of the best"),
+}
+
+
+def params(exclude: Sequence[str] = (), **own: Param) -> dict[str, Param]:
+    """A kind's parameters: its own, then the common ones (its own override a common default)."""
+    merged = {**own, **COMMON_PARAMS, **{k: v for k, v in own.items() if k in COMMON_PARAMS}}
+    return {k: v for k, v in merged.items() if k not in exclude}
+
+
+def arm_label(arm: dict[str, Any]) -> str:
+    if not arm:
+        return "all trials"
+    return ", ".join(f"{k}={_text(v)}" for k, v in arm.items())
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return "|".join(_text(x) for x in v)
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def check_arm(arm: Any, name: str) -> dict[str, Any]:
+    if not isinstance(arm, dict):
+        raise TypeError(f"parameter {name!r} must be a table of column = value, got {arm!r}")
+    return arm
+
+
+@dataclass
+class Setup:
+    """A claim's frame after ``where``, its tuned axes and its strata."""
+
+    frame: pd.DataFrame
+    tuned: tuple[str, ...]
+    strata: list[str]
+    quantity: Quantity
+    caveats: list[str]
+
+
+def prepare(claim: Claim, frame: pd.DataFrame, design: Design, own: Iterable[str] = (),
+            quantity: str | None = None, also: Sequence[str] = ()) -> Setup:
+    """Apply ``where``; resolve the tuned axes (``tune`` or the nuisance axes, minus ``own``, the
+    claim's axis and arm keys) and the strata. ``quantity`` overrides the claim's; ``also`` lists
+    further quantities the claim takes. KeyError names a column the frame lacks."""
+    p = claim.params
+    own = set(own)
+    q = parse_quantity(quantity or p.get("quantity", "test_acc"))
+    sub = restrict(frame, p.get("where"))
+    tune = p.get("tune")
+    if tune is not None:
+        require(frame, tune)
+    tuned = tuple(t for t in (design.nuisance if tune is None else tune) if t not in own and t in frame.columns)
+    for extra in (q, *(parse_quantity(a) for a in also)):
+        if extra.op in ("argbest", "max_stable", "min_diverging", "range_width") and extra.column not in tuned \
+                and extra.column not in own:
+            tuned = (*tuned, extra.column)  # the axis a quantity looks across varies within the cell
+    strata = [a for a in dict.fromkeys((*design.fixed, *design.scientific, *design.nuisance))
+              if a not in tuned and a not in own and a in sub.columns and sub[a].nunique(dropna=False) > 1]
+    caveats = []
+    if p.get("where"):
+        caveats.append(f"only trials with {arm_label(p['where'])}")
+    return Setup(frame=sub, tuned=tuned, strata=strata, quantity=q, caveats=caveats)
+
+
+def quantities(setup: Setup, frame: pd.DataFrame, keys: Sequence[str], claim: Claim,
+               quantity: Quantity | None = None) -> pd.DataFrame:
+    p = claim.params
+    return cell_quantities(frame, keys, quantity or setup.quantity, select=p.get("select", "val_acc"),
+                           tolerance=p.get("tolerance", 0.01), tuned=setup.tuned)
+
+
+def per_stratum(claim: Claim, design: Design, setup: Setup,
+                evaluate_one: Callable[[pd.DataFrame, dict], ClaimResult], kind: str) -> ClaimResult:
+    """``evaluate_one`` on each stratum, combined (unanimous, else inconclusive).
+
+    A stratum's result may carry sub-results of its own (several arms); they are
+    lifted into the top-level ``strata`` so that every leaf is shown once.
+    """
+    if setup.frame.empty:
+        result = undecided(claim, kind, "no trial matches the claim's where/arms: the matrix cannot decide")
+    elif not setup.strata:
+        result = evaluate_one(setup.frame, {})
+    else:
+        parts = []
+        for key, sub in setup.frame.groupby(setup.strata, sort=True, dropna=False):
+            key = key if isinstance(key, tuple) else (key,)
+            parts.append(evaluate_one(sub, dict(zip(setup.strata, (_plain(k) for k in key)))))
+        verdict = combine_verdicts([p.verdict for p in parts])
+        note = "" if len({p.verdict for p in parts}) == 1 else " — the verdict depends on the stratum"
+        leaves = [leaf for p in parts for leaf in (p.strata or [p])]
+        first = parts[0]
+        result = ClaimResult(
+            claim_id=claim.id, kind=kind, verdict=verdict, statistic=first.statistic, effect=None, ci=None,
+            n_seeds=max(p.n_seeds for p in parts), n_trials=sum(p.n_trials for p in parts),
+            method=first.method, summary="; ".join(f"{stratum_text(p.stratum)}: {p.verdict}" for p in parts) + note,
+            caveats=[f"{stratum_text(p.stratum)}: {c}" for p in parts for c in p.caveats], strata=leaves)
+    for leaf in [result, *result.strata]:
+        leaf.faq_section, leaf.paraphrase = claim.faq_section, claim.paraphrase
+    constants = ", ".join(f"{k}={v}" for k, v in design.constants.items())
+    result.caveats[:0] = ([f"held fixed: {constants}"] if constants else []) + setup.caveats
+    return result
+
+
+def undecided(claim: Claim, name: str, reason: str, **fields: Any) -> ClaimResult:
+    """An inconclusive result of kind ``name`` that says why the matrix cannot decide; ``fields``
+    fill in the rest (data, caveats, counts)."""
+    from claimbench.claims.base import KINDS  # the kind is registered by the time a claim is evaluated
+    k = KINDS[name]
+    base = dict(claim_id=claim.id, kind=name, statistic=k.statistic, method=k.method, n_seeds=0, n_trials=0,
+                effect=None, ci=None)
+    base.update(fields)
+    return ClaimResult(verdict="inconclusive", summary=reason, **base)
+
+
+def stratum_text(stratum: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in stratum.items())
+
+
+def paired_seeds(wide: pd.DataFrame) -> int:
+    """Seeds with a value in every column (the rows a paired statistic can use)."""
+    return int(np.isfinite(wide.to_numpy(dtype=float)).all(axis=1).sum()) if wide.size else 0
+
+
+def missing_caveats(long: pd.DataFrame, label: str, q: Quantity) -> list[str]:
+    """Cells without a value (every trial diverged or failed) and censored cells."""
+    out = []
+    if long.empty:
+        return out
+    empty = long[long["value"].isna() & ~long["censored"].astype(bool)]
+    if not empty.empty:
+        out.append(f"no value of {q.text} (no usable trial) at "
+                   + ", ".join(f"{label}={_text(r[label])}/seed {r['seed']}" for _, r in empty.iterrows()))
+    censored = long[long["censored"].astype(bool)]
+    if not censored.empty:
+        what = {"min": "no trial reached the target: the value is a lower bound (steps run)",
+                "max_stable": "the largest stable value is the grid edge or none is stable",
+                "min_diverging": "no tested value diverged: the limit lies beyond the grid (NaN)",
+                "range_width": "the good range touches the grid edge: its true width may be larger"}.get(q.op, "censored")
+        levels = ", ".join(sorted({_text(v) for v in censored[label]}))
+        out.append(f"{q.text} censored in {len(censored)} of {len(long)} cells ({label} = {levels}): {what}")
+    return out
+
+
+def edge_caveats(long: pd.DataFrame, frame: pd.DataFrame, tuned: Sequence[str], label: str) -> list[str]:
+    """The selected trial's tuned value lies on the edge of its grid for most seeds of a level."""
+    out = []
+    if long.empty:
+        return out
+    for n in tuned:
+        if n not in long.columns or n not in frame.columns:
+            continue
+        grid = sorted(frame[n].dropna().unique())
+        if len(grid) < 3 or not all(isinstance(g, (int, float, np.number)) and not isinstance(g, bool) for g in grid):
+            continue
+        for edge, name in ((grid[0], "lowest"), (grid[-1], "highest")):
+            levels = [lv for lv, cells in long.groupby(label, sort=True)
+                      if (cells[n] == edge).sum() * 2 > cells["seed"].nunique()]
+            if levels:
+                out.append(f"the best {n} is the {name} tested ({edge:g}) at {label} = "
+                           f"{', '.join(_text(lv) for lv in levels)}: the optimum may lie outside the grid")
+    return out
+
+
+# ------------------------------------------------------------------ verdict rules
+
+def verdict_band(ci: tuple[float, float], low: float, high: float) -> str:
+    """Supported when the CI lies inside [low, high], refuted when it misses it entirely."""
+    lo, hi = ci
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "inconclusive"
+    if lo >= low and hi <= high:
+        return "supported"
+    if hi < low or lo > high:
+        return "refuted"
+    return "inconclusive"
+
+
+def combine_arms(verdicts: list[str]) -> str:
+    """Several comparisons in one claim: all supported -> supported, any refuted -> refuted."""
+    if verdicts and all(v == "supported" for v in verdicts):
+        return "supported"
+    return "refuted" if "refuted" in verdicts else "inconclusive"
+
+
+# ------------------------------------------------------------------ plain data
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Records of plain Python values (numpy scalars unwrapped) for ``ClaimResult.data``."""
+    return [{str(k): _plain(v) for k, v in row.items()} for row in df.to_dict("records")]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    return value
+
+
+def fmt_num(x: float, signed: bool = False) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a" if x is None or math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return f"{x:+.4g}" if signed else f"{x:.4g}"
+
+
+def fmt_ci(ci: tuple[float, float], signed: bool = False) -> str:
+    return f"CI {fmt_num(ci[0], signed)} to {fmt_num(ci[1], signed)}"
+
+
+def with_stratum(result: ClaimResult, **extra: Any) -> ClaimResult:
+    return replace(result, stratum={**result.stratum, **extra})
+
+
+# ------------------------------------------------------------------ levels of an axis
+
+def ordered_levels(values: Iterable[Any], order: Sequence[Any] | None = None) -> tuple[list[Any], list[Any]]:
+    """The levels in the claim's order (``order`` when given, else sorted by value) and those
+    present in the frame but not in ``order`` (left out)."""
+    present = list(dict.fromkeys(_plain(v) for v in values))
+    if order:
+        listed = [_plain(v) for v in order]
+        return [v for v in listed if v in present], [v for v in present if v not in listed]
+    try:
+        return sorted(present, key=lambda v: float(v)), []
+    except (TypeError, ValueError):
+        return sorted(present, key=str), []
+
+
+def is_numeric(levels: Sequence[Any]) -> bool:
+    return bool(levels) and all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+                                for v in levels)
+
+
+# ------------------------------------------------------------------ arms paired by seed
+
+def arm_cells(setup: Setup, sub: pd.DataFrame, claim: Claim, arm: dict[str, Any],
+              quantity: Quantity | None = None) -> pd.DataFrame:
+    """One row per seed: the quantity over the arm's trials of this stratum (``arm`` column: its label)."""
+    long = quantities(setup, restrict(sub, arm), ["seed"], claim, quantity)
+    return long.assign(arm=arm_label(arm))
+
+
+def paired(cells: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Seeds x arms of ``value``: the union of the arms' seeds, NaN where an arm lacks one."""
+    seeds = sorted({s for long in cells.values() for s in long["seed"]})
+    return pd.DataFrame({name: long.set_index("seed")["value"].reindex(seeds).astype(float)
+                         for name, long in cells.items()}, index=pd.Index(seeds, name="seed"))
+
+
+def arm_keys(*arms_: Any) -> set[str]:
+    out: set[str] = set()
+    for arm in arms_:
+        for a in (arm if isinstance(arm, list) else [arm]):
+            if isinstance(a, dict):
+                out |= set(a)
+    return out
+
+
+def empty_arm_reason(cells: dict[str, pd.DataFrame], labels: dict[str, str]) -> str | None:
+    for name, long in cells.items():
+        if long.empty:
+            return f"arm {name} ({labels[name]}) has no trials: the matrix cannot decide"
+    return None

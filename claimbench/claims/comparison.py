@@ -1,0 +1,145 @@
+"""Claim kind ``paired_comparison``: arm a beats (or is not worse than) arm b, paired by seed.
+
+Frame: one row per trial with ``seed``, ``status``, the arm columns, the tuned
+axes, the strata and the columns the ``quantity`` reads. Params: ``a`` (an arm
+such as ``{optimizer = "adam"}``, or a list of arms: one comparison each
+against the same ``b``), ``b`` (an arm), ``goal`` (higher | lower is better),
+``test`` (superiority | noninferiority), ``margin`` (>= 0, in the quantity's
+units; with ``relative = true`` a fraction, 0.05 = 5 %, compared as log(1 +
+margin)), ``relative``, and the common ``quantity``, ``select``, ``tune``,
+``where``, ``confidence``, ``n_boot``, ``tolerance``.
+
+Per (stratum, arm, seed) the quantity is taken over the tuned axes.
+Statistic: mean over seeds of q_a − q_b (with ``relative``: of log(q_a /
+q_b)), signed so that positive favours a; seeds where an arm has no value are
+left out. CI: percentile bootstrap over seeds. Superiority: supported when
+the CI lower end exceeds ``margin``, refuted when its upper end is below 0.
+Noninferiority: supported when the lower end exceeds −margin, refuted when
+the upper end is below −margin. Otherwise inconclusive; an arm without trials
+or fewer than 2 paired seeds cannot decide. Several arms a: one result each,
+combined as all supported -> supported, any refuted -> refuted, else
+inconclusive.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from claimbench.analysis.stats import bootstrap, percentile_ci
+from claimbench.claims import arms
+from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, register
+from claimbench.claims.common import quiet
+
+NAME = "paired_comparison"
+
+
+def evaluate(claim: Claim, frame: pd.DataFrame, design: Design) -> ClaimResult:
+    p = claim.params
+    a_arms = p["a"] if isinstance(p["a"], list) else [p["a"]]
+    for i, a in enumerate(a_arms):
+        arms.check_arm(a, f"a[{i}]" if isinstance(p["a"], list) else "a")
+    arms.check_arm(p["b"], "b")
+    if not a_arms:
+        raise ValueError("parameter 'a' lists no arm")
+    for key, allowed in (("goal", ("higher", "lower")), ("test", ("superiority", "noninferiority"))):
+        if p[key] not in allowed:
+            raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {p[key]!r}")
+    if p["margin"] < 0:
+        raise ValueError(f"margin must be >= 0, got {p['margin']!r}")
+    setup = arms.prepare(claim, frame, design, own=arms.arm_keys(p["a"], p["b"]))
+
+    def one(sub: pd.DataFrame, stratum: dict) -> ClaimResult:
+        parts = [_compare(claim, setup, sub, stratum, a) for a in a_arms]
+        if len(parts) == 1:
+            return parts[0]
+        for part, a in zip(parts, a_arms):
+            part.stratum = {**stratum, "a": arms.arm_label(a)}
+        verdict = arms.combine_arms([x.verdict for x in parts])
+        return ClaimResult(
+            claim_id=claim.id, kind=NAME, verdict=verdict, statistic=KIND.statistic, effect=None, ci=None,
+            n_seeds=max(x.n_seeds for x in parts), n_trials=len(sub), method=KIND.method, stratum=stratum,
+            summary="; ".join(f"{x.stratum['a']} vs {arms.arm_label(p['b'])}: {x.verdict}" for x in parts),
+            caveats=[f"{x.stratum['a']}: {c}" for x in parts for c in x.caveats], strata=parts)
+
+    return arms.per_stratum(claim, design, setup, one, NAME)
+
+
+def differences(values: np.ndarray, sign: float, relative: bool) -> np.ndarray:
+    """Per seed (rows: a, b), the signed difference (or log ratio); NaN where either is missing."""
+    with quiet():
+        a, b = values[:, 0], values[:, 1]
+        d = np.log(a / b) if relative else a - b
+    d = np.where(np.isfinite(d), d, np.nan)
+    return sign * d
+
+
+def _compare(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict, a: dict) -> ClaimResult:
+    p = claim.params
+    q, b = setup.quantity, p["b"]
+    sign = 1.0 if p["goal"] == "higher" else -1.0
+    relative = bool(p["relative"])
+    labels = {"a": arms.arm_label(a), "b": arms.arm_label(b)}
+    cells = {"a": arms.arm_cells(setup, sub, claim, a), "b": arms.arm_cells(setup, sub, claim, b)}
+    wide = arms.paired(cells)
+    d = differences(wide.to_numpy(dtype=float), sign, relative)
+    table = wide.reset_index().assign(difference=d, arm_a=labels["a"], arm_b=labels["b"])
+    data = arms.records(table)
+    long = pd.concat([c for c in cells.values() if not c.empty]) if any(not c.empty for c in cells.values()) \
+        else pd.DataFrame()
+    caveats = arms.missing_caveats(long, "arm", q) + arms.edge_caveats(long, sub, setup.tuned, "arm")
+    if relative and np.isfinite(wide.to_numpy(dtype=float)).all(axis=1).sum() > np.isfinite(d).sum():
+        caveats.append(f"seeds with a non-positive {q.text} are left out of the log ratio")
+    n_paired = int(np.isfinite(d).sum())
+    base = dict(claim_id=claim.id, kind=NAME, statistic=KIND.statistic, method=KIND.method, n_seeds=n_paired,
+                n_trials=int(sum(c["n_trials"].sum() for c in cells.values() if not c.empty)),
+                stratum=stratum, caveats=caveats, data=data)
+    reason = arms.empty_arm_reason(cells, labels)
+    if reason is None and n_paired < 2:
+        reason = f"{n_paired} seed(s) with a value of {q.text} in both arms: a paired CI needs 2"
+    if reason:
+        result = arms.undecided(claim, NAME, reason, **base)
+    else:
+        def mean_d(values: np.ndarray) -> float:
+            diffs = differences(values, sign, relative)
+            return float(np.nanmean(diffs)) if np.isfinite(diffs).any() else float("nan")
+
+        effect = mean_d(wide.to_numpy(dtype=float))
+        ci = percentile_ci(bootstrap(wide, mean_d, p["n_boot"]), p["confidence"])
+        margin = math.log1p(p["margin"]) if relative else p["margin"]
+        lo, hi = ci
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            verdict = "inconclusive"
+        elif p["test"] == "superiority":
+            verdict = "supported" if lo > margin else "refuted" if hi < 0 else "inconclusive"
+        else:
+            verdict = "supported" if lo > -margin else "refuted" if hi < -margin else "inconclusive"
+        with quiet():
+            means = np.nanmean(wide.to_numpy(dtype=float), axis=0)
+        what = f"mean log({q.text} a / b)" if relative else f"mean {q.text} a − b"
+        favour = f" (signed: positive favours a, {p['goal']} is better)" if sign < 0 else ""
+        summary = (f"{labels['a']} vs {labels['b']}: {what} = {effect:+.4g} ({arms.fmt_ci(ci, True)}){favour}"
+                   + (f", ratio {math.exp(sign * effect):.3g}" if relative else "")
+                   + f"; means {arms.fmt_num(means[0])} vs {arms.fmt_num(means[1])}; {p['test']} "
+                   + (f"margin {p['margin']:g}" + (" (relative)" if relative else "") if p["margin"] else "margin 0"))
+        result = ClaimResult(verdict=verdict, effect=effect, ci=ci, summary=summary, **base)
+    return result
+
+
+KIND = register(ClaimKind(
+    name=NAME,
+    params=arms.params(
+        a=Param((dict, list), doc="an arm {column = value, ...}, or a list of arms"),
+        b=Param(dict, doc="the arm a is compared with"),
+        goal=Param(str, "higher", "higher or lower values of the quantity are better"),
+        test=Param(str, "superiority", "superiority or noninferiority"),
+        margin=Param(float, 0.0, "in the quantity's units (a fraction with relative = true)"),
+        relative=Param(bool, False, "compare log(q_a / q_b) instead of q_a − q_b"),
+    ),
+    evaluate=evaluate,
+    statistic="mean over seeds of the paired difference q_a − q_b (positive favours a)",
+    method="percentile bootstrap over seeds of the mean paired difference (arms paired by seed)",
+    axis_params=(),
+))

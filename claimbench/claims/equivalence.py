@@ -1,0 +1,162 @@
+"""Claim kind ``equivalence``: arm a is as good as arm b (or as the best level of an axis), within a margin.
+
+Frame: one row per trial with ``seed``, ``status``, the arm columns (and
+``axis``), the tuned axes, the strata and the columns the ``quantity`` reads.
+Params: ``a`` (an arm), ``b`` (an arm, or the string ``"best"`` together with
+``axis``), ``axis``, ``margin`` (>= 0, in the quantity's units), ``goal``
+(higher | lower is better; used against "best"), and the common ``quantity``,
+``select``, ``tune``, ``where``, ``confidence``, ``n_boot``, ``tolerance``.
+
+Statistic, two-sided (b an arm): the mean over seeds of q_a − q_b, arms paired
+by seed; CI: percentile bootstrap over seeds. Supported when the CI lies
+inside [−margin, margin], refuted when it misses that band entirely, else
+inconclusive.
+
+Against ``"best"``: the levels of ``axis`` are compared among the trials that
+match a's other keys; statistic q_a − (the best level's mean q), signed so
+that positive favours a, with the best level re-chosen in every bootstrap
+resample (so the CI carries the winner's-curse of picking it). Supported when
+the CI lower end is >= −margin, refuted when its upper end is below −margin.
+An arm without trials or fewer than 2 paired seeds cannot decide.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from claimbench.analysis.quantities import restrict, to_wide
+from claimbench.analysis.stats import bootstrap, percentile_ci
+from claimbench.claims import arms
+from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, register
+from claimbench.claims.common import quiet
+
+NAME = "equivalence"
+
+
+def evaluate(claim: Claim, frame: pd.DataFrame, design: Design) -> ClaimResult:
+    p = claim.params
+    a = arms.check_arm(p["a"], "a")
+    if p["margin"] < 0:
+        raise ValueError(f"margin must be >= 0, got {p['margin']!r}")
+    if p["goal"] not in ("higher", "lower"):
+        raise ValueError(f"goal must be 'higher' or 'lower', got {p['goal']!r}")
+    if p["b"] == "best":
+        if not p.get("axis"):
+            raise ValueError('b = "best" needs axis: the axis whose best level a is compared with')
+        setup = arms.prepare(claim, frame, design, own=arms.arm_keys(a) | {p["axis"]})
+        arms.require(setup.frame, [p["axis"]])
+        return arms.per_stratum(claim, design, setup, lambda sub, st: _against_best(claim, setup, sub, st), NAME)
+    if isinstance(p["b"], str):
+        raise ValueError(f'b must be an arm {{column = value}} or "best", got {p["b"]!r}')
+    setup = arms.prepare(claim, frame, design, own=arms.arm_keys(a, p["b"]))
+    return arms.per_stratum(claim, design, setup, lambda sub, st: _two_sided(claim, setup, sub, st), NAME)
+
+
+def _mean_difference(values: np.ndarray) -> float:
+    with quiet():
+        d = values[:, 0] - values[:, 1]
+    return float(np.nanmean(d)) if np.isfinite(d).any() else float("nan")
+
+
+def _base(claim: Claim, cells: dict, stratum: dict, n_seeds: int, caveats: list, data: list) -> dict:
+    return dict(claim_id=claim.id, kind=NAME, statistic=KIND.statistic, method=KIND.method, n_seeds=n_seeds,
+                n_trials=int(sum(c["n_trials"].sum() for c in cells.values() if not c.empty)), stratum=stratum,
+                caveats=caveats, data=data)
+
+
+def _two_sided(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict) -> ClaimResult:
+    p = claim.params
+    q, m = setup.quantity, p["margin"]
+    labels = {"a": arms.arm_label(p["a"]), "b": arms.arm_label(p["b"])}
+    cells = {name: arms.arm_cells(setup, sub, claim, p[name]) for name in ("a", "b")}
+    wide = arms.paired(cells)
+    v = wide.to_numpy(dtype=float)
+    table = wide.reset_index().assign(difference=v[:, 0] - v[:, 1] if len(v) else [], arm_a=labels["a"],
+                                      arm_b=labels["b"])
+    long = pd.concat([c for c in cells.values() if not c.empty]) if any(not c.empty for c in cells.values()) \
+        else pd.DataFrame()
+    caveats = arms.missing_caveats(long, "arm", q) + arms.edge_caveats(long, sub, setup.tuned, "arm")
+    n_paired = arms.paired_seeds(wide)
+    base = _base(claim, cells, stratum, n_paired, caveats, arms.records(table))
+    reason = arms.empty_arm_reason(cells, labels)
+    if reason is None and n_paired < 2:
+        reason = f"{n_paired} seed(s) with a value of {q.text} in both arms: a paired CI needs 2"
+    if reason:
+        return arms.undecided(claim, NAME, reason, **base)
+    effect = _mean_difference(v)
+    ci = percentile_ci(bootstrap(wide, _mean_difference, p["n_boot"]), p["confidence"])
+    verdict = arms.verdict_band(ci, -m, m)
+    summary = (f"{labels['a']} vs {labels['b']}: mean {q.text} a − b = {effect:+.4g} ({arms.fmt_ci(ci, True)}); "
+               f"equivalent when the CI lies inside ±{m:g}")
+    return ClaimResult(verdict=verdict, effect=effect, ci=ci, summary=summary, **base)
+
+
+def _against_best(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict) -> ClaimResult:
+    p = claim.params
+    q, m, axis, a = setup.quantity, p["margin"], p["axis"], p["a"]
+    sign = 1.0 if p["goal"] == "higher" else -1.0
+    label = arms.arm_label(a)
+    levels_frame = restrict(sub, {k: v for k, v in a.items() if k != axis})
+    a_cells = arms.arm_cells(setup, sub, claim, a)
+    level_cells = arms.quantities(setup, levels_frame, [axis, "seed"], claim)
+    levels, _ = arms.ordered_levels(level_cells[axis])
+    wide = arms.paired({"a": a_cells}).join(to_wide(level_cells, axis, levels), how="outer") \
+        if not a_cells.empty else pd.DataFrame()
+    caveats = arms.missing_caveats(level_cells, axis, q) + arms.edge_caveats(level_cells, sub, setup.tuned, axis)
+
+    def gap(values: np.ndarray) -> float:
+        with quiet():
+            means = sign * np.nanmean(values, axis=0)
+        if not np.isfinite(means[0]) or not np.isfinite(means[1:]).any():
+            return float("nan")
+        return float(means[0] - np.nanmax(means[1:]))
+
+    values = wide.to_numpy(dtype=float) if not wide.empty else np.empty((0, 0))
+    best_level = None
+    if values.size and values.shape[1] > 1:
+        with quiet():
+            level_means = sign * np.nanmean(values[:, 1:], axis=0)
+        if np.isfinite(level_means).any():
+            best_level = levels[int(np.nanargmax(level_means))]
+    table = pd.DataFrame({"seed": wide.index}) if not wide.empty else pd.DataFrame(columns=["seed"])
+    if best_level is not None:
+        table = table.assign(a=wide["a"].to_numpy(), b=wide[best_level].to_numpy(),
+                             difference=sign * (wide["a"] - wide[best_level]).to_numpy(),
+                             arm_a=label, arm_b=f"best {axis} ({best_level})")
+    n_seeds = int(np.isfinite(values[:, 0]).sum()) if values.size else 0
+    cells = {"a": a_cells, "levels": level_cells}
+    base = _base(claim, cells, stratum, n_seeds, caveats, arms.records(table))
+    if a_cells.empty:
+        return arms.undecided(claim, NAME, f"arm a ({label}) has no trials: the matrix cannot decide", **base)
+    if best_level is None:
+        return arms.undecided(claim, NAME, f"no {axis} level has a value of {q.text}", **base)
+    if n_seeds < 2:
+        return arms.undecided(claim, NAME, f"{n_seeds} seed(s) with a value of {q.text} in arm a: a CI needs 2",
+                              **base)
+    effect = gap(values)
+    ci = percentile_ci(bootstrap(wide, gap, p["n_boot"]), p["confidence"])
+    lo, hi = ci
+    verdict = ("supported" if lo >= -m else "refuted" if hi < -m else "inconclusive") \
+        if np.isfinite(lo) and np.isfinite(hi) else "inconclusive"
+    summary = (f"{label} minus the best {axis} ({best_level} on all seeds; re-chosen per resample): "
+               f"{q.text} {effect:+.4g} ({arms.fmt_ci(ci, True)})"
+               + (" (signed: positive favours a, lower is better)" if sign < 0 else "")
+               + f"; as good as the best when the CI lower end is >= −{m:g}")
+    return ClaimResult(verdict=verdict, effect=effect, ci=ci, summary=summary, **base)
+
+
+KIND = register(ClaimKind(
+    name=NAME,
+    params=arms.params(
+        a=Param(dict, doc="the arm claimed to be as good"),
+        b=Param((dict, str), doc='an arm, or "best" (with axis)'),
+        axis=Param(str, None, 'with b = "best": the axis whose best level a is compared with'),
+        margin=Param(float, doc="equivalence margin, in the quantity's units"),
+        goal=Param(str, "higher", "higher or lower values of the quantity are better (for b = \"best\")"),
+    ),
+    evaluate=evaluate,
+    statistic="mean over seeds of q_a − q_b (against \"best\": q_a minus the best level's mean)",
+    method="percentile bootstrap over seeds (arms paired by seed; the best level re-chosen in each resample)",
+    axis_params=(),
+))

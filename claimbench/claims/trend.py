@@ -1,0 +1,104 @@
+"""Claim kind ``monotone_trend``: a quantity rises (or falls) monotonically along an axis.
+
+Frame: one row per trial with ``seed``, ``status``, the claim's ``axis``, the
+tuned axes, the strata and the columns the ``quantity`` reads (see
+analysis/quantities.py). Params: ``axis``, ``direction`` (increasing |
+decreasing), ``order`` (the levels in order, for a non-numeric axis), ``margin``
+(on rho, default 0), and the common ``quantity``, ``select``, ``tune``,
+``where``, ``confidence``, ``n_boot``, ``tolerance``.
+
+Per (stratum, level, seed) cell the quantity is taken over the tuned axes.
+Statistic: Spearman rho between the level's position (numeric order, or the
+listed ``order``) and the per-level mean over seeds. CI: percentile bootstrap
+over seeds (whole seed rows resampled, means and rho recomputed). Verdict:
+supported when the CI lies beyond ``margin`` on the claimed side (above it
+for increasing, below −margin for decreasing), refuted when it lies wholly on
+the other side of it, inconclusive otherwise; fewer than 3 levels or 2 seeds
+cannot decide.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from claimbench.analysis.quantities import to_wide
+from claimbench.analysis.stats import bootstrap, percentile_ci, seed_mean_ci, verdict_from_ci
+from claimbench.claims import arms
+from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, register
+from claimbench.claims.common import quiet
+
+NAME = "monotone_trend"
+
+
+def evaluate(claim: Claim, frame: pd.DataFrame, design: Design) -> ClaimResult:
+    p = claim.params
+    if p["direction"] not in ("increasing", "decreasing"):
+        raise ValueError(f"direction must be 'increasing' or 'decreasing', got {p['direction']!r}")
+    setup = arms.prepare(claim, frame, design, own=[p["axis"]])
+    arms.require(setup.frame, [p["axis"], "seed"])
+    return arms.per_stratum(claim, design, setup, lambda sub, stratum: _evaluate_one(claim, setup, sub, stratum), NAME)
+
+
+def rank_correlation(x: np.ndarray, values: np.ndarray) -> float:
+    """Spearman rho between ``x`` and the column means of ``values`` (NaN with under 3 finite means)."""
+    with quiet():
+        means = np.nanmean(values, axis=0)
+    keep = np.isfinite(means)
+    if keep.sum() < 3:
+        return float("nan")
+    if np.ptp(means[keep]) == 0:
+        return 0.0
+    return float(spearmanr(x[keep], means[keep]).statistic)
+
+
+def _evaluate_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict) -> ClaimResult:
+    p = claim.params
+    axis, q = p["axis"], setup.quantity
+    long = arms.quantities(setup, sub, [axis, "seed"], claim)
+    levels, left_out = arms.ordered_levels(long[axis], p.get("order"))
+    wide = to_wide(long, axis, levels)
+    caveats = arms.missing_caveats(long, axis, q) + arms.edge_caveats(long, sub, setup.tuned, axis)
+    if left_out:
+        caveats.append(f"levels not in the claimed order are left out: {', '.join(map(str, left_out))}")
+    base = dict(claim_id=claim.id, kind=NAME, statistic=KIND.statistic, method=KIND.method,
+                n_seeds=int(wide.shape[0]), n_trials=len(sub), stratum=stratum, caveats=caveats)
+    numeric = all(isinstance(v, (int, float, bool, np.number)) for v in levels)
+    if not numeric and not p.get("order"):
+        return arms.undecided(claim, NAME, f"{axis} is not numeric: give its levels in order with order = [...]", **base)
+    per_level = seed_mean_ci(wide, p["confidence"], min(p["n_boot"], 1000))
+    per_level.insert(1, "position", np.arange(len(levels)))
+    per_level["censored"] = [int(long.loc[long[axis] == lv, "censored"].astype(bool).sum()) for lv in levels]
+    base["data"] = arms.records(per_level)
+    if len(levels) < 3:
+        return arms.undecided(claim, NAME, f"only {len(levels)} {axis} level(s): a rank correlation needs 3", **base)
+    if wide.shape[0] < 2:
+        return arms.undecided(claim, NAME, "fewer than 2 seeds: no confidence interval", **base)
+    x = np.arange(len(levels), dtype=float)
+    values = wide.to_numpy(dtype=float)
+    effect = rank_correlation(x, values)
+    if not np.isfinite(effect):
+        return arms.undecided(claim, NAME, f"fewer than 3 {axis} levels have a value of {q.text}", **base)
+    ci = percentile_ci(bootstrap(wide, lambda v: rank_correlation(x, v), p["n_boot"]), p["confidence"])
+    verdict = verdict_from_ci(ci, p["margin"], "greater" if p["direction"] == "increasing" else "less")
+    ends = per_level.dropna(subset=["mean"])
+    summary = (f"Spearman rho({axis}, mean {q.describe(p['select'])}) = {effect:+.2f} ({arms.fmt_ci(ci, True)}); "
+               f"claimed {p['direction']}" + (f" beyond {p['margin']:g}" if p["margin"] else "")
+               + (f"; mean {arms.fmt_num(ends['mean'].iloc[0])} at {axis}={ends['level'].iloc[0]}, "
+                  f"{arms.fmt_num(ends['mean'].iloc[-1])} at {ends['level'].iloc[-1]}" if len(ends) else ""))
+    return ClaimResult(verdict=verdict, effect=effect, ci=ci, summary=summary, **base)
+
+
+KIND = register(ClaimKind(
+    name=NAME,
+    params=arms.params(
+        axis=Param(str, doc="the axis along which the quantity trends"),
+        direction=Param(str, "increasing", "claimed direction: increasing or decreasing"),
+        order=Param(list, None, "the levels in order (needed for a non-numeric axis)"),
+        margin=Param(float, 0.0, "how far beyond 0 rho must lie"),
+    ),
+    evaluate=evaluate,
+    statistic="Spearman rho between the level and the per-level mean of the quantity",
+    method="percentile bootstrap over seeds (seed rows resampled, per-level means and rho recomputed)",
+))
