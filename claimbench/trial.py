@@ -19,7 +19,7 @@ from enum import Enum
 from typing import Any
 
 #: Bump when a change to workloads/ or train/ changes what a spec produces.
-TRAINING_REVISION = 1
+TRAINING_REVISION = 2
 
 #: Version of the on-disk TrialRecord layout (see store.py).
 RECORD_SCHEMA = 1
@@ -39,23 +39,37 @@ class TrialStatus(str, Enum):
 class TrialSpec:
     """One training run, fully resolved. Field names are the suite's parameter names.
 
-    Exactly one of ``epochs`` and ``steps`` is set: the budget.
+    Exactly one of ``epochs`` and ``steps`` is set: the budget. ``__post_init__``
+    also refuses combinations that cannot run (see ``check_combination``), so a
+    suite with one fails when it is loaded, not trial by trial.
+
+    ``kind = "range_test"`` first runs an LR range test (``range_lr_min`` to
+    ``range_lr_max`` over ``range_steps`` steps), then trains the spec's budget
+    with the LR it suggests; ``lr`` is ignored for that kind (see train/loop.py).
     """
 
     seed: int = 0
+    kind: str = "train"  # train | range_test
     # workload
     dataset: str = "mnist1d"
-    n_samples: int = 0  # 0: the dataset's own default size
-    data_seed: int = 0  # fixes generation and the train/val/test split
+    n_samples: int = 0  # 0: the dataset's own default size; for image files, subsamples the training set
+    data_seed: int = 0  # fixes generation, the train/val/test split, label noise and outliers
+    seq_len: int = 30  # sequence length of the adding problem
+    label_noise: float = 0.0  # classification: this fraction of training labels set to a random other class
+    outlier_frac: float = 0.0  # regression: this fraction of training targets shifted by a large outlier
     model: str = "mlp"
-    depth: int = 2  # hidden layers
-    width: int = 100
+    depth: int = 2  # hidden layers (mlp), conv blocks (cnn), recurrent layers (rnn, lstm)
+    width: int = 100  # units, channels or hidden size of the first hidden layer
+    shape: str = "equal"  # equal | pyramid: each hidden layer half the previous one's width (min 4)
     activation: str = "relu"
     init: str = "he"
     init_dist: str = "normal"
     batchnorm: bool = False
     dropout: float = 0.0
+    dropout_position: str = "after_act"  # after_act: Linear-BN-act-Dropout | before_bn: Linear-Dropout-BN-act
+    dropout_kind: str = "standard"  # standard | alpha (AlphaDropout, for SELU)
     # optimization
+    loss: str = "auto"  # auto: ce for classification, mse for regression
     optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.0
@@ -78,11 +92,17 @@ class TrialSpec:
     patience: int = 0  # early stopping, in evaluations; 0 disables it
     restore_best: bool = True
     divergence_factor: float = 10.0  # diverged if smoothed train loss > factor x initial val loss
-    target: float = 0.0  # val accuracy target for steps-to-target; 0 disables it
+    target: float = 0.0  # val_acc (classification) or val_r2 (regression) target for steps-to-target; 0 disables it
+    # measurements
+    measure_latency: bool = False  # after training: median eval-mode forward time of 256 validation inputs
+    range_lr_min: float = 1e-6  # kind = range_test: the LR sweep's start,
+    range_lr_max: float = 10.0  # its end,
+    range_steps: int = 200  # and its length in steps (one minibatch each)
 
     def __post_init__(self) -> None:
         if (self.epochs > 0) == (self.steps > 0):
             raise ValueError(f"exactly one of epochs and steps must be positive, got epochs={self.epochs}, steps={self.steps}")
+        check_combination(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -102,7 +122,52 @@ class TrialSpec:
 
     def shape_key(self) -> tuple:
         """Trials with the same key share a dataset and a model shape: they can be packed."""
-        return (self.dataset, self.n_samples, self.data_seed, self.model, self.depth, self.width)
+        return (self.dataset, self.n_samples, self.data_seed, self.seq_len, self.label_noise, self.outlier_frac,
+                self.model, self.depth, self.width, self.shape)
+
+    @property
+    def task(self) -> str:
+        """"classification" or "regression": the dataset's task ("" for an unknown dataset)."""
+        return DATASET_TASKS.get(self.dataset, "")
+
+    @property
+    def loss_name(self) -> str:
+        """The loss actually used: ``loss``, with auto resolved (ce for classification, mse for regression)."""
+        if self.loss != "auto":
+            return self.loss
+        return "mse" if self.task == "regression" else "ce"
+
+
+#: The task of each dataset (known without building it; workloads/data.py agrees, a test checks).
+DATASET_TASKS: dict[str, str] = {
+    "mnist1d": "classification", "digits": "classification", "teacher": "classification",
+    "mnist": "classification", "fashion_mnist": "classification", "cifar10": "classification",
+    "adding": "regression", "regression": "regression",
+}
+#: Datasets whose examples are images (C, H, W): the ones a ``cnn`` accepts.
+IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+#: Losses each task accepts.
+TASK_LOSSES = {"classification": ("auto", "ce", "mse"), "regression": ("auto", "mse", "mae", "huber")}
+
+
+def check_combination(spec: "TrialSpec") -> None:
+    """Raise ValueError for a combination of parameters that cannot run; the message names the fix."""
+    task = spec.task
+    if task and spec.loss in CHOICES["loss"] and spec.loss not in TASK_LOSSES[task]:
+        raise ValueError(f"loss {spec.loss!r} does not apply to {spec.dataset} ({task}); "
+                         f"use one of: {', '.join(TASK_LOSSES[task])}")
+    if task == "regression" and spec.label_noise > 0:
+        raise ValueError(f"label_noise applies to classification, but {spec.dataset} is regression; use outlier_frac")
+    if task == "classification" and spec.outlier_frac > 0:
+        raise ValueError(f"outlier_frac applies to regression, but {spec.dataset} is classification; use label_noise")
+    if spec.model == "cnn" and spec.dataset in DATASET_TASKS and spec.dataset not in IMAGE_DATASETS:
+        raise ValueError(f"model cnn needs an image dataset ({', '.join(IMAGE_DATASETS)}), got {spec.dataset}")
+    if spec.model == "rnn" and spec.activation in CHOICES["activation"] and spec.activation not in ("tanh", "relu"):
+        raise ValueError(f"model rnn takes activation tanh or relu, got {spec.activation}")
+    if spec.model in ("rnn", "lstm") and spec.batchnorm:
+        raise ValueError(f"model {spec.model} has no batchnorm; set batchnorm = false")
+    if not spec.range_lr_min < spec.range_lr_max:
+        raise ValueError(f"range_lr_min must be < range_lr_max, got {spec.range_lr_min} and {spec.range_lr_max}")
 
 
 def level_label(value: Any) -> Any:
@@ -123,14 +188,19 @@ SPEC_FIELDS: dict[str, type] = {f.name: type(f.default) for f in dataclasses.fie
 #: train/ implement exactly these (a test checks); the loader validates against
 #: them without importing torch.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "dataset": ("mnist1d", "digits", "teacher"),
-    "model": ("mlp",),
-    "activation": ("logistic", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu"),
+    "kind": ("train", "range_test"),
+    "dataset": ("mnist1d", "digits", "teacher", "adding", "regression", "mnist", "fashion_mnist", "cifar10"),
+    "model": ("mlp", "cnn", "rnn", "lstm"),
+    "shape": ("equal", "pyramid"),
+    "activation": ("logistic", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "rrelu", "prelu"),
     "init": ("he", "lecun", "glorot"),
     "init_dist": ("normal", "uniform"),
     "optimizer": ("sgd", "adam", "adamw", "nadam", "rmsprop", "adamax"),
     "schedule": ("constant", "step", "exponential", "plateau", "onecycle", "cosine"),
     "clip": ("none", "norm", "value"),
+    "loss": ("auto", "ce", "mse", "mae", "huber"),
+    "dropout_position": ("after_act", "before_bn"),
+    "dropout_kind": ("standard", "alpha"),
 }
 
 #: Numeric ranges: (low, high, low_inclusive, high_inclusive); None is unbounded.
@@ -156,6 +226,12 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "patience": (0, None, True, False),
     "divergence_factor": (1, None, False, False),
     "target": (0, 1, True, True),
+    "seq_len": (2, None, True, False),
+    "label_noise": (0, 1, True, False),
+    "outlier_frac": (0, 1, True, False),
+    "range_lr_min": (0, None, False, False),
+    "range_lr_max": (0, None, False, False),
+    "range_steps": (2, None, True, False),
 }
 
 
@@ -163,11 +239,21 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
 class TrialRecord:
     """The outcome of one trial. Plain data: JSON in the store, a row in the frame.
 
-    ``curve`` holds one dict per evaluation: step, examples, epoch, lr, train_loss
-    (smoothed), val_loss, val_acc, test_loss, test_acc, train_acc, elapsed_s.
+    ``curve`` holds one dict per evaluation: step, examples, epoch, lr,
+    train_loss_ema (smoothed minibatch loss), grad_ratio (first / last weight
+    layer's gradient norm on the step just taken; absent at step 0), elapsed_s,
+    and per split (train = a fixed probe of training examples, with the labels or
+    targets trained on; val; test): ``{split}_loss`` (the training loss function),
+    and ``{split}_acc`` for classification, ``{split}_mse`` and ``{split}_r2`` for
+    regression.
     ``metrics`` holds the reported values: after restore-best when early
-    stopping restored a checkpoint, else at the end. A diverged trial reports
-    no final metrics (they are absent, never zero or filled in).
+    stopping restored a checkpoint, else at the end; plus ``grad_ratio_init``,
+    ``forward_latency_s`` (when measured) and the range test's ``range_*``. A
+    diverged trial reports no final training metrics (they are absent, never
+    zero or filled in); a range-test trial keeps its ``range_*`` metrics, which
+    were measured before the training that diverged.
+    ``grad_norms_init`` is measured on the first batch before the first update
+    (kept for a diverged trial too); ``range_curve`` is the range test's sweep.
     """
 
     trial_id: str
@@ -183,13 +269,16 @@ class TrialRecord:
     examples_to_target: int | None = None
     best_step: int | None = None
     stopped_early: bool = False
-    time_per_step_s: float | None = None
+    time_per_step_s: float | None = None  # training steps only: evaluation and measurements excluded
     examples_per_s: float | None = None
     wall_s: float = 0.0
     device: str = "cpu"
     host: str = ""
+    node_id: str = ""  # the Ray node that trained it (empty: in-process); not part of the trial id
     attempts: int = 1
     error: str | None = None
+    grad_norms_init: list[float] = field(default_factory=list)  # per weight layer, hidden layers then the head
+    range_curve: list[dict[str, float]] = field(default_factory=list)  # kind = range_test: {lr, loss, smoothed}
     schema: int = RECORD_SCHEMA
     training_revision: int = TRAINING_REVISION
 

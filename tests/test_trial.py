@@ -34,8 +34,46 @@ def test_every_field_changes_the_id(field):
     else:
         new = value + "_x"
     extra = {"steps": 0} if field == "epochs" else {}
+    if field == "outlier_frac":  # outliers apply to regression only
+        base = dataclasses.replace(base, dataset="regression")
+        new = 0.5
+    if field == "label_noise":
+        new = 0.5
     changed = dataclasses.replace(base, **{field: new}, **extra)
     assert changed.trial_id != base.trial_id
+
+
+def test_golden_id_of_this_revision():
+    """New fields and TRAINING_REVISION 2 changed every id; this pins the revision-2 id of the default spec."""
+    assert trial.TRAINING_REVISION == 2
+    assert GOLDEN_ID == "95df9117dc6007bd"
+
+
+def test_every_parameter_has_a_suite_section():
+    from claimbench.suite import SECTIONS
+    in_sections = {k for keys in SECTIONS.values() for k in keys}
+    assert set(trial.SPEC_FIELDS) - {"seed"} == in_sections
+
+
+@pytest.mark.parametrize("params, words", [
+    ({"dataset": "teacher", "loss": "huber"}, "does not apply"),
+    ({"dataset": "regression", "loss": "ce"}, "does not apply"),
+    ({"dataset": "regression", "label_noise": 0.1}, "outlier_frac"),
+    ({"dataset": "teacher", "outlier_frac": 0.1}, "label_noise"),
+    ({"dataset": "mnist1d", "model": "cnn"}, "image dataset"),
+    ({"dataset": "adding", "model": "rnn", "activation": "gelu"}, "tanh or relu"),
+    ({"dataset": "adding", "model": "lstm", "batchnorm": True}, "batchnorm"),
+    ({"range_lr_min": 1.0, "range_lr_max": 0.1}, "range_lr_min"),
+])
+def test_combinations_that_cannot_run_are_refused(params, words):
+    with pytest.raises(ValueError, match=words):
+        TrialSpec(steps=10, **params)
+
+
+def test_resolved_loss_and_task():
+    assert TrialSpec(steps=1).loss_name == "ce" and TrialSpec(steps=1).task == "classification"
+    assert TrialSpec(steps=1, dataset="adding").loss_name == "mse"
+    assert TrialSpec(steps=1, dataset="adding", loss="mae").loss_name == "mae"
 
 
 def test_revision_changes_the_id(monkeypatch):
@@ -61,7 +99,8 @@ def test_budget_needs_exactly_one_of_epochs_and_steps():
 
 def test_record_round_trip():
     spec = TrialSpec(steps=5)
-    rec = TrialRecord(trial_id=spec.trial_id, spec=spec.to_dict(), status=TrialStatus.DIVERGED, diverged_step=3)
+    rec = TrialRecord(trial_id=spec.trial_id, spec=spec.to_dict(), status=TrialStatus.DIVERGED, diverged_step=3,
+                      grad_norms_init=[0.5, 1.0], range_curve=[{"lr": 1e-3, "loss": 2.3, "smoothed": 2.3}])
     again = TrialRecord.from_dict(rec.to_dict())
     assert again == rec and again.status is TrialStatus.DIVERGED
     assert not TrialStatus.FAILED.is_final() and TrialStatus.DIVERGED.is_final()

@@ -8,7 +8,13 @@ import pandas as pd
 
 from claimbench.trial import SPEC_FIELDS, TrialRecord, level_label
 
-METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
+#: Metric columns: NaN where a trial has none (a diverged trial; acc for regression; r2/mse for classification).
+METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+           "train_mse", "train_r2", "val_mse", "val_r2", "test_mse", "test_r2",
+           "forward_latency_s", "grad_ratio_init", "range_suggested_lr", "range_min_loss_lr", "range_stop_lr")
+#: Columns derived from the metrics: ``gap`` = train_acc - test_acc (the generalization gap; train_acc is
+#: measured on the labels trained on, so with label noise it counts fitting the noise).
+DERIVED = ("gap",)
 RECORD_COLUMNS = ("status", "diverged_step", "divergence_reason", "steps_done", "examples_done",
                   "steps_to_target", "examples_to_target", "best_step", "stopped_early",
                   "time_per_step_s", "examples_per_s", "wall_s", "device", "host", "attempts", "error")
@@ -16,8 +22,10 @@ RECORD_COLUMNS = ("status", "diverged_step", "divergence_reason", "steps_done", 
 
 def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict]] | None = None) -> pd.DataFrame:
     """One row per trial: ``trial_id``, every spec field, ``budget`` (e.g. "epochs=10"),
-    the record's outcome columns, and the metric columns (NaN where the trial has
-    none, e.g. a diverged trial: never a filled-in value).
+    the record's outcome columns, the metric columns (NaN where the trial has
+    none, e.g. a diverged trial: never a filled-in value) and ``gap``.
+    ``grad_ratio_init`` comes from the record's ``grad_norms_init`` when the
+    metrics lack it (a diverged trial), since it was measured before divergence.
 
     ``axis_tables`` maps a table-valued axis name to its levels (dicts of
     parameters); each such axis gets a label column ("epochs=10").
@@ -35,16 +43,21 @@ def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict
         row["status"] = r.status.value
         for m in METRICS:
             row[m] = r.metrics.get(m, float("nan"))
+        norms = getattr(r, "grad_norms_init", None)
+        if "grad_ratio_init" not in r.metrics and norms and norms[-1] > 0:
+            row["grad_ratio_init"] = norms[0] / norms[-1]
         rows.append(row)
-    columns = ["trial_id", *SPEC_FIELDS, "budget", *(axis_tables or {}), *RECORD_COLUMNS, *METRICS]
+    columns = ["trial_id", *SPEC_FIELDS, "budget", *(axis_tables or {}), *RECORD_COLUMNS, *METRICS, *DERIVED]
     frame = pd.DataFrame(rows, columns=list(dict.fromkeys(columns)))
     for m in METRICS:
         frame[m] = frame[m].astype(float)
+    frame["gap"] = frame["train_acc"] - frame["test_acc"]
     return frame
 
 
 def curve_frame(records: Iterable[TrialRecord]) -> pd.DataFrame:
-    """One row per (trial, evaluation): trial_id, seed, the curve's columns."""
+    """One row per (trial, evaluation): trial_id, status, the curve's columns (see TrialRecord), among them
+    ``grad_ratio`` (NaN at step 0, before any step)."""
     rows = []
     for r in records:
         for point in r.curve:

@@ -1,11 +1,35 @@
 """THE training loop. One spec in, one TrialRecord out; never raises.
 
 Read top to bottom: seed, build, then per step — set the LR, take a batch,
-forward, check for divergence, backward, clip, step — and at each evaluation
-point measure train/val/test, update the schedule, check the target and early
-stopping. Divergence (a non-finite loss, or a smoothed training loss above
-``divergence_factor`` x the initial validation loss) ends the trial as a
-result with the step it happened at. Any exception becomes a ``failed`` record.
+forward, check for divergence, backward, (measure gradients), clip, step — and
+at each evaluation point measure train/val/test, update the schedule, check the
+target and early stopping. Divergence (a non-finite loss, or a smoothed
+training loss above ``divergence_factor`` x the initial training loss) ends the
+trial as a result with the step it happened at. Any exception becomes a
+``failed`` record whose error is one line.
+
+Losses (``spec.loss``; auto = ce for classification, mse for regression):
+``ce`` cross-entropy; ``mse`` for classification is the classic baseline: the
+squared error between the raw outputs (no softmax) and the one-hot target,
+averaged over classes and examples; for regression ``mse``, ``mae`` and
+``huber`` (delta 1.0) on standardized targets.
+
+Measurements: ``grad_norms_init`` — the L2 norm of each weight layer's gradient
+(hidden layers in order, then the head; see models.weight_layers) on the first
+batch, before the first update and before clipping; ``grad_ratio`` — first /
+last of those norms, in ``metrics["grad_ratio_init"]`` at init and in each
+curve point from the step just taken. ``time_per_step_s`` counts training steps
+only (not evaluation or these measurements). ``measure_latency``: the median of
+20 timed eval-mode forwards of 256 validation inputs, after 3 warm-up forwards.
+
+``kind = "range_test"`` (Smith 2017; fastai's rule): before training, raise
+the LR exponentially from ``range_lr_min`` to ``range_lr_max`` over
+``range_steps`` steps, one minibatch each, smoothing the loss with a
+bias-corrected EMA (beta 0.98); stop early when the smoothed loss exceeds 4x its
+minimum or the loss is non-finite. The suggested LR is **the LR at the minimum
+smoothed loss, divided by 10**. Then the model is re-initialised from the same
+seed and trained for the spec's budget with that LR (``spec.lr`` is ignored),
+so the record's metrics are comparable with grid-searched trials.
 """
 
 from __future__ import annotations
@@ -13,18 +37,26 @@ from __future__ import annotations
 import copy
 import math
 import socket
+import statistics
 import time
 import traceback
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from claimbench.train.optim import Schedule, clip_gradients, make_optimizer
 from claimbench.trial import TrialRecord, TrialSpec, TrialStatus
-from claimbench.workloads import DataCache, Dataset, build_model
+from claimbench.workloads import DataCache, Dataset, build_model, weight_layers
 
 EMA = 0.1  # weight of the newest minibatch loss in the smoothed training loss
 EVAL_CHUNK = 8192
+RANGE_BETA = 0.98  # the range test's loss smoothing
+RANGE_STOP = 4.0  # the range test stops when the smoothed loss exceeds this x its minimum
+RANGE_DIVISOR = 10.0  # suggested LR = LR at the minimum smoothed loss / this
+LATENCY_BATCH, LATENCY_WARMUP, LATENCY_REPEATS = 256, 3, 20
+
+LossFn = Callable[[torch.Tensor, torch.Tensor, str], torch.Tensor]
 
 
 def train_trial(spec: TrialSpec, cache: DataCache | None = None, device: str | torch.device = "cpu",
@@ -35,25 +67,57 @@ def train_trial(spec: TrialSpec, cache: DataCache | None = None, device: str | t
     """
     start = time.perf_counter()
     try:
-        data = (cache or DataCache()).get(spec.dataset, spec.n_samples, spec.data_seed, device)
-        record = _train(spec, data, torch.device(device), inject_error)
-    except Exception as e:  # a failure is a result, with its reason
+        data = (cache or DataCache()).for_spec(spec, device)
+        if spec.kind == "range_test":
+            record = _range_test_then_train(spec, data, torch.device(device), inject_error)
+        else:
+            record = _train(spec, data, torch.device(device), inject_error)
+    except Exception as e:  # a failure is a result, with its reason, on one line
         tb = traceback.extract_tb(e.__traceback__)[-1]
-        record = TrialRecord.failed(spec, f"{type(e).__name__}: {e} (at {tb.filename.rsplit('/', 1)[-1]}:{tb.lineno})")
+        text = " ".join(f"{type(e).__name__}: {e}".split())
+        record = TrialRecord.failed(spec, f"{text} (at {tb.filename.rsplit('/', 1)[-1]}:{tb.lineno})")
     record.wall_s = time.perf_counter() - start
     record.host = socket.gethostname()
     record.device = str(device)
     return record
 
 
-def _train(spec: TrialSpec, data: Dataset, device: torch.device, inject_error: bool = False) -> TrialRecord:
+def make_loss(spec: TrialSpec, data: Dataset) -> LossFn:
+    """``loss(outputs, targets, reduction)``: reduction "mean" (per example) or "sum" (over examples)."""
+    name = spec.loss if spec.loss != "auto" else ("ce" if data.task == "classification" else "mse")
+    if data.task == "classification":
+        if name == "ce":
+            return lambda out, y, red: F.cross_entropy(out, y, reduction=red)
+        if name == "mse":
+            n = data.n_outputs
+
+            def mse_onehot(out, y, red):
+                err = F.mse_loss(out, F.one_hot(y, n).to(out.dtype), reduction=red)
+                return err if red == "mean" else err / n  # mean over classes either way
+            return mse_onehot
+    else:
+        regression = {"mse": F.mse_loss, "mae": F.l1_loss,
+                      "huber": lambda a, b, reduction: F.huber_loss(a, b, reduction=reduction, delta=1.0)}
+        if name in regression:
+            fn = regression[name]
+            return lambda out, y, red: fn(out.squeeze(1), y, reduction=red)
+    raise ValueError(f"loss {name!r} does not apply to {data.name} ({data.task})")
+
+
+def _train(spec: TrialSpec, data: Dataset, device: torch.device, inject_error: bool = False,
+           lr: float | None = None) -> TrialRecord:
+    """Train ``spec``'s budget; ``lr`` (when given) replaces ``spec.lr`` as the base LR."""
+    base_lr = spec.lr if lr is None else lr
     n_train = len(data.y_train)
     if spec.batch_size > n_train:
         raise ValueError(f"batch_size {spec.batch_size} exceeds the {n_train} training examples of {spec.dataset}")
+    loss_fn = make_loss(spec, data)
+    score = "val_acc" if data.task == "classification" else "val_r2"  # higher is better: best, target, patience
     torch.manual_seed(spec.seed)  # init and dropout masks
     order_rng = torch.Generator().manual_seed(spec.seed)  # data order
-    model = build_model(spec, data.n_features, data.n_classes).to(device)
+    model = build_model(spec, data.input_shape, data.n_outputs).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
+    layers = weight_layers(model)
     opt = make_optimizer(spec, params)
     steps_per_epoch = n_train // spec.batch_size  # drop the last partial batch: every step sees batch_size
     total = spec.steps or spec.epochs * steps_per_epoch
@@ -62,15 +126,18 @@ def _train(spec: TrialSpec, data: Dataset, device: torch.device, inject_error: b
     train_probe = torch.arange(min(n_train, len(data.y_val)), device=device)  # fixed subset for train metrics
 
     curve: list[dict] = []
-    first = _evaluate(model, data, train_probe)
-    curve.append({"step": 0, "examples": 0, "epoch": 0.0, "lr": spec.lr * schedule.factor(0),
+    first = _evaluate(model, data, train_probe, loss_fn)
+    curve.append({"step": 0, "examples": 0, "epoch": 0.0, "lr": base_lr * schedule.factor(0),
                   "train_loss_ema": float("nan"), **first, "elapsed_s": 0.0})
-    initial_loss = first["val_loss"]
+    # The divergence reference is the training loss (with the labels or targets trained on, outliers included).
+    initial_loss = first["train_loss"]
     smoothed = None
-    best = (first["val_acc"], 0, first, None)  # (val_acc, step, metrics, state)
+    best = (first[score], 0, first, None)  # (score, step, metrics, state)
     bad_evals = 0
     status, diverged_step, reason = TrialStatus.COMPLETED, None, None
     steps_to_target = None
+    grad_norms_init: list[float] = []
+    grad_ratio = float("nan")
     train_time = 0.0
     step = 0
     perm = None
@@ -82,10 +149,10 @@ def _train(spec: TrialSpec, data: Dataset, device: torch.device, inject_error: b
         if pos == 0:
             perm = torch.randperm(n_train, generator=order_rng).to(device)
         idx = perm[pos * spec.batch_size:(pos + 1) * spec.batch_size]
-        lr = spec.lr * schedule.factor(step)
+        lr = base_lr * schedule.factor(step)
         for group in opt.param_groups:
             group["lr"] = lr
-        loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+        loss = loss_fn(model(data.x_train[idx]), data.y_train[idx], "mean")
         value = loss.item()
         smoothed = value if smoothed is None else (1 - EMA) * smoothed + EMA * value
         if not math.isfinite(value):
@@ -97,6 +164,13 @@ def _train(spec: TrialSpec, data: Dataset, device: torch.device, inject_error: b
             break
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if step == 0 or step + 1 in eval_at:  # raw gradients, before clipping; not timed as training
+            t_measure = time.perf_counter()
+            norms = _grad_norms(layers)
+            if step == 0:
+                grad_norms_init = norms
+            grad_ratio = _ratio(norms)
+            t0 += time.perf_counter() - t_measure
         clip_gradients(spec, params)
         opt.step()
         step += 1
@@ -106,19 +180,20 @@ def _train(spec: TrialSpec, data: Dataset, device: torch.device, inject_error: b
 
         # --- evaluation
         if step in eval_at:
-            m = _evaluate(model, data, train_probe)
+            m = _evaluate(model, data, train_probe, loss_fn)
             model.train()  # _evaluate left it in eval mode
             curve.append({"step": step, "examples": step * spec.batch_size, "epoch": step / steps_per_epoch,
-                          "lr": lr, "train_loss_ema": smoothed, **m, "elapsed_s": train_time})
+                          "lr": lr, "train_loss_ema": smoothed, "grad_ratio": grad_ratio, **m,
+                          "elapsed_s": train_time})
             if not math.isfinite(m["val_loss"]):
                 status, diverged_step, reason = TrialStatus.DIVERGED, step, "non-finite validation loss"
                 break
             schedule.on_eval(m["val_loss"])
-            if spec.target and steps_to_target is None and m["val_acc"] >= spec.target:
+            if spec.target and steps_to_target is None and m[score] >= spec.target:
                 steps_to_target = step
-            if m["val_acc"] > best[0]:
+            if m[score] > best[0]:
                 state = copy.deepcopy(model.state_dict()) if spec.patience and spec.restore_best else None
-                best, bad_evals = (m["val_acc"], step, m, state), 0
+                best, bad_evals = (m[score], step, m, state), 0
             else:
                 bad_evals += 1
             if spec.patience and bad_evals >= spec.patience:
@@ -127,12 +202,17 @@ def _train(spec: TrialSpec, data: Dataset, device: torch.device, inject_error: b
     stopped_early = status is TrialStatus.COMPLETED and step < total
     if status is TrialStatus.DIVERGED:
         metrics: dict[str, float] = {}  # a diverged trial has no final metrics: never fill them in
-    elif spec.patience and spec.restore_best:
-        metrics = dict(best[2])
-        if best[3] is not None:
-            model.load_state_dict(best[3])
     else:
-        metrics = {k: curve[-1][k] for k in first}
+        if spec.patience and spec.restore_best:
+            metrics = dict(best[2])
+            if best[3] is not None:
+                model.load_state_dict(best[3])
+        else:
+            metrics = {k: curve[-1][k] for k in first}
+        if grad_norms_init:
+            metrics["grad_ratio_init"] = _ratio(grad_norms_init)
+        if spec.measure_latency:
+            metrics["forward_latency_s"] = forward_latency(model, data.x_val[:LATENCY_BATCH])
     return TrialRecord(
         trial_id=spec.trial_id, spec=spec.to_dict(), status=status, metrics=metrics, curve=curve,
         diverged_step=diverged_step, divergence_reason=reason, steps_done=step,
@@ -141,20 +221,128 @@ def _train(spec: TrialSpec, data: Dataset, device: torch.device, inject_error: b
         best_step=best[1], stopped_early=stopped_early,
         time_per_step_s=train_time / step if step else None,
         examples_per_s=step * spec.batch_size / train_time if train_time > 0 else None,
+        grad_norms_init=grad_norms_init,
     )
 
 
 @torch.no_grad()
-def _evaluate(model: torch.nn.Module, data: Dataset, train_probe: torch.Tensor) -> dict[str, float]:
+def _grad_norms(layers: list[list[torch.nn.Parameter]]) -> list[float]:
+    """The L2 norm of each layer's gradient (all its weight tensors together); 0 for a layer without one."""
+    out = []
+    for params in layers:
+        sq = [p.grad.detach().pow(2).sum() for p in params if p.grad is not None]
+        out.append(float(torch.stack(sq).sum().sqrt()) if sq else 0.0)
+    return out
+
+
+def _ratio(norms: list[float]) -> float:
+    """First layer's gradient norm / the head's; NaN when the head's is 0 (or there are no layers)."""
+    return norms[0] / norms[-1] if norms and norms[-1] > 0 else float("nan")
+
+
+@torch.no_grad()
+def forward_latency(model: torch.nn.Module, x: torch.Tensor) -> float:
+    """Median seconds of one eval-mode forward of ``x`` (after warm-up; CUDA synchronized)."""
+    model.eval()
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    for _ in range(LATENCY_WARMUP):
+        model(x)
+    sync()
+    times = []
+    for _ in range(LATENCY_REPEATS):
+        t = time.perf_counter()
+        model(x)
+        sync()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+@torch.no_grad()
+def _evaluate(model: torch.nn.Module, data: Dataset, train_probe: torch.Tensor, loss_fn: LossFn) -> dict[str, float]:
+    """Per split: ``loss`` (the training loss function); ``acc`` (classification) or ``mse`` and ``r2`` (regression;
+    R^2 = 1 - SSE / SS around the split's own mean)."""
     model.eval()
     out = {}
+    classification = data.task == "classification"
     for split, x, y in (("train", data.x_train[train_probe], data.y_train[train_probe]),
                         ("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
-        loss_sum, correct = 0.0, 0
+        loss_sum, correct, sse = 0.0, 0, 0.0
         for i in range(0, len(y), EVAL_CHUNK):
-            logits = model(x[i:i + EVAL_CHUNK])
-            loss_sum += F.cross_entropy(logits, y[i:i + EVAL_CHUNK], reduction="sum").item()
-            correct += (logits.argmax(1) == y[i:i + EVAL_CHUNK]).sum().item()
+            outputs, targets = model(x[i:i + EVAL_CHUNK]), y[i:i + EVAL_CHUNK]
+            loss_sum += loss_fn(outputs, targets, "sum").item()
+            if classification:
+                correct += (outputs.argmax(1) == targets).sum().item()
+            else:
+                sse += F.mse_loss(outputs.squeeze(1), targets, reduction="sum").item()
         out[f"{split}_loss"] = loss_sum / len(y)
-        out[f"{split}_acc"] = correct / len(y)
+        if classification:
+            out[f"{split}_acc"] = correct / len(y)
+        else:
+            sst = float(((y - y.mean()) ** 2).sum())
+            out[f"{split}_mse"] = sse / len(y)
+            out[f"{split}_r2"] = 1.0 - sse / sst if sst > 0 else float("nan")
     return out
+
+
+def range_test(spec: TrialSpec, data: Dataset, device: torch.device) -> dict:
+    """The LR range test (see the module docstring). Returns ``curve`` (list of {lr, loss, smoothed}),
+    ``suggested_lr`` (None when no finite loss was seen), ``min_loss_lr`` and ``stop_lr`` (the LR at which
+    it stopped: where the smoothed loss passed 4x its minimum or the loss was non-finite; else the last LR)."""
+    n_train = len(data.y_train)
+    if spec.batch_size > n_train:
+        raise ValueError(f"batch_size {spec.batch_size} exceeds the {n_train} training examples of {spec.dataset}")
+    loss_fn = make_loss(spec, data)
+    torch.manual_seed(spec.seed)
+    order_rng = torch.Generator().manual_seed(spec.seed)
+    model = build_model(spec, data.input_shape, data.n_outputs).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = make_optimizer(spec, params)
+    steps_per_epoch = n_train // spec.batch_size
+    n = spec.range_steps
+    growth = (spec.range_lr_max / spec.range_lr_min) ** (1 / max(n - 1, 1))
+    curve: list[dict[str, float]] = []
+    avg, best, best_lr, stop_lr = 0.0, math.inf, None, None
+    perm = None
+    model.train()
+    for i in range(n):
+        pos = i % steps_per_epoch
+        if pos == 0:
+            perm = torch.randperm(n_train, generator=order_rng).to(device)
+        idx = perm[pos * spec.batch_size:(pos + 1) * spec.batch_size]
+        lr = spec.range_lr_min * growth ** i
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss = loss_fn(model(data.x_train[idx]), data.y_train[idx], "mean")
+        value = loss.item()
+        if not math.isfinite(value):
+            stop_lr = lr
+            break
+        avg = RANGE_BETA * avg + (1 - RANGE_BETA) * value
+        smoothed = avg / (1 - RANGE_BETA ** (i + 1))  # bias-corrected
+        curve.append({"lr": lr, "loss": value, "smoothed": smoothed})
+        if smoothed < best:
+            best, best_lr = smoothed, lr
+        if i > 0 and smoothed > RANGE_STOP * best:
+            stop_lr = lr
+            break
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clip_gradients(spec, params)
+        opt.step()
+    return {"curve": curve, "suggested_lr": best_lr / RANGE_DIVISOR if best_lr is not None else None,
+            "min_loss_lr": best_lr, "stop_lr": stop_lr if stop_lr is not None else curve[-1]["lr"] if curve else None}
+
+
+def _range_test_then_train(spec: TrialSpec, data: Dataset, device: torch.device, inject_error: bool) -> TrialRecord:
+    found = range_test(spec, data, device)
+    if found["suggested_lr"] is None:
+        return TrialRecord(trial_id=spec.trial_id, spec=spec.to_dict(), status=TrialStatus.DIVERGED,
+                           diverged_step=0, divergence_reason="range test: no finite loss at any LR",
+                           range_curve=found["curve"])
+    record = _train(spec, data, device, inject_error, lr=found["suggested_lr"])
+    record.range_curve = found["curve"]
+    # Measured before the training run, so kept even when that run diverged.
+    record.metrics.update(range_suggested_lr=found["suggested_lr"], range_min_loss_lr=found["min_loss_lr"],
+                          range_stop_lr=found["stop_lr"])
+    return record
+
