@@ -378,3 +378,101 @@ def test_every_kind_returns_plain_data_and_declares_its_method():
             a={"optimizer": "adam"}, b={"optimizer": "sgd"})
     for row in r.data:
         assert all(isinstance(v, (int, float, str, bool, type(None))) for v in row.values())
+
+
+# ------------------------------------------------------------------ figures, from a fake run dir
+
+FIGURE_SUITE = {
+    "suite": {"name": "fake_kinds", "title": "Every quantity-based claim kind", "seeds": 3},
+    "workload": {"dataset": "mnist1d", "model": "mlp", "n_samples": 1000},
+    "train": {"momentum": 0.9, "evals": 2},
+    "budget": {"steps": 50},
+    "axes": {
+        "batch_size": {"role": "scientific", "values": [8, 32, 128]},
+        "optimizer": {"role": "scientific", "values": ["sgd", "adam"]},
+        "lr": {"role": "nuisance", "values": [0.01, 0.1, 1.0]},
+    },
+    "claims": [
+        {"id": "K1", "kind": "monotone_trend", "params": {"axis": "batch_size", "direction": "decreasing"}},
+        {"id": "K2", "kind": "ranking", "params": {"axis": "batch_size", "order": [128, 32, 8]}},
+        {"id": "K3", "kind": "paired_comparison",
+         "params": {"a": [{"optimizer": "adam"}], "b": {"optimizer": "sgd"}, "test": "noninferiority",
+                    "margin": 0.01}},
+        {"id": "K4", "kind": "ratio_in_range",
+         "params": {"num": {"quantity": "argbest:lr"}, "den": {"quantity": "min_diverging:lr"}, "tune": ["lr"],
+                    "low": 0.05, "high": 0.5}},
+        {"id": "K5", "kind": "range_width_comparison",
+         "params": {"a": {"optimizer": "adam"}, "b": {"optimizer": "sgd"}, "range_axis": "lr", "tolerance": 0.05}},
+        {"id": "K6", "kind": "equivalence",
+         "params": {"a": {"optimizer": "adam"}, "b": {"optimizer": "sgd"}, "margin": 0.02}},
+        {"id": "K7", "kind": "equivalence",
+         "params": {"a": {"batch_size": 32}, "b": "best", "axis": "batch_size", "margin": 0.01}},
+        {"id": "K8", "kind": "timing_ratio",
+         "params": {"a": {"optimizer": "adam"}, "b": {"optimizer": "sgd"}, "low": 1.0, "high": float("inf")}},
+    ],
+}
+
+
+def fake_kind_record(spec):
+    from claimbench.trial import TrialRecord, TrialStatus
+    rng = np.random.default_rng([spec.seed, spec.batch_size, int(spec.lr * 100), spec.optimizer == "adam"])
+    if spec.lr >= 1.0 and (spec.batch_size < 128 or spec.seed == 0):
+        return TrialRecord(trial_id=spec.trial_id, spec=spec.to_dict(), status=TrialStatus.DIVERGED,
+                           diverged_step=10, steps_done=10)
+    val = 0.85 - 0.02 * math.log2(spec.batch_size / 8) - 0.05 * abs(math.log10(spec.lr / 0.1)) \
+        + 0.01 * (spec.optimizer == "adam") + rng.normal(0, 0.005)
+    metrics = {"train_acc": val + 0.05, "val_acc": val, "test_acc": val + rng.normal(0, 0.005),
+               "train_loss": 0.5, "val_loss": 0.6, "test_loss": 0.6}
+    return TrialRecord(trial_id=spec.trial_id, spec=spec.to_dict(), status=TrialStatus.COMPLETED, metrics=metrics,
+                       steps_done=50, time_per_step_s=0.002 * (1.3 if spec.optimizer == "adam" else 1.0)
+                       * (1 + 0.05 * rng.random()))
+
+
+@pytest.fixture(scope="module")
+def kinds_evaluation(tmp_path_factory):
+    from claimbench.api import evaluate_run
+    from claimbench.store import RunStore
+    from claimbench.suite import expand, parse_suite
+    suite = parse_suite(FIGURE_SUITE, "kinds.toml", "default")
+    store = RunStore(tmp_path_factory.mktemp("kinds"))
+    store.init(suite, "claimbench run kinds.toml", {"python": "3", "git_sha": "x", "packages": {}})
+    for spec in expand(suite):
+        store.append(fake_kind_record(spec))
+    return evaluate_run(store.dir)
+
+
+def test_suite_params_survive_the_run_dir(kinds_evaluation):
+    claims = {c.id: c for c in kinds_evaluation.suite.claims}
+    assert claims["K3"].params["a"] == [{"optimizer": "adam"}] and claims["K8"].params["high"] == math.inf
+    verdicts = {r.claim_id: r.verdict for r in kinds_evaluation.results}
+    assert verdicts["K1"] == "supported" and verdicts["K2"] == "supported" and verdicts["K8"] == "supported"
+
+
+@pytest.mark.parametrize("claim_id", [c["id"] for c in FIGURE_SUITE["claims"]])
+def test_each_kind_renders_its_figures_as_self_contained_svg(kinds_evaluation, claim_id):
+    from claimbench.report.figures import figures_for
+    claim_ = next(c for c in kinds_evaluation.suite.claims if c.id == claim_id)
+    result = next(r for r in kinds_evaluation.results if r.claim_id == claim_id)
+    figures = figures_for(claim_, result, kinds_evaluation)
+    assert figures, claim_.kind
+    for figure in figures:
+        assert figure.caption and figure.title and len(figure.svg) > 1000
+        ET.fromstring(figure.svg)
+        without_ns = re.sub(r'\sxmlns(:\w+)?="[^"]*"', "", figure.svg)
+        assert not re.search(r"https?://|url\((?!#)|<image\b", without_ns), claim_.kind
+
+
+def test_an_undecided_claim_still_renders(kinds_evaluation):
+    from claimbench.report.figures import figures_for
+    for kind, params in [("paired_comparison", {"a": {"optimizer": "nadam"}, "b": {"optimizer": "sgd"}}),
+                         ("timing_ratio", {"a": {"optimizer": "nadam"}, "b": {"optimizer": "sgd"}, "low": 1,
+                                           "high": 2}),
+                         ("range_width_comparison", {"a": {"optimizer": "nadam"}, "b": {"optimizer": "sgd"}}),
+                         ("equivalence", {"a": {"optimizer": "nadam"}, "b": "best", "axis": "batch_size",
+                                          "margin": 0.1}),
+                         ("monotone_trend", {"axis": "batch_size", "where": {"batch_size": [8, 32]}})]:
+        c = claim(kind, **params)
+        r = KINDS[kind].evaluate(c, kinds_evaluation.frame, kinds_evaluation.suite.design())
+        assert r.verdict == "inconclusive"
+        for figure in figures_for(c, r, kinds_evaluation):
+            ET.fromstring(figure.svg)

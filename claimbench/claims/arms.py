@@ -170,8 +170,9 @@ def missing_caveats(long: pd.DataFrame, label: str, q: Quantity) -> list[str]:
                 "max_stable": "the largest stable value is the grid edge or none is stable",
                 "min_diverging": "no tested value diverged: the limit lies beyond the grid (NaN)",
                 "range_width": "the good range touches the grid edge: its true width may be larger"}.get(q.op, "censored")
-        levels = ", ".join(sorted({_text(v) for v in censored[label]}))
-        out.append(f"{q.text} censored in {len(censored)} of {len(long)} cells ({label} = {levels}): {what}")
+        levels = sorted({_text(v) for v in censored[label]})
+        where = "" if levels == ["all trials"] else f" ({label} = {', '.join(levels)})"
+        out.append(f"{q.text} censored in {len(censored)} of {len(long)} cells{where}: {what}")
     return out
 
 
