@@ -105,12 +105,12 @@ class ClaimCheck:
 
     gate: str = "supported"
     track: tuple[str, ...] = ()
-    tolerance: dict[str, float] = field(default_factory=dict)
-    direction: str = "both"
+    tolerance: dict[str, float] = field(default_factory=dict)  # tracked quantity -> tolerance
+    direction: dict[str, str] = field(default_factory=dict)  # tracked quantity -> direction (default "both")
 
     def to_dict(self) -> dict[str, Any]:
         return {"gate": self.gate, "track": list(self.track), "tolerance": dict(self.tolerance),
-                "direction": self.direction}
+                "direction": dict(self.direction)}
 
 
 @dataclass(frozen=True)
@@ -420,13 +420,17 @@ def _parse_check(v: "_Validator", raw: Any, where: str) -> ClaimCheck:
     gate = raw.get("gate", "supported")
     if gate not in GATES:
         raise v.fail(f"{where}.gate", f"unknown gate {gate!r}", f"use one of: {', '.join(GATES)}")
-    direction = raw.get("direction", "both")
-    if direction not in DIRECTIONS:
-        raise v.fail(f"{where}.direction", f"unknown direction {direction!r}", f"use one of: {', '.join(DIRECTIONS)}")
     track = raw.get("track", [])
     if not isinstance(track, list) or any(t not in TRACKABLE for t in track) or len(set(track)) != len(track):
         raise v.fail(f"{where}.track", f"must list distinct quantities from {', '.join(TRACKABLE)}, got {track!r}",
                      'write track = ["effect"] or track = ["effect", "test_acc"]')
+    raw_dir = raw.get("direction", "both")
+    directions = raw_dir if isinstance(raw_dir, dict) else {t: raw_dir for t in track}
+    for t, d in directions.items():
+        if t not in track or d not in DIRECTIONS:
+            key = f"{where}.direction" + (f".{t}" if isinstance(raw_dir, dict) else "")
+            raise v.fail(key, f"must be one of {', '.join(DIRECTIONS)} for a tracked quantity, got {d!r}",
+                         'write direction = "both" or direction = { test_acc = "decrease" }')
     tol = raw.get("tolerance")
 
     def number(x: Any) -> bool:
@@ -452,7 +456,8 @@ def _parse_check(v: "_Validator", raw: Any, where: str) -> ClaimCheck:
     else:
         raise v.fail(f"{where}.tolerance", f"must be a number >= 0 or a table of them, got {tol!r}",
                      "write tolerance = 0.02 or tolerance = { effect = 0.02 }")
-    return ClaimCheck(gate=gate, track=tuple(track), tolerance=tolerance, direction=direction)
+    return ClaimCheck(gate=gate, track=tuple(track), tolerance=tolerance,
+                      direction={t: directions.get(t, "both") for t in track})
 
 
 class _Validator:
@@ -639,7 +644,9 @@ def json_schema() -> dict[str, Any]:
         "faq_section": {"type": ["string", "integer"]}, "paraphrase": {"type": "string"},
         "params": {"type": "object"},
         "check": {"type": "object", "additionalProperties": False, "properties": {
-            "gate": {"enum": list(GATES)}, "direction": {"enum": list(DIRECTIONS)},
+            "gate": {"enum": list(GATES)},
+            "direction": {"anyOf": [{"enum": list(DIRECTIONS)},
+                                    {"type": "object", "additionalProperties": {"enum": list(DIRECTIONS)}}]},
             "track": {"type": "array", "uniqueItems": True, "items": {"enum": list(TRACKABLE)}},
             "tolerance": {"anyOf": [{"type": "number", "minimum": 0},
                                     {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}}]}}}}}

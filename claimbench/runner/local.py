@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from claimbench.faults import Fault, should_crash, should_raise
+from claimbench.faults import Fault, as_trial, corrupted, should_crash, should_raise
 from claimbench.trial import TrialRecord, TrialSpec
 
 
@@ -25,4 +25,6 @@ class LocalExecutor:
                 if should_crash(self.faults, spec.trial_id, 1):
                     on_record(TrialRecord.failed(spec, "worker crashed (injected fault); the local executor does not retry"))
                     continue
-                on_record(train_trial(spec, self.cache, inject_error=should_raise(self.faults, spec.trial_id)))
+                record = train_trial(corrupted(self.faults, spec), self.cache,
+                                     inject_error=should_raise(self.faults, spec.trial_id))
+                on_record(as_trial(record, spec))

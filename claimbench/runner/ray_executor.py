@@ -16,7 +16,7 @@ import os
 from collections import deque
 from typing import Any, Callable
 
-from claimbench.faults import Fault, should_crash, should_raise
+from claimbench.faults import Fault, as_trial, corrupted, should_crash, should_raise
 from claimbench.trial import TrialRecord, TrialSpec
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,9 @@ class _Worker:
             spec = TrialSpec.from_dict(d)
             if should_crash(self.faults, spec.trial_id, attempt):
                 os._exit(1)  # injected: the worker process dies mid-pack
-            out.append(train_trial(spec, self.cache, self.device,
-                                   inject_error=should_raise(self.faults, spec.trial_id)).to_dict())
+            record = train_trial(corrupted(self.faults, spec), self.cache, self.device,
+                                 inject_error=should_raise(self.faults, spec.trial_id))
+            out.append(as_trial(record, spec).to_dict())
         return out
 
 

@@ -1,0 +1,515 @@
+"""The CI gate: baselines of claim results, and the comparison of a new run against one.
+
+``claimbench baseline`` evaluates suites and writes, per suite and tier, each
+claim's verdict, effect, CI and (for the quantities its ``check`` table tracks)
+the per-seed values, into a versioned JSON file together with the environment
+it was measured on. ``claimbench check`` evaluates the same suites again and
+compares, claim by claim:
+
+- **verdict gate** (``check.gate``): ``supported`` (default) — a claim that was
+  supported and is now refuted or inconclusive is a regression; ``decided`` —
+  any change of a supported or refuted verdict is; ``off`` — verdicts are
+  reported, never gated.
+- **tracked quantities** (``check.track``, ``check.tolerance``,
+  ``check.direction``): the claim's statistic (``effect``, per stratum) or a
+  metric of the best trial per seed (``test_acc`` ...). Each is a value per
+  seed; the difference now − baseline of the mean over seeds gets a 95%
+  percentile bootstrap CI (2000 resamples; paired by seed when both sides have
+  the same seeds). A regression is a CI that lies wholly beyond the tolerance
+  in the gated direction (``both``, or only a ``decrease`` or an ``increase``):
+  evidence over seeds, never one number. With fewer than ``MIN_SEEDS`` seeds a
+  quantity is reported but not judged.
+
+Everything here is a plain function over plain data; the CLI (``cli.py``)
+runs the suites and writes the outputs (``report.junit``, ``report.markdown``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from claimbench.analysis.isolation import strata_of
+from claimbench.analysis.stats import percentile_ci
+from claimbench.claims import KINDS, Claim, ClaimResult
+from claimbench.errors import UserError
+from claimbench.store import atomic_write_text
+from claimbench.suite import ClaimCheck, Suite, expand
+
+BASELINE_SCHEMA = 1
+BASELINE_KIND = "claimbench-baseline"
+CONFIDENCE = 0.95
+N_BOOT = 2000
+MIN_SEEDS = 3  # fewer seeds than this: a tracked quantity is shown, not judged
+PER_SEED_BOOT = 20  # bootstrap resamples when a claim is re-evaluated on one seed (only its effect is used)
+
+TEST_TEXT = (f"{CONFIDENCE:.0%} percentile bootstrap CI ({N_BOOT} resamples over seeds) of the difference "
+             f"now − baseline of the mean over seeds")
+
+
+class BaselineError(UserError):
+    """A baseline file that is missing, unreadable, of another schema, or lacks a suite."""
+
+
+# ------------------------------------------------------------------ per-seed values
+
+def tracked_values(suite: Suite, claim: Claim, frame: pd.DataFrame) -> dict[str, dict[str, list]]:
+    """The per-seed values of every quantity ``claim``'s check table tracks.
+
+    Returns ``{name: {"seeds": [...], "values": [...]}}``; a stratified claim gives
+    one name per stratum, e.g. ``effect[budget=steps=1500]``. A value is None where
+    a seed has none (e.g. every trial diverged).
+
+    - ``effect``: the claim's statistic evaluated on that seed's trials alone.
+    - a metric (``test_acc`` ...): that metric of the trial with the best ``select``
+      (the claim's, else ``val_acc``) among the seed's completed trials in the stratum.
+    """
+    check = suite.checks.get(claim.id, ClaimCheck())
+    out: dict[str, dict[str, list]] = {}
+    if not check.track or frame.empty:
+        return out
+    seeds = sorted(int(s) for s in frame["seed"].unique())
+    design = suite.design()
+    for name in check.track:
+        if name == "effect":
+            per_seed: dict[str, dict[int, float | None]] = {}
+            for seed in seeds:
+                result = _evaluate_quick(claim, frame[frame["seed"] == seed], design)
+                parts = result.strata or [result]
+                for part in parts:
+                    key = _name("effect", part.stratum if result.strata else {})
+                    per_seed.setdefault(key, {})[seed] = _finite(part.effect)
+            for key, values in per_seed.items():
+                out[key] = {"seeds": seeds, "values": [values.get(s) for s in seeds]}
+        else:
+            select = claim.params.get("select", "val_acc")
+            keys = strata_of(design, claim.params.get("axis", "")) if "axis" in claim.params else []
+            ok = frame[(frame["status"] == "completed") & frame[select].notna() & frame[name].notna()]
+            groups = ok.groupby(keys, sort=True) if keys else [((), ok)]
+            for key, sub in groups:
+                key = key if isinstance(key, tuple) else (key,)
+                label = _name(name, dict(zip(keys, (_plain(k) for k in key))))
+                best = {int(s): float(g.loc[g[select].idxmax(), name]) for s, g in sub.groupby("seed")}
+                out[label] = {"seeds": seeds, "values": [best.get(s) for s in seeds]}
+    return out
+
+
+def _evaluate_quick(claim: Claim, frame: pd.DataFrame, design) -> ClaimResult:
+    params = dict(claim.params)
+    if "n_boot" in KINDS[claim.kind].params:
+        params["n_boot"] = PER_SEED_BOOT
+    return KINDS[claim.kind].evaluate(dataclasses.replace(claim, params=params), frame, design)
+
+
+def _name(quantity: str, stratum: dict) -> str:
+    return f"{quantity}[{', '.join(f'{k}={v}' for k, v in stratum.items())}]" if stratum else quantity
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _finite(x: Any) -> float | None:
+    return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+def _quantity(name: str) -> str:
+    """``effect[budget=steps=1500]`` -> ``effect``: the tracked quantity a per-stratum name belongs to."""
+    return name.split("[", 1)[0]
+
+
+# ------------------------------------------------------------------ baseline file
+
+def matrix_fingerprint(suite: Suite) -> str:
+    """A hash of the suite's trial ids: it changes when the matrix or the training revision does."""
+    ids = sorted(s.trial_id for s in expand(suite))
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def baseline_entry(suite: Suite, results: list[ClaimResult], frame: pd.DataFrame,
+                   environment: dict[str, Any]) -> dict[str, Any]:
+    """One suite's entry (for one tier) in a baseline file."""
+    claims = {}
+    by_id = {c.id: c for c in suite.claims}
+    for r in results:
+        check = suite.checks.get(r.claim_id, ClaimCheck())
+        tracked = tracked_values(suite, by_id[r.claim_id], frame)
+        for name, values in tracked.items():
+            values["tolerance"] = check.tolerance.get(_quantity(name))
+            values["direction"] = check.direction.get(_quantity(name), "both")
+        claims[r.claim_id] = {
+            "kind": r.kind, "paraphrase": r.paraphrase, "verdict": r.verdict,
+            "effect": _finite(r.effect), "ci": [_finite(x) for x in r.ci] if r.ci else None,
+            "n_seeds": r.n_seeds, "n_trials": r.n_trials, "summary": r.summary,
+            "strata": [{"stratum": s.stratum, "verdict": s.verdict, "effect": _finite(s.effect),
+                        "ci": [_finite(x) for x in s.ci] if s.ci else None} for s in r.strata],
+            "check": check.to_dict(), "tracked": tracked,
+        }
+    statuses = frame["status"].value_counts().to_dict() if len(frame) else {}
+    return {"tier": suite.tier, "suite_path": suite.path, "measured": _now(), "environment": environment,
+            "matrix": matrix_fingerprint(suite), "n_trials": int(len(frame)),
+            "statuses": {str(k): int(v) for k, v in statuses.items()}, "claims": claims}
+
+
+def new_baseline() -> dict[str, Any]:
+    return {"schema": BASELINE_SCHEMA, "kind": BASELINE_KIND, "created": _now(), "updated": _now(),
+            "environment": {}, "suites": {}}
+
+
+def read_baseline(path: str | Path, must_exist: bool = True) -> dict[str, Any]:
+    """A baseline file, validated; a missing one is a ``BaselineError`` (or a new one, if not ``must_exist``)."""
+    p = Path(path)
+    fix_new = f"write one with `claimbench baseline SUITE... -o {p}`"
+    if not p.is_file():
+        if must_exist:
+            raise BaselineError("baseline file not found", where=str(p), fix=fix_new)
+        return new_baseline()
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BaselineError(f"not valid JSON ({str(e).splitlines()[0]})", where=str(p),
+                            fix=f"restore it from version control, or rewrite it: {fix_new}") from None
+    if not isinstance(data, dict) or data.get("kind") != BASELINE_KIND:
+        raise BaselineError(f"not a claimbench baseline (no \"kind\": \"{BASELINE_KIND}\")", where=str(p),
+                            fix=f"give the file `claimbench baseline` wrote, or {fix_new}")
+    if data.get("schema") != BASELINE_SCHEMA:
+        raise BaselineError(f"baseline schema {data.get('schema')!r}; this claimbench reads schema {BASELINE_SCHEMA}",
+                            where=str(p), fix=f"rewrite it with this version: {fix_new}")
+    suites = data.get("suites")
+    if not isinstance(suites, dict):
+        raise BaselineError("\"suites\" must be an object", where=f"{p}: suites", fix=fix_new)
+    for name, tiers in suites.items():
+        if not isinstance(tiers, dict):
+            raise BaselineError("must be an object of tiers", where=f"{p}: suites.{name}", fix=fix_new)
+        for tier, entry in tiers.items():
+            where = f"{p}: suites.{name}.{tier}"
+            if not isinstance(entry, dict) or not isinstance(entry.get("claims"), dict):
+                raise BaselineError("must be an object with \"claims\"", where=where, fix=fix_new)
+            for cid, c in entry["claims"].items():
+                if not isinstance(c, dict) or c.get("verdict") not in ("supported", "refuted", "inconclusive"):
+                    raise BaselineError("verdict must be supported, refuted or inconclusive, got "
+                                        f"{c.get('verdict') if isinstance(c, dict) else c!r}",
+                                        where=f"{where}.claims.{cid}.verdict", fix="correct the verdict, or " + fix_new)
+                tracked = c.get("tracked", {})
+                if not isinstance(tracked, dict) or not all(
+                        isinstance(t, dict) and isinstance(t.get("seeds"), list) and isinstance(t.get("values"), list)
+                        and len(t["seeds"]) == len(t["values"]) for t in tracked.values()):
+                    raise BaselineError("tracked values must be {\"seeds\": [...], \"values\": [...]} of equal length",
+                                        where=f"{where}.claims.{cid}.tracked", fix=fix_new)
+    return data
+
+
+def update_baseline(data: dict[str, Any], entries: list[tuple[str, dict[str, Any]]],
+                    environment: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the entries of the named suites (and tiers) replaced; other entries are kept."""
+    for name, entry in entries:
+        data["suites"].setdefault(name, {})[entry["tier"]] = entry
+    data["updated"] = _now()
+    data["environment"] = environment
+    data["suites"] = {k: data["suites"][k] for k in sorted(data["suites"])}
+    return data
+
+
+def write_baseline(path: str | Path, data: dict[str, Any]) -> Path:
+    p = Path(path)
+    atomic_write_text(p, json.dumps(data, indent=1, sort_keys=False, default=str) + "\n")
+    return p
+
+
+def baseline_for(data: dict[str, Any], suite: Suite, path: str | Path) -> dict[str, Any]:
+    """The entry of ``suite`` at its tier, or a BaselineError naming the fix."""
+    entry = data["suites"].get(suite.name, {}).get(suite.tier)
+    if entry is None:
+        have = ", ".join(f"{n}[{t}]" for n, ts in data["suites"].items() for t in ts) or "nothing"
+        raise BaselineError(f"no baseline for suite {suite.name!r} at tier {suite.tier!r} (it holds {have})",
+                            where=str(path), fix=f"add it: claimbench baseline {suite.name} --tier {suite.tier} -o {path}")
+    return entry
+
+
+# ------------------------------------------------------------------ comparison
+
+@dataclass
+class Finding:
+    """One tracked quantity, compared over seeds."""
+
+    name: str
+    tolerance: float
+    direction: str
+    status: str  # ok | regression | not judged
+    baseline_mean: float | None = None
+    current_mean: float | None = None
+    diff: float | None = None
+    ci: tuple[float, float] | None = None
+    n: int = 0
+    paired: bool = False
+    text: str = ""
+
+
+@dataclass
+class ClaimOutcome:
+    """The check of one claim: ``failed`` on a regression, ``skipped`` without a baseline to compare."""
+
+    suite: str
+    tier: str
+    claim_id: str
+    paraphrase: str
+    status: str  # passed | failed | skipped
+    verdict: str | None
+    baseline_verdict: str | None
+    gate: str
+    regressions: list[str] = field(default_factory=list)  # one line each: what moved, with its evidence
+    notes: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    summary: str = ""  # the claim's own result line
+    time_s: float = 0.0
+
+    @property
+    def headline(self) -> str:
+        """One line: the first regression, else what held."""
+        if self.regressions:
+            return self.regressions[0]
+        if self.status == "skipped":
+            return self.notes[0] if self.notes else "skipped"
+        return f"verdict {self.verdict} (baseline {self.baseline_verdict})" + \
+            "".join(f"; {f.name} within tolerance" for f in self.findings if f.status == "ok")
+
+
+@dataclass
+class SuiteCheck:
+    suite: str
+    tier: str
+    run_dir: Path
+    report: Path | None
+    outcomes: list[ClaimOutcome]
+    elapsed_s: float = 0.0
+    trained: int = 0
+    total: int = 0
+    baseline_measured: str = ""
+    baseline_environment: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return any(o.status == "failed" for o in self.outcomes)
+
+
+def compare_suite(suite: Suite, results: list[ClaimResult], frame: pd.DataFrame, entry: dict[str, Any],
+                  run_dir: Path, report: Path | None = None) -> SuiteCheck:
+    """Every claim of ``suite`` (now: ``results`` over ``frame``) against its baseline ``entry``."""
+    outcomes = []
+    by_id = {c.id: c for c in suite.claims}
+    base_claims = entry.get("claims", {})
+    matrix_note = None
+    if entry.get("matrix") and entry["matrix"] != matrix_fingerprint(suite):
+        matrix_note = ("the suite's trial matrix differs from the baseline's (suite or training revision changed): "
+                       "differences may come from that; if intended, update the baseline")
+    for r in results:
+        check = suite.checks.get(r.claim_id, ClaimCheck())
+        base = base_claims.get(r.claim_id)
+        if base is None:
+            outcomes.append(ClaimOutcome(
+                suite=suite.name, tier=suite.tier, claim_id=r.claim_id, paraphrase=r.paraphrase, status="skipped",
+                verdict=r.verdict, baseline_verdict=None, gate=check.gate, summary=r.summary,
+                notes=[f"no baseline for claim {r.claim_id} (new claim?): now {r.verdict}; "
+                       f"add it with `claimbench baseline {suite.name} --tier {suite.tier}`"]))
+            continue
+        outcome = compare_claim(suite, by_id[r.claim_id], r, frame, base, check)
+        if matrix_note:
+            outcome.notes.append(matrix_note)
+        outcomes.append(outcome)
+    for cid, base in base_claims.items():
+        if cid not in by_id:
+            outcomes.append(ClaimOutcome(
+                suite=suite.name, tier=suite.tier, claim_id=cid, paraphrase=base.get("paraphrase", ""),
+                status="skipped", verdict=None, baseline_verdict=base["verdict"], gate="",
+                notes=[f"claim {cid} is in the baseline but no longer in the suite; update the baseline"]))
+    return SuiteCheck(suite=suite.name, tier=suite.tier, run_dir=run_dir, report=report, outcomes=outcomes,
+                      baseline_measured=entry.get("measured", ""), baseline_environment=entry.get("environment", {}))
+
+
+def compare_claim(suite: Suite, claim: Claim, result: ClaimResult, frame: pd.DataFrame, base: dict[str, Any],
+                  check: ClaimCheck) -> ClaimOutcome:
+    now, then = result.verdict, base["verdict"]
+    out = ClaimOutcome(suite=suite.name, tier=suite.tier, claim_id=claim.id, paraphrase=result.paraphrase,
+                       status="passed", verdict=now, baseline_verdict=then, gate=check.gate, summary=result.summary)
+    effect_text = _effect_text(result)
+    if now != then:
+        regression = (check.gate == "supported" and then == "supported") or \
+            (check.gate == "decided" and then in ("supported", "refuted"))
+        line = (f"verdict {then} -> {now}: {effect_text}; baseline: "
+                f"{_effect_text_base(base)}")
+        if regression:
+            out.regressions.append(line + f" (gate = {check.gate!r})")
+        else:
+            out.notes.append(line + f" — not a regression under gate = {check.gate!r}; update the baseline if intended")
+    current = tracked_values(suite, claim, frame) if check.track else {}
+    base_tracked = base.get("tracked", {})
+    for name in sorted(set(current) | {k for k in base_tracked if _quantity(k) in check.track}):
+        q = _quantity(name)
+        if name not in base_tracked:
+            out.notes.append(f"{name}: the baseline has no per-seed values; update the baseline to track it")
+            continue
+        if name not in current:
+            out.notes.append(f"{name}: in the baseline but not measured now (the strata changed?)")
+            continue
+        finding = compare_values(name, base_tracked[name], current[name], check.tolerance[q],
+                                 check.direction.get(q, "both"))
+        out.findings.append(finding)
+        if finding.status == "regression":
+            out.regressions.append(finding.text)
+        elif finding.status == "not judged":
+            out.notes.append(finding.text)
+    if out.regressions:
+        out.status = "failed"
+    return out
+
+
+def _effect_text(r: ClaimResult) -> str:
+    if r.effect is not None and r.ci is not None:
+        return f"effect {r.effect:+.4f} (CI {r.ci[0]:+.4f} to {r.ci[1]:+.4f}, {r.n_seeds} seeds)"
+    return r.summary
+
+
+def _effect_text_base(base: dict[str, Any]) -> str:
+    e, ci = base.get("effect"), base.get("ci")
+    if e is not None and ci and None not in ci:
+        return f"effect {e:+.4f} (CI {ci[0]:+.4f} to {ci[1]:+.4f}, {base.get('n_seeds')} seeds)"
+    return base.get("summary", "")
+
+
+def compare_values(name: str, base: dict[str, list], now: dict[str, list], tolerance: float,
+                   direction: str = "both", n_boot: int = N_BOOT, seed: int = 0) -> Finding:
+    """Baseline vs current per-seed values of one quantity: the bootstrap CI of the difference of means.
+
+    Paired by seed when both sides hold the same seeds; otherwise the two samples are resampled
+    independently. A regression needs the whole CI beyond ``tolerance`` on the gated side.
+    """
+    b = {int(s): v for s, v in zip(base["seeds"], base["values"]) if v is not None and math.isfinite(v)}
+    c = {int(s): v for s, v in zip(now["seeds"], now["values"]) if v is not None and math.isfinite(v)}
+    paired = set(base["seeds"]) == set(now["seeds"])
+    f = Finding(name=name, tolerance=tolerance, direction=direction, status="ok", paired=paired)
+    rng = np.random.default_rng(seed)
+    if paired:
+        common = sorted(set(b) & set(c))
+        bv, cv = np.array([b[s] for s in common]), np.array([c[s] for s in common])
+        f.n = len(common)
+        if f.n:
+            d = cv - bv
+            boots = d[rng.integers(0, f.n, (n_boot, f.n))].mean(axis=1)
+    else:
+        bv, cv = np.array(list(b.values())), np.array(list(c.values()))
+        f.n = min(len(bv), len(cv))
+        if f.n:
+            boots = cv[rng.integers(0, len(cv), (n_boot, len(cv)))].mean(axis=1) \
+                - bv[rng.integers(0, len(bv), (n_boot, len(bv)))].mean(axis=1)
+    if f.n:
+        f.baseline_mean, f.current_mean = float(bv.mean()), float(cv.mean())
+        f.diff = f.current_mean - f.baseline_mean
+        f.ci = percentile_ci(boots, CONFIDENCE)
+    how = f"{'paired' if paired else 'unpaired'}, n={f.n} seeds"
+    if f.n < MIN_SEEDS:
+        f.status = "not judged"
+        f.text = (f"{name}: only {f.n} seed(s) with a value on both sides (need {MIN_SEEDS}) — shown, not judged"
+                  + (f"; mean {f.baseline_mean:+.4f} -> {f.current_mean:+.4f}" if f.n else ""))
+        return f
+    lo, hi = f.ci
+    up, down = lo > tolerance, hi < -tolerance
+    bad = {"both": up or down, "increase": up, "decrease": down}[direction]
+    side = {"both": f"|Δ| > {tolerance:g}", "increase": f"Δ > +{tolerance:g}", "decrease": f"Δ < -{tolerance:g}"}[direction]
+    f.status = "regression" if bad else "ok"
+    verdict = "beyond tolerance" if bad else "within tolerance"
+    f.text = (f"{name}: mean over seeds {f.baseline_mean:+.4f} -> {f.current_mean:+.4f}, "
+              f"Δ {f.diff:+.4f} (95% CI {lo:+.4f} to {hi:+.4f}; {how}); regression if the CI lies wholly at "
+              f"{side}: {verdict} [test: {TEST_TEXT}]")
+    return f
+
+
+# ------------------------------------------------------------------ running
+
+@dataclass
+class Measured:
+    """A suite run into its check run dir and evaluated."""
+
+    suite: Suite
+    run_dir: Path
+    results: list[ClaimResult]
+    frame: pd.DataFrame
+    environment: dict[str, Any]
+    report: Path | None
+    total: int
+    trained: int
+    elapsed_s: float
+
+
+def load_check_targets(names: list[str], tier: str) -> tuple[list[Suite], list[str]]:
+    """The suites ``names`` (suites, paths or groups) at ``tier``, and the names of those skipped because
+    they define no such tier (so that a group checks only its suites that have, e.g., a ci tier)."""
+    import tomllib
+
+    from claimbench import suite as suite_mod
+
+    if hasattr(suite_mod, "load_targets"):
+        suites = suite_mod.load_targets(list(names), tier)
+    else:
+        suites = [suite_mod.load_suite(n, tier) for n in names]
+    if tier == "default":
+        return suites, []
+    keep, skipped = [], []
+    for s in suites:
+        raw = tomllib.loads(Path(s.path).read_text(encoding="utf-8"))
+        (keep if tier in raw.get("tiers", {}) else skipped).append(s if tier in raw.get("tiers", {}) else s.name)
+    if not keep:
+        raise UserError(f"no suite among {', '.join(names)} defines tier {tier!r}", where="--tier",
+                        fix=f"add [tiers.{tier}] to the suite, or pass --tier default")
+    return keep, skipped
+
+
+def measure(suites: list[Suite], out: str | Path, executor: str = "ray", address: str | None = None,
+            command: str = "", progress: bool = True, faults: tuple = (), html: bool = True) -> list[Measured]:
+    """Run each suite into ``out/<suite>/`` (only missing trials train), evaluate it, write its HTML report."""
+    import time
+
+    from claimbench.api import evaluate_run, run_suite
+
+    out = Path(out)
+    measured = []
+    for s in suites:
+        start = time.monotonic()
+        summary = run_suite(s, out / s.name, executor=executor, address=address, command=command,
+                            progress=progress, faults=faults)
+        ev = evaluate_run(summary.run_dir)
+        report = None
+        if html:
+            from claimbench.report import write_report
+            report = write_report(summary.run_dir, None, ev)
+        measured.append(Measured(suite=s, run_dir=summary.run_dir, results=ev.results, frame=ev.frame,
+                                 environment=ev.environment, report=report, total=summary.total,
+                                 trained=summary.trained, elapsed_s=time.monotonic() - start))
+    return measured
+
+
+def check_measured(measured: list[Measured], data: dict[str, Any], baseline_path: str | Path) -> list[SuiteCheck]:
+    import time
+
+    checks = []
+    for m in measured:
+        start = time.monotonic()
+        sc = compare_suite(m.suite, m.results, m.frame, baseline_for(data, m.suite, baseline_path), m.run_dir, m.report)
+        sc.elapsed_s, sc.trained, sc.total = m.elapsed_s, m.trained, m.total
+        per_claim = (time.monotonic() - start) / max(1, len(sc.outcomes))
+        for o in sc.outcomes:
+            o.time_s = per_claim
+        checks.append(sc)
+    return checks
