@@ -226,7 +226,7 @@ def read_idx(path: Path) -> np.ndarray:
     if data.size != int(np.prod(dims)):
         raise UserError(f"IDX file holds {data.size} bytes of data, its header says {dims}", where=str(path),
                         fix="the file is truncated: download it again")
-    return data.reshape(dims)
+    return data.reshape(dims).copy()  # writable, for torch
 
 
 def _idx_dataset(name: str) -> Callable[[DataParams], Raw]:
