@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from claimbench.claims import KINDS, Claim, Design
+from claimbench.claims import KINDS, Claim, Design, check_params
 from claimbench.errors import SuiteError
 from claimbench.trial import CHOICES, RANGES, SPEC_FIELDS, TrialSpec, level_label
 
@@ -403,6 +403,11 @@ def _parse_claim(v: "_Validator", raw: Any, i: int, axes: tuple[Axis, ...]) -> C
         if params.get(p) not in axis_names:
             raise SuiteError(f"claim parameter {p}={params.get(p)!r} is not an axis of this suite",
                              where=f"{v.path}: {where}.params.{p}", fix=f"use one of: {', '.join(sorted(axis_names))}")
+    try:  # quantity grammar, choices, and where/arm/tune keys that must name a parameter or an axis
+        check_params(kind_name, params, axis_names | set(SPEC_FIELDS))
+    except ValueError as e:
+        raise SuiteError(str(e), where=f"{v.path}: {where}.params",
+                         fix="see the claim kind's docstring in claimbench/claims/ for its parameters") from None
     section = raw.get("faq_section", "")
     if not isinstance(section, (str, int)) or isinstance(section, bool):
         raise SuiteError("faq_section must be a string or an integer", where=f"{v.path}: {where}.faq_section",
@@ -586,8 +591,13 @@ def _range_text(lo, hi, lo_inc, hi_inc) -> str:
 # ---------------------------------------------------------------- expansion
 
 def expand(suite: Suite) -> list[TrialSpec]:
-    """The cartesian product of the axes and the seeds, as TrialSpecs (seed innermost)."""
-    specs = []
+    """The cartesian product of the axes and the seeds, as TrialSpecs (seed innermost).
+
+    Settings that have no effect on a trial are reset to their defaults first
+    (``canonical``), so that combinations that train the same thing are one
+    trial, run once (e.g. a range-test trial for every value of an lr axis).
+    """
+    specs, seen = [], set()
     for levels in itertools.product(*(a.values for a in suite.axes)):
         params = dict(suite.base)
         for axis, value in zip(suite.axes, levels):
@@ -597,8 +607,30 @@ def expand(suite: Suite) -> list[TrialSpec]:
                     params.pop(key, None)
             params.update(level)
         for seed in suite.seeds:
-            specs.append(TrialSpec(seed=seed, **params))
+            spec = TrialSpec(seed=seed, **canonical(params))
+            if spec.trial_id not in seen:
+                seen.add(spec.trial_id)
+                specs.append(spec)
     return specs
+
+
+_DEFAULTS = TrialSpec(steps=1).to_dict()
+
+
+def canonical(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with the settings the trial ignores reset to their defaults.
+
+    A range-test trial picks its own LR (``lr`` is ignored); Nesterov needs
+    momentum; dropout placement and kind mean nothing without dropout.
+    """
+    out = {k: v for k, v in params.items() if k != "seed"}
+    if out.get("kind") == "range_test":
+        out["lr"] = _DEFAULTS["lr"]
+    if not out.get("momentum"):
+        out["nesterov"] = False
+    if not out.get("dropout"):
+        out["dropout_position"], out["dropout_kind"] = _DEFAULTS["dropout_position"], _DEFAULTS["dropout_kind"]
+    return out
 
 
 # ---------------------------------------------------------------- JSON schema

@@ -476,3 +476,38 @@ def test_an_undecided_claim_still_renders(kinds_evaluation):
         assert r.verdict == "inconclusive"
         for figure in figures_for(c, r, kinds_evaluation):
             ET.fromstring(figure.svg)
+
+
+@pytest.mark.parametrize("claim_, message", [
+    ({"kind": "paired_comparison", "params": {"a": {"optimiser": "adam"}, "b": {"optimizer": "sgd"}}}, "optimiser"),
+    ({"kind": "paired_comparison", "params": {"a": {"optimizer": "adam"}, "b": {"optimizer": "sgd"},
+                                              "quantity": "sum:test_acc"}}, "unknown quantity"),
+    ({"kind": "monotone_trend", "params": {"axis": "batch_size", "direction": "up"}}, "direction"),
+    ({"kind": "equivalence", "params": {"a": {"lr": 0.1}, "b": "best", "margin": 0.01}}, "needs axis"),
+    ({"kind": "ratio_in_range", "params": {"num": {"quantity": "argbest:lr", "wher": {}}, "den": {},
+                                           "low": 0.1, "high": 1.0}}, "num"),
+    ({"kind": "timing_ratio", "params": {"a": {"optimizer": "adam"}, "b": {"optimizer": "sgd"}, "low": 2.0,
+                                         "high": 1.0}}, "low <= high"),
+    ({"kind": "range_width_comparison", "params": {"a": {}, "b": {}, "tune": ["momentun"]}}, "momentun"),
+])
+def test_suite_loader_refuses_bad_params(claim_, message):
+    from claimbench.errors import SuiteError
+    from claimbench.suite import parse_suite
+    raw = {**FIGURE_SUITE, "claims": [{"id": "X", **claim_}]}
+    with pytest.raises(SuiteError, match=message):
+        parse_suite(raw, "bad.toml", "default")
+
+
+def test_paired_comparison_pairs_a_list_b_with_a_list_a():
+    acc = {("relu", "he"): 0.86, ("relu", "glorot"): 0.83, ("tanh", "glorot"): 0.84, ("tanh", "he"): 0.80}
+    frame = trials("pair", list(acc), lambda ai, lr: acc[ai])
+    frame["activation"], frame["init"] = zip(*frame.pop("pair"))
+    d = Design(scientific=("activation", "init"), nuisance=("lr",), fixed=())
+    c = claim("paired_comparison", a=[{"activation": "relu", "init": "he"}, {"activation": "tanh", "init": "glorot"}],
+              b=[{"activation": "relu", "init": "glorot"}, {"activation": "tanh", "init": "he"}])
+    r = KINDS["paired_comparison"].evaluate(c, frame, d)
+    assert r.verdict == "supported" and [s.verdict for s in r.strata] == ["supported", "supported"]
+    assert [s.effect for s in r.strata] == [pytest.approx(0.03, abs=0.005), pytest.approx(0.04, abs=0.005)]
+    assert r.strata[1].stratum == {"a": "activation=tanh, init=glorot", "b": "activation=tanh, init=he"}
+    with pytest.raises(ValueError, match="as long as a"):
+        KINDS["paired_comparison"].evaluate(claim("paired_comparison", a=[{"init": "he"}], b=[{}, {}]), frame, d)

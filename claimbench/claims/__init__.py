@@ -5,6 +5,7 @@ Importing this package registers every kind in ``KINDS``.
 
 from claimbench.claims import best_level, range_width  # noqa: F401  (registers the kinds)
 from claimbench.claims import comparison, equivalence, ranking, ratio, trend, width_comparison  # noqa: F401
+from claimbench.claims.arms import check_params
 from claimbench.claims.base import KINDS, VERDICTS, Claim, ClaimKind, ClaimResult, Design, Param, combine_verdicts
 
 
@@ -13,5 +14,5 @@ def evaluate_claims(claims, frame, design) -> list[ClaimResult]:
     return [KINDS[c.kind].evaluate(c, frame, design) for c in claims]
 
 
-__all__ = ["KINDS", "VERDICTS", "Claim", "ClaimKind", "ClaimResult", "Design", "Param", "combine_verdicts",
-           "evaluate_claims"]
+__all__ = ["KINDS", "VERDICTS", "Claim", "ClaimKind", "ClaimResult", "Design", "Param", "check_params",
+           "combine_verdicts", "evaluate_claims"]

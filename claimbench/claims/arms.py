@@ -294,3 +294,76 @@ def empty_arm_reason(cells: dict[str, pd.DataFrame], labels: dict[str, str]) -> 
         if long.empty:
             return f"arm {name} ({labels[name]}) has no trials: the matrix cannot decide"
     return None
+
+
+# ------------------------------------------------------------------ load-time checks
+
+ENUMS = {"direction": ("increasing", "decreasing"), "goal": ("higher", "lower"),
+         "test": ("superiority", "noninferiority")}
+QUANTITY_KINDS = ("monotone_trend", "ranking", "paired_comparison", "ratio_in_range", "range_width_comparison",
+                  "equivalence", "timing_ratio")
+
+
+def check_params(kind: str, p: dict[str, Any], columns: set[str]) -> None:
+    """Checks a suite loader runs on a quantity-based claim's resolved params: the quantity grammar,
+    the choices, the margins and bounds, and that every ``where``/arm/``tune`` key names a column
+    (``columns``: the spec fields and the suite's axes). ValueError naming the parameter."""
+    if kind not in QUANTITY_KINDS:
+        return
+
+    def columns_of(name: str, table: Any) -> None:
+        if not isinstance(table, dict):
+            raise ValueError(f"parameter {name!r} must be a table of column = value, got {table!r}")
+        unknown = [k for k in table if k not in columns]
+        if unknown:
+            raise ValueError(f"parameter {name!r} names {', '.join(map(repr, unknown))}, which is not a trial "
+                             f"parameter or axis")
+
+    def quantity(name: str, text: Any) -> None:
+        try:
+            parse_quantity(text)
+        except ValueError as e:
+            raise ValueError(f"parameter {name!r}: {e}") from None
+
+    if p.get("quantity") is not None:
+        quantity("quantity", p["quantity"])
+    for key, allowed in ENUMS.items():
+        if key in p and p[key] not in allowed:
+            raise ValueError(f"parameter {key!r} must be one of {', '.join(allowed)}, got {p[key]!r}")
+    if p.get("margin") is not None and p["margin"] < 0:
+        raise ValueError(f"parameter 'margin' must be >= 0, got {p['margin']!r}")
+    if "low" in p and not (0 <= p["low"] <= p["high"]):
+        raise ValueError(f"0 <= low <= high must hold, got low={p['low']!r}, high={p['high']!r}")
+    if p.get("where"):
+        columns_of("where", p["where"])
+    for t in p.get("tune") or []:
+        if t not in columns:
+            raise ValueError(f"parameter 'tune' names {t!r}, which is not a trial parameter or axis")
+    a = p.get("a")
+    for i, arm in enumerate(a if isinstance(a, list) else [a] if a is not None else []):
+        columns_of(f"a[{i}]" if isinstance(a, list) else "a", arm)
+    if isinstance(a, list) and not a:
+        raise ValueError("parameter 'a' lists no arm")
+    b = p.get("b")
+    if b == "best":
+        if not p.get("axis"):
+            raise ValueError('b = "best" needs axis = "<the axis whose best level a is compared with>"')
+    elif isinstance(b, list):
+        if not isinstance(a, list) or len(a) != len(b):
+            raise ValueError(f"a list b pairs with a list a of the same length: a has "
+                             f"{len(a) if isinstance(a, list) else 'one arm'}, b has {len(b)}")
+        for i, arm in enumerate(b):
+            columns_of(f"b[{i}]", arm)
+    elif b is not None:
+        columns_of("b", b)
+    if p.get("axis") and p["axis"] not in columns:
+        raise ValueError(f"parameter 'axis' names {p['axis']!r}, which is not a trial parameter or axis")
+    for side in ("num", "den"):
+        if side in p:
+            spec = p[side]
+            if not isinstance(spec, dict) or set(spec) - {"where", "quantity"}:
+                raise ValueError(f"parameter {side!r} must be a table {{where = {{...}}, quantity = \"...\"}}, "
+                                 f"got {spec!r}")
+            columns_of(f"{side}.where", spec.get("where") or {})
+            if spec.get("quantity") is not None:
+                quantity(f"{side}.quantity", spec["quantity"])

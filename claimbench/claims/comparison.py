@@ -2,9 +2,9 @@
 
 Frame: one row per trial with ``seed``, ``status``, the arm columns, the tuned
 axes, the strata and the columns the ``quantity`` reads. Params: ``a`` (an arm
-such as ``{optimizer = "adam"}``, or a list of arms: one comparison each
-against the same ``b``), ``b`` (an arm), ``goal`` (higher | lower is better),
-``test`` (superiority | noninferiority), ``margin`` (>= 0, in the quantity's
+such as ``{optimizer = "adam"}``, or a list of arms: one comparison each),
+``b`` (an arm, the same for every a; or a list of arms as long as ``a``: a[i]
+is compared with b[i]), ``goal`` (higher | lower is better), ``test`` (superiority | noninferiority), ``margin`` (>= 0, in the quantity's
 units; with ``relative = true`` a fraction, 0.05 = 5 %, compared as log(1 +
 margin)), ``relative``, and the common ``quantity``, ``select``, ``tune``,
 ``where``, ``confidence``, ``n_boot``, ``tolerance``.
@@ -39,11 +39,15 @@ NAME = "paired_comparison"
 def evaluate(claim: Claim, frame: pd.DataFrame, design: Design) -> ClaimResult:
     p = claim.params
     a_arms = p["a"] if isinstance(p["a"], list) else [p["a"]]
-    for i, a in enumerate(a_arms):
-        arms.check_arm(a, f"a[{i}]" if isinstance(p["a"], list) else "a")
-    arms.check_arm(p["b"], "b")
+    b_arms = p["b"] if isinstance(p["b"], list) else [p["b"]] * len(a_arms)
     if not a_arms:
         raise ValueError("parameter 'a' lists no arm")
+    if len(b_arms) != len(a_arms):
+        raise ValueError(f"a list b must be as long as a ({len(a_arms)} arms), got {len(b_arms)}")
+    for name, listed in (("a", a_arms), ("b", b_arms)):
+        for i, arm in enumerate(listed):
+            arms.check_arm(arm, f"{name}[{i}]" if isinstance(p[name], list) else name)
+    pairs = list(zip(a_arms, b_arms))
     for key, allowed in (("goal", ("higher", "lower")), ("test", ("superiority", "noninferiority"))):
         if p[key] not in allowed:
             raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {p[key]!r}")
@@ -52,16 +56,19 @@ def evaluate(claim: Claim, frame: pd.DataFrame, design: Design) -> ClaimResult:
     setup = arms.prepare(claim, frame, design, own=arms.arm_keys(p["a"], p["b"]))
 
     def one(sub: pd.DataFrame, stratum: dict) -> ClaimResult:
-        parts = [_compare(claim, setup, sub, stratum, a) for a in a_arms]
+        parts = [_compare(claim, setup, sub, stratum, a, b) for a, b in pairs]
         if len(parts) == 1:
             return parts[0]
-        for part, a in zip(parts, a_arms):
+        for part, (a, b) in zip(parts, pairs):
             part.stratum = {**stratum, "a": arms.arm_label(a)}
+            if isinstance(p["b"], list):
+                part.stratum["b"] = arms.arm_label(b)
         verdict = arms.combine_arms([x.verdict for x in parts])
         return ClaimResult(
             claim_id=claim.id, kind=NAME, verdict=verdict, statistic=KIND.statistic, effect=None, ci=None,
             n_seeds=max(x.n_seeds for x in parts), n_trials=len(sub), method=KIND.method, stratum=stratum,
-            summary="; ".join(f"{x.stratum['a']} vs {arms.arm_label(p['b'])}: {x.verdict}" for x in parts),
+            summary="; ".join(f"{arms.arm_label(a)} vs {arms.arm_label(b)}: {x.verdict}"
+                              for x, (a, b) in zip(parts, pairs)),
             caveats=[f"{x.stratum['a']}: {c}" for x in parts for c in x.caveats], strata=parts)
 
     return arms.per_stratum(claim, design, setup, one, NAME)
@@ -76,9 +83,9 @@ def differences(values: np.ndarray, sign: float, relative: bool) -> np.ndarray:
     return sign * d
 
 
-def _compare(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict, a: dict) -> ClaimResult:
+def _compare(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict, a: dict, b: dict) -> ClaimResult:
     p = claim.params
-    q, b = setup.quantity, p["b"]
+    q = setup.quantity
     sign = 1.0 if p["goal"] == "higher" else -1.0
     relative = bool(p["relative"])
     labels = {"a": arms.arm_label(a), "b": arms.arm_label(b)}
@@ -132,7 +139,7 @@ KIND = register(ClaimKind(
     name=NAME,
     params=arms.params(
         a=Param((dict, list), doc="an arm {column = value, ...}, or a list of arms"),
-        b=Param(dict, doc="the arm a is compared with"),
+        b=Param((dict, list), doc="the arm a is compared with, or a list of arms paired with a's"),
         goal=Param(str, "higher", "higher or lower values of the quantity are better"),
         test=Param(str, "superiority", "superiority or noninferiority"),
         margin=Param(float, 0.0, "in the quantity's units (a fraction with relative = true)"),
