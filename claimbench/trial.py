@@ -275,6 +275,7 @@ class TrialRecord:
     device: str = "cpu"
     host: str = ""
     node_id: str = ""  # the Ray node that trained it (empty: in-process); not part of the trial id
+    node_id: str = ""  # the Ray node that trained it (empty: in-process); not part of the trial id
     attempts: int = 1
     error: str | None = None
     grad_norms_init: list[float] = field(default_factory=list)  # per weight layer, hidden layers then the head

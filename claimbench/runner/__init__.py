@@ -13,20 +13,29 @@ from claimbench.errors import UserError
 from claimbench.runner.local import LocalExecutor
 from claimbench.runner.packs import DEFAULT_PACK_SIZE, cost, make_packs
 from claimbench.runner.progress import RunProgress
-from claimbench.runner.ray_executor import RayExecutor
+from claimbench.runner.ray_executor import RayExecutor, pick_device, slots_on_nodes
 from claimbench.trial import TrialRecord, TrialSpec
 
 EXECUTORS = ("ray", "local")
 
 
-def make_executor(name: str, address: str | None = None, cpus_per_trial: float = 1, faults: tuple = ()):
+def make_executor(name: str, address: str | None = None, cpus_per_trial: float = 1, gpus_per_trial: float = 0,
+                  faults: tuple = ()):
+    """The executor ``name``; the resources of one slot matter to Ray only (local trains in this process)."""
+    if not (isinstance(cpus_per_trial, (int, float)) and cpus_per_trial > 0):
+        raise UserError(f"cpus per trial must be > 0, got {cpus_per_trial!r}", where="--cpus-per-trial",
+                        fix="pass a positive number, e.g. 1 or 0.5")
+    if not (isinstance(gpus_per_trial, (int, float)) and gpus_per_trial >= 0):
+        raise UserError(f"gpus per trial must be >= 0, got {gpus_per_trial!r}", where="--gpus-per-trial",
+                        fix="pass 0, a fraction such as 0.25, or a whole number")
     if name == "local":
         if address:
             raise UserError("--address attaches to a Ray cluster, which the local executor does not use",
                             where="--address", fix="drop --address or use --executor ray")
         return LocalExecutor(faults=faults)
     if name == "ray":
-        return RayExecutor(address=address, cpus_per_trial=cpus_per_trial, faults=faults)
+        return RayExecutor(address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                           faults=faults)
     raise UserError(f"unknown executor {name!r}", where="--executor", fix=f"use one of: {', '.join(EXECUTORS)}")
 
 
@@ -42,4 +51,5 @@ def run_trials(specs: list[TrialSpec], executor, on_record: Callable[[TrialRecor
         executor.run(make_packs(specs, pack_size), handle)
 
 
-__all__ = ["EXECUTORS", "LocalExecutor", "RayExecutor", "make_executor", "make_packs", "run_trials"]
+__all__ = ["EXECUTORS", "LocalExecutor", "RayExecutor", "make_executor", "make_packs", "pick_device", "run_trials",
+           "slots_on_nodes"]

@@ -1,39 +1,98 @@
 """The Ray executor: long-lived actors, one per resource slot, fed packs of trials.
 
 GPU tasks in Ray do not reuse worker processes, so each slot is an actor that
-lives for the whole run: it builds each dataset once and keeps it on its
-device. The driver keeps at most ``inflight_per_actor`` packs queued on each
-actor, streams results with ``ray.wait`` as packs finish, and owns the store
-(workers only return records). A pack whose actor dies is resubmitted to a
-fresh actor up to ``max_attempts`` times, then recorded as ``failed`` with the
-reason.
+lives for the whole run and holds its slot's resources (``num_cpus``, and
+``num_gpus``, which may be a fraction): it sets torch's threads to its CPUs,
+takes its CUDA device from the GPU Ray assigned it, and builds each dataset
+once, keeping it on its device (a pack carries only specs, never data).
+
+The driver sends packs only to actors that have started (an actor that waits
+for resources, e.g. the replacement of one lost with its node, gets no work
+until a node can hold it), keeps at most ``inflight_per_actor`` packs queued on
+each, streams results with ``ray.wait`` as packs finish, and owns the store
+(workers only return records). A pack whose actor dies — its process, or its
+whole node — is resubmitted up to ``max_attempts`` times, then recorded as
+``failed`` with the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
+import socket
+import time
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+from claimbench.errors import UserError
 from claimbench.faults import Fault, as_trial, corrupted, should_crash, should_raise
 from claimbench.trial import TrialRecord, TrialSpec
 
 log = logging.getLogger(__name__)
 
+#: Ray reads this (on Linux too) to decide whether the node may join a multi-node cluster; "0"
+#: makes the node's IP the loopback address, and with it every port of the embedded Ray.
+_SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+#: How long the driver waits with no result before it says what it is waiting for.
+_STALL_WARNING_S = 60.0
+
+
+def slots_on_nodes(nodes: list[dict[str, float]], cpus: float, gpus: float = 0.0) -> int:
+    """How many slots of ``cpus`` CPUs and ``gpus`` GPUs fit on nodes with these resources.
+
+    A slot lives on one node, so each node counts separately (3 CPUs hold one 2-CPU slot, not 1.5).
+    """
+    def fit(have: float, need: float) -> float:
+        return math.floor(have / need + 1e-9) if need > 0 else math.inf
+
+    total = 0
+    for r in nodes:
+        n = min(fit(r.get("CPU", 0.0), cpus), fit(r.get("GPU", 0.0), gpus))
+        total += 0 if n == math.inf else int(n)
+    return total
+
+
+def pick_device(gpu_ids: list, cuda_available: bool, host: str = "") -> tuple[str, str | None]:
+    """The torch device of a slot, and a warning when Ray assigned GPUs that CUDA cannot see.
+
+    Ray sets CUDA_VISIBLE_DEVICES to the GPUs it assigned the actor, so the assigned GPU is cuda:0.
+    A GPU that exists only as a logical Ray resource (declared with ``--num-gpus`` on a machine
+    without CUDA) is scheduled like a real one and trained on the CPU: GPU scheduling is testable
+    on a CPU machine.
+    """
+    if not gpu_ids:
+        return "cpu", None
+    if cuda_available:
+        return "cuda:0", None
+    return "cpu", (f"Ray assigned GPU {', '.join(map(str, gpu_ids))} on {host or 'a node'}, but CUDA is not "
+                   f"available there: training on the CPU")
+
 
 class _Worker:
     """One resource slot. Defined plainly here, made a Ray actor in ``RayExecutor``."""
 
-    def __init__(self, threads: int, faults: tuple[Fault, ...] = ()):
+    def __init__(self, cpus: float = 1, faults: tuple[Fault, ...] = ()):
+        import ray
         import torch
 
         from claimbench.workloads import DataCache
 
-        torch.set_num_threads(max(1, threads))
-        self.cache = DataCache()
-        self.device = "cpu"
+        self.threads = max(1, int(cpus))  # torch threads = the slot's CPUs (a fraction of one: 1 thread)
+        torch.set_num_threads(self.threads)
+        self.host = socket.gethostname()
+        ctx = ray.get_runtime_context() if ray.is_initialized() else None
+        self.node_id = ctx.get_node_id() if ctx else ""
+        self.gpu_ids = list(ctx.get_accelerator_ids().get("GPU", [])) if ctx else []
+        self.device, self.warning = pick_device(self.gpu_ids, torch.cuda.is_available(), self.host)
+        self.cache = DataCache()  # each dataset built once per actor, kept on its device
         self.faults = faults
+
+    def describe(self) -> dict[str, Any]:
+        """Where this slot runs; the driver sends packs only once this has answered."""
+        return {"node_id": self.node_id, "host": self.host, "device": self.device, "gpu_ids": self.gpu_ids,
+                "threads": self.threads, "warning": self.warning}
 
     def run_pack(self, specs: list[dict[str, Any]], attempt: int = 1) -> list[dict[str, Any]]:
         from claimbench.train import train_trial
@@ -45,46 +104,93 @@ class _Worker:
                 os._exit(1)  # injected: the worker process dies mid-pack
             record = train_trial(corrupted(self.faults, spec), self.cache, self.device,
                                  inject_error=should_raise(self.faults, spec.trial_id))
-            out.append(as_trial(record, spec).to_dict())
+            record = as_trial(record, spec)
+            record.node_id = self.node_id
+            out.append(record.to_dict())
         return out
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """While an embedded Ray starts: make its node IP 127.0.0.1, so that its GCS, raylet, object
+    manager, agents and workers listen on loopback only (measured with Ray 2.60; see README).
+
+    Ray turns ``ray.init(_node_ip_address="127.0.0.1")`` back into the machine's address; its
+    single-node switch does not. The switch is read once, at import, so it is set here too.
+    """
+    from ray._private import ray_constants
+
+    before_env, before_const = os.environ.get(_SINGLE_NODE_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    if before_env is None:  # a user's explicit setting wins
+        os.environ[_SINGLE_NODE_ENV] = "0"
+        ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        if before_env is None:
+            os.environ.pop(_SINGLE_NODE_ENV, None)
+        ray_constants.ENABLE_RAY_CLUSTER = before_const
 
 
 class RayExecutor:
     name = "ray"
 
-    def __init__(self, address: str | None = None, cpus_per_trial: float = 1, max_attempts: int = 3,
-                 inflight_per_actor: int = 2, num_workers: int | None = None, faults: tuple[Fault, ...] = ()):
-        if cpus_per_trial <= 0:
+    def __init__(self, address: str | None = None, cpus_per_trial: float = 1, gpus_per_trial: float = 0,
+                 max_attempts: int = 3, inflight_per_actor: int = 2, num_workers: int | None = None,
+                 faults: tuple[Fault, ...] = ()):
+        if not cpus_per_trial > 0:
             raise ValueError(f"cpus_per_trial must be > 0, got {cpus_per_trial}")
+        if not gpus_per_trial >= 0:
+            raise ValueError(f"gpus_per_trial must be >= 0, got {gpus_per_trial}")
         self.address = address
         self.cpus_per_trial = cpus_per_trial
+        self.gpus_per_trial = gpus_per_trial
         self.max_attempts = max_attempts
         self.inflight_per_actor = inflight_per_actor
         self.num_workers = num_workers
         self.faults = faults
+        self.nodes_used: dict[str, dict[str, Any]] = {}  # node id -> describe() of a slot there (last run)
 
     # -- cluster ----------------------------------------------------------
-    def _connect(self) -> bool:
-        """Attach to ``address`` or start an embedded local Ray; True if we started it."""
+    def _connect(self) -> tuple[bool, bool]:
+        """Attach to ``address`` (or RAY_ADDRESS, as set by ``ray job submit``) or start an embedded
+        local Ray on loopback; returns (connected here, embedded)."""
         import ray
 
         if ray.is_initialized():
-            return False
+            return False, False
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home
         kwargs: dict[str, Any] = dict(logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
-        if self.address:
-            ray.init(address=self.address, **kwargs)
-        else:
-            # embedded: this machine's resources, no dashboard. Ray (2.60) still listens on all
-            # interfaces for its internal gRPC ports, behind its token authentication: see README.
-            ray.init(include_dashboard=False, **kwargs)
-        return True
+        address = self.address or os.environ.get("RAY_ADDRESS")
+        if address:
+            ray.init(address=address, **kwargs)
+            return True, False
+        # "local": always a new instance of our own, never another Ray that happens to run on this machine;
+        # this machine's resources, no dashboard, nothing listening beyond localhost
+        with _loopback_only():
+            ray.init(address="local", include_dashboard=False, **kwargs)
+        return True, True
+
+    def _slots(self, ray, embedded: bool) -> int:
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        slots = slots_on_nodes(nodes, self.cpus_per_trial, self.gpus_per_trial)
+        if slots:
+            return slots
+        need = f"{self.cpus_per_trial:g} CPU" + (f" and {self.gpus_per_trial:g} GPU" if self.gpus_per_trial else "")
+        if embedded:
+            raise UserError(f"no node of this machine's Ray can hold a slot of {need}",
+                            where="--gpus-per-trial" if self.gpus_per_trial else "--cpus-per-trial",
+                            fix="lower it, or attach to a cluster that has such nodes with --address")
+        log.warning("no node of the cluster can hold a slot of %s now; starting one worker, which waits "
+                    "for the autoscaler to add a node", need)
+        return 1
 
     def _new_actor(self):
         import ray
 
-        cls = ray.remote(_Worker).options(num_cpus=self.cpus_per_trial, max_restarts=0, max_task_retries=0)
-        return cls.remote(max(1, int(self.cpus_per_trial)), self.faults)
+        cls = ray.remote(_Worker).options(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
+                                          max_restarts=0, max_task_retries=0)
+        return cls.remote(self.cpus_per_trial, self.faults)
 
     # -- run ----------------------------------------------------------------
     def run(self, packs: list[list[TrialSpec]], on_record: Callable[[TrialRecord], None]) -> None:
@@ -92,68 +198,108 @@ class RayExecutor:
 
         if not packs:
             return
-        started = self._connect()
+        connected, embedded = self._connect()
         try:
-            self._run(ray, packs, on_record)
+            self._run(ray, packs, on_record, embedded)
         finally:
-            if started:
+            if connected:
                 ray.shutdown()
 
-    def _run(self, ray, packs: list[list[TrialSpec]], on_record: Callable[[TrialRecord], None]) -> None:
+    def _run(self, ray, packs: list[list[TrialSpec]], on_record: Callable[[TrialRecord], None],
+             embedded: bool = False) -> None:
         from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
-        slots = int(ray.cluster_resources().get("CPU", 1) // self.cpus_per_trial) or 1
-        n_actors = min(self.num_workers or slots, len(packs))
-        actors = [self._new_actor() for _ in range(n_actors)]
-        load = {i: 0 for i in range(n_actors)}
+        n_actors = min(self.num_workers or self._slots(ray, embedded), len(packs))
+        actors: dict[int, Any] = {}
+        started: dict[int, dict[str, Any]] = {}  # slot -> describe(), once its actor runs
+        load: dict[int, int] = {}
         queue: deque[tuple[list[TrialSpec], int]] = deque((p, 1) for p in packs)
-        inflight: dict[Any, tuple[int, list[TrialSpec], int]] = {}
+        # ref -> (slot, pack, attempt); pack None: the ref of the actor's describe()
+        inflight: dict[Any, tuple[int, list[TrialSpec] | None, int]] = {}
+        warned: set[str] = set()
+        self.nodes_used = {}
+
+        def start(i: int) -> None:
+            actors[i] = self._new_actor()
+            started.pop(i, None)
+            load[i] = 0
+            inflight[actors[i].describe.remote()] = (i, None, 0)
+
+        def lose(i: int) -> None:
+            """Slot ``i``'s actor died: start a fresh one (it waits for resources if its node is gone);
+            its queued packs go back on the queue without being charged an attempt."""
+            with contextlib.suppress(Exception):  # already dead
+                ray.kill(actors[i], no_restart=True)
+            for ref, (j, pack, attempt) in list(inflight.items()):
+                if j == i:
+                    del inflight[ref]
+                    if pack is not None:
+                        queue.appendleft((pack, attempt))
+            start(i)
 
         def submit() -> None:
-            for i in sorted(load, key=load.get):
+            for i in sorted(started, key=load.get):
                 while queue and load[i] < self.inflight_per_actor:
                     pack, attempt = queue.popleft()
                     ref = actors[i].run_pack.remote([s.to_dict() for s in pack], attempt)
                     inflight[ref] = (i, pack, attempt)
                     load[i] += 1
 
-        submit()
-        while inflight:
-            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=None)
-            for ref in ready:
-                i, pack, attempt = inflight.pop(ref)
-                load[i] -= 1
-                try:
-                    records = [TrialRecord.from_dict(d) for d in ray.get(ref)]
-                except RayActorError as e:
-                    self._replace_actor(ray, actors, i, load, inflight, queue)
-                    reason = f"worker died: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
-                    if attempt < self.max_attempts:
-                        log.warning("pack of %d trials lost (%s); resubmitting, attempt %d", len(pack), reason, attempt + 1)
-                        queue.appendleft((pack, attempt + 1))
-                    else:
-                        records = [TrialRecord.failed(s, f"{reason} (after {attempt} attempts)", attempts=attempt)
-                                   for s in pack]
-                        for r in records:
-                            on_record(r)
-                    continue
-                except (RayTaskError, GetTimeoutError) as e:  # a bug outside train_trial's own catch
-                    records = [TrialRecord.failed(s, f"{type(e).__name__}: {str(e).splitlines()[0][:300]}",
-                                                  attempts=attempt) for s in pack]
-                for r in records:
-                    r.attempts = attempt
-                    on_record(r)
-            submit()
+        def packs_inflight() -> bool:
+            return any(pack is not None for _, pack, _ in inflight.values())
 
-    def _replace_actor(self, ray, actors, i, load, inflight, queue) -> None:
-        """Kill actor ``i`` and start a fresh one; its other queued packs go back on the queue."""
+        for i in range(n_actors):
+            start(i)
+        waited = 0.0
         try:
-            ray.kill(actors[i], no_restart=True)
-        except Exception:  # already dead
-            pass
-        actors[i] = self._new_actor()
-        for ref, (j, pack, attempt) in list(inflight.items()):
-            if j == i:  # these would fail too: resubmit them without charging an attempt
-                del inflight[ref]
-                load[i] -= 1
-                queue.appendleft((pack, attempt))
+            while queue or packs_inflight():
+                t0 = time.monotonic()
+                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=_STALL_WARNING_S)
+                if not ready:
+                    waited += time.monotonic() - t0
+                    log.warning("no result for %.0fs: %d of %d workers started, %d packs queued "
+                                "(waiting for resources?)", waited, len(started), n_actors, len(queue))
+                    continue
+                waited = 0.0
+                for ref in ready:
+                    if ref not in inflight:  # dropped by lose() in this same batch
+                        continue
+                    i, pack, attempt = inflight.pop(ref)
+                    if pack is None:  # the actor started
+                        try:
+                            info = ray.get(ref)
+                        except RayActorError:
+                            lose(i)
+                            continue
+                        started[i] = info
+                        self.nodes_used.setdefault(info["node_id"], info)
+                        if info["warning"] and info["warning"] not in warned:
+                            warned.add(info["warning"])
+                            log.warning("%s", info["warning"])
+                        continue
+                    load[i] -= 1
+                    try:
+                        records = [TrialRecord.from_dict(d) for d in ray.get(ref)]
+                    except RayActorError as e:
+                        lose(i)
+                        reason = f"worker died: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
+                        if attempt < self.max_attempts:
+                            log.warning("pack of %d trials lost (%s); resubmitting, attempt %d", len(pack), reason,
+                                        attempt + 1)
+                            queue.appendleft((pack, attempt + 1))
+                        else:
+                            for s in pack:
+                                on_record(TrialRecord.failed(s, f"{reason} (after {attempt} attempts)",
+                                                             attempts=attempt))
+                        continue
+                    except (RayTaskError, GetTimeoutError) as e:  # a bug outside train_trial's own catch
+                        records = [TrialRecord.failed(s, f"{type(e).__name__}: {str(e).splitlines()[0][:300]}",
+                                                      attempts=attempt) for s in pack]
+                    for r in records:
+                        r.attempts = attempt
+                        on_record(r)
+                submit()
+        finally:
+            for a in actors.values():  # also those still waiting for resources: leave nothing queued
+                with contextlib.suppress(Exception):
+                    ray.kill(a, no_restart=True)
