@@ -69,7 +69,8 @@ class TrialSpec:
     dropout_position: str = "after_act"  # after_act: Linear-BN-act-Dropout | before_bn: Linear-Dropout-BN-act
     dropout_kind: str = "standard"  # standard | alpha (AlphaDropout, for SELU)
     # optimization
-    loss: str = "auto"  # auto: ce for classification, mse for regression
+    loss: str = "auto"  # auto: ce for classification, mse for regression; mse for classification: raw outputs
+    #                     vs one-hot targets; mae, huber (delta 1): regression (targets standardized)
     optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.0
@@ -274,7 +275,6 @@ class TrialRecord:
     wall_s: float = 0.0
     device: str = "cpu"
     host: str = ""
-    node_id: str = ""  # the Ray node that trained it (empty: in-process); not part of the trial id
     node_id: str = ""  # the Ray node that trained it (empty: in-process); not part of the trial id
     attempts: int = 1
     error: str | None = None

@@ -92,7 +92,8 @@ def test_prelu_has_one_parameter_per_layer_and_rrelu_builds():
     model = build_model(dataclasses.replace(BASE, depth=3, activation="prelu"), 20, 10)
     prelus = [m for m in model.modules() if isinstance(m, nn.PReLU)]
     assert len(prelus) == 3 and all(m.weight.numel() == 1 for m in prelus)
-    assert sum(isinstance(m, nn.RReLU) for m in build_model(dataclasses.replace(BASE, activation="rrelu"), 20, 10).modules()) == 1
+    rrelu = build_model(dataclasses.replace(BASE, activation="rrelu"), 20, 10)
+    assert sum(isinstance(m, nn.RReLU) for m in rrelu.modules()) == 1
 
 
 SHAPES = [("teacher", "mlp"), ("digits", "mlp"), ("digits", "cnn"), ("cifar10", "cnn"), ("adding", "rnn"),
