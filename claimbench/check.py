@@ -159,7 +159,9 @@ def baseline_entry(suite: Suite, results: list[ClaimResult], frame: pd.DataFrame
             "check": check.to_dict(), "tracked": tracked,
         }
     statuses = frame["status"].value_counts().to_dict() if len(frame) else {}
-    return {"tier": suite.tier, "suite_path": suite.path, "measured": _now(), "environment": environment,
+    path = Path(suite.path)
+    with_cwd = path.resolve().is_relative_to(Path.cwd()) if path.is_absolute() else False
+    return {"tier": suite.tier, "suite_path": str(path.resolve().relative_to(Path.cwd())) if with_cwd else str(path), "measured": _now(), "environment": environment,
             "matrix": matrix_fingerprint(suite), "n_trials": int(len(frame)),
             "statuses": {str(k): int(v) for k, v in statuses.items()}, "claims": claims}
 
@@ -458,12 +460,9 @@ def load_check_targets(names: list[str], tier: str) -> tuple[list[Suite], list[s
     they define no such tier (so that a group checks only its suites that have, e.g., a ci tier)."""
     import tomllib
 
-    from claimbench import suite as suite_mod
+    from claimbench.suite import load_targets
 
-    if hasattr(suite_mod, "load_targets"):
-        suites = suite_mod.load_targets(list(names), tier)
-    else:
-        suites = [suite_mod.load_suite(n, tier) for n in names]
+    suites = load_targets(list(names), tier)
     if tier == "default":
         return suites, []
     keep, skipped = [], []
@@ -478,17 +477,18 @@ def load_check_targets(names: list[str], tier: str) -> tuple[list[Suite], list[s
 
 def measure(suites: list[Suite], out: str | Path, executor: str = "ray", address: str | None = None,
             command: str = "", progress: bool = True, faults: tuple = (), html: bool = True) -> list[Measured]:
-    """Run each suite into ``out/<suite>/`` (only missing trials train), evaluate it, write its HTML report."""
+    """Run the suites through one executor, each into ``out/<suite>/`` (only missing trials train),
+    then evaluate each and write its HTML report. ``elapsed_s`` is the whole run's wall time."""
     import time
 
-    from claimbench.api import evaluate_run, run_suite
+    from claimbench.api import evaluate_run, run_suites
 
     out = Path(out)
+    start = time.monotonic()
+    summaries = run_suites([(s, out / s.name) for s in suites], executor=executor, address=address,
+                           command=command, progress=progress, faults=faults)
     measured = []
-    for s in suites:
-        start = time.monotonic()
-        summary = run_suite(s, out / s.name, executor=executor, address=address, command=command,
-                            progress=progress, faults=faults)
+    for s, summary in zip(suites, summaries):
         ev = evaluate_run(summary.run_dir)
         report = None
         if html:
@@ -496,7 +496,9 @@ def measure(suites: list[Suite], out: str | Path, executor: str = "ray", address
             report = write_report(summary.run_dir, None, ev)
         measured.append(Measured(suite=s, run_dir=summary.run_dir, results=ev.results, frame=ev.frame,
                                  environment=ev.environment, report=report, total=summary.total,
-                                 trained=summary.trained, elapsed_s=time.monotonic() - start))
+                                 trained=summary.trained, elapsed_s=0.0))
+    for m in measured:
+        m.elapsed_s = time.monotonic() - start
     return measured
 
 

@@ -156,7 +156,7 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
     md_paths = write_markdown(checks, markdown or root / "summary.md", baseline_path)
     failed = 0
     for sc in checks:
-        click.echo(f"{sc.suite} [{sc.tier}]: {sc.total} trials, trained {sc.trained} now in {sc.elapsed_s:.0f}s; "
+        click.echo(f"{sc.suite} [{sc.tier}]: {sc.total} trials, trained {sc.trained} now; {sc.elapsed_s:.0f}s elapsed; "
                    f"report {sc.report}")
         for o in sc.outcomes:
             mark = {"passed": "ok", "failed": "REGRESSION", "skipped": "skipped"}[o.status]
@@ -195,7 +195,7 @@ def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, e
     entries = []
     for m in measured:
         entries.append((m.suite.name, baseline_entry(m.suite, m.results, m.frame, m.environment)))
-        click.echo(f"{m.suite.name} [{tier}]: {m.total} trials, trained {m.trained} now in {m.elapsed_s:.0f}s; "
+        click.echo(f"{m.suite.name} [{tier}]: {m.total} trials, trained {m.trained} now; {m.elapsed_s:.0f}s elapsed; "
                    f"report {m.report}")
         for r in m.results:
             click.echo(f"  {r.claim_id:<4} {r.verdict:<12} {r.summary}")
