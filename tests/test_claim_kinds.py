@@ -511,3 +511,18 @@ def test_paired_comparison_pairs_a_list_b_with_a_list_a():
     assert r.strata[1].stratum == {"a": "activation=tanh, init=glorot", "b": "activation=tanh, init=he"}
     with pytest.raises(ValueError, match="as long as a"):
         KINDS["paired_comparison"].evaluate(claim("paired_comparison", a=[{"init": "he"}], b=[{}, {}]), frame, d)
+
+
+def test_arms_on_parameters_of_a_table_axis_pick_its_levels():
+    """A "setup" axis whose levels set optimizer and momentum: an arm {optimizer = ...} chooses
+    setup levels, so "setup" must not split the frame into strata (each would hold one arm)."""
+    acc = {"sgd": 0.80, "adam": 0.83}
+    frame = trials("optimizer", list(acc), lambda o, lr: acc[o])
+    frame["momentum"] = 0.0
+    frame["setup"] = frame["optimizer"].map(lambda o: f"optimizer={o}" + (",momentum=0.0" if o == "sgd" else ""))
+    c = claim("paired_comparison", a={"optimizer": "adam"}, b={"optimizer": "sgd", "momentum": 0.0})
+    with_tables = Design(scientific=("setup",), nuisance=("lr",), fixed=(),
+                         tables={"setup": ("momentum", "optimizer")})
+    assert KINDS["paired_comparison"].evaluate(c, frame, with_tables).verdict == "supported"
+    without = Design(scientific=("setup",), nuisance=("lr",), fixed=())
+    assert KINDS["paired_comparison"].evaluate(c, frame, without).verdict == "inconclusive"

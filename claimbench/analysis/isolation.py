@@ -22,6 +22,8 @@ class Design:
     nuisance: tuple[str, ...]
     fixed: tuple[str, ...]  # swept fixed axes: each level is a stratum
     constants: dict[str, Any] = field(default_factory=dict)  # everything held fixed, for caveats
+    #: table-valued axes -> the parameters each sets (an arm on those parameters is a choice of that axis)
+    tables: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def strata_of(design: Design, axis: str) -> list[str]:

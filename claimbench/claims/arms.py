@@ -78,6 +78,8 @@ def prepare(claim: Claim, frame: pd.DataFrame, design: Design, own: Iterable[str
     further quantities the claim takes. KeyError names a column the frame lacks."""
     p = claim.params
     own = set(own)
+    # an arm on a parameter of a table-valued axis (e.g. optimizer of a "setup" axis) picks levels of that axis
+    own |= {name for name, keys in design.tables.items() if own & set(keys)}
     q = parse_quantity(quantity or p.get("quantity", "test_acc"))
     sub = restrict(frame, p.get("where"))
     tune = p.get("tune")
