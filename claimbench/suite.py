@@ -141,8 +141,9 @@ class Suite:
         for a in self.axes:
             if a.role == "fixed" and len(a.values) == 1:
                 constants[a.name] = level_label(a.values[0])
+        tables = {a.name: tuple(sorted(a.params)) for a in self.axes if a.is_table}
         return Design(scientific=by_role["scientific"], nuisance=by_role["nuisance"],
-                      fixed=fixed_swept, constants=constants)
+                      fixed=fixed_swept, constants=constants, tables=tables)
 
     def to_dict(self) -> dict[str, Any]:
         return {
