@@ -18,13 +18,14 @@ class LocalExecutor:
         self.faults = faults
 
     def run(self, packs: list[list[TrialSpec]], on_record: Callable[[TrialRecord], None]) -> None:
-        from claimbench.train import train_trial
+        from claimbench.train import train_pack
 
         for pack in packs:
-            for spec in pack:
-                if should_crash(self.faults, spec.trial_id, 1):
-                    on_record(TrialRecord.failed(spec, "worker crashed (injected fault); the local executor does not retry"))
-                    continue
-                record = train_trial(corrupted(self.faults, spec), self.cache,
-                                     inject_error=should_raise(self.faults, spec.trial_id))
+            crashed = [s for s in pack if should_crash(self.faults, s.trial_id, 1)]
+            for spec in crashed:
+                on_record(TrialRecord.failed(spec, "worker crashed (injected fault); the local executor does not retry"))
+            pack = [s for s in pack if s not in crashed]
+            records = train_pack([corrupted(self.faults, s) for s in pack], self.cache,
+                                 inject_error=[should_raise(self.faults, s.trial_id) for s in pack])
+            for record, spec in zip(records, pack):
                 on_record(as_trial(record, spec))

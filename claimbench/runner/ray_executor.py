@@ -95,15 +95,15 @@ class _Worker:
                 "threads": self.threads, "warning": self.warning}
 
     def run_pack(self, specs: list[dict[str, Any]], attempt: int = 1) -> list[dict[str, Any]]:
-        from claimbench.train import train_trial
+        from claimbench.train import train_pack
 
+        pack = [TrialSpec.from_dict(d) for d in specs]
+        if any(should_crash(self.faults, spec.trial_id, attempt) for spec in pack):
+            os._exit(1)  # injected: the worker process dies mid-pack
+        records = train_pack([corrupted(self.faults, s) for s in pack], self.cache, self.device,
+                             inject_error=[should_raise(self.faults, s.trial_id) for s in pack])
         out = []
-        for d in specs:
-            spec = TrialSpec.from_dict(d)
-            if should_crash(self.faults, spec.trial_id, attempt):
-                os._exit(1)  # injected: the worker process dies mid-pack
-            record = train_trial(corrupted(self.faults, spec), self.cache, self.device,
-                                 inject_error=should_raise(self.faults, spec.trial_id))
+        for record, spec in zip(records, pack):
             record = as_trial(record, spec)
             record.node_id = self.node_id
             out.append(record.to_dict())
