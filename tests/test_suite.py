@@ -13,6 +13,7 @@ import tomllib
 
 from claimbench.errors import SuiteError
 from claimbench.suite import TIERS, expand, json_schema, load_suite, suite_names, suites_dir
+from claimbench.trial import TrialSpec
 from tests.conftest import TINY_SUITE
 
 SCHEMA_FILE = Path(__file__).parents[1] / "claimbench" / "suite.schema.json"
@@ -132,3 +133,18 @@ def test_default_tier_of_batch_size_is_big_enough():
     assert len(suite.axis("lr").values) >= 9
     assert len(suite.seeds) >= 3
     assert suite.axis("batch_size").values[0] == 2
+
+
+def test_settings_without_effect_collapse_into_one_trial(write_suite):
+    from tests.conftest import TINY_SUITE
+    text = TINY_SUITE.split("[tiers.smoke]")[0].replace(
+        "[axes.batch_size]\nrole = \"scientific\"\nvalues = [4, 16, 64]",
+        "[axes.kind]\nrole = \"scientific\"\nvalues = [\"train\", \"range_test\"]\n\n"
+        "[axes.momentum]\nrole = \"scientific\"\nvalues = [0.0, 0.9]\n\n"
+        "[axes.nesterov]\nrole = \"scientific\"\nvalues = [false, true]")
+    specs = expand(load_suite(write_suite(text)))
+    # per seed: train: 3 lrs x (momentum 0 | 0.9 classical | 0.9 nesterov); range_test ignores lr: 1 x 3
+    assert len(specs) == 2 * (3 * 3 + 3)
+    assert len({s.trial_id for s in specs}) == len(specs)
+    assert {s.lr for s in specs if s.kind == "range_test"} == {TrialSpec(steps=1).lr}
+    assert not any(s.nesterov and s.momentum == 0 for s in specs)
