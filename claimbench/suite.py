@@ -42,7 +42,8 @@ SECTIONS = {
     "train": ("kind", "loss", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps",
               "schedule", "warmup_steps", "schedule_gamma", "plateau_patience", "clip",
               "clip_threshold", "batch_size", "evals", "patience", "restore_best",
-              "divergence_factor", "target", "measure_latency", "range_lr_min", "range_lr_max", "range_steps"),
+              "divergence_factor", "target", "measure_latency", "range_lr_min", "range_lr_max", "range_steps",
+              "measure_noise_scale"),
     "budget": ("epochs", "steps"),
 }
 BUDGET_KEYS = frozenset(SECTIONS["budget"])

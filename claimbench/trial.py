@@ -21,6 +21,9 @@ from typing import Any
 #: Bump when a change to workloads/ or train/ changes what a spec produces.
 TRAINING_REVISION = 2
 
+#: Fields added after TRAINING_REVISION 2 whose default changes nothing: left out of the id at that default.
+ID_OMITS_DEFAULT: dict[str, object] = {"measure_noise_scale": False}
+
 #: Version of the on-disk TrialRecord layout (see store.py).
 RECORD_SCHEMA = 1
 
@@ -99,6 +102,8 @@ class TrialSpec:
     range_lr_min: float = 1e-6  # kind = range_test: the LR sweep's start,
     range_lr_max: float = 10.0  # its end,
     range_steps: int = 200  # and its length in steps (one minibatch each)
+    measure_noise_scale: bool = False  # at step 0 and each evaluation: the gradient noise scale B_simple
+    #                                    (McCandlish et al. 2018) from 4 extra batches of batch_size (train/loop.py)
 
     def __post_init__(self) -> None:
         if (self.epochs > 0) == (self.steps > 0):
@@ -114,7 +119,10 @@ class TrialSpec:
         return cls(**{k: v for k, v in data.items() if k in names})
 
     def canonical_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """The spec as sorted compact JSON, without the fields of ``ID_OMITS_DEFAULT`` at their default (so
+        that adding such a field left the ids of the specs that do not use it, and their results, valid)."""
+        d = {k: v for k, v in self.to_dict().items() if not (k in ID_OMITS_DEFAULT and v == ID_OMITS_DEFAULT[k])}
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     @property
     def trial_id(self) -> str:

@@ -11,7 +11,8 @@ from claimbench.trial import SPEC_FIELDS, TrialRecord, level_label
 #: Metric columns: NaN where a trial has none (a diverged trial; acc for regression; r2/mse for classification).
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
            "train_mse", "train_r2", "val_mse", "val_r2", "test_mse", "test_r2",
-           "forward_latency_s", "grad_ratio_init", "range_suggested_lr", "range_min_loss_lr", "range_stop_lr")
+           "forward_latency_s", "grad_ratio_init", "range_suggested_lr", "range_min_loss_lr", "range_stop_lr",
+           "b_simple", "b_simple_at_target")
 #: Columns derived from the metrics: ``gap`` = train_acc - test_acc (the generalization gap; train_acc is
 #: measured on the labels trained on, so with label noise it counts fitting the noise).
 DERIVED = ("gap",)
@@ -24,6 +25,8 @@ def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict
     """One row per trial: ``trial_id``, every spec field, ``budget`` (e.g. "epochs=10"),
     the record's outcome columns, the metric columns (NaN where the trial has
     none, e.g. a diverged trial: never a filled-in value) and ``gap``.
+    ``noise_curve``: the gradient noise-scale measurements of the curve, a list of
+    [step, noise_g2, noise_trace] (None when the trial measured none; see train/loop.py).
     ``grad_ratio_init`` comes from the record's ``grad_norms_init`` when the
     metrics lack it (a diverged trial), since it was measured before divergence.
 
@@ -46,8 +49,11 @@ def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict
         norms = getattr(r, "grad_norms_init", None)
         if "grad_ratio_init" not in r.metrics and norms and norms[-1] > 0:
             row["grad_ratio_init"] = norms[0] / norms[-1]
+        noise = [[float(p["step"]), float(p["noise_g2"]), float(p["noise_trace"])] for p in r.curve if "noise_g2" in p]
+        row["noise_curve"] = noise or None
         rows.append(row)
-    columns = ["trial_id", *SPEC_FIELDS, "budget", *(axis_tables or {}), *RECORD_COLUMNS, *METRICS, *DERIVED]
+    columns = ["trial_id", *SPEC_FIELDS, "budget", *(axis_tables or {}), *RECORD_COLUMNS, *METRICS, *DERIVED,
+               "noise_curve"]
     frame = pd.DataFrame(rows, columns=list(dict.fromkeys(columns)))
     for m in METRICS:
         frame[m] = frame[m].astype(float)

@@ -22,6 +22,22 @@ curve point from the step just taken. ``time_per_step_s`` counts training steps
 only (not evaluation or these measurements). ``measure_latency``: the median of
 20 timed eval-mode forwards of 256 validation inputs, after 3 warm-up forwards.
 
+Gradient noise scale (``measure_noise_scale``; McCandlish et al. 2018, appendix A): at step 0
+and at each evaluation, K = ``NOISE_BATCHES`` (4) disjoint batches of ``batch_size`` examples are drawn from the training set
+(their own RNG, so the training batches are unchanged) and their gradients taken in train mode. From
+|G_small|^2 (the mean of the K squared gradient norms, batch B) and |G_big|^2 (the squared norm of their
+mean: one batch of K*B) the two-batch-size estimator gives unbiased estimates of |G|^2 and tr(Sigma), the
+trace of the per-example gradient covariance. Batches are drawn without replacement from the n training
+examples, so E|G_b|^2 = |G|^2 + c_b tr(Sigma) with c_b = (n - b) / (b (n - 1)), which reduces to
+McCandlish's 1/b for n >> b: tr(Sigma) = (|G_small|^2 - |G_big|^2) / (c_small - c_big) and
+|G|^2 = |G_small|^2 - c_small tr(Sigma). Each curve point holds ``noise_g2``, ``noise_trace`` and their ratio
+``b_simple`` = tr(Sigma) / |G|^2 (NaN when the |G|^2 estimate is not positive). The final metrics hold
+ratios of *means* (averaged before the ratio, as McCandlish recommends): ``b_simple`` over every measurement
+after step 0, ``b_simple_at_target`` over the measurements in the second half of the way to the target
+(steps in [steps_to_target / 2, steps_to_target]); a key is absent when its mean |G|^2 is not positive.
+The measurement restores BatchNorm buffers and the global RNG (dropout), so training is the same with it
+on or off, and it is not counted in ``time_per_step_s``.
+
 ``kind = "range_test"`` (Smith 2017; fastai's rule): before training, raise
 the LR exponentially from ``range_lr_min`` to ``range_lr_max`` over
 ``range_steps`` steps, one minibatch each, smoothing the loss with a
@@ -55,6 +71,8 @@ RANGE_BETA = 0.98  # the range test's loss smoothing
 RANGE_STOP = 4.0  # the range test stops when the smoothed loss exceeds this x its minimum
 RANGE_DIVISOR = 10.0  # suggested LR = LR at the minimum smoothed loss / this
 LATENCY_BATCH, LATENCY_WARMUP, LATENCY_REPEATS = 256, 3, 20
+NOISE_BATCHES = 4  # batches of batch_size per noise-scale measurement: small batch B, big batch 4B
+NOISE_SEED_OFFSET = 7919  # the noise-scale batches' RNG: seed + this, apart from the data order's
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, str], torch.Tensor]
 
@@ -124,11 +142,22 @@ def _train(spec: TrialSpec, data: Dataset, device: torch.device, inject_error: b
     schedule = Schedule(spec, total)
     eval_at = sorted({round(total * i / spec.evals) for i in range(1, spec.evals + 1)})
     train_probe = torch.arange(min(n_train, len(data.y_val)), device=device)  # fixed subset for train metrics
+    noise_rng = torch.Generator().manual_seed(spec.seed + NOISE_SEED_OFFSET)  # apart from the data order
+    noise: list[tuple[int, dict[str, float]]] = []  # (step, measurement) pairs
+
+    def measure_noise(step: int) -> dict[str, float]:
+        if not spec.measure_noise_scale:
+            return {}
+        found = gradient_noise_scale(model, loss_fn, data.x_train, data.y_train, spec.batch_size,
+                                     NOISE_BATCHES, noise_rng)
+        noise.append((step, found))
+        return found
 
     curve: list[dict] = []
     first = _evaluate(model, data, train_probe, loss_fn)
+    model.train()
     curve.append({"step": 0, "examples": 0, "epoch": 0.0, "lr": base_lr * schedule.factor(0),
-                  "train_loss_ema": float("nan"), **first, "elapsed_s": 0.0})
+                  "train_loss_ema": float("nan"), **first, **measure_noise(0), "elapsed_s": 0.0})
     # The divergence reference is the training loss (with the labels or targets trained on, outliers included).
     initial_loss = first["train_loss"]
     smoothed = None
@@ -184,7 +213,7 @@ def _train(spec: TrialSpec, data: Dataset, device: torch.device, inject_error: b
             model.train()  # _evaluate left it in eval mode
             curve.append({"step": step, "examples": step * spec.batch_size, "epoch": step / steps_per_epoch,
                           "lr": lr, "train_loss_ema": smoothed, "grad_ratio": grad_ratio, **m,
-                          "elapsed_s": train_time})
+                          **measure_noise(step), "elapsed_s": train_time})
             if not math.isfinite(m["val_loss"]):
                 status, diverged_step, reason = TrialStatus.DIVERGED, step, "non-finite validation loss"
                 break
@@ -213,6 +242,7 @@ def _train(spec: TrialSpec, data: Dataset, device: torch.device, inject_error: b
             metrics["grad_ratio_init"] = _ratio(grad_norms_init)
         if spec.measure_latency:
             metrics["forward_latency_s"] = forward_latency(model, data.x_val[:LATENCY_BATCH])
+        metrics.update(noise_scale_summary(noise, steps_to_target))
     return TrialRecord(
         trial_id=spec.trial_id, spec=spec.to_dict(), status=status, metrics=metrics, curve=curve,
         diverged_step=diverged_step, divergence_reason=reason, steps_done=step,
@@ -223,6 +253,64 @@ def _train(spec: TrialSpec, data: Dataset, device: torch.device, inject_error: b
         examples_per_s=step * spec.batch_size / train_time if train_time > 0 else None,
         grad_norms_init=grad_norms_init,
     )
+
+
+def gradient_noise_scale(model: torch.nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor,
+                         batch_size: int, n_batches: int, generator: torch.Generator) -> dict[str, float]:
+    """One measurement of the gradient noise scale (see the module docstring): ``noise_g2`` (|G|^2),
+    ``noise_trace`` (tr Sigma) and ``b_simple``, from ``n_batches`` disjoint batches of ``batch_size``
+    drawn from (x, y) with ``generator``. Fewer batches are used when the data hold fewer; {} when fewer
+    than 2 fit. The model's buffers (BatchNorm statistics) and the global RNG are left as they were."""
+    n = len(y)
+    k = min(n_batches, n // batch_size)
+    if k < 2:
+        return {}
+    b_small, b_big = batch_size, k * batch_size
+    idx = torch.randperm(n, generator=generator)[:b_big].to(x.device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+    devices = [x.device] if x.device.type == "cuda" else []
+    sq_small, total = 0.0, None
+    with torch.random.fork_rng(devices=devices):
+        for j in range(k):
+            batch = idx[j * b_small:(j + 1) * b_small]
+            grads = torch.autograd.grad(loss_fn(model(x[batch]), y[batch], "mean"), params)
+            flat = torch.cat([g.reshape(-1) for g in grads]).double()
+            sq_small += float(flat.pow(2).sum())
+            total = flat if total is None else total + flat
+    with torch.no_grad():
+        for name, b in model.named_buffers():
+            b.copy_(buffers[name])
+    g_small = sq_small / k  # E = |G|^2 + c_small tr(Sigma)
+    g_big = float((total / k).pow(2).sum())  # the mean of k disjoint batches is one batch of k * b_small
+    c_small = (n - b_small) / (b_small * (n - 1))  # sampling without replacement from n examples
+    c_big = (n - b_big) / (b_big * (n - 1))
+    trace = (g_small - g_big) / (c_small - c_big)
+    g2 = g_small - c_small * trace
+    return {"noise_g2": g2, "noise_trace": trace, "b_simple": trace / g2 if g2 > 0 else float("nan")}
+
+
+def noise_scale_summary(noise: list[tuple[int, dict[str, float]]], steps_to_target: int | None) -> dict[str, float]:
+    """``b_simple`` (mean tr Sigma / mean |G|^2 over the measurements after step 0) and ``b_simple_at_target``
+    (the same over steps in [steps_to_target / 2, steps_to_target]); a key is absent when it has no
+    measurement or its mean |G|^2 is not positive."""
+    def ratio(points: list[dict[str, float]]) -> float | None:
+        points = [p for p in points if p]
+        if not points:
+            return None
+        g2 = sum(p["noise_g2"] for p in points) / len(points)
+        trace = sum(p["noise_trace"] for p in points) / len(points)
+        return trace / g2 if g2 > 0 and math.isfinite(trace / g2) else None
+
+    out = {}
+    overall = ratio([m for step, m in noise if step > 0])
+    if overall is not None:
+        out["b_simple"] = overall
+    if steps_to_target is not None:
+        at = ratio([m for step, m in noise if steps_to_target / 2 <= step <= steps_to_target])
+        if at is not None:
+            out["b_simple_at_target"] = at
+    return out
 
 
 @torch.no_grad()
