@@ -1,0 +1,342 @@
+"""Batch-size scaling claim kinds: ``critical_batch`` (B4) and ``linear_scaling`` (B5).
+
+``critical_batch`` — large batches parallelize well up to a limit (Shallue et al. 2018; McCandlish et
+al. 2018). Frame: one row per trial with ``seed``, ``status``, ``steps_to_target``,
+``examples_to_target``, ``steps_done``, the batch column ``axis``, the tuned axes and, for the noise
+comparison, the ``noise`` column (``b_simple_at_target``, measured in training: train/loop.py).
+Params: ``axis`` (default ``batch_size``), ``noise`` (a column of per-trial gradient noise scales; "" to
+skip the comparison), ``agree_within`` (default 3: the two estimates must agree within this factor),
+``regime_factor`` (4), ``lr`` (the LR column, for the optimal LR per batch), ``select`` (tie-break),
+``tune``, ``where``, ``confidence``, ``n_boot``.
+
+Per (stratum, batch, seed) cell: the steps to target of the fastest trial over the tuned axes
+(analysis/scaling.py; a cell where no trial reached the target is censored and left out of the fit), and
+that trial's LR and noise scale. Per batch the geometric mean over seeds; S(B) = S_min + E_min / B fitted
+in log space; B_crit = E_min / S_min. B_noise: the geometric mean of the fastest trials' noise scales.
+Statistic: B_crit / B_noise. CI: percentile bootstrap over seeds (seed rows resampled, means, fit and
+B_noise recomputed); the same resamples give CIs for B_crit, B_noise and the exponent of the optimal LR in
+the batch size. Verdict: refuted when the ratio's CI lies wholly outside [1/agree_within, agree_within];
+supported when it lies inside and B_crit's CI lies inside the tested batch range (so that both the
+perfect-scaling side and the flattening side are in the data); inconclusive otherwise, or with fewer than
+3 batch sizes with a value or 2 seeds. Without ``noise``, supported when B_crit's CI lies inside the
+tested range, else inconclusive.
+
+``linear_scaling`` — linear LR scaling with warmup keeps accuracy as the batch grows (Goyal et al.
+2017). Frame: one row per trial with ``seed``, ``status``, the batch column ``axis``, the ``lr`` and
+``warmup`` columns, the quantity's columns. Params: ``axis`` (``batch_size``), ``lr`` (``lr``),
+``warmup`` (``warmup_steps``), ``base`` (the baseline batch; default the smallest), ``quantity``
+(``test_acc``, of the trial best on ``select``), ``margin`` (0.01: one point of accuracy), ``min_k``
+(the multiplier up to which the claim says accuracy is kept), ``where``, ``confidence``, ``n_boot``.
+Arms: *warmup* (trials with ``warmup`` > 0, plus the baseline) and *none* (``warmup`` = 0). Per arm and
+multiplier k = batch / base: d_k = mean over seeds of q_k - q_base (paired by seed), with a percentile
+bootstrap CI. k *holds* when the CI's lower end exceeds -margin, *breaks* when its upper end is below
+-margin. Reported per arm: the largest k up to which every k holds, and the first k that breaks.
+Verdict on the warmup arm (all trials when there is none): supported when every tested k <= min_k holds,
+refuted when one breaks, inconclusive otherwise. Effect: d at the largest tested k <= min_k.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from claimbench.analysis.quantities import cell_quantities, to_wide
+from claimbench.analysis.scaling import (REGIME_FACTOR, fastest_trials, fit_steps_vs_batch, geometric_mean,
+                                         power_law_exponent, regime)
+from claimbench.analysis.stats import percentile_ci
+from claimbench.claims import arms
+from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, register
+from claimbench.claims.common import quiet
+
+CRITICAL, LINEAR = "critical_batch", "linear_scaling"
+
+
+# ------------------------------------------------------------------ critical_batch (B4)
+
+def evaluate_critical(claim: Claim, frame: pd.DataFrame, design: Design) -> ClaimResult:
+    p = claim.params
+    if p["agree_within"] < 1:
+        raise ValueError(f"agree_within must be >= 1, got {p['agree_within']!r}")
+    setup = arms.prepare(claim, frame, design, own=[p["axis"]])
+    arms.require(setup.frame, [p["axis"], "seed", "status", "steps_to_target"])
+    return arms.per_stratum(claim, design, setup, lambda sub, stratum: _critical_one(claim, setup, sub, stratum),
+                            CRITICAL)
+
+
+def scaling_estimates(cells: pd.DataFrame, axis: str, noise: str, lr: str) -> tuple[list, dict[str, pd.DataFrame]]:
+    """Levels and the seeds x levels tables (steps with censored cells NaN, noise, lr) of ``fastest_trials``."""
+    levels = sorted({float(v) for v in cells[axis].dropna()})
+    uncensored = cells.assign(value=np.where(cells["censored"].astype(bool), np.nan, cells["steps"]))
+    tables = {"steps": to_wide(uncensored, axis, levels)}
+    for name, col in (("noise", noise), ("lr", lr)):
+        if col and col in cells.columns:
+            tables[name] = to_wide(cells.assign(value=pd.to_numeric(cells[col], errors="coerce")), axis, levels)
+        else:
+            tables[name] = tables["steps"] * np.nan
+    return levels, tables
+
+
+def _estimate(levels: np.ndarray, steps: np.ndarray, noise: np.ndarray, lrs: np.ndarray) -> dict[str, Any]:
+    per_level = geometric_mean(steps, axis=0)
+    fit = fit_steps_vs_batch(levels, per_level)
+    b_noise = float(geometric_mean(noise.ravel())) if noise.size else float("nan")
+    ratio = fit.b_crit / b_noise if np.isfinite(b_noise) and b_noise > 0 else float("nan")
+    best_lr = geometric_mean(lrs, axis=0)
+    return {"fit": fit, "per_level": per_level, "b_noise": b_noise, "ratio": ratio, "best_lr": best_lr,
+            "lr_exponent": power_law_exponent(levels, best_lr)}
+
+
+def _critical_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict) -> ClaimResult:
+    p = claim.params
+    axis, noise_col, lr_col = p["axis"], p["noise"], p["lr"]
+    cells = fastest_trials(sub, [axis, "seed"], setup.tuned, extra=[noise_col] if noise_col else (),
+                           select=p["select"])
+    levels, tables = scaling_estimates(cells, axis, noise_col, lr_col if lr_col in setup.tuned else "")
+    x = np.array(levels, dtype=float)
+    n_seeds = int(tables["steps"].shape[0])
+    caveats = list(arms.edge_caveats(cells, sub, setup.tuned, axis))
+    censored = cells[cells["censored"].astype(bool)]
+    if not censored.empty:
+        caveats.append(f"no trial reached the target in {len(censored)} of {len(cells)} cells "
+                       f"({axis} = {', '.join(sorted({arms._text(v) for v in censored[axis]}, key=float))}): "
+                       f"left out of the fit (their steps are only a lower bound)")
+    L = len(levels)
+    joined = np.hstack([tables[k].to_numpy(dtype=float) for k in ("steps", "noise", "lr")]) if L else np.zeros((0, 0))
+    point = _estimate(x, *(joined[:, i * L:(i + 1) * L] for i in range(3))) if L else None
+    base = dict(claim_id=claim.id, kind=CRITICAL, statistic=KIND.statistic, method=KIND.method, n_seeds=n_seeds,
+                n_trials=len(sub), stratum=stratum, caveats=caveats)
+    with_values = int(np.isfinite(point["per_level"]).sum()) if point else 0
+    if with_values < 3:
+        base["data"] = _critical_rows(x, tables, point, None, cells, axis, p) if point else []
+        return arms.undecided(claim, CRITICAL, f"{with_values} {axis} level(s) reached the target: the fit needs 3",
+                              **base)
+    rng = np.random.default_rng(0)
+    boots = []
+    for _ in range(p["n_boot"]):
+        rows = joined[rng.integers(0, n_seeds, n_seeds)]
+        with quiet():
+            boots.append(_estimate(x, rows[:, :L], rows[:, L:2 * L], rows[:, 2 * L:]))
+    conf = p["confidence"]
+
+    def ci(key: str) -> tuple[float, float]:
+        return percentile_ci(np.array([b[key] if key != "b_crit" else b["fit"].b_crit for b in boots]), conf)
+
+    fit = point["fit"]
+    b_crit_ci, noise_ci, ratio_ci, alpha_ci = ci("b_crit"), ci("b_noise"), ci("ratio"), ci("lr_exponent")
+    base["data"] = _critical_rows(x, tables, point, boots, cells, axis, p) + [
+        _estimate_row("critical batch B_crit (fit of S = S_min + E_min / B)", fit.b_crit, b_crit_ci),
+        _estimate_row("S_min (steps)", fit.s_min, None), _estimate_row("E_min (examples)", fit.e_min, None),
+        _estimate_row(f"gradient noise scale B_simple ({noise_col})", point["b_noise"], noise_ci),
+        _estimate_row("B_crit / B_simple", point["ratio"], ratio_ci),
+        _estimate_row(f"exponent of the optimal {lr_col} in {axis} (1: linear rule, 0.5: square root)",
+                      point["lr_exponent"], alpha_ci),
+        _estimate_row("fit error, RMSE of ln(steps)", fit.rmse_log, None)]
+    if n_seeds < 2:
+        return arms.undecided(claim, CRITICAL, f"B_crit = {arms.fmt_num(fit.b_crit)} from 1 seed: no CI", **base)
+    lo_b, hi_b = float(x.min()), float(x.max())
+    in_range = bool(np.isfinite(b_crit_ci[0]) and lo_b <= b_crit_ci[0] and b_crit_ci[1] <= hi_b) and not fit.edge
+    if fit.edge:
+        caveats.append("the fitted B_crit lies at the edge of the search grid: the data show one regime only")
+    if lr_col not in setup.tuned:
+        caveats.append(f"{lr_col} is not tuned: no optimal {lr_col} per {axis}")
+    regimes = ", ".join(f"{arms._text(lv)}: {regime(lv, fit.b_crit, p['regime_factor'])}" for lv in levels)
+    text = (f"S(B) = {fit.s_min:.4g} + {fit.e_min:.4g} / B: B_crit = {fit.b_crit:.3g} "
+            f"({arms.fmt_ci(b_crit_ci)}; tested {axis} {lo_b:g} to {hi_b:g}); regimes: {regimes}")
+    if np.isfinite(point["lr_exponent"]):
+        text += f"; optimal {lr_col} grows as {axis}^{point['lr_exponent']:.2f} ({arms.fmt_ci(alpha_ci)})"
+    if not p["noise"]:
+        verdict = "supported" if in_range else "inconclusive"
+        return ClaimResult(verdict=verdict, effect=fit.b_crit, ci=b_crit_ci, summary=text, **base)
+    if not np.isfinite(point["ratio"]):
+        return arms.undecided(claim, CRITICAL, text + f"; no {noise_col} measured: no comparison", **base)
+    k = p["agree_within"]
+    agreement = arms.verdict_band(ratio_ci, 1 / k, k)
+    verdict = "refuted" if agreement == "refuted" else "supported" if agreement == "supported" and in_range \
+        else "inconclusive"
+    text += (f"; B_simple = {point['b_noise']:.3g} ({arms.fmt_ci(noise_ci)}); B_crit / B_simple = "
+             f"{point['ratio']:.3g} ({arms.fmt_ci(ratio_ci)}), claimed within {k:g}x")
+    return ClaimResult(verdict=verdict, effect=point["ratio"], ci=ratio_ci, summary=text, **base)
+
+
+def _critical_rows(x, tables, point, boots, cells, axis, p) -> list[dict[str, Any]]:
+    fit = point["fit"]
+    rows = []
+    for i, lv in enumerate(x):
+        at = cells[cells[axis] == lv]
+        steps_ci = percentile_ci(np.array([b["per_level"][i] for b in boots]), p["confidence"]) if boots \
+            else (float("nan"), float("nan"))
+        lr_ci = percentile_ci(np.array([b["best_lr"][i] for b in boots]), p["confidence"]) if boots \
+            else (float("nan"), float("nan"))
+        steps = float(point["per_level"][i])
+        noise = tables["noise"].to_numpy(dtype=float)[:, i]
+        rows.append({"level": arms._plain(lv) if float(lv) != int(lv) else int(lv), "steps_to_target": steps,
+                     "steps_lo": steps_ci[0], "steps_hi": steps_ci[1],
+                     "n": int(np.isfinite(tables["steps"].to_numpy(dtype=float)[:, i]).sum()),
+                     "censored": int(at["censored"].astype(bool).sum()),
+                     "examples_to_target": steps * float(lv),
+                     "fitted_steps": float(fit.steps(lv)) if np.isfinite(fit.b_crit) else float("nan"),
+                     "regime": regime(float(lv), fit.b_crit, p["regime_factor"]),
+                     "best_lr": float(point["best_lr"][i]), "best_lr_lo": lr_ci[0], "best_lr_hi": lr_ci[1],
+                     "b_simple": float(geometric_mean(noise))})
+    return rows
+
+
+def _estimate_row(name: str, value: float, ci: tuple[float, float] | None) -> dict[str, Any]:
+    return {"estimate": name, "value": float(value), "value_lo": ci[0] if ci else float("nan"),
+            "value_hi": ci[1] if ci else float("nan")}
+
+
+KIND = register(ClaimKind(
+    name=CRITICAL,
+    params={
+        "axis": Param(str, "batch_size", "the batch-size column"),
+        "noise": Param(str, "b_simple_at_target", "per-trial gradient noise scale column; \"\" skips the comparison"),
+        "agree_within": Param(float, 3.0, "the fit's B_crit and B_simple must agree within this factor"),
+        "regime_factor": Param(float, REGIME_FACTOR, "perfect scaling below B_crit / this, maximal data "
+                                                     "parallelism above B_crit x this"),
+        "lr": Param(str, "lr", "the learning-rate column (the optimal LR per batch size)"),
+        "select": Param(str, "val_acc", "breaks ties between trials equally fast to the target"),
+        "tune": Param(list, None, "axes tuned within a cell (default: the suite's nuisance axes)"),
+        "where": Param(dict, None, "column -> value or list of values: keep only these trials"),
+        "confidence": Param(float, 0.95),
+        "n_boot": Param(int, 1000),
+    },
+    evaluate=evaluate_critical,
+    statistic="B_crit of the fit S(B) = S_min + E_min / B (steps to target of the fastest tuned trial, geometric "
+              "mean over seeds) divided by the measured gradient noise scale B_simple",
+    method="percentile bootstrap over seeds (seed rows resampled; per-batch means, the fit and B_simple recomputed)",
+    axis_params=(),
+))
+
+
+# ------------------------------------------------------------------ linear_scaling (B5)
+
+def evaluate_linear(claim: Claim, frame: pd.DataFrame, design: Design) -> ClaimResult:
+    p = claim.params
+    if p["margin"] < 0:
+        raise ValueError(f"margin must be >= 0, got {p['margin']!r}")
+    setup = arms.prepare(claim, frame, design, own=[p["axis"], p["lr"], p["warmup"]])
+    arms.require(setup.frame, [p["axis"], p["lr"], p["warmup"], "seed", "status"])
+    return arms.per_stratum(claim, design, setup, lambda sub, stratum: _linear_one(claim, setup, sub, stratum),
+                            LINEAR)
+
+
+def multiplier_table(claim: Claim, setup: arms.Setup, arm: pd.DataFrame, base: float) -> pd.DataFrame:
+    """Per multiplier k > 1 of one arm: the mean paired difference q_k - q_base over seeds and its CI."""
+    p = claim.params
+    axis = p["axis"]
+    long = cell_quantities(arm, [axis, "seed"], setup.quantity, select=p["select"], tuned=setup.tuned)
+    levels = sorted(float(v) for v in long[axis].unique())
+    wide = to_wide(long, axis, levels)
+    rows = []
+    if base not in levels:
+        return pd.DataFrame(rows)
+    b = wide[base].to_numpy(dtype=float)
+    rng = np.random.default_rng(0)
+    for lv in levels:
+        if lv == base:
+            continue
+        d = wide[lv].to_numpy(dtype=float) - b
+        d = d[np.isfinite(d)]
+        if d.size >= 2:
+            means = d[rng.integers(0, d.size, (p["n_boot"], d.size))].mean(axis=1)
+            lo, hi = percentile_ci(means, p["confidence"])
+        else:
+            lo = hi = float("nan")
+        mean = float(d.mean()) if d.size else float("nan")
+        lrs = sorted({float(v) for v in arm.loc[arm[axis] == lv, p["lr"]]})
+        rows.append({"k": lv / base, "level": lv, "lr": lrs[0] if len(lrs) == 1 else float("nan"),
+                     "warmup_steps": int(arm.loc[arm[axis] == lv, p["warmup"]].max()),
+                     "mean": mean, "lo": lo, "hi": hi, "n": int(d.size),
+                     "baseline": float(np.nanmean(b)) if np.isfinite(b).any() else float("nan"),
+                     "scaled": float(np.nanmean(wide[lv])) if np.isfinite(wide[lv]).any() else float("nan"),
+                     "holds": bool(np.isfinite(lo) and lo > -p["margin"]),
+                     "breaks": bool(np.isfinite(hi) and hi < -p["margin"])})
+    return pd.DataFrame(rows)
+
+
+def largest_holding(table: pd.DataFrame) -> tuple[float, float | None]:
+    """(largest k up to which every k holds (1 when the first does not), the first k that breaks or None)."""
+    k_max = 1.0
+    for _, r in table.sort_values("k").iterrows():
+        if not r["holds"]:
+            break
+        k_max = float(r["k"])
+    broken = table[table["breaks"]] if not table.empty else table
+    return k_max, (float(broken["k"].min()) if not broken.empty else None)
+
+
+def _linear_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict) -> ClaimResult:
+    p = claim.params
+    axis, warm = p["axis"], p["warmup"]
+    batches = pd.to_numeric(sub[axis], errors="coerce")
+    base = float(p["base"]) if p["base"] else float(batches.min())
+    warmup = pd.to_numeric(sub[warm], errors="coerce").fillna(0)
+    arm_frames = {"warmup": sub[(warmup > 0) | (batches == base)], "none": sub[warmup == 0]}
+    caveats = []
+    if not (warmup > 0).any():
+        arm_frames = {"all trials": sub}
+        caveats.append(f"no trial has {warm} > 0: judged on all trials, without warmup")
+    tables = {}
+    for name, arm in arm_frames.items():
+        t = multiplier_table(claim, setup, arm, base)
+        if not t.empty:
+            tables[name] = t.assign(arm=name)
+    judged = next(iter(tables), None)
+    data = arms.records(pd.concat(tables.values(), ignore_index=True)) if tables else []
+    base_lr = sorted({float(v) for v in sub.loc[batches == base, p["lr"]]})
+    for name, t in tables.items():
+        expected = base_lr[0] * t["k"] if len(base_lr) == 1 else None
+        if expected is not None and not np.allclose(t["lr"], expected, rtol=0.01, equal_nan=False):
+            bad = t.loc[~np.isclose(t["lr"], expected, rtol=0.01), "k"]
+            caveats.append(f"{name}: {p['lr']} is not {base_lr[0]:g} x k at k = "
+                           f"{', '.join(f'{k:g}' for k in bad)} (linear scaling rule not followed)")
+    base_fields = dict(claim_id=claim.id, kind=LINEAR, statistic=LINEAR_KIND.statistic, method=LINEAR_KIND.method,
+                       n_seeds=int(sub["seed"].nunique()), n_trials=len(sub), stratum=stratum, caveats=caveats,
+                       data=data)
+    if judged is None:
+        return arms.undecided(claim, LINEAR, f"no {axis} level beside the baseline {base:g} with a value", **base_fields)
+    t = tables[judged]
+    upto = t[t["k"] <= p["min_k"]]
+    parts = []
+    for name, tab in tables.items():
+        k_max, k_break = largest_holding(tab)
+        parts.append(f"{name}: holds up to k = {k_max:g}" + (f", breaks at k = {k_break:g}" if k_break else
+                                                             ", no tested k breaks"))
+    if upto.empty or upto["n"].max() < 2:
+        return arms.undecided(claim, LINEAR, f"no multiplier up to {p['min_k']:g} with 2 paired seeds; "
+                              + "; ".join(parts), **base_fields)
+    verdict = "refuted" if upto["breaks"].any() else "supported" if upto["holds"].all() else "inconclusive"
+    last = upto.sort_values("k").iloc[-1]
+    summary = (f"{p['quantity']} at k x {base:g} (lr x k) minus at {base:g}, within {p['margin']:g} up to "
+               f"k = {p['min_k']:g} claimed: at k = {last['k']:g} ({judged}) {last['mean']:+.4f} "
+               f"(CI {last['lo']:+.4f} to {last['hi']:+.4f}); " + "; ".join(parts))
+    return ClaimResult(verdict=verdict, effect=float(last["mean"]), ci=(float(last["lo"]), float(last["hi"])),
+                       summary=summary, **base_fields)
+
+
+LINEAR_KIND = register(ClaimKind(
+    name=LINEAR,
+    params={
+        "axis": Param(str, "batch_size", "the batch-size column"),
+        "lr": Param(str, "lr", "the learning-rate column"),
+        "warmup": Param(str, "warmup_steps", "the warmup column: > 0 is the warmup arm"),
+        "base": Param(float, 0.0, "the baseline batch size (0: the smallest)"),
+        "quantity": Param(str, "test_acc", "the per-cell quantity (see analysis/quantities.py)"),
+        "select": Param(str, "val_acc", "metric that selects the trial of a cell"),
+        "margin": Param(float, 0.01, "how far below the baseline still counts as kept (one accuracy point)"),
+        "min_k": Param(float, 8.0, "the claim: accuracy is kept for every multiplier up to this"),
+        "tune": Param(list, None, "axes tuned within a cell (default: the suite's nuisance axes)"),
+        "where": Param(dict, None, "column -> value or list of values: keep only these trials"),
+        "confidence": Param(float, 0.95),
+        "n_boot": Param(int, 2000),
+    },
+    evaluate=evaluate_linear,
+    statistic="per batch multiplier k: mean over seeds of q(k x batch, k x lr) - q(baseline); the largest k up "
+              "to which it stays above -margin",
+    method="percentile bootstrap over seeds of the mean paired difference, per multiplier and arm "
+           "(warmup / none)",
+    axis_params=(),
+))
