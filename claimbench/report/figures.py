@@ -955,6 +955,10 @@ def critical_batch_figures(claim: Claim, result: ClaimResult, evaluation: "Evalu
                 ax2.axhline(e_min, color=GREY, linestyle="--", linewidth=1)
             ax2.set_xscale("log")
             ax2.set_yscale("log")
+            for a in (ax2.xaxis, ax2.yaxis):
+                a.set_major_locator(LogLocator(base=10))
+                a.set_major_formatter(FuncFormatter(lambda v, _: fmt.tick(v)))
+                a.set_minor_locator(NullLocator())
             ax2.set_xlabel("steps to target")
             ax2.set_ylabel("examples to target")
             ax2.set_title("trade-off (S/S_min − 1)(E/E_min − 1) = 1")
