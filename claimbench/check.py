@@ -467,8 +467,10 @@ def load_check_targets(names: list[str], tier: str) -> tuple[list[Suite], list[s
         return suites, []
     keep, skipped = [], []
     for s in suites:
-        raw = tomllib.loads(Path(s.path).read_text(encoding="utf-8"))
-        (keep if tier in raw.get("tiers", {}) else skipped).append(s if tier in raw.get("tiers", {}) else s.name)
+        if tier in tomllib.loads(Path(s.path).read_text(encoding="utf-8")).get("tiers", {}):
+            keep.append(s)
+        else:
+            skipped.append(s.name)
     if not keep:
         raise UserError(f"no suite among {', '.join(names)} defines tier {tier!r}", where="--tier",
                         fix=f"add [tiers.{tier}] to the suite, or pass --tier default")

@@ -171,6 +171,14 @@ def test_missing_or_malformed_baseline_is_one_line_and_exit_2(made, tmp_path, co
     assert not (tmp_path / "never").exists()  # refused before any training
 
 
+def test_a_tier_no_suite_defines_is_a_usage_error(made, tmp_path):
+    code, out, err = cli("check", str(made["suite"]), "--baseline", str(made["baseline"]), "--tier", "full",
+                         "--executor", "local", "--out", str(tmp_path / "never"))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "defines tier 'full'" in err and "fix: add [tiers.full]" in err
+    assert not (tmp_path / "never").exists()
+
+
 def test_baseline_keeps_entries_of_other_suites(made):
     data = read_baseline(made["baseline"])
     data["suites"]["other"] = {"ci": {"tier": "ci", "claims": {}}}
