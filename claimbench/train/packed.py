@@ -236,15 +236,15 @@ class _StackedOptimizer:
                 theta.mul_(self.col([1 - lr * s.weight_decay for lr, s in zip(lrs, specs)]))
         elif self.any_wd:
             g = g + self.wd * theta  # L2: torch adds weight_decay * param to the gradient
-        if kind == "sgd":
-            lr = self.col(lrs)
+        if kind == "sgd":  # fused where torch's rounding allows: addcmul(a, s, b) = a + s*b, rounded as torch's two ops
             if self.any_momentum:
                 buf = self.state["buf"]
-                buf.mul_(self.momentum).add_(g)  # zero-initialised: the first step sets buf = g, as torch
-                update = torch.where(self.nesterov, g + self.momentum * buf, buf) if self.any_nesterov else buf
+                torch.addcmul(g, self.momentum, buf, out=buf)  # zero-initialised: the first step sets buf = g, as torch
+                update = torch.where(self.nesterov, torch.addcmul(g, self.momentum, buf), buf) \
+                    if self.any_nesterov else buf
             else:
                 update = g
-            theta.sub_(lr * update)
+            theta.addcmul_(self.col([-lr for lr in lrs]), update)
         elif kind in ("adam", "adamw"):
             exp_avg, exp_avg_sq = self.state["exp_avg"], self.state["exp_avg_sq"]
             exp_avg.lerp_(g, self.one_minus_beta1)
