@@ -336,3 +336,13 @@ def test_smoke_run_reports_b1_b4_b5_with_their_figures(smoke_run):
     html = (out / "report.html").read_text()
     assert html.count("<svg") >= 6 and "B_crit" in html
     assert "noise_curve" in ev.frame.columns and ev.frame["b_simple"].notna().any()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_throughput_timing_runs_on_the_gpu_and_measures_the_noise_scale_there():
+    cache = DataCache()
+    records = [train_trial(TrialSpec(dataset="mnist1d", batch_size=b, lr=0.001, steps=50, evals=1,
+                                     measure_noise_scale=True), cache, device="cuda") for b in (8, 512)]
+    assert all(r.status.value == "completed" and r.device == "cuda" for r in records), [r.error for r in records]
+    assert all(r.examples_per_s > 0 and r.metrics["b_simple"] > 0 for r in records)
