@@ -961,13 +961,13 @@ def critical_batch_figures(claim: Claim, result: ClaimResult, evaluation: "Evalu
                 a.set_minor_locator(NullLocator())
             ax2.set_xlabel("steps to target")
             ax2.set_ylabel("examples to target")
-            ax2.set_title("trade-off (S/S_min − 1)(E/E_min − 1) = 1")
-        _legend(fig, [Line2D([], [], marker="o", linestyle="", color=BLUE, label="fastest trial, geometric mean over seeds"),
+            ax2.set_title("examples vs steps (fitted trade-off)")
+        _legend(fig, [Line2D([], [], marker="o", linestyle="", color=BLUE, label="fastest trial (mean over seeds)"),
                       Line2D([], [], color=BLUE, label="fit S = S_min + E_min / B"),
                       Line2D([], [], color=BLACK_LINE, linestyle="--", label="perfect scaling (slope −1)"),
                       Line2D([], [], color=RED, linestyle=":", label="B_crit = E_min / S_min"),
                       Line2D([], [], marker="s", linestyle="", markerfacecolor="none", color=ORANGE,
-                             label="a seed never reached the target"),
+                             label="a seed did not reach it"),
                       *[Patch(facecolor=c, alpha=0.3, label=n) for n, c in REGIME_COLOURS.items()]])
         out.append(RenderedFigure(
             title=f"steps to target per {axis}",
@@ -1076,7 +1076,7 @@ def _noise_figure(claim: Claim, parts: list[ClaimResult], evaluation: "Evaluatio
         return None
     p = claim.params
     tune = p.get("tune") or list(evaluation.suite.design().nuisance)
-    fig, axes = _panels(len(parts), 4.6, 3.3)
+    fig, axes = _panels(len(parts), 6.0, 3.3)
     cmap = mpl.colormaps["viridis"]
     levels_all: list[float] = []
     for ax, part in zip(axes, parts):
@@ -1115,7 +1115,7 @@ def _noise_figure(claim: Claim, parts: list[ClaimResult], evaluation: "Evaluatio
         ax.set_ylabel("B_simple" if ax.get_subplotspec().is_first_col() else "")
     handles = [Line2D([], [], color=cmap(j / max(len(levels_all) - 1, 1)), label=f"{axis} {fmt.tick(lv)}")
                for j, lv in enumerate(levels_all)]
-    handles.append(Line2D([], [], color=RED, linestyle=":", label="B_crit of the fit (band: its CI)"))
+    handles.append(Line2D([], [], color=RED, linestyle=":", label="B_crit (fit) and its CI"))
     _legend(fig, handles)
     return RenderedFigure(
         title="gradient noise scale over training",
