@@ -21,7 +21,7 @@ from claimbench.analysis.scaling import (REGIMES, fastest_trials, fit_steps_vs_b
 from claimbench.analysis.shallue import load_study, load_workload, published_result, tuned_columns
 from claimbench.claims import KINDS, Claim, Design
 from claimbench.errors import UserError
-from claimbench.suite import expand, json_schema, load_group, load_suite, load_targets, suites_dir, TIERS
+from claimbench.suite import TIERS, expand, json_schema, load_group, load_targets, suites_dir
 from claimbench.train import train_trial
 from claimbench.train.loop import gradient_noise_scale, noise_scale_summary
 from claimbench.trial import TrialSpec
