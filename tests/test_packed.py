@@ -158,6 +158,14 @@ def test_early_stopping_target_and_restore_best_per_trial(cache):
     assert not records[1].stopped_early and records[1].steps_done == 400
 
 
+def test_a_pack_whose_trials_all_stop_early_completes(cache):
+    """Regression: when every trial had stopped early, charging the pack's time divided by zero."""
+    base = dataclasses.replace(BASE, steps=400, evals=40, lr=0.5, momentum=0.0, patience=1)
+    records = train_jointly([base, dataclasses.replace(base, seed=1)], cache)
+    assert [r.status for r in records] == [TrialStatus.COMPLETED] * 2
+    assert all(r.stopped_early and r.steps_done < 400 for r in records)
+
+
 @pytest.mark.parametrize("dataset,loss", [("regression", "mse"), ("regression", "mae"), ("regression", "huber"),
                                           ("teacher", "mse")])
 def test_losses_and_regression(cache, dataset, loss):

@@ -501,7 +501,9 @@ class _PackTrainer:
         return model
 
     def share(self, seconds: float, training: bool) -> None:
-        """Charge ``seconds`` of the pack's time to the trials in it, equally."""
+        """Charge ``seconds`` of the pack's time to the trials in it, equally (none left: nobody)."""
+        if not self.trials:
+            return
         each = seconds / len(self.trials)
         for t in self.trials:
             t.wall_share += each
