@@ -109,6 +109,10 @@ def _evaluate_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
     ok = np.isfinite(values).all(axis=1) if len(values) else np.array([], dtype=bool)
     if ok.sum() > np.isfinite(r).sum():
         caveats.append("seeds where a quantity is not positive are left out of the ratio")
+    if kind == TIMING:
+        caveats.append("times are measured inside the training workers while the other workers train: the two "
+                       "arms' trials ran at different moments, under whatever else the machine was doing; compare "
+                       "timings within one run, on a machine with no other load, and prefer more seeds")
     n_paired = int(np.isfinite(r).sum())
     base = dict(claim_id=claim.id, kind=kind, statistic=k.statistic, method=k.method, n_seeds=n_paired,
                 n_trials=int(sum(c["n_trials"].sum() for c in cells.values() if not c.empty)), stratum=stratum,
