@@ -11,6 +11,8 @@ loopback only.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import logging
 import os
@@ -213,6 +215,9 @@ def test_worker_node_killed_mid_run_every_trial_completes_once(cluster, specs, t
             killed_at.append(time.monotonic())
             cluster.remove_node(victim, allow_graceful=False)
 
+    # three times the suite's trials (more seeds), three times as long: when the victim delivers its
+    # first record the queue is still long, so with 2 packs in flight per actor it holds one when it dies
+    specs = [dataclasses.replace(s, seed=s.seed + 10 * k, steps=600) for k in range(3) for s in specs]
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     ex = RayExecutor(cpus_per_trial=1, gpus_per_trial=1, inflight_per_actor=2)
