@@ -18,6 +18,7 @@ whole node — is resubmitted up to ``max_attempts`` times, then recorded as
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -216,6 +217,8 @@ class RayExecutor:
         queue: deque[tuple[list[TrialSpec], int]] = deque((p, 1) for p in packs)
         # ref -> (slot, pack, attempt); pack None: the ref of the actor's describe()
         inflight: dict[Any, tuple[int, list[TrialSpec] | None, int]] = {}
+        order: dict[Any, int] = {}  # ref -> submission number: an actor runs its tasks in this order
+        counter = itertools.count()
         warned: set[str] = set()
         self.nodes_used = {}
 
@@ -243,6 +246,7 @@ class RayExecutor:
                     pack, attempt = queue.popleft()
                     ref = actors[i].run_pack.remote([s.to_dict() for s in pack], attempt)
                     inflight[ref] = (i, pack, attempt)
+                    order[ref] = next(counter)
                     load[i] += 1
 
         def packs_inflight() -> bool:
@@ -281,6 +285,14 @@ class RayExecutor:
                     try:
                         records = [TrialRecord.from_dict(d) for d in ray.get(ref)]
                     except RayActorError as e:
+                        # All of a dead actor's refs fail at once, in any order. Only its oldest pack was
+                        # running (an actor runs its tasks in submission order): charge the attempt to
+                        # that one; the packs queued behind it go back uncharged (lose() requeues them).
+                        older = [(order[r], r) for r, (j, p, _) in inflight.items()
+                                 if j == i and p is not None and order[r] < order[ref]]
+                        if older:
+                            queue.appendleft((pack, attempt))
+                            _, pack, attempt = inflight.pop(min(older)[1])
                         lose(i)
                         reason = f"worker died: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
                         if attempt < self.max_attempts:
