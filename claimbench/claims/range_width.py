@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 from claimbench.analysis.quantities import good_range
 from claimbench.analysis.stats import bootstrap, percentile_ci, seed_mean_ci, verdict_from_ci
 from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, register
-from claimbench.claims.common import by_stratum, quiet
+from claimbench.claims.common import by_stratum
+from claimbench.claims.trend import rank_correlation
 
 
 def good_ranges(frame: pd.DataFrame, axis: str, range_axis: str, metric: str, tolerance: float) -> pd.DataFrame:
@@ -57,14 +57,7 @@ def _evaluate_one(claim: Claim, frame: pd.DataFrame, stratum: dict) -> ClaimResu
     x = np.log2(np.array(wide.columns, dtype=float))
 
     def rho(values: np.ndarray) -> float:
-        with quiet():
-            means = np.nanmean(values, axis=0)
-        keep = np.isfinite(means)
-        if keep.sum() < 3:
-            return float("nan")
-        if np.ptp(means[keep]) == 0:
-            return 0.0  # no trend at all
-        return float(spearmanr(x[keep], means[keep]).statistic)
+        return rank_correlation(x, values)
 
     effect = rho(wide.to_numpy(dtype=float))
     ci = percentile_ci(bootstrap(wide, rho, p["n_boot"]), p["confidence"])
