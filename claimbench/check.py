@@ -14,8 +14,8 @@ compares, claim by claim:
   ``check.direction``): the claim's statistic (``effect``, per stratum) or a
   metric of the best trial per seed (``test_acc`` ...). Each is a value per
   seed; the difference now − baseline of the mean over seeds gets a 95%
-  percentile bootstrap CI (2000 resamples; paired by seed when both sides have
-  the same seeds). A regression is a CI that lies wholly beyond the tolerance
+  Student t interval (analysis/inference.py; paired by seed when both sides
+  have the same seeds, else Welch's). A regression is a CI that lies wholly beyond the tolerance
   in the gated direction (``both``, or only a ``decrease`` or an ``increase``):
   evidence over seeds, never one number. With fewer than ``MIN_SEEDS`` seeds a
   quantity is reported but not judged.
@@ -26,7 +26,6 @@ runs the suites and writes the outputs (``report.junit``, ``report.markdown``).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -39,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from claimbench.analysis.isolation import strata_of
-from claimbench.analysis.stats import percentile_ci
+from claimbench.analysis.inference import t_interval, welch_interval
 from claimbench.claims import KINDS, Claim, ClaimResult
 from claimbench.errors import UserError
 from claimbench.store import atomic_write_text
@@ -48,11 +47,9 @@ from claimbench.suite import ClaimCheck, Suite, expand
 BASELINE_SCHEMA = 1
 BASELINE_KIND = "claimbench-baseline"
 CONFIDENCE = 0.95
-N_BOOT = 2000
 MIN_SEEDS = 3  # fewer seeds than this: a tracked quantity is shown, not judged
-PER_SEED_BOOT = 20  # bootstrap resamples when a claim is re-evaluated on one seed (only its effect is used)
 
-TEST_TEXT = (f"{CONFIDENCE:.0%} percentile bootstrap CI ({N_BOOT} resamples over seeds) of the difference "
+TEST_TEXT = (f"{CONFIDENCE:.0%} Student t interval over seeds (paired by seed, else Welch) of the difference "
              f"now − baseline of the mean over seeds")
 
 
@@ -104,10 +101,7 @@ def tracked_values(suite: Suite, claim: Claim, frame: pd.DataFrame) -> dict[str,
 
 
 def _evaluate_quick(claim: Claim, frame: pd.DataFrame, design) -> ClaimResult:
-    params = dict(claim.params)
-    if "n_boot" in KINDS[claim.kind].params:
-        params["n_boot"] = PER_SEED_BOOT
-    return KINDS[claim.kind].evaluate(dataclasses.replace(claim, params=params), frame, design)
+    return KINDS[claim.kind].evaluate(claim, frame, design)
 
 
 def _name(quantity: str, stratum: dict) -> str:
@@ -392,34 +386,32 @@ def _effect_text_base(base: dict[str, Any]) -> str:
 
 
 def compare_values(name: str, base: dict[str, list], now: dict[str, list], tolerance: float,
-                   direction: str = "both", n_boot: int = N_BOOT, seed: int = 0) -> Finding:
-    """Baseline vs current per-seed values of one quantity: the bootstrap CI of the difference of means.
+                   direction: str = "both") -> Finding:
+    """Baseline vs current per-seed values of one quantity: the Student t interval of the difference of means.
 
-    Paired by seed when both sides hold the same seeds; otherwise the two samples are resampled
-    independently. A regression needs the whole CI beyond ``tolerance`` on the gated side.
+    Paired by seed when both sides hold the same seeds (t on the per-seed changes); otherwise Welch's
+    interval. A regression needs the whole CI beyond ``tolerance`` on the gated side.
     """
     b = {int(s): v for s, v in zip(base["seeds"], base["values"]) if v is not None and math.isfinite(v)}
     c = {int(s): v for s, v in zip(now["seeds"], now["values"]) if v is not None and math.isfinite(v)}
     paired = set(base["seeds"]) == set(now["seeds"])
     f = Finding(name=name, tolerance=tolerance, direction=direction, status="ok", paired=paired)
-    rng = np.random.default_rng(seed)
+    alpha = (1 - CONFIDENCE) / 2
     if paired:
         common = sorted(set(b) & set(c))
         bv, cv = np.array([b[s] for s in common]), np.array([c[s] for s in common])
         f.n = len(common)
-        if f.n:
-            d = cv - bv
-            boots = d[rng.integers(0, f.n, (n_boot, f.n))].mean(axis=1)
     else:
         bv, cv = np.array(list(b.values())), np.array(list(c.values()))
         f.n = min(len(bv), len(cv))
-        if f.n:
-            boots = cv[rng.integers(0, len(cv), (n_boot, len(cv)))].mean(axis=1) \
-                - bv[rng.integers(0, len(bv), (n_boot, len(bv)))].mean(axis=1)
     if f.n:
         f.baseline_mean, f.current_mean = float(bv.mean()), float(cv.mean())
         f.diff = f.current_mean - f.baseline_mean
-        f.ci = percentile_ci(boots, CONFIDENCE)
+        if paired:
+            _, lo, hi, _ = t_interval(cv - bv, alpha)
+        else:
+            _, lo, hi, _ = welch_interval(cv, bv, alpha)
+        f.ci = (lo, hi)
     how = f"{'paired' if paired else 'unpaired'}, n={f.n} seeds"
     if f.n < MIN_SEEDS:
         f.status = "not judged"

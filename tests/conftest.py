@@ -44,14 +44,14 @@ id = "B2"
 kind = "best_level_in_range"
 faq_section = 6
 paraphrase = "Small batches generalize best."
-params = { axis = "batch_size", low = 2, high = 32, n_boot = 200 }
+params = { axis = "batch_size", low = 2, high = 32 }
 
 [[claims]]
 id = "B3"
 kind = "range_width_trend"
 faq_section = 6
 paraphrase = "Large batches narrow the stable LR range."
-params = { axis = "batch_size", range_axis = "lr", n_boot = 200 }
+params = { axis = "batch_size", range_axis = "lr" }
 """
 
 

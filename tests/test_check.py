@@ -26,8 +26,8 @@ from tests.conftest import TINY_SUITE
 # TINY_SUITE with 3 seeds (a tracked quantity needs 3 to be judged), a ci tier, and check tables:
 # B2's verdict is gated on any change and its effect and tuned test accuracy are tracked.
 CHECKED_SUITE = TINY_SUITE.replace("seeds = 2", "seeds = 3").replace(
-    'params = { axis = "batch_size", low = 2, high = 32, n_boot = 200 }',
-    'params = { axis = "batch_size", low = 2, high = 32, n_boot = 200 }\n'
+    'params = { axis = "batch_size", low = 2, high = 32 }',
+    'params = { axis = "batch_size", low = 2, high = 32 }\n'
     'check = { gate = "decided", track = ["effect", "test_acc"], tolerance = { effect = 0.05, test_acc = 0.02 }, '
     'direction = { test_acc = "decrease" } }',
 ).replace("[tiers.smoke]", "[tiers.ci]\nseeds = 3\n\n[tiers.smoke]")
@@ -145,7 +145,7 @@ def test_broken_training_fails_on_verdict_and_tracked_accuracy(made, tmp_path, m
     assert failure is not None
     text = failure.text
     assert "test_acc: mean over seeds" in text and "beyond tolerance" in text
-    assert "bootstrap CI (2000 resamples over seeds)" in text
+    assert "Student t interval over seeds" in text
     md = (out_dir / "summary.md").read_text(encoding="utf-8")
     assert "❌ regression" in md and "### Regressions" in md
 
@@ -199,7 +199,7 @@ def test_identical_values_hold_and_a_clear_drop_regresses():
     assert compare_values("test_acc", base, base, 0.01).status == "ok"
     dropped = compare_values("test_acc", base, values([0.60, 0.63, 0.58, 0.61]), 0.01)
     assert dropped.status == "regression" and dropped.paired and dropped.ci[1] < -0.01
-    assert "bootstrap" in dropped.text and "paired, n=4 seeds" in dropped.text
+    assert "Student t" in dropped.text and "paired, n=4 seeds" in dropped.text
 
 
 def test_noise_within_tolerance_holds_and_direction_is_respected():
@@ -232,8 +232,8 @@ def test_one_noisy_number_is_never_judged():
     ('{ track = ["effect"], tolerance = 0.1, direction = { test_acc = "decrease" } }', "claims[0].check.direction.test_acc"),
 ])
 def test_bad_check_tables_are_refused_naming_the_key(write_suite, check_table, where):
-    text = TINY_SUITE.replace('params = { axis = "batch_size", low = 2, high = 32, n_boot = 200 }',
-                              'params = { axis = "batch_size", low = 2, high = 32, n_boot = 200 }\n'
+    text = TINY_SUITE.replace('params = { axis = "batch_size", low = 2, high = 32 }',
+                              'params = { axis = "batch_size", low = 2, high = 32 }\n'
                               f'check = {check_table}')
     with pytest.raises(SuiteError) as e:
         load_suite(write_suite(text))

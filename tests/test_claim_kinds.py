@@ -15,7 +15,6 @@ from claimbench.analysis.quantities import cell_quantities, parse_quantity, rest
 from claimbench.claims import KINDS, Claim, Design, evaluate_claims
 
 LRS = [0.01, 0.03, 0.1, 0.3, 1.0]
-N_BOOT = 300
 
 
 def trials(axis, levels, value, seeds=6, lrs=LRS, noise=0.002, diverged=lambda lv, lr, s: False, rng_seed=0,
@@ -44,7 +43,6 @@ def design(axis, nuisance=("lr",), fixed=(), constants=None):
 
 
 def claim(kind, **params):
-    params.setdefault("n_boot", N_BOOT)
     return Claim(f"T-{kind}", kind, "1", f"a {kind} claim", KINDS[kind].resolve_params(params))
 
 

@@ -31,7 +31,7 @@ def frame_from(acc, seeds=5, noise=0.002, diverged=lambda b, lr: False, rng_seed
 
 
 def b2(**params):
-    p = {"axis": "batch_size", "low": 2.0, "high": 32.0, "n_boot": 500}
+    p = {"axis": "batch_size", "low": 2.0, "high": 32.0}
     p.update(params)
     return Claim("B2", "best_level_in_range", "6", "small batches win", KINDS["best_level_in_range"].resolve_params(p))
 
@@ -83,7 +83,7 @@ def test_best_level_flags_grid_edge_and_empty_cells():
 
 
 def widths_claim(**params):
-    p = {"axis": "batch_size", "range_axis": "lr", "n_boot": 500}
+    p = {"axis": "batch_size", "range_axis": "lr"}
     p.update(params)
     return Claim("B3", "range_width_trend", "6", "range narrows", KINDS["range_width_trend"].resolve_params(p))
 

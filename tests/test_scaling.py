@@ -28,7 +28,6 @@ from claimbench.trial import TrialSpec
 from claimbench.workloads import DataCache
 
 FIXTURE = Path(__file__).parent / "fixtures" / "shallue" / "mnist" / "simple_cnn" / "nesterov_momentum"
-N_BOOT = 300
 
 
 # ------------------------------------------------------------------ gradient noise scale
@@ -161,7 +160,6 @@ def scaling_frame(b_crit=150.0, noise=150.0, seeds=4, noise_sd=0.05, s_min=60.0,
 
 
 def critical(frame, **params):
-    params.setdefault("n_boot", N_BOOT)
     claim = Claim("T-B4", "critical_batch", "6", "a B4 claim", KINDS["critical_batch"].resolve_params(params))
     return KINDS["critical_batch"].evaluate(claim, frame, Design(scientific=("batch_size",), nuisance=("lr",), fixed=()))
 
@@ -218,7 +216,6 @@ def linear_frame(drop=lambda k, warm: 0.0, seeds=6, noise=0.002, rng_seed=0):
 
 
 def linear(frame, **params):
-    params.setdefault("n_boot", N_BOOT)
     claim = Claim("T-B5", "linear_scaling", "6", "a B5 claim", KINDS["linear_scaling"].resolve_params(params))
     return KINDS["linear_scaling"].evaluate(claim, frame, Design(scientific=("scale",), nuisance=(), fixed=()))
 

@@ -2,7 +2,6 @@
 
 from claimbench.analysis.frames import METRICS, curve_frame, trial_frame
 from claimbench.analysis.isolation import isolate, strata_of
-from claimbench.analysis.stats import bootstrap, percentile_ci, seed_mean_ci
+from claimbench.analysis.stats import seed_mean_ci
 
-__all__ = ["METRICS", "bootstrap", "curve_frame", "isolate", "percentile_ci", "seed_mean_ci", "strata_of",
-           "trial_frame"]
+__all__ = ["METRICS", "curve_frame", "isolate", "seed_mean_ci", "strata_of", "trial_frame"]

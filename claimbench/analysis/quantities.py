@@ -61,6 +61,15 @@ class Quantity:
         """Whether the value comes from the one trial that ``select`` picks."""
         return self.op in ("select", "argbest")
 
+    @property
+    def unit(self) -> str:
+        """The unit of the quantity's values (and of differences of them)."""
+        if self.op == "range_width":
+            return "log2 units"
+        if self.op == "rate":
+            return "fraction of trials"
+        return column_unit(self.column)
+
     def describe(self, select: str = "val_acc") -> str:
         """A phrase for summaries and captions."""
         if self.op == "select":
@@ -76,6 +85,27 @@ class Quantity:
         if self.op == "range_width":
             return f"width of the good {self.column} range (log2)"
         return f"fraction of trials {self.column}"
+
+
+def column_unit(column: str) -> str:
+    """The unit of a trial column: accuracy as a fraction (0.01 = 1 point), losses, R², steps, ..."""
+    if column.endswith("_acc") or column == "gap":
+        return "accuracy (fraction; 0.01 = 1 point)"
+    if column.endswith("_r2"):
+        return "R²"
+    if column.endswith("_loss") or column.endswith("_mse"):
+        return column.rsplit("_", 1)[-1]
+    if column.endswith("_s"):
+        return "s"
+    if column.startswith("steps") or column in ("best_step", "diverged_step"):
+        return "steps"
+    if column.startswith("examples"):
+        return "examples"
+    if column in ("lr",) or column.endswith("_lr"):
+        return "learning rate"
+    if column.startswith("b_simple") or column == "batch_size":
+        return "examples per batch"
+    return ""
 
 
 def parse_quantity(text: str) -> Quantity:

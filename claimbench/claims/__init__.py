@@ -7,7 +7,7 @@ from claimbench.claims import best_level, range_width  # noqa: F401  (registers 
 from claimbench.claims import comparison, equivalence, ranking, ratio, trend, width_comparison  # noqa: F401
 from claimbench.claims import scaling  # noqa: F401  (critical_batch, linear_scaling: batch-size scaling)
 from claimbench.claims.arms import check_params
-from claimbench.claims.base import KINDS, VERDICTS, Claim, ClaimKind, ClaimResult, Design, Param, combine_verdicts
+from claimbench.claims.base import KINDS, VERDICTS, Claim, ClaimKind, ClaimResult, Design, Param, evidence
 
 
 def evaluate_claims(claims, frame, design) -> list[ClaimResult]:
@@ -16,4 +16,4 @@ def evaluate_claims(claims, frame, design) -> list[ClaimResult]:
 
 
 __all__ = ["KINDS", "VERDICTS", "Claim", "ClaimKind", "ClaimResult", "Design", "Param", "check_params",
-           "combine_verdicts", "evaluate_claims"]
+           "evaluate_claims", "evidence"]

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from claimbench.analysis.quantities import Quantity, cell_quantities, parse_quantity, require, restrict
-from claimbench.claims.base import Claim, ClaimResult, Design, Param, combine_verdicts
+from claimbench.claims.base import Claim, ClaimResult, Design, Param, combined
 
 #: Parameters every quantity-based kind takes.
 COMMON_PARAMS: dict[str, Param] = {
@@ -28,8 +28,7 @@ COMMON_PARAMS: dict[str, Param] = {
     "select": Param(str, "val_acc", "metric that selects the trial of a cell (higher is better)"),
     "tune": Param(list, None, "axes tuned within a cell (default: the suite's nuisance axes)"),
     "where": Param(dict, None, "column -> value or list of values: keep only these trials"),
-    "confidence": Param(float, 0.95),
-    "n_boot": Param(int, 2000),
+    "confidence": Param(float, 0.95, "two-sided confidence of the intervals (each side errs at half the rest)"),
     "tolerance": Param(float, 0.01, "range_width quantities: good is within this of the best"),
 }
 
@@ -121,13 +120,14 @@ def per_stratum(claim: Claim, design: Design, setup: Setup,
         for key, sub in setup.frame.groupby(setup.strata, sort=True, dropna=False):
             key = key if isinstance(key, tuple) else (key,)
             parts.append(evaluate_one(sub, dict(zip(setup.strata, (_plain(k) for k in key)))))
-        verdict = combine_verdicts([p.verdict for p in parts])
+        joint = combined(parts, "all")
         note = "" if len({p.verdict for p in parts}) == 1 else " — the verdict depends on the stratum"
         leaves = [leaf for p in parts for leaf in (p.strata or [p])]
         first = parts[0]
         result = ClaimResult(
-            claim_id=claim.id, kind=kind, verdict=verdict, statistic=first.statistic, effect=None, ci=None,
-            n_seeds=max(p.n_seeds for p in parts), n_trials=sum(p.n_trials for p in parts),
+            claim_id=claim.id, kind=kind, verdict=joint.verdict, statistic=first.statistic, effect=None, ci=None,
+            n_seeds=max(p.n_seeds for p in parts), n_trials=sum(p.n_trials for p in parts), unit=first.unit,
+            p_supported=joint.p_supported, p_refuted=joint.p_refuted,
             method=first.method, summary="; ".join(f"{stratum_text(p.stratum)}: {p.verdict}" for p in parts) + note,
             caveats=[f"{stratum_text(p.stratum)}: {c}" for p in parts for c in p.caveats], strata=leaves)
     for leaf in [result, *result.strata]:
@@ -146,6 +146,11 @@ def undecided(claim: Claim, name: str, reason: str, **fields: Any) -> ClaimResul
                 effect=None, ci=None)
     base.update(fields)
     return ClaimResult(verdict="inconclusive", summary=reason, **base)
+
+
+def alpha(p: dict[str, Any]) -> float:
+    """The one-sided error per side that a claim's ``confidence`` (two-sided, default 0.95) gives."""
+    return (1.0 - float(p.get("confidence", 0.95))) / 2
 
 
 def stratum_text(stratum: dict) -> str:
@@ -196,27 +201,6 @@ def edge_caveats(long: pd.DataFrame, frame: pd.DataFrame, tuned: Sequence[str], 
                 out.append(f"the best {n} is the {name} tested ({edge:g}) at {label} = "
                            f"{', '.join(_text(lv) for lv in levels)}: the optimum may lie outside the grid")
     return out
-
-
-# ------------------------------------------------------------------ verdict rules
-
-def verdict_band(ci: tuple[float, float], low: float, high: float) -> str:
-    """Supported when the CI lies inside [low, high], refuted when it misses it entirely."""
-    lo, hi = ci
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return "inconclusive"
-    if lo >= low and hi <= high:
-        return "supported"
-    if hi < low or lo > high:
-        return "refuted"
-    return "inconclusive"
-
-
-def combine_arms(verdicts: list[str]) -> str:
-    """Several comparisons in one claim: all supported -> supported, any refuted -> refuted."""
-    if verdicts and all(v == "supported" for v in verdicts):
-        return "supported"
-    return "refuted" if "refuted" in verdicts else "inconclusive"
 
 
 # ------------------------------------------------------------------ plain data

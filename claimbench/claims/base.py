@@ -8,9 +8,12 @@ plus ``status`` and the metric columns; see each kind's docstring.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from claimbench.analysis import inference
+from claimbench.analysis.inference import Decision, Evidence, Hypothesis
 from claimbench.analysis.isolation import Design  # noqa: F401  (re-exported: claims take a Design)
 
 VERDICTS = ("supported", "refuted", "inconclusive")
@@ -29,10 +32,13 @@ class Claim:
 class ClaimResult:
     """The answer to one claim, as plain data for the report and the CI gate.
 
-    ``effect`` is the claim's statistic on all seeds, ``ci`` its bootstrap
-    interval, ``data`` the table behind the figure (records), ``strata`` the
-    per-level results when a fixed axis is swept (the top-level verdict then
-    combines them).
+    ``effect`` is the claim's statistic on all seeds (in ``unit``), ``ci`` its
+    95% interval (``method`` says how), ``p_supported`` / ``p_refuted`` the
+    one-sided p-values against the claim's boundaries (analysis/inference.py),
+    ``mde`` how far beyond a boundary the truth must lie for this design to
+    decide with 80% power (``detectable`` says it in words), ``data`` the table
+    behind the figure (records), ``strata`` the per-level results when a fixed
+    axis is swept (the top-level verdict then combines them).
     """
 
     claim_id: str
@@ -51,6 +57,11 @@ class ClaimResult:
     caveats: list[str] = field(default_factory=list)
     data: list[dict[str, Any]] = field(default_factory=list)
     strata: list["ClaimResult"] = field(default_factory=list)
+    unit: str = ""
+    p_supported: float | None = None
+    p_refuted: float | None = None
+    mde: float | None = None
+    detectable: str = ""
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -113,7 +124,52 @@ def register(kind: ClaimKind) -> ClaimKind:
     return kind
 
 
-def combine_verdicts(verdicts: list[str]) -> str:
-    """One verdict over strata: unanimous, else inconclusive (the claim depends on the stratum)."""
-    unique = set(verdicts)
-    return verdicts[0] if len(unique) == 1 else "inconclusive"
+def evidence(result: ClaimResult) -> Evidence:
+    """What of a result combines and adjusts: its verdict and its one-sided p-values (1 when unknown)."""
+    return Evidence(result.verdict, 1.0 if result.p_supported is None else result.p_supported,
+                    1.0 if result.p_refuted is None else result.p_refuted)
+
+
+def combined(parts: list[ClaimResult], how: str = "all") -> Evidence:
+    """One verdict and its p-values over strata (``all``: unanimous) or arms (``any`` refutes)."""
+    return inference.combine([evidence(p) for p in parts], how)
+
+
+def decided(decision: Decision, hypothesis: Hypothesis, unit: str, transform=None, **fields: Any) -> ClaimResult:
+    """A ClaimResult from an inference Decision. ``transform`` maps the statistic's scale to the
+    reported one (``math.exp`` for a mean log ratio); ``fields`` fill in the rest (claim_id, kind,
+    statistic, summary, counts, data, caveats). The method is the decision's unless given."""
+    t = transform or (lambda x: x)
+    lo, hi = decision.ci
+    ci = (float(t(lo)), float(t(hi))) if math.isfinite(lo) and math.isfinite(hi) else None
+    fields.setdefault("method", decision.method)
+    est = float(t(decision.estimate)) if math.isfinite(decision.estimate) else None
+    return ClaimResult(verdict=decision.verdict, effect=est, ci=ci, unit=unit,
+                       p_supported=decision.p_supported, p_refuted=decision.p_refuted,
+                       mde=decision.mde if math.isfinite(decision.mde) else None,
+                       detectable=detectable_text(decision, hypothesis, unit, t), **fields)
+
+
+def detectable_text(decision: Decision, h: Hypothesis, unit: str, transform=None) -> str:
+    """What the design would have detected with 80% power, in the claim's units."""
+    t = transform or (lambda x: x)
+    m = decision.mde
+    if not math.isfinite(m):
+        return ""
+    u = f" {unit}" if unit else ""
+    n = f"at these {decision.n} seeds"
+    power = f"{inference.POWER:.0%}"
+
+    def f(x: float) -> str:
+        return f"{t(x):.3g}"
+
+    if h.kind == "greater":
+        return (f"{n}, a true effect above {f(h.support + m)}{u} would be supported and one below "
+                f"{f(h.refute - m)}{u} refuted {power} of the time")
+    if h.kind == "less":
+        return (f"{n}, a true effect below {f(h.support - m)}{u} would be supported and one above "
+                f"{f(h.refute + m)}{u} refuted {power} of the time")
+    inner = (f"; one inside [{f(h.low + m)}, {f(h.high - m)}]{u} supported" if h.low + m <= h.high - m
+             else "; the band is narrower than this design resolves, so it cannot be supported at this power")
+    return (f"{n}, a true effect outside [{f(h.low - m)}, {f(h.high + m)}]{u} would be refuted "
+            f"{power} of the time" + inner)

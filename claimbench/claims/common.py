@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from claimbench.analysis.isolation import strata_of
-from claimbench.claims.base import Claim, ClaimResult, Design, combine_verdicts
+from claimbench.claims.base import Claim, ClaimResult, Design, combined
 
 
 @contextlib.contextmanager
@@ -40,13 +40,14 @@ def by_stratum(claim: Claim, frame: pd.DataFrame, design: Design, axis: str,
             part = evaluate_one(sub, dict(zip(keys, (_plain(k) for k in key))))
             part.faq_section, part.paraphrase = claim.faq_section, claim.paraphrase
             parts.append(part)
-        verdict = combine_verdicts([p.verdict for p in parts])
+        joint = combined(parts, "all")
         lines = [f"{_stratum_text(p.stratum)}: {p.verdict}" for p in parts]
         note = "" if len({p.verdict for p in parts}) == 1 else " — the verdict depends on the stratum"
         first = parts[0]
         result = ClaimResult(
-            claim_id=claim.id, kind=first.kind, verdict=verdict, statistic=first.statistic,
-            effect=None, ci=None, n_seeds=max(p.n_seeds for p in parts),
+            claim_id=claim.id, kind=first.kind, verdict=joint.verdict, statistic=first.statistic,
+            effect=None, ci=None, n_seeds=max(p.n_seeds for p in parts), unit=first.unit,
+            p_supported=joint.p_supported, p_refuted=joint.p_refuted,
             n_trials=sum(p.n_trials for p in parts), method=first.method,
             summary="; ".join(lines) + note,
             caveats=[f"{_stratum_text(p.stratum)}: {c}" for p in parts for c in p.caveats], strata=parts)

@@ -7,18 +7,19 @@ such as ``{optimizer = "adam"}``, or a list of arms: one comparison each),
 is compared with b[i]), ``goal`` (higher | lower is better), ``test`` (superiority | noninferiority), ``margin`` (>= 0, in the quantity's
 units; with ``relative = true`` a fraction, 0.05 = 5 %, compared as log(1 +
 margin)), ``relative``, and the common ``quantity``, ``select``, ``tune``,
-``where``, ``confidence``, ``n_boot``, ``tolerance``.
+``where``, ``confidence``, ``tolerance``.
 
 Per (stratum, arm, seed) the quantity is taken over the tuned axes.
 Statistic: mean over seeds of q_a − q_b (with ``relative``: of log(q_a /
 q_b)), signed so that positive favours a; seeds where an arm has no value are
-left out. CI: percentile bootstrap over seeds. Superiority: supported when
-the CI lower end exceeds ``margin``, refuted when its upper end is below 0.
-Noninferiority: supported when the lower end exceeds −margin, refuted when
-the upper end is below −margin. Otherwise inconclusive; an arm without trials
-or fewer than 2 paired seeds cannot decide. Several arms a: one result each,
-combined as all supported -> supported, any refuted -> refuted, else
-inconclusive.
+left out. CI and p-values: Student t over the per-seed differences
+(analysis/inference.py). Superiority: supported when the CI lower end exceeds
+``margin``, refuted when its upper end is below 0. Noninferiority: supported
+when the lower end exceeds −margin, refuted when the upper end is below
+−margin. Otherwise inconclusive; an arm without trials or fewer than 2 paired
+seeds cannot decide. Several arms a: one result each, combined as all
+supported -> supported, any refuted -> refuted (Bonferroni over the arms:
+each comparison refutes at error alpha / k), else inconclusive.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from claimbench.analysis.stats import bootstrap, percentile_ci
+from claimbench.analysis.inference import Hypothesis, bonferroni_alpha, decide_mean
 from claimbench.claims import arms
-from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, register
+from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, combined, decided, register
 from claimbench.claims.common import quiet
 
 NAME = "paired_comparison"
@@ -56,16 +57,18 @@ def evaluate(claim: Claim, frame: pd.DataFrame, design: Design) -> ClaimResult:
     setup = arms.prepare(claim, frame, design, own=arms.arm_keys(p["a"], p["b"]))
 
     def one(sub: pd.DataFrame, stratum: dict) -> ClaimResult:
-        parts = [_compare(claim, setup, sub, stratum, a, b) for a, b in pairs]
+        level = bonferroni_alpha(len(pairs), arms.alpha(p))
+        parts = [_compare(claim, setup, sub, stratum, a, b, level) for a, b in pairs]
         if len(parts) == 1:
             return parts[0]
         for part, (a, b) in zip(parts, pairs):
             part.stratum = {**stratum, "a": arms.arm_label(a)}
             if isinstance(p["b"], list):
                 part.stratum["b"] = arms.arm_label(b)
-        verdict = arms.combine_arms([x.verdict for x in parts])
+        joint = combined(parts, "any")
         return ClaimResult(
-            claim_id=claim.id, kind=NAME, verdict=verdict, statistic=KIND.statistic, effect=None, ci=None,
+            claim_id=claim.id, kind=NAME, verdict=joint.verdict, statistic=KIND.statistic, effect=None, ci=None,
+            unit=parts[0].unit, p_supported=joint.p_supported, p_refuted=joint.p_refuted,
             n_seeds=max(x.n_seeds for x in parts), n_trials=len(sub), method=KIND.method, stratum=stratum,
             summary="; ".join(f"{arms.arm_label(a)} vs {arms.arm_label(b)}: {x.verdict}"
                               for x, (a, b) in zip(parts, pairs)),
@@ -83,7 +86,16 @@ def differences(values: np.ndarray, sign: float, relative: bool) -> np.ndarray:
     return sign * d
 
 
-def _compare(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict, a: dict, b: dict) -> ClaimResult:
+def hypothesis(p: dict) -> Hypothesis:
+    """Superiority: supported above the margin, refuted below 0; noninferiority: both at −margin
+    (log(1 + margin) with ``relative``)."""
+    margin = math.log1p(p["margin"]) if p["relative"] else p["margin"]
+    return Hypothesis.greater(margin, 0.0) if p["test"] == "superiority" else Hypothesis.greater(-margin)
+
+
+def _compare(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict, a: dict, b: dict,
+             level: float) -> ClaimResult:
+    """One comparison of a with b; ``level``: the error per side (less than alpha among several arms)."""
     p = claim.params
     q = setup.quantity
     sign = 1.0 if p["goal"] == "higher" else -1.0
@@ -103,36 +115,26 @@ def _compare(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict, 
     base = dict(claim_id=claim.id, kind=NAME, statistic=KIND.statistic, method=KIND.method, n_seeds=n_paired,
                 n_trials=int(sum(c["n_trials"].sum() for c in cells.values() if not c.empty)),
                 stratum=stratum, caveats=caveats, data=data)
+    unit = "log ratio (natural)" if relative else q.unit
     reason = arms.empty_arm_reason(cells, labels)
     if reason is None and n_paired < 2:
         reason = f"{n_paired} seed(s) with a value of {q.text} in both arms: a paired CI needs 2"
     if reason:
-        result = arms.undecided(claim, NAME, reason, **base)
-    else:
-        def mean_d(values: np.ndarray) -> float:
-            diffs = differences(values, sign, relative)
-            return float(np.nanmean(diffs)) if np.isfinite(diffs).any() else float("nan")
-
-        effect = mean_d(wide.to_numpy(dtype=float))
-        ci = percentile_ci(bootstrap(wide, mean_d, p["n_boot"]), p["confidence"])
-        margin = math.log1p(p["margin"]) if relative else p["margin"]
-        lo, hi = ci
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            verdict = "inconclusive"
-        elif p["test"] == "superiority":
-            verdict = "supported" if lo > margin else "refuted" if hi < 0 else "inconclusive"
-        else:
-            verdict = "supported" if lo > -margin else "refuted" if hi < -margin else "inconclusive"
-        with quiet():
-            means = np.nanmean(wide.to_numpy(dtype=float), axis=0)
-        what = f"mean log({q.text} a / b)" if relative else f"mean {q.text} a − b"
-        favour = f" (signed: positive favours a, {p['goal']} is better)" if sign < 0 else ""
-        summary = (f"{labels['a']} vs {labels['b']}: {what} = {effect:+.4g} ({arms.fmt_ci(ci, True)}){favour}"
-                   + (f", ratio {math.exp(sign * effect):.3g}" if relative else "")
-                   + f"; means {arms.fmt_num(means[0])} vs {arms.fmt_num(means[1])}; {p['test']} "
-                   + (f"margin {p['margin']:g}" + (" (relative)" if relative else "") if p["margin"] else "margin 0"))
-        result = ClaimResult(verdict=verdict, effect=effect, ci=ci, summary=summary, **base)
-    return result
+        # one seed still gives the statistic (the CI gate tracks it per seed), never a verdict
+        return arms.undecided(claim, NAME, reason, unit=unit, effect=float(np.nanmean(d)) if n_paired else None,
+                              **base)
+    h = hypothesis(p)
+    decision = decide_mean(d, h, level)
+    effect, ci = decision.estimate, decision.ci
+    with quiet():
+        means = np.nanmean(wide.to_numpy(dtype=float), axis=0)
+    what = f"mean log({q.text} a / b)" if relative else f"mean {q.text} a − b"
+    favour = f" (signed: positive favours a, {p['goal']} is better)" if sign < 0 else ""
+    summary = (f"{labels['a']} vs {labels['b']}: {what} = {effect:+.4g} ({arms.fmt_ci(ci, True)}){favour}"
+               + (f", ratio {math.exp(sign * effect):.3g}" if relative else "")
+               + f"; means {arms.fmt_num(means[0])} vs {arms.fmt_num(means[1])}; {p['test']} "
+               + (f"margin {p['margin']:g}" + (" (relative)" if relative else "") if p["margin"] else "margin 0"))
+    return decided(decision, h, unit, summary=summary, **base)
 
 
 KIND = register(ClaimKind(
@@ -147,6 +149,7 @@ KIND = register(ClaimKind(
     ),
     evaluate=evaluate,
     statistic="mean over seeds of the paired difference q_a − q_b (positive favours a)",
-    method="percentile bootstrap over seeds of the mean paired difference (arms paired by seed)",
+    method="Student t interval over seeds of the paired differences (arms paired by seed); several arms: "
+           "Bonferroni over the arms",
     axis_params=(),
 ))

@@ -5,18 +5,21 @@ Frame: one row per trial with ``seed``, ``status``, the arm columns (and
 Params: ``a`` (an arm), ``b`` (an arm, or the string ``"best"`` together with
 ``axis``), ``axis``, ``margin`` (>= 0, in the quantity's units), ``goal``
 (higher | lower is better; used against "best"), and the common ``quantity``,
-``select``, ``tune``, ``where``, ``confidence``, ``n_boot``, ``tolerance``.
+``select``, ``tune``, ``where``, ``confidence``, ``tolerance``.
 
 Statistic, two-sided (b an arm): the mean over seeds of q_a − q_b, arms paired
-by seed; CI: percentile bootstrap over seeds. Supported when the CI lies
-inside [−margin, margin], refuted when it misses that band entirely, else
-inconclusive.
+by seed; CI: Student t over the per-seed differences. Supported when the CI
+lies inside [−margin, margin] (two one-sided tests), refuted when it misses
+that band entirely, else inconclusive.
 
 Against ``"best"``: the levels of ``axis`` are compared among the trials that
 match a's other keys; statistic q_a − (the best level's mean q), signed so
-that positive favours a, with the best level re-chosen in every bootstrap
-resample (so the CI carries the winner's-curse of picking it). Supported when
-the CI lower end is >= −margin, refuted when its upper end is below −margin.
+that positive favours a. The interval takes the choice of the best level into
+account (analysis/inference.py, ``decide_max_min`` with A = {a}): a is
+supported when it is shown within −margin of every level (paired t per level,
+no correction needed: all must hold), refuted when some level is shown better
+than a by more than the margin (Bonferroni over the levels). Supported when
+the CI lower end exceeds −margin, refuted when its upper end is below −margin.
 An arm without trials or fewer than 2 paired seeds cannot decide.
 """
 
@@ -26,9 +29,9 @@ import numpy as np
 import pandas as pd
 
 from claimbench.analysis.quantities import restrict, to_wide
-from claimbench.analysis.stats import bootstrap, percentile_ci
+from claimbench.analysis.inference import Hypothesis, decide_max_min, decide_mean
 from claimbench.claims import arms
-from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, register
+from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, decided, register
 from claimbench.claims.common import quiet
 
 NAME = "equivalence"
@@ -83,13 +86,14 @@ def _two_sided(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict
     if reason is None and n_paired < 2:
         reason = f"{n_paired} seed(s) with a value of {q.text} in both arms: a paired CI needs 2"
     if reason:
-        return arms.undecided(claim, NAME, reason, **base)
-    effect = _mean_difference(v)
-    ci = percentile_ci(bootstrap(wide, _mean_difference, p["n_boot"]), p["confidence"])
-    verdict = arms.verdict_band(ci, -m, m)
+        return arms.undecided(claim, NAME, reason, unit=q.unit, effect=_mean_difference(v) if n_paired else None,
+                              **base)
+    h = Hypothesis.band(-m, m)
+    decision = decide_mean(v[:, 0] - v[:, 1], h, arms.alpha(p))
+    effect, ci = decision.estimate, decision.ci
     summary = (f"{labels['a']} vs {labels['b']}: mean {q.text} a − b = {effect:+.4g} ({arms.fmt_ci(ci, True)}); "
                f"equivalent when the CI lies inside ±{m:g}")
-    return ClaimResult(verdict=verdict, effect=effect, ci=ci, summary=summary, **base)
+    return decided(decision, h, q.unit, summary=summary, **base)
 
 
 def _against_best(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict) -> ClaimResult:
@@ -133,17 +137,21 @@ def _against_best(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
         return arms.undecided(claim, NAME, f"no {axis} level has a value of {q.text}", **base)
     if n_seeds < 2:
         return arms.undecided(claim, NAME, f"{n_seeds} seed(s) with a value of {q.text} in arm a: a CI needs 2",
-                              **base)
-    effect = gap(values)
-    ci = percentile_ci(bootstrap(wide, gap, p["n_boot"]), p["confidence"])
-    lo, hi = ci
-    verdict = ("supported" if lo >= -m else "refuted" if hi < -m else "inconclusive") \
-        if np.isfinite(lo) and np.isfinite(hi) else "inconclusive"
-    summary = (f"{label} minus the best {axis} ({best_level} on all seeds; re-chosen per resample): "
+                              unit=q.unit, effect=gap(values) if n_seeds else None, **base)
+    h = Hypothesis.greater(-m)
+    # a level that is arm a itself differs from it by exactly 0: nothing to test there
+    others = [i + 1 for i, lv in enumerate(levels) if not (axis in a and arms._plain(lv) == a[axis])]
+    decision = decide_max_min(sign * values[:, :1], sign * values[:, others], h, arms.alpha(p))
+    if len(others) < len(levels):  # a is one of the levels: a minus the best is at most a minus itself, 0
+        decision.estimate, *ci = (float(np.fmin(0.0, v)) if np.isfinite(v) else v
+                                  for v in (decision.estimate, *decision.ci))
+        decision.ci = tuple(ci)
+    effect, ci = decision.estimate, decision.ci
+    summary = (f"{label} minus the best {axis} ({best_level} on all seeds; every level compared): "
                f"{q.text} {effect:+.4g} ({arms.fmt_ci(ci, True)})"
                + (" (signed: positive favours a, lower is better)" if sign < 0 else "")
-               + f"; as good as the best when the CI lower end is >= −{m:g}")
-    return ClaimResult(verdict=verdict, effect=effect, ci=ci, summary=summary, **base)
+               + f"; as good as the best when the CI lower end is above −{m:g}")
+    return decided(decision, h, q.unit, summary=summary, **base)
 
 
 KIND = register(ClaimKind(
@@ -157,6 +165,7 @@ KIND = register(ClaimKind(
     ),
     evaluate=evaluate,
     statistic="mean over seeds of q_a − q_b (against \"best\": q_a minus the best level's mean)",
-    method="percentile bootstrap over seeds (arms paired by seed; the best level re-chosen in each resample)",
+    method="Student t interval over seeds of the paired differences (TOST against ±margin); against \"best\": "
+           "paired t bounds per level, Bonferroni over the levels that could refute",
     axis_params=(),
 ))

@@ -13,9 +13,11 @@ of one grid cell). Width in log2 units is the same whether measured on the raw
 value or on value / axis level (e.g. LR / batch): dividing by the level shifts
 the range without changing its width; the figure shows both coordinates.
 
-Statistic: Spearman rho between log2(level) and the mean width over seeds.
-CI: paired percentile bootstrap over seeds. ``direction = "decreasing"``:
-supported when the CI lies below 0, refuted when above, else inconclusive.
+Statistic: the mean over seeds of each seed's Spearman rho between log2(level)
+and its widths. Decision: the within-seed permutation test of level labels
+against no trend; interval: Student t over the per-seed rhos
+(analysis/inference.py). ``direction = "decreasing"``: supported when the test
+shows rho below 0, refuted when above, else inconclusive.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ import numpy as np
 import pandas as pd
 
 from claimbench.analysis.quantities import good_range
-from claimbench.analysis.stats import bootstrap, percentile_ci, seed_mean_ci, verdict_from_ci
-from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, register
+from claimbench.analysis.inference import Hypothesis, decide_rank_trend
+from claimbench.analysis.stats import seed_mean_ci
+from claimbench.claims.arms import alpha
+from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, decided, register
 from claimbench.claims.common import by_stratum
 from claimbench.claims.trend import rank_correlation
 
@@ -56,14 +60,12 @@ def _evaluate_one(claim: Claim, frame: pd.DataFrame, stratum: dict) -> ClaimResu
     wide = wide.reindex(columns=sorted(wide.columns))
     x = np.log2(np.array(wide.columns, dtype=float))
 
-    def rho(values: np.ndarray) -> float:
-        return rank_correlation(x, values)
-
-    effect = rho(wide.to_numpy(dtype=float))
-    ci = percentile_ci(bootstrap(wide, rho, p["n_boot"]), p["confidence"])
-    claimed = "less" if p["direction"] == "decreasing" else "greater"
-    verdict = verdict_from_ci(ci, 0.0, claimed)
-    widths = seed_mean_ci(wide, p["confidence"], p["n_boot"])
+    values = wide.to_numpy(dtype=float)
+    of_means = rank_correlation(x, values)
+    h = Hypothesis.less(0.0) if p["direction"] == "decreasing" else Hypothesis.greater(0.0)
+    decision = decide_rank_trend(x, values, h, "spearman", alpha(p))
+    effect, ci = decision.estimate, decision.ci
+    widths = seed_mean_ci(wide, p["confidence"])
     # ``lo``/``hi``: CI of the mean width; ``range_lo``/``range_hi``: median ends of the good range
     spans = ranges.groupby(axis).agg(range_lo=("lo", "median"), range_hi=("hi", "median"),
                                      censored=("censored", "any"))
@@ -84,13 +86,12 @@ def _evaluate_one(claim: Claim, frame: pd.DataFrame, stratum: dict) -> ClaimResu
                        f"widths are mostly ties")
     if len(wide.columns) < 3:
         caveats.append(f"fewer than 3 {axis} levels: a rank correlation cannot be decided")
-    summary = (f"Spearman rho(log2 {axis}, width of the good {range_axis} range) = {effect:+.2f} "
-               f"(CI {ci[0]:+.2f} to {ci[1]:+.2f}); mean width {widths['mean'].iloc[0]:.1f} log2 units at "
+    summary = (f"mean over seeds of Spearman rho(log2 {axis}, width of the good {range_axis} range) = "
+               f"{effect:+.2f} (CI {ci[0]:+.2f} to {ci[1]:+.2f}); rho of the mean widths {of_means:+.2f}; mean width {widths['mean'].iloc[0]:.1f} log2 units at "
                f"{axis}={widths['level'].iloc[0]:g}, {widths['mean'].iloc[-1]:.1f} at {widths['level'].iloc[-1]:g}")
-    return ClaimResult(claim_id=claim.id, kind=KIND.name, verdict=verdict, statistic=KIND.statistic,
-                       effect=effect, ci=ci, n_seeds=int(wide.shape[0]), n_trials=len(frame),
-                       method=KIND.method, summary=summary, stratum=stratum, caveats=caveats,
-                       data=data.to_dict("records"))
+    return decided(decision, h, "Spearman rho", claim_id=claim.id, kind=KIND.name, statistic=KIND.statistic,
+                   n_seeds=int(wide.shape[0]), n_trials=len(frame), method=KIND.method, summary=summary,
+                   stratum=stratum, caveats=caveats, data=data.to_dict("records"))
 
 
 KIND = register(ClaimKind(
@@ -101,11 +102,12 @@ KIND = register(ClaimKind(
         "metric": Param(str, "val_acc", "metric that defines 'good' (higher is better)"),
         "tolerance": Param(float, 0.01, "good: within this of the best at that level and seed (0.01 = 1 point)"),
         "direction": Param(str, "decreasing", "claimed trend: decreasing or increasing"),
-        "confidence": Param(float, 0.95),
-        "n_boot": Param(int, 2000),
+        "confidence": Param(float, 0.95, "two-sided confidence of the interval"),
     },
     evaluate=evaluate,
-    statistic="Spearman rho between log2(level) and the mean width (log2 units) of the good range",
-    method="paired percentile bootstrap over seeds of the rank correlation",
+    statistic="mean over seeds of the per-seed Spearman rho between log2(level) and the width (log2 units) of the "
+              "good range",
+    method="within-seed permutation test of level labels (against no trend); interval: Student t over seeds of "
+           "the per-seed rhos",
     axis_params=("axis", "range_axis"),
 ))

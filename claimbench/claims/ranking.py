@@ -4,14 +4,17 @@ Frame: one row per trial with ``seed``, ``status``, the claim's ``axis``, the
 tuned axes, the strata and the columns the ``quantity`` reads. Params:
 ``axis``, ``order`` (the levels, claimed worst -> best), ``goal`` (higher |
 lower: which values of the quantity are better), and the common ``quantity``,
-``select``, ``tune``, ``where``, ``confidence``, ``n_boot``, ``tolerance``.
+``select``, ``tune``, ``where``, ``confidence``, ``tolerance``.
 
 Per (stratum, level, seed) cell the quantity is taken over the tuned axes.
-Statistic: Kendall tau between the claimed rank and the observed per-level
-mean over seeds (signed by ``goal``, so +1 is exactly the claimed order). CI:
-percentile bootstrap over seeds. Supported when the CI lies above 0, refuted
-when below 0, inconclusive otherwise; fewer than 2 listed levels with values,
-or fewer than 2 seeds, cannot decide. The summary prints the observed order.
+Statistic: the mean over seeds of each seed's Kendall tau between the claimed
+rank and that seed's values (signed by ``goal``, so +1 is exactly the claimed
+order). Decision: the within-seed permutation test of level labels against no
+order; interval: Student t over the per-seed taus (analysis/inference.py).
+Supported when the test shows tau above 0, refuted when below 0, inconclusive
+otherwise; fewer than 2 listed levels with values, or fewer than 2 seeds,
+cannot decide. The summary prints the observed order and the tau of the
+per-level means.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from claimbench.analysis.quantities import to_wide
-from claimbench.analysis.stats import bootstrap, percentile_ci, seed_mean_ci, verdict_from_ci
+from claimbench.analysis.inference import Hypothesis, decide_rank_trend
+from claimbench.analysis.stats import seed_mean_ci
 from claimbench.claims import arms
-from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, register
+from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, decided, register
 from claimbench.claims.common import quiet
 
 NAME = "ranking"
@@ -63,29 +67,32 @@ def _evaluate_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
         caveats.append(f"{axis} levels tested but not ranked by the claim: {', '.join(map(str, left_out))}")
     if missing:
         caveats.append(f"{axis} levels the claim ranks but the matrix lacks: {', '.join(map(str, missing))}")
-    per_level = seed_mean_ci(wide, p["confidence"], min(p["n_boot"], 1000))
+    per_level = seed_mean_ci(wide, p["confidence"])
     per_level.insert(1, "claimed_rank", np.arange(1, len(levels) + 1))
     observed = per_level["mean"].mul(sign).rank(method="min")
     per_level["observed_rank"] = observed.where(observed.notna(), None)
     base = dict(claim_id=claim.id, kind=NAME, statistic=KIND.statistic, method=KIND.method,
                 n_seeds=int(wide.shape[0]), n_trials=len(sub), stratum=stratum, caveats=caveats,
                 data=arms.records(per_level))
+    unit = "Kendall tau"
     if len(levels) < 2:
         return arms.undecided(claim, NAME, f"fewer than 2 of the ranked {axis} levels were tested", **base)
-    if wide.shape[0] < 2:
-        return arms.undecided(claim, NAME, "fewer than 2 seeds: no confidence interval", **base)
     values = wide.to_numpy(dtype=float)
-    effect = _tau(values, sign)
-    if not np.isfinite(effect):
-        return arms.undecided(claim, NAME, f"fewer than 2 {axis} levels have a value of {q.text}", **base)
-    ci = percentile_ci(bootstrap(wide, lambda v: _tau(v, sign), p["n_boot"]), p["confidence"])
-    verdict = verdict_from_ci(ci, 0.0, "greater")
+    of_means = _tau(values, sign)
+    if not np.isfinite(of_means):
+        return arms.undecided(claim, NAME, f"fewer than 2 {axis} levels have a value of {q.text}", unit=unit, **base)
+    h = Hypothesis.greater(0.0)
+    decision = decide_rank_trend(np.arange(len(levels), dtype=float), sign * values, h, "kendall", arms.alpha(p))
+    if decision.n < 2:
+        return arms.undecided(claim, NAME, f"{decision.n} seed(s) with 2 ranked levels with values: no interval",
+                              unit=unit, effect=decision.estimate if decision.n else None, **base)
+    effect, ci = decision.estimate, decision.ci
     ranked = per_level.dropna(subset=["mean"]).assign(_key=lambda d: sign * d["mean"]).sort_values("_key", kind="stable")
     order_text = " < ".join(f"{lv} ({m:.4g})" for lv, m in zip(ranked["level"], ranked["mean"]))
-    summary = (f"Kendall tau(claimed rank, mean {q.describe(p['select'])}) = {effect:+.2f} "
-               f"({arms.fmt_ci(ci, True)}); observed order worst to best ({p['goal']} is better): {order_text}; "
+    summary = (f"mean over seeds of Kendall tau(claimed rank, {q.describe(p['select'])}) = {effect:+.2f} "
+               f"({arms.fmt_ci(ci, True)}); tau of the per-level means {of_means:+.2f}; observed order worst to best ({p['goal']} is better): {order_text}; "
                f"claimed: {' < '.join(map(str, levels))}")
-    return ClaimResult(verdict=verdict, effect=effect, ci=ci, summary=summary, **base)
+    return decided(decision, h, unit, summary=summary, **base)
 
 
 KIND = register(ClaimKind(
@@ -96,6 +103,7 @@ KIND = register(ClaimKind(
         goal=Param(str, "higher", "higher or lower values of the quantity are better"),
     ),
     evaluate=evaluate,
-    statistic="Kendall tau between the claimed rank and the observed per-level mean of the quantity",
-    method="percentile bootstrap over seeds (seed rows resampled, per-level means and tau recomputed)",
+    statistic="mean over seeds of the per-seed Kendall tau between the claimed rank and the quantity",
+    method="within-seed permutation test of level labels (against no order); interval: Student t over seeds of "
+           "the per-seed taus",
 ))

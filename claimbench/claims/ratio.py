@@ -7,7 +7,7 @@ quantities read.
 ``ratio_in_range`` params: ``num`` and ``den``, each a table ``{where = {...},
 quantity = "..."}`` (``where`` picks the trials, default all; ``quantity``
 defaults to the claim's), ``low``, ``high`` (may be ``inf``), and the common
-``quantity``, ``select``, ``tune``, ``where``, ``confidence``, ``n_boot``,
+``quantity``, ``select``, ``tune``, ``where``, ``confidence``,
 ``tolerance``. Example: the best LR is about half the smallest LR that
 diverges: ``num = {quantity = "argbest:lr"}``, ``den = {quantity =
 "min_diverging:lr"}``, ``low = 0.25``, ``high = 1``.
@@ -18,10 +18,11 @@ diverges: ``num = {quantity = "argbest:lr"}``, ``den = {quantity =
 
 Per (stratum, seed) the two quantities are paired by seed. Statistic: the
 geometric mean over seeds of num / den (seeds where either is missing or not
-positive are left out). CI: percentile bootstrap over seeds of the mean log
-ratio, exponentiated. Supported when the CI lies inside [low, high], refuted
-when it misses [low, high] entirely, inconclusive otherwise; fewer than 2
-paired seeds cannot decide. The summary also gives the median ratio.
+positive are left out). CI: Student t over seeds of the per-seed log ratios,
+exponentiated (analysis/inference.py). Supported when the CI lies inside
+[low, high] (two one-sided tests), refuted when it misses [low, high]
+entirely, inconclusive otherwise; fewer than 2 paired seeds cannot decide.
+The summary also gives the median ratio.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ import numpy as np
 import pandas as pd
 
 from claimbench.analysis.quantities import parse_quantity
-from claimbench.analysis.stats import bootstrap, percentile_ci
+from claimbench.analysis.inference import Hypothesis, decide_mean
 from claimbench.claims import arms
-from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, register
+from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, decided, register
 from claimbench.claims.common import quiet
 
 RATIO, TIMING = "ratio_in_range", "timing_ratio"
@@ -121,20 +122,23 @@ def _evaluate_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
     if reason is None and n_paired < 2:
         reason = f"{n_paired} seed(s) with a positive value on both sides: a ratio CI needs 2"
     if reason:
-        return arms.undecided(claim, kind, reason, **base)
-    effect = math.exp(mean_log_ratio(values))
-    lo, hi = percentile_ci(bootstrap(wide, mean_log_ratio, p["n_boot"]), p["confidence"])
-    ci = (math.exp(lo), math.exp(hi)) if np.isfinite(lo) and np.isfinite(hi) else (float("nan"), float("nan"))
-    verdict = arms.verdict_band(ci, p["low"], p["high"])
+        return arms.undecided(claim, kind, reason, unit=UNIT,
+                              effect=math.exp(mean_log_ratio(values)) if n_paired else None, **base)
+    with quiet():
+        h = Hypothesis.band(math.log(p["low"]) if p["low"] > 0 else -math.inf, math.log(p["high"]))
+    decision = decide_mean(r, h, arms.alpha(p))
+    effect = math.exp(decision.estimate)
+    ci = tuple(math.exp(x) for x in decision.ci)
     median = float(np.exp(np.nanmedian(r)))
     summary = (f"geometric mean over seeds of ({labels['num']}) / ({labels['den']}) = {effect:.3g} "
                f"(CI {ci[0]:.3g} to {ci[1]:.3g}); median ratio {median:.3g}; claimed range "
                f"[{arms.fmt_num(p['low'])}, {arms.fmt_num(p['high'])}]")
-    return ClaimResult(verdict=verdict, effect=effect, ci=ci, summary=summary, **base)
+    return decided(decision, h, UNIT, transform=math.exp, summary=summary, **base)
 
 
 _STAT = "geometric mean over seeds of the per-seed ratio num / den"
-_METHOD = "percentile bootstrap over seeds of the mean log ratio (paired by seed), exponentiated"
+_METHOD = "Student t interval over seeds of the per-seed log ratios (paired by seed), exponentiated"
+UNIT = "ratio"
 _BAND = dict(
     low=Param(float, doc="lower end of the claimed range of the ratio (inclusive)"),
     high=Param(float, doc="upper end (inclusive; may be inf)"),

@@ -7,37 +7,42 @@ comparison, the ``noise`` column (``b_simple_at_target``, measured in training: 
 Params: ``axis`` (default ``batch_size``), ``noise`` (a column of per-trial gradient noise scales; "" to
 skip the comparison), ``agree_within`` (default 3: the two estimates must agree within this factor),
 ``regime_factor`` (4), ``lr`` (the LR column, for the optimal LR per batch), ``select`` (tie-break),
-``tune``, ``where``, ``confidence``, ``n_boot``.
+``tune``, ``where``, ``confidence``.
 
 Per (stratum, batch, seed) cell: the steps to target of the fastest trial over the tuned axes
 (analysis/scaling.py; a cell where no trial reached the target is censored and left out of the fit), and
 that trial's LR and noise scale. Per batch the geometric mean over seeds; S(B) = S_min + E_min / B fitted
 in log space; B_crit = E_min / S_min. B_noise: the geometric mean of the fastest trials' noise scales.
-Statistic: B_crit / B_noise. CI: percentile bootstrap over seeds (seed rows resampled, means, fit and
-B_noise recomputed); the same resamples give CIs for B_crit, B_noise and the exponent of the optimal LR in
-the batch size. Verdict: refuted when the ratio's CI lies wholly outside [1/agree_within, agree_within];
-supported when it lies inside and B_crit's CI lies inside the tested batch range (so that both the
-perfect-scaling side and the flattening side are in the data); inconclusive otherwise, or with fewer than
-3 batch sizes with a value or 2 seeds. Without ``noise``, supported when B_crit's CI lies inside the
-tested range, else inconclusive.
+Statistic: B_crit / B_noise. The pooled fit (on the per-batch geometric means) gives the curve the
+figure draws; the intervals come from the same fit on each seed alone: per seed B_crit, B_noise, their
+ratio and the exponent of the optimal LR in the batch size, then the Student t interval over seeds of
+their logs (analysis/inference.py; the effect is the geometric mean of the per-seed ratios). Verdict:
+refuted when the ratio's CI lies wholly outside [1/agree_within, agree_within]; supported when it lies
+inside and B_crit's CI lies inside the tested batch range (so that both the perfect-scaling side and the
+flattening side are in the data; both must hold, so the larger of the two p-values decides);
+inconclusive otherwise, or with fewer than 3 batch sizes with a value or 2 seeds whose fit succeeds.
+Without ``noise``, supported when B_crit's CI lies inside the tested range, else inconclusive.
 
 ``linear_scaling`` — linear LR scaling with warmup keeps accuracy as the batch grows (Goyal et al.
 2017). Frame: one row per trial with ``seed``, ``status``, the batch column ``axis``, the ``lr`` and
 ``warmup`` columns, the quantity's columns. Params: ``axis`` (``batch_size``), ``lr`` (``lr``),
 ``warmup`` (``warmup_steps``), ``base`` (the baseline batch; default the smallest), ``quantity``
 (``test_acc``, of the trial best on ``select``), ``margin`` (0.01: one point of accuracy), ``min_k``
-(the multiplier up to which the claim says accuracy is kept), ``where``, ``confidence``, ``n_boot``.
+(the multiplier up to which the claim says accuracy is kept), ``where``, ``confidence``.
 Arms: *warmup* (trials with ``warmup`` > 0, plus the baseline) and *none* (``warmup`` = 0). Per arm and
-multiplier k = batch / base: d_k = mean over seeds of q_k - q_base (paired by seed), with a percentile
-bootstrap CI. k *holds* when the CI's lower end exceeds -margin, *breaks* when its upper end is below
--margin. Reported per arm: the largest k up to which every k holds, and the first k that breaks.
-Verdict on the warmup arm (all trials when there is none): supported when every tested k <= min_k holds,
-refuted when one breaks, inconclusive otherwise. Effect: d at the largest tested k <= min_k.
+multiplier k = batch / base: d_k = mean over seeds of q_k - q_base (paired by seed), with its Student t
+interval. k *holds* when the CI's lower end exceeds -margin, *breaks* when the upper end of its interval
+at alpha / K (Bonferroni over the K multipliers) is below -margin. Reported per arm: the largest k up to
+which every k holds, and the first k that breaks. Verdict on the warmup arm (all trials when there is
+none): supported when every tested k <= min_k holds (all must hold: no correction), refuted when one
+breaks, inconclusive otherwise. Effect: d at the largest tested k <= min_k.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -45,9 +50,9 @@ import pandas as pd
 from claimbench.analysis.quantities import cell_quantities, to_wide
 from claimbench.analysis.scaling import (REGIME_FACTOR, fastest_trials, fit_steps_vs_batch, geometric_mean,
                                          power_law_exponent, regime)
-from claimbench.analysis.stats import percentile_ci
+from claimbench.analysis.inference import Evidence, Hypothesis, combine, decide_mean, t_interval
 from claimbench.claims import arms
-from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, register
+from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, detectable_text, register
 from claimbench.claims.common import quiet
 
 CRITICAL, LINEAR = "critical_batch", "linear_scaling"
@@ -109,23 +114,26 @@ def _critical_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
                 n_trials=len(sub), stratum=stratum, caveats=caveats)
     with_values = int(np.isfinite(point["per_level"]).sum()) if point else 0
     if with_values < 3:
-        base["data"] = _critical_rows(x, tables, point, None, cells, axis, p) if point else []
+        base["data"] = _critical_rows(x, tables, point, 0.0, cells, axis, p) if point else []
         return arms.undecided(claim, CRITICAL, f"{with_values} {axis} level(s) reached the target: the fit needs 3",
                               **base)
-    rng = np.random.default_rng(0)
-    boots = []
-    for _ in range(p["n_boot"]):
-        rows = joined[rng.integers(0, n_seeds, n_seeds)]
-        with quiet():
-            boots.append(_estimate(x, rows[:, :L], rows[:, L:2 * L], rows[:, 2 * L:]))
-    conf = p["confidence"]
+    seeds = [_estimate(x, *(joined[i:i + 1, j * L:(j + 1) * L] for j in range(3))) for i in range(n_seeds)]
+    a = arms.alpha(p)
+
+    def log_values(key: str) -> np.ndarray:
+        v = np.array([(e["fit"].b_crit if key == "b_crit" else e[key]) for e in seeds], dtype=float)
+        if key != "lr_exponent":
+            with quiet():
+                v = np.log(v)
+        return np.where(np.isfinite(v), v, np.nan)
 
     def ci(key: str) -> tuple[float, float]:
-        return percentile_ci(np.array([b[key] if key != "b_crit" else b["fit"].b_crit for b in boots]), conf)
+        _, lo, hi, _ = t_interval(log_values(key), a)
+        return (lo, hi) if key == "lr_exponent" else (float(np.exp(lo)), float(np.exp(hi)))
 
     fit = point["fit"]
     b_crit_ci, noise_ci, ratio_ci, alpha_ci = ci("b_crit"), ci("b_noise"), ci("ratio"), ci("lr_exponent")
-    base["data"] = _critical_rows(x, tables, point, boots, cells, axis, p) + [
+    base["data"] = _critical_rows(x, tables, point, a, cells, axis, p) + [
         _estimate_row("critical batch B_crit (fit of S = S_min + E_min / B)", fit.b_crit, b_crit_ci),
         _estimate_row("S_min (steps)", fit.s_min, None), _estimate_row("E_min (examples)", fit.e_min, None),
         _estimate_row(f"gradient noise scale B_simple ({noise_col})", point["b_noise"], noise_ci),
@@ -133,10 +141,14 @@ def _critical_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
         _estimate_row(f"exponent of the optimal {lr_col} in {axis} (1: linear rule, 0.5: square root)",
                       point["lr_exponent"], alpha_ci),
         _estimate_row("fit error, RMSE of ln(steps)", fit.rmse_log, None)]
-    if n_seeds < 2:
-        return arms.undecided(claim, CRITICAL, f"B_crit = {arms.fmt_num(fit.b_crit)} from 1 seed: no CI", **base)
+    n_fitted = int(np.isfinite(log_values("b_crit")).sum())
+    if n_fitted < 2:
+        return arms.undecided(claim, CRITICAL, f"B_crit = {arms.fmt_num(fit.b_crit)}; {n_fitted} seed(s) whose own "
+                              f"fit succeeds: no CI", unit="examples per batch", effect=fit.b_crit, **base)
     lo_b, hi_b = float(x.min()), float(x.max())
-    in_range = bool(np.isfinite(b_crit_ci[0]) and lo_b <= b_crit_ci[0] and b_crit_ci[1] <= hi_b) and not fit.edge
+    in_range = decide_mean(log_values("b_crit"), Hypothesis.band(math.log(lo_b), math.log(hi_b)), a)
+    if fit.edge:
+        in_range.p_supported, in_range.verdict = 1.0, "inconclusive"
     if fit.edge:
         caveats.append("the fitted B_crit lies at the edge of the search grid: the data show one regime only")
     if lr_col not in setup.tuned:
@@ -147,28 +159,43 @@ def _critical_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
     if np.isfinite(point["lr_exponent"]):
         text += f"; optimal {lr_col} grows as {axis}^{point['lr_exponent']:.2f} ({arms.fmt_ci(alpha_ci)})"
     if not p["noise"]:
-        verdict = "supported" if in_range else "inconclusive"
-        return ClaimResult(verdict=verdict, effect=fit.b_crit, ci=b_crit_ci, summary=text, **base)
+        verdict = "supported" if in_range.verdict == "supported" else "inconclusive"
+        return ClaimResult(verdict=verdict, effect=fit.b_crit, ci=b_crit_ci, summary=text, unit="examples per batch",
+                           p_supported=in_range.p_supported, p_refuted=1.0, **base)
     if not np.isfinite(point["ratio"]):
         return arms.undecided(claim, CRITICAL, text + f"; no {noise_col} measured: no comparison", **base)
     k = p["agree_within"]
-    agreement = arms.verdict_band(ratio_ci, 1 / k, k)
-    verdict = "refuted" if agreement == "refuted" else "supported" if agreement == "supported" and in_range \
-        else "inconclusive"
+    h = Hypothesis.band(-math.log(k), math.log(k))
+    agreement = decide_mean(log_values("ratio"), h, a)
+    joint = combine([Evidence(agreement.verdict, agreement.p_supported, agreement.p_refuted),
+                     Evidence(in_range.verdict, in_range.p_supported, 1.0)], "all")
+    p_sup, p_ref = joint.p_supported, agreement.p_refuted
+    verdict = "refuted" if agreement.verdict == "refuted" else "supported" if p_sup < a else "inconclusive"
+    geo = float(np.exp(agreement.estimate))
     text += (f"; B_simple = {point['b_noise']:.3g} ({arms.fmt_ci(noise_ci)}); B_crit / B_simple = "
-             f"{point['ratio']:.3g} ({arms.fmt_ci(ratio_ci)}), claimed within {k:g}x")
-    return ClaimResult(verdict=verdict, effect=point["ratio"], ci=ratio_ci, summary=text, **base)
+             f"{point['ratio']:.3g} pooled, {geo:.3g} as the geometric mean of the per-seed ratios "
+             f"({arms.fmt_ci(ratio_ci)}), claimed within {k:g}x")
+    return ClaimResult(verdict=verdict, effect=geo, ci=ratio_ci, summary=text, unit="ratio", p_supported=p_sup,
+                       p_refuted=p_ref, mde=agreement.mde, detectable=detectable_text(agreement, h, "ratio", math.exp),
+                       **base)
 
 
-def _critical_rows(x, tables, point, boots, cells, axis, p) -> list[dict[str, Any]]:
+def _log_ci(values: np.ndarray, alpha: float) -> tuple[float, float]:
+    """The Student t interval of the geometric mean (t on the logs, exponentiated)."""
+    with quiet():
+        logs = np.log(np.asarray(values, dtype=float))
+    _, lo, hi, _ = t_interval(np.where(np.isfinite(logs), logs, np.nan), alpha)
+    return float(np.exp(lo)), float(np.exp(hi))
+
+
+def _critical_rows(x, tables, point, alpha, cells, axis, p) -> list[dict[str, Any]]:
     fit = point["fit"]
     rows = []
+    steps_t, lr_t = tables["steps"].to_numpy(dtype=float), tables["lr"].to_numpy(dtype=float)
     for i, lv in enumerate(x):
         at = cells[cells[axis] == lv]
-        steps_ci = percentile_ci(np.array([b["per_level"][i] for b in boots]), p["confidence"]) if boots \
-            else (float("nan"), float("nan"))
-        lr_ci = percentile_ci(np.array([b["best_lr"][i] for b in boots]), p["confidence"]) if boots \
-            else (float("nan"), float("nan"))
+        steps_ci = _log_ci(steps_t[:, i], alpha) if alpha else (float("nan"), float("nan"))
+        lr_ci = _log_ci(lr_t[:, i], alpha) if alpha else (float("nan"), float("nan"))
         steps = float(point["per_level"][i])
         noise = tables["noise"].to_numpy(dtype=float)[:, i]
         rows.append({"level": arms._plain(lv) if float(lv) != int(lv) else int(lv), "steps_to_target": steps,
@@ -200,13 +227,13 @@ KIND = register(ClaimKind(
         "select": Param(str, "val_acc", "breaks ties between trials equally fast to the target"),
         "tune": Param(list, None, "axes tuned within a cell (default: the suite's nuisance axes)"),
         "where": Param(dict, None, "column -> value or list of values: keep only these trials"),
-        "confidence": Param(float, 0.95),
-        "n_boot": Param(int, 1000),
+        "confidence": Param(float, 0.95, "two-sided confidence of the intervals"),
     },
     evaluate=evaluate_critical,
     statistic="B_crit of the fit S(B) = S_min + E_min / B (steps to target of the fastest tuned trial, geometric "
               "mean over seeds) divided by the measured gradient noise scale B_simple",
-    method="percentile bootstrap over seeds (seed rows resampled; per-batch means, the fit and B_simple recomputed)",
+    method="the fit on each seed alone; Student t interval over seeds of log B_crit / B_simple (and of log B_crit "
+           "against the tested range); both must hold for supported",
     axis_params=(),
 ))
 
@@ -234,26 +261,26 @@ def multiplier_table(claim: Claim, setup: arms.Setup, arm: pd.DataFrame, base: f
     if base not in levels:
         return pd.DataFrame(rows)
     b = wide[base].to_numpy(dtype=float)
-    rng = np.random.default_rng(0)
+    a = arms.alpha(p)
+    h = Hypothesis.greater(-p["margin"])
+    n_k = len(levels) - 1
     for lv in levels:
         if lv == base:
             continue
         d = wide[lv].to_numpy(dtype=float) - b
         d = d[np.isfinite(d)]
-        if d.size >= 2:
-            means = d[rng.integers(0, d.size, (p["n_boot"], d.size))].mean(axis=1)
-            lo, hi = percentile_ci(means, p["confidence"])
-        else:
-            lo = hi = float("nan")
-        mean = float(d.mean()) if d.size else float("nan")
+        decision = decide_mean(d, h, a)
+        lo, hi = decision.ci
+        mean = decision.estimate
         lrs = sorted({float(v) for v in arm.loc[arm[axis] == lv, p["lr"]]})
         rows.append({"k": lv / base, "level": lv, "lr": lrs[0] if len(lrs) == 1 else float("nan"),
                      "warmup_steps": int(arm.loc[arm[axis] == lv, p["warmup"]].max()),
                      "mean": mean, "lo": lo, "hi": hi, "n": int(d.size),
                      "baseline": float(np.nanmean(b)) if np.isfinite(b).any() else float("nan"),
                      "scaled": float(np.nanmean(wide[lv])) if np.isfinite(wide[lv]).any() else float("nan"),
-                     "holds": bool(np.isfinite(lo) and lo > -p["margin"]),
-                     "breaks": bool(np.isfinite(hi) and hi < -p["margin"])})
+                     "p_holds": decision.p_supported, "p_breaks": decision.p_refuted,
+                     "holds": bool(decision.p_supported < a),
+                     "breaks": bool(decision.p_refuted < a / n_k)})
     return pd.DataFrame(rows)
 
 
@@ -308,13 +335,19 @@ def _linear_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dic
     if upto.empty or upto["n"].max() < 2:
         return arms.undecided(claim, LINEAR, f"no multiplier up to {p['min_k']:g} with 2 paired seeds; "
                               + "; ".join(parts), **base_fields)
+    k_all = len(t)
+    # holds for every k <= min_k: all must hold; breaks: any of the K multipliers, each judged at alpha / K
+    joint = combine([Evidence("supported" if r["holds"] else "inconclusive", r["p_holds"],
+                              min(1.0, k_all * r["p_breaks"])) for _, r in upto.iterrows()], "all")
+    p_sup = joint.p_supported
+    p_ref = float(min(1.0, k_all * upto["p_breaks"].min()))
     verdict = "refuted" if upto["breaks"].any() else "supported" if upto["holds"].all() else "inconclusive"
     last = upto.sort_values("k").iloc[-1]
     summary = (f"{p['quantity']} at k x {base:g} (lr x k) minus at {base:g}, within {p['margin']:g} up to "
                f"k = {p['min_k']:g} claimed: at k = {last['k']:g} ({judged}) {last['mean']:+.4f} "
                f"(CI {last['lo']:+.4f} to {last['hi']:+.4f}); " + "; ".join(parts))
     return ClaimResult(verdict=verdict, effect=float(last["mean"]), ci=(float(last["lo"]), float(last["hi"])),
-                       summary=summary, **base_fields)
+                       summary=summary, unit=setup.quantity.unit, p_supported=p_sup, p_refuted=p_ref, **base_fields)
 
 
 LINEAR_KIND = register(ClaimKind(
@@ -330,13 +363,12 @@ LINEAR_KIND = register(ClaimKind(
         "min_k": Param(float, 8.0, "the claim: accuracy is kept for every multiplier up to this"),
         "tune": Param(list, None, "axes tuned within a cell (default: the suite's nuisance axes)"),
         "where": Param(dict, None, "column -> value or list of values: keep only these trials"),
-        "confidence": Param(float, 0.95),
-        "n_boot": Param(int, 2000),
+        "confidence": Param(float, 0.95, "two-sided confidence of the intervals"),
     },
     evaluate=evaluate_linear,
     statistic="per batch multiplier k: mean over seeds of q(k x batch, k x lr) - q(baseline); the largest k up "
               "to which it stays above -margin",
-    method="percentile bootstrap over seeds of the mean paired difference, per multiplier and arm "
-           "(warmup / none)",
+    method="Student t interval over seeds of the paired differences, per multiplier and arm (warmup / none); a "
+           "break is judged at alpha / K (Bonferroni over the K multipliers)",
     axis_params=(),
 ))

@@ -5,12 +5,16 @@ tuned axes, the strata and the columns the ``quantity`` reads (see
 analysis/quantities.py). Params: ``axis``, ``direction`` (increasing |
 decreasing), ``order`` (the levels in order, for a non-numeric axis), ``margin``
 (on rho, default 0), and the common ``quantity``, ``select``, ``tune``,
-``where``, ``confidence``, ``n_boot``, ``tolerance``.
+``where``, ``confidence``, ``tolerance``.
 
 Per (stratum, level, seed) cell the quantity is taken over the tuned axes.
-Statistic: Spearman rho between the level's position (numeric order, or the
-listed ``order``) and the per-level mean over seeds. CI: percentile bootstrap
-over seeds (whole seed rows resampled, means and rho recomputed). Verdict:
+Statistic: the mean over seeds of each seed's Spearman rho between the level's
+position (numeric order, or the listed ``order``) and that seed's values. A
+per-seed statistic makes the seeds independent replicates, so the Student t
+interval over seeds holds at small seed counts (analysis/inference.py; the rho
+of the per-level means, also printed, has no such interval); against no
+trend (margin 0) the within-seed permutation test of level labels decides.
+Verdict:
 supported when the CI lies beyond ``margin`` on the claimed side (above it
 for increasing, below −margin for decreasing), refuted when it lies wholly on
 the other side of it, inconclusive otherwise; fewer than 3 levels or 2 seeds
@@ -24,12 +28,14 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from claimbench.analysis.quantities import to_wide
-from claimbench.analysis.stats import bootstrap, percentile_ci, seed_mean_ci, verdict_from_ci
+from claimbench.analysis.inference import Hypothesis, decide_rank_trend
+from claimbench.analysis.stats import seed_mean_ci
 from claimbench.claims import arms
-from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, register
+from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, decided, register
 from claimbench.claims.common import quiet
 
 NAME = "monotone_trend"
+UNIT = "Spearman rho"
 
 
 def evaluate(claim: Claim, frame: pd.DataFrame, design: Design) -> ClaimResult:
@@ -62,32 +68,34 @@ def _evaluate_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
     caveats = arms.missing_caveats(long, axis, q) + arms.edge_caveats(long, sub, setup.tuned, axis)
     if left_out:
         caveats.append(f"levels not in the claimed order are left out: {', '.join(map(str, left_out))}")
-    base = dict(claim_id=claim.id, kind=NAME, statistic=KIND.statistic, method=KIND.method,
+    base = dict(claim_id=claim.id, kind=NAME, statistic=KIND.statistic, method=KIND.method, unit=UNIT,
                 n_seeds=int(wide.shape[0]), n_trials=len(sub), stratum=stratum, caveats=caveats)
     numeric = all(isinstance(v, (int, float, bool, np.number)) for v in levels)
     if not numeric and not p.get("order"):
         return arms.undecided(claim, NAME, f"{axis} is not numeric: give its levels in order with order = [...]", **base)
-    per_level = seed_mean_ci(wide, p["confidence"], min(p["n_boot"], 1000))
+    per_level = seed_mean_ci(wide, p["confidence"])
     per_level.insert(1, "position", np.arange(len(levels)))
     per_level["censored"] = [int(long.loc[long[axis] == lv, "censored"].astype(bool).sum()) for lv in levels]
     base["data"] = arms.records(per_level)
     if len(levels) < 3:
         return arms.undecided(claim, NAME, f"only {len(levels)} {axis} level(s): a rank correlation needs 3", **base)
-    if wide.shape[0] < 2:
-        return arms.undecided(claim, NAME, "fewer than 2 seeds: no confidence interval", **base)
     x = np.arange(len(levels), dtype=float)
     values = wide.to_numpy(dtype=float)
-    effect = rank_correlation(x, values)
-    if not np.isfinite(effect):
-        return arms.undecided(claim, NAME, f"fewer than 3 {axis} levels have a value of {q.text}", **base)
-    ci = percentile_ci(bootstrap(wide, lambda v: rank_correlation(x, v), p["n_boot"]), p["confidence"])
-    verdict = verdict_from_ci(ci, p["margin"], "greater" if p["direction"] == "increasing" else "less")
+    of_means = rank_correlation(x, values)
+    h = Hypothesis.greater(p["margin"]) if p["direction"] == "increasing" else Hypothesis.less(-p["margin"])
+    decision = decide_rank_trend(x, values, h, "spearman", arms.alpha(p))
+    if decision.n < 2:
+        return arms.undecided(claim, NAME, f"{decision.n} seed(s) with 3 {axis} levels with a value of {q.text}: "
+                              f"no interval", effect=decision.estimate if decision.n else None, **base)
+    effect, ci = decision.estimate, decision.ci
     ends = per_level.dropna(subset=["mean"])
-    summary = (f"Spearman rho({axis}, mean {q.describe(p['select'])}) = {effect:+.2f} ({arms.fmt_ci(ci, True)}); "
-               f"claimed {p['direction']}" + (f" beyond {p['margin']:g}" if p["margin"] else "")
+    summary = (f"mean over seeds of Spearman rho({axis}, {q.describe(p['select'])}) = {effect:+.2f} "
+               f"({arms.fmt_ci(ci, True)}); rho of the per-level means {of_means:+.2f}; claimed {p['direction']}"
+               + (f" beyond {p['margin']:g}" if p["margin"] else "")
                + (f"; mean {arms.fmt_num(ends['mean'].iloc[0])} at {axis}={ends['level'].iloc[0]}, "
                   f"{arms.fmt_num(ends['mean'].iloc[-1])} at {ends['level'].iloc[-1]}" if len(ends) else ""))
-    return ClaimResult(verdict=verdict, effect=effect, ci=ci, summary=summary, **base)
+    base.pop("unit")
+    return decided(decision, h, UNIT, summary=summary, **base)
 
 
 KIND = register(ClaimKind(
@@ -99,6 +107,7 @@ KIND = register(ClaimKind(
         margin=Param(float, 0.0, "how far beyond 0 rho must lie"),
     ),
     evaluate=evaluate,
-    statistic="Spearman rho between the level and the per-level mean of the quantity",
-    method="percentile bootstrap over seeds (seed rows resampled, per-level means and rho recomputed)",
+    statistic="mean over seeds of the per-seed Spearman rho between the level and the quantity",
+    method="within-seed permutation test of level labels (against no trend); interval: Student t over seeds of "
+           "the per-seed rank correlations",
 ))

@@ -6,13 +6,13 @@ tuned axes, the strata and ``select``. Params: ``a``, ``b`` (arms),
 ``range_axis`` (default ``lr``), ``select`` (the metric that defines good,
 default ``val_acc``; ``metric`` is accepted as its alias), ``tolerance``
 (good: within this of the cell's best, default 0.01), ``margin`` (log2 units,
-default 0), and the common ``tune``, ``where``, ``confidence``, ``n_boot``.
+default 0), and the common ``tune``, ``where``, ``confidence``.
 
 Per (stratum, arm, seed) the good set is the ``range_axis`` values whose best
 completed trial reached within ``tolerance`` of the best ``select`` (the
 ``range_width:<range_axis>`` quantity); its width is log2(max / min) plus one
 grid step. Statistic: mean over seeds of width_a − width_b (log2 units). CI:
-percentile bootstrap over seeds. Supported when the CI lower end exceeds
+Student t over the per-seed differences (analysis/inference.py). Supported when the CI lower end exceeds
 ``margin``, refuted when its upper end is below 0, else inconclusive. A range
 that touches the grid edge is censored (its true width may be larger) and
 says so in the caveats.
@@ -23,12 +23,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from claimbench.analysis.stats import bootstrap, percentile_ci
+from claimbench.analysis.inference import Hypothesis, decide_mean
 from claimbench.claims import arms
-from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, register
+from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, decided, register
 from claimbench.claims.common import quiet
 
 NAME = "range_width_comparison"
+UNIT = "log2 units"
 
 
 def evaluate(claim: Claim, frame: pd.DataFrame, design: Design) -> ClaimResult:
@@ -66,18 +67,18 @@ def _evaluate_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
     reason = arms.empty_arm_reason(cells, labels)
     if reason is None and n_paired < 2:
         reason = f"{n_paired} seed(s) with a width in both arms: a paired CI needs 2"
+    values = wide.to_numpy(dtype=float)
     if reason:
-        return arms.undecided(claim, NAME, reason, **base)
-    effect = _mean_difference(wide.to_numpy(dtype=float))
-    ci = percentile_ci(bootstrap(wide, _mean_difference, p["n_boot"]), p["confidence"])
-    lo, hi = ci
-    verdict = ("supported" if lo > p["margin"] else "refuted" if hi < 0 else "inconclusive") \
-        if np.isfinite(lo) and np.isfinite(hi) else "inconclusive"
+        return arms.undecided(claim, NAME, reason, unit=UNIT, effect=_mean_difference(values) if n_paired else None,
+                              **base)
+    h = Hypothesis.greater(p["margin"], 0.0)
+    decision = decide_mean(values[:, 0] - values[:, 1], h, arms.alpha(p))
+    effect, ci = decision.estimate, decision.ci
     means = wide.mean(axis=0)
     summary = (f"width of the good {p['range_axis']} range (log2 units), {labels['a']} minus {labels['b']}: "
                f"{effect:+.2f} ({arms.fmt_ci(ci, True)}); mean width {means['a']:.2f} vs {means['b']:.2f} "
                f"(good: within {p['tolerance']:g} of the best {p['select']})")
-    return ClaimResult(verdict=verdict, effect=effect, ci=ci, summary=summary, **base)
+    return decided(decision, h, UNIT, summary=summary, **base)
 
 
 KIND = register(ClaimKind(
@@ -92,6 +93,6 @@ KIND = register(ClaimKind(
     ),
     evaluate=evaluate,
     statistic="mean over seeds of width_a − width_b of the good range (log2 units)",
-    method="percentile bootstrap over seeds of the mean paired width difference",
+    method="Student t interval over seeds of the paired width differences",
     axis_params=("range_axis",),
 ))

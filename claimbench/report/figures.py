@@ -412,7 +412,7 @@ def _best_level_figure(claim: Claim, parts: list[ClaimResult], axis: str, metric
                Line2D([], [], color=GREY, linewidth=2.2, label=f"{fmt.tick(p.get('confidence', 0.95) * 100)}% CI over seeds")]
     _legend(fig, handles)
     caption = (f"Per {axis}: the mean over seeds of {metric} of the best trial over the nuisance axes "
-               f"(chosen per seed on {p.get('select', 'val_acc')}), with its bootstrap CI; "
+               f"(chosen per seed on {p.get('select', 'val_acc')}), with its 95% CI (Student t over seeds); "
                f"the shaded band is the claimed range.")
     return RenderedFigure(title=f"best {metric} per {axis}", caption=caption, svg=to_svg(fig, f"{claim.id}-levels"))
 
@@ -516,7 +516,7 @@ def _width_figure(claim: Claim, parts: list[ClaimResult], axis: str, range_axis:
                Line2D([], [], color=GREY, linewidth=2.2, label=f"{fmt.tick(conf * 100)}% CI over seeds")]
     _legend(fig, handles)
     caption = (f"Mean width over seeds of the good {range_axis} range, in log2 units (one grid step for a "
-               f"single good value), with its bootstrap CI. The claim concerns the trend across {axis}.")
+               f"single good value), with its 95% CI (Student t over seeds). The claim concerns the trend across {axis}.")
     return RenderedFigure(title=f"width of the good {range_axis} range per {axis}", caption=caption,
                           svg=to_svg(fig, f"{claim.id}-widths"))
 
@@ -603,7 +603,7 @@ def trend_figures(claim: Claim, result: ClaimResult, evaluation: "Evaluation") -
                       Line2D([], [], color=GREEN, linestyle="--", label=f"fitted trend: {direction} as claimed"),
                       Line2D([], [], color=RED, linestyle="--", label="fitted trend: the other way")])
         caption = (f"Per {axis}: the mean over seeds of {_quantity_text(claim)} (per seed, over the tuned axes), "
-                   f"with its bootstrap CI. Dashed: a least-squares line over the level order, the direction the "
+                   f"with its 95% CI (Student t over seeds). Dashed: a least-squares line over the level order, the direction the "
                    f"data take; the claim is {direction} (judged by the rank correlation, not the line).")
         return [RenderedFigure(title=f"{_quantity_text(claim)} along {axis}", caption=caption,
                                svg=to_svg(fig, f"{claim.id}-trend"))]
@@ -641,7 +641,7 @@ def ranking_figures(claim: Claim, result: ClaimResult, evaluation: "Evaluation")
                       Line2D([], [], marker="o", linestyle="", color=ORANGE, label="observed rank differs"),
                       Line2D([], [], color=GREY, linewidth=2.2, label=_conf_label(claim))])
         caption = (f"The levels of {axis} in the claimed order, worst to best, each with the mean over seeds of "
-                   f"{_quantity_text(claim)} ({goal} is better) and its bootstrap CI; #k is the observed rank "
+                   f"{_quantity_text(claim)} ({goal} is better) and its 95% CI (Student t over seeds); #k is the observed rank "
                    f"(1 = worst). A rising sequence ({goal} is better) is the claimed order.")
         return [RenderedFigure(title=f"{axis} in the claimed order", caption=caption,
                                svg=to_svg(fig, f"{claim.id}-ranking"))]
@@ -654,7 +654,6 @@ def _paired_panels(claim: Claim, parts: list[ClaimResult], title: str, ylabel: s
     """Per part: (left) the two arms' means with CIs and each seed's pair joined; (right) each seed's
     difference, the mean difference with the claim's CI, zero and the margin."""
     conf = claim.params.get("confidence", 0.95)
-    n_boot = min(int(claim.params.get("n_boot", 2000)), 1000)
     fig, axes = _row_panels(len(parts), 2, PANEL_MAX_WIDTH, 2.7)
     for (left, right), part in zip(axes, parts):
         df = pd.DataFrame(part.data)
@@ -667,7 +666,7 @@ def _paired_panels(claim: Claim, parts: list[ClaimResult], title: str, ylabel: s
         b_name = str(df["arm_b"].iloc[0]) if "arm_b" in df else "b"
         for _, row in df.iterrows():
             left.plot([0, 1], [row["a"], row["b"]], color="#cfcfcf", linewidth=0.9, zorder=1)
-        stats = seed_mean_ci(df[["a", "b"]].astype(float), conf, n_boot)
+        stats = seed_mean_ci(df[["a", "b"]].astype(float), conf)
         _ci_points(left, [0, 1], stats, [BLUE, ORANGE], line=False)
         left.set_xticks([0, 1], [_safe(a_name), _safe(b_name)])
         left.set_xlim(-0.5, 1.5)
@@ -714,7 +713,7 @@ def paired_comparison_figures(claim: Claim, result: ClaimResult, evaluation: "Ev
     band = (m, np.inf) if test == "superiority" else (-m, np.inf)
     what = f"log({q} a / b)" if relative else f"{q} a − b"
     signed = " (signed: positive favours a)" if p.get("goal", "higher") == "lower" else ""
-    caption = (f"Left: the mean over seeds of {q} in each arm with its bootstrap CI; grey lines join the two "
+    caption = (f"Left: the mean over seeds of {q} in each arm with its 95% CI (Student t over seeds); grey lines join the two "
                f"arms of one seed (same init and data). Right: each seed's {what}{signed}, their mean with the "
                f"claim's CI, and the shaded region the CI must lie in for {test}"
                + (f" (margin {margin:g}" + (", relative)" if relative else ")") if margin else "") + ".")
@@ -734,7 +733,7 @@ def equivalence_figures(claim: Claim, result: ClaimResult, evaluation: "Evaluati
     what = f"{q} a − best {p.get('axis')}" if best else f"{q} a − b"
     caption = (f"Left: the mean over seeds of {q} for a and for "
                + (f"the best {p.get('axis')} level (chosen on all seeds)" if best else "b")
-               + f", with bootstrap CIs; grey lines join one seed. Right: each seed's {what}, the mean "
+               + f", with 95% CIs (Student t over seeds); grey lines join one seed. Right: each seed's {what}, the mean "
                f"difference with the claim's CI"
                + (" (the best level re-chosen in each resample)" if best else "")
                + f", and the band the CI must lie in: " + (f"above −{m:g}." if best else f"±{m:g}."))
@@ -782,7 +781,7 @@ def _ratio_figure(claim: Claim, result: ClaimResult, title: str, num: str, den: 
                   Patch(facecolor=GREEN, alpha=0.25,
                         label=f"claimed range [{fmt.tick(low)}, {'∞' if not np.isfinite(high) else fmt.tick(high)}]")])
     caption = (f"Each seed's ratio ({num}) / ({den}), paired by seed, on a log scale; the blue point is the "
-               f"geometric mean over seeds with its bootstrap CI, the shaded band the claimed range "
+               f"geometric mean over seeds with its 95% CI (Student t over seeds), the shaded band the claimed range "
                f"(supported when the CI lies inside it).")
     return RenderedFigure(title=title, caption=caption, svg=to_svg(fig, f"{claim.id}-ratio"))
 
@@ -972,7 +971,7 @@ def critical_batch_figures(claim: Claim, result: ClaimResult, evaluation: "Evalu
         out.append(RenderedFigure(
             title=f"steps to target per {axis}",
             caption=(f"Left: per {axis}, the fewest steps at which any trial (over the tuned axes) first reached "
-                     f"the validation target, geometric mean over seeds with its bootstrap CI, on log-log axes; the "
+                     f"the validation target, geometric mean over seeds with its 95% CI (Student t over seeds), on log-log axes; the "
                      f"fit S = S_min + E_min / B (solid), the perfect-scaling line through the smallest {axis} "
                      f"(dashed; slope −1: doubling the batch halves the steps) and S_min (grey). Shading: perfect "
                      f"scaling below B_crit / {factor:g}, maximal data parallelism above {factor:g} B_crit, "
@@ -1015,7 +1014,7 @@ def critical_batch_figures(claim: Claim, result: ClaimResult, evaluation: "Evalu
             title="critical-batch estimates",
             caption=(f"The critical batch B_crit = E_min / S_min of the steps-vs-batch fit and the gradient noise "
                      f"scale B_simple = tr(Σ) / |G|² measured during training ({p.get('noise') or 'not measured'}, "
-                     f"geometric mean over the fastest trials), each with its bootstrap CI over seeds. The claim: "
+                     f"geometric mean over the fastest trials), each with its 95% CI over seeds (Student t). The claim: "
                      f"they agree within {float(p.get('agree_within', 3)):g}x, with B_crit inside the tested range."),
             svg=to_svg(fig, f"{claim.id}-estimates")))
 
@@ -1053,7 +1052,7 @@ def critical_batch_figures(claim: Claim, result: ClaimResult, evaluation: "Evalu
         out.append(RenderedFigure(
             title=f"optimal {lr_col} per {axis}",
             caption=(f"Per {axis}, the {lr_col} of the trial that reached the target in the fewest steps (geometric "
-                     f"mean over seeds, bootstrap CI), with the linear and square-root scaling rules drawn through "
+                     f"mean over seeds, 95% CI, Student t over seeds), with the linear and square-root scaling rules drawn through "
                      f"the smallest {axis}. Fitted exponent of {lr_col} in {axis}: {fmt.number(exponent[0])} "
                      f"(CI {fmt.number(exponent[1])} to {fmt.number(exponent[2])}); 1 is the linear rule, 0.5 the "
                      f"square-root rule."),
@@ -1179,7 +1178,7 @@ def linear_scaling_figures(claim: Claim, result: ClaimResult, evaluation: "Evalu
                       Patch(facecolor=GREEN, alpha=0.25, label=f"kept: within {fmt.tick(margin)} of the baseline"),
                       Line2D([], [], color=GREY, linestyle=":", label=f"claimed up to k = {fmt.tick(p.get('min_k', 8))}")])
         caption = (f"Left: per batch multiplier k (batch and LR both × k, epoch budget), the mean over seeds of the "
-                   f"paired difference in {q} from the k = 1 baseline, with its bootstrap CI; k holds while the CI "
+                   f"paired difference in {q} from the k = 1 baseline, with its 95% CI (Student t over seeds); k holds while the CI "
                    f"stays above −{fmt.tick(margin)}. Right: the mean {q} per k, the baseline dashed.")
         return [RenderedFigure(title="linear scaling rule per batch multiplier", caption=caption,
                                svg=to_svg(fig, f"{claim.id}-linear"))]
