@@ -288,6 +288,7 @@ class TrialRecord:
     error: str | None = None
     grad_norms_init: list[float] = field(default_factory=list)  # per weight layer, hidden layers then the head
     range_curve: list[dict[str, float]] = field(default_factory=list)  # kind = range_test: {lr, loss, smoothed}
+    engine: str = ""  # what trained it: "single" or "packed-<family>" (train/); "" in records from before it was kept
     schema: int = RECORD_SCHEMA
     training_revision: int = TRAINING_REVISION
 

@@ -119,7 +119,8 @@ def test_every_schedule_with_warmup_in_one_pack(cache):
 
 @pytest.mark.parametrize("clip", ["norm", "value"])
 def test_clipping_per_trial_threshold(cache, clip):
-    base = dataclasses.replace(BASE, lr=1.0, momentum=0.0, clip=clip, clip_threshold=0.05)
+    # LR 0.5, off the chaotic edge: at LR 1 with value clipping float differences grow 10x per 50 steps
+    base = dataclasses.replace(BASE, lr=0.5, momentum=0.0, clip=clip, clip_threshold=0.05)
     check_pack([base], cache)
     check_pack([base, dataclasses.replace(base, clip_threshold=0.5, seed=1),
                 dataclasses.replace(base, clip_threshold=1e3, lr=0.05, seed=2)], cache)
@@ -150,7 +151,8 @@ def test_divergence_is_masked_per_trial(cache):
 
 
 def test_early_stopping_target_and_restore_best_per_trial(cache):
-    base = dataclasses.replace(BASE, steps=400, evals=40, lr=0.5, momentum=0.0, patience=2, target=0.3)
+    # LR 0.2: at 0.5 the 400-step run without patience is chaotic (float differences reach 50% by the end)
+    base = dataclasses.replace(BASE, steps=400, evals=40, lr=0.2, momentum=0.0, patience=2, target=0.3)
     specs = [base, dataclasses.replace(base, patience=0, seed=1), dataclasses.replace(base, restore_best=False, seed=2),
              dataclasses.replace(base, patience=5, seed=3, lr=0.1)]
     records = check_pack(specs, cache)

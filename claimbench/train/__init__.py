@@ -1,4 +1,5 @@
-"""The training loop (one), optimizers, schedules, clipping, early stopping, divergence; packed training."""
+"""Training: one trial policy (policy.py), losses and metrics (metrics.py), optimizers and schedules
+(optim.py), and the engines that move tensors: one model (loop.py) or K packed models (packed.py)."""
 
 from claimbench.train.loop import train_trial
 from claimbench.train.optim import OPTIMIZERS, SCHEDULES, Schedule, make_optimizer

@@ -1,22 +1,37 @@
-"""Packed training: K trials of the same shape trained jointly, one batched kernel per layer for all K.
+"""The packed engine: K trials of the same shape trained jointly, one batched kernel per layer for all K.
 
 Small-batch trials are bound by per-step overhead (Python, dispatch, kernel launches), not by
-arithmetic; training K models with one ``baddbmm`` per layer, one loss, one backward and one
-optimizer update on stacked tensors pays that overhead once per step instead of K times.
+arithmetic; training K models with one kernel per layer, one loss, one backward and one optimizer
+update on stacked tensors pays that overhead once per step instead of K times. What a trial means
+(budget, divergence, target, best, early stopping, the range test, the record) is ``policy``'s, as
+for the single-trial engine; this engine only moves tensors.
 
-What a pack shares and what each trial keeps (``runner.packs.pack_key`` forms packs; a trial
-that ``runner.packs.packable`` refuses is trained by ``train_trial`` on its own):
+Families (``runner.packs.packable`` decides what packs; a trial it refuses, or a pack of one, is
+trained by ``train_trial`` on the single-trial engine):
 
-- shared: the dataset, the architecture (depth, widths, activation, BatchNorm, dropout position),
-  the loss, the optimizer kind, the clipping kind, the batch size and the budget (so every trial
-  has the same steps and evaluation points);
+- **mlp**: each Linear is one ``baddbmm`` over (K, B, F) activations.
+- **cnn**: the HFTA trick (Wang et al., MLSys 2021): activations are laid out as (B, K*C, H, W) and
+  each 3x3 convolution is one ``conv2d(..., groups=K)`` over the K models' stacked filters (at
+  evaluation, where every model sees the same images, the first one is a plain convolution with all
+  K*C filters). BatchNorm2d, ReLU-like activations and max-pooling act per channel, so per model;
+  global average pooling then turns the layout back into (K, B, C) for each model's head.
+- **rnn / lstm**: each layer's input projections for all steps are one ``baddbmm``; the recurrence is
+  one ``baddbmm`` per time step over the K models' stacked hidden weights (LSTM gates i, f, g, o as
+  ``nn.LSTM``), the head reads the last step.
+
+What a pack shares and what each trial keeps (``runner.packs.pack_key`` forms packs):
+
+- shared: the dataset, the architecture (model, depth, widths, activation, BatchNorm, dropout kind
+  and position), the loss, the optimizer kind, the clipping kind, the batch size and the budget (so
+  every trial has the same steps and evaluation points);
 - per trial: initial weights (each model is built under its own seed exactly as ``train_trial``
-  builds it, then stacked), data order (its own generator, as ``train_trial``), dropout rate and
-  masks (its own generator, started where ``train_trial``'s global RNG stands after the model is
-  built, drawing the same way as ``nn.Dropout``), learning rate and schedule (warmup, step,
-  exponential, cosine, onecycle, plateau on its own validation loss), momentum, Nesterov,
-  weight decay, betas, eps, clipping threshold, BatchNorm statistics, divergence factor,
-  target, early-stopping patience and restore-best.
+  builds it, then stacked), data order (``policy.DataOrder``), dropout rate and masks and RReLU's
+  random slopes (its own generator, started where ``train_trial``'s global RNG stands after the
+  model is built, drawing as ``nn.Dropout``, ``nn.AlphaDropout`` and ``nn.RReLU`` do on the CPU),
+  PReLU's learned slope, learning rate and schedule (warmup, step, exponential, cosine, onecycle,
+  plateau on its own validation loss), momentum, Nesterov, weight decay, betas, eps, clipping
+  threshold, BatchNorm statistics, divergence factor, target, early-stopping patience and
+  restore-best; for ``kind = "range_test"`` its own LR ramp and stopping point.
 
 Parameters live in one ``(K, P)`` tensor: each trial's parameters, flattened in the model's own
 order. The optimizers (SGD with momentum and Nesterov, Adam, AdamW, NAdam, RMSprop, Adamax) are
@@ -24,22 +39,15 @@ written on it with per-trial hyperparameters as ``(K, 1)`` columns, following th
 torch's foreach implementations. Nothing reduces across K: each trial's loss, gradient norm,
 clipping factor and update is its own, so a NaN in one trial stays in its row.
 
-A trial leaves the pack when it diverges (before its update, as in ``train_trial``), stops
-early, fails (injected fault) or finishes; its rows are dropped and the others go on.
+Same results as ``train_trial``, to float tolerance: batched matmuls, grouped convolutions and
+per-row reductions sum in a different order than the unpacked kernels (differences of about 1e-6
+relative that grow slowly over steps, see tests/test_packed.py). Random draws (dropout and
+AlphaDropout masks, RReLU slopes) come from each trial's own generator in ``train_trial``'s order
+and the same way, so on the CPU they match too; on CUDA ``nn.Dropout`` uses a fused kernel that
+consumes the RNG differently, so masks there match in distribution only.
 
-Same results as ``train_trial``: without dropout, to float tolerance (batched matmuls and
-per-row reductions sum in a different order than the unpacked kernels; differences of about
-1e-6 relative grow slowly over steps, see tests/test_packed.py). Dropout masks are drawn from
-each trial's own generator in ``train_trial``'s order, so on the CPU they match too; on CUDA
-``nn.Dropout`` uses a fused kernel that consumes the RNG differently, so masks there match in
-distribution only.
-
-Timing: ``time_per_step_s`` is the trial's share of the pack's step time: at each step, the
-step's time divided by the number of trials trained in it, summed over the trial's steps and
-divided by its steps (the pack's step time / K when no trial leaves early). ``wall_s`` and the
-curve's ``elapsed_s`` are shares the same way. ``measure_latency`` times the trial's own
-``nn.Module`` rebuilt from its final weights (with restore-best, the restored checkpoint has the
-same architecture and so the same latency; its weights are not kept).
+Timing: ``time_per_step_s`` is the trial's share of the pack's step time (policy). ``measure_latency``
+times the trial's own ``nn.Module`` rebuilt from its weights (its best checkpoint with restore-best).
 """
 
 from __future__ import annotations
@@ -47,8 +55,7 @@ from __future__ import annotations
 import math
 import socket
 import time
-import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -56,13 +63,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from claimbench.runner.packs import pack_key, packable
-from claimbench.train.loop import EMA, EVAL_CHUNK, _ratio, forward_latency, train_trial
-from claimbench.train.optim import Schedule
-from claimbench.trial import TrialRecord, TrialSpec, TrialStatus
+from claimbench.train import policy
+from claimbench.train.loop import train_trial
+from claimbench.train.metrics import LATENCY_BATCH, batch_losses, evaluate, forward_latency, make_loss
+from claimbench.trial import TrialRecord, TrialSpec
 from claimbench.workloads import DataCache, Dataset, build_model
+from claimbench.workloads.models import SequenceModel, as_sequence
 
 NADAM_MOMENTUM_DECAY = 4e-3  # torch.optim.NAdam's default, as make_optimizer leaves it
 CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s
+ALPHA = 1.7580993408473766  # AlphaDropout's alpha (SELU's -lambda * alpha), as ATen's
+RRELU_LOWER, RRELU_UPPER = 1.0 / 8, 1.0 / 3  # nn.RReLU's defaults
 
 
 def train_pack(specs: list[TrialSpec], cache: DataCache | None = None, device: str | torch.device = "cpu",
@@ -70,8 +81,8 @@ def train_pack(specs: list[TrialSpec], cache: DataCache | None = None, device: s
     """Train ``specs``; one record per spec, in order. Never raises.
 
     Packable specs (``runner.packs.packable``) with the same ``pack_key`` train jointly; every
-    other spec trains alone with ``train_trial``. ``inject_error[i]`` makes spec i fail after its
-    first step (fault injection, see faults.py), leaving its pack-mates to go on.
+    other spec, and a pack of one, trains alone with ``train_trial``. ``inject_error[i]`` makes spec i
+    fail after its first step (fault injection, see faults.py), leaving its pack-mates to go on.
     """
     cache = cache or DataCache()
     flags = list(inject_error) if inject_error is not None else [False] * len(specs)
@@ -83,7 +94,7 @@ def train_pack(specs: list[TrialSpec], cache: DataCache | None = None, device: s
         else:
             out[i] = train_trial(spec, cache, device, inject_error=flags[i])
     for members in groups.values():
-        if len(members) == 1:  # nothing to share: the unpacked trainer is the reference
+        if len(members) == 1:  # nothing to share: the single-trial engine is the reference
             i = members[0]
             out[i] = train_trial(specs[i], cache, device, inject_error=flags[i])
             continue
@@ -95,26 +106,18 @@ def train_pack(specs: list[TrialSpec], cache: DataCache | None = None, device: s
 
 def train_jointly(specs: list[TrialSpec], cache: DataCache | None = None, device: str | torch.device = "cpu",
                   inject_error: list[bool] | None = None) -> list[TrialRecord]:
-    """Train packable specs that share one ``pack_key`` jointly, even one alone (``train_pack`` decides
-    when to call this); one record per spec, in order. Never raises."""
+    """Train packable specs that share one ``pack_key`` on the packed engine, even one alone
+    (``train_pack`` decides when to call this); one record per spec, in order. Never raises."""
     start = time.perf_counter()
-    cache = cache or DataCache()
     device = torch.device(device)
-    inject_error = list(inject_error) if inject_error is not None else [False] * len(specs)
     try:
         if not all(packable(s) for s in specs) or len({pack_key(s) for s in specs}) != 1:
             raise ValueError("train_jointly takes packable specs with one pack_key")
-        data = cache.for_spec(specs[0], device)
-        if specs[0].batch_size > len(data.y_train):  # train_trial says why, per trial
-            return [train_trial(s, cache, device) for s in specs]
-        records = _PackTrainer(specs, data, device, inject_error, start).run()
-    except Exception as e:  # a bug or a bad dataset: every trial of the pack is failed, with the reason
-        tb = traceback.extract_tb(e.__traceback__)[-1]
-        text = " ".join(f"{type(e).__name__}: {e}".split())
-        records = [TrialRecord.failed(s, f"{text} (at {tb.filename.rsplit('/', 1)[-1]}:{tb.lineno}; packed)")
-                   for s in specs]
-        for r in records:
-            r.wall_s = (time.perf_counter() - start) / len(specs)
+        data = (cache or DataCache()).for_spec(specs[0], device)
+    except Exception as e:  # a failure is a result, with its reason, on one line
+        records = [TrialRecord.failed(s, policy.failure_text(e, "; packed")) for s in specs]
+    else:
+        records = policy.run(specs, data, device, lambda group: PackedEngine(group, data, device), inject_error, start)
     host = socket.gethostname()
     for r in records:
         r.host, r.device = host, str(device)
@@ -123,47 +126,91 @@ def train_jointly(specs: list[TrialSpec], cache: DataCache | None = None, device
 
 # --- the model as stacked tensors -------------------------------------------------------------
 
+Place = tuple[int, int, tuple[int, ...]]  # (offset, size, shape) of one parameter in the flat vector
+
+
 @dataclass
 class _Op:
-    kind: str  # linear | bn | act | dropout
-    w: tuple[int, int, tuple[int, ...]] | None = None  # (offset, size, shape) in the flat parameters
-    b: tuple[int, int, tuple[int, ...]] | None = None
-    index: int = 0  # bn: which running buffers; dropout: which layer
+    kind: str  # linear | bn | bn2d | act | prelu | rrelu | dropout | image | conv | maxpool | gap | sequence | rnn | lstm | last
+    params: tuple[Place, ...] = ()  # in the module's parameter order
+    index: int = 0  # bn: which running buffers
     module: nn.Module | None = None  # act: the (stateless, elementwise) activation module
+    nonlinearity: str = "tanh"  # rnn
 
 
-def _plan(model: nn.Sequential) -> tuple[list[_Op], list[int]]:
-    """The ops of an MLP in forward order, with each parameter's place in the flat vector, and the
-    width of each BatchNorm layer."""
+_PARAMETER_FREE = {nn.Dropout: "dropout", nn.AlphaDropout: "alpha_dropout", nn.Unflatten: "image",
+                   nn.MaxPool2d: "maxpool", nn.AdaptiveAvgPool2d: "gap"}
+
+
+def _plan(model: nn.Module) -> tuple[list[_Op], list[int], list[list[Place]]]:
+    """The ops of a model in forward order, each with its parameters' places in the flat vector; the
+    width of each BatchNorm layer; and the weight layers' places (as models.weight_layers)."""
     ops: list[_Op] = []
     bn_widths: list[int] = []
+    weights: list[list[Place]] = []
     offset = 0
 
-    def take(p: torch.Tensor) -> tuple[int, int, tuple[int, ...]]:
+    def take(*tensors: torch.Tensor) -> tuple[Place, ...]:
         nonlocal offset
-        place = (offset, p.numel(), tuple(p.shape))
-        offset += p.numel()
-        return place
+        places = []
+        for p in tensors:
+            places.append((offset, p.numel(), tuple(p.shape)))
+            offset += p.numel()
+        return tuple(places)
 
-    n_dropout = 0
-    for m in model:
+    def block(m: nn.Module) -> None:
         if isinstance(m, nn.Linear):
-            ops.append(_Op("linear", take(m.weight), take(m.bias)))
-        elif isinstance(m, nn.BatchNorm1d):
-            ops.append(_Op("bn", take(m.weight), take(m.bias), index=len(bn_widths)))
+            ops.append(_Op("linear", take(m.weight, m.bias)))
+            weights.append([ops[-1].params[0]])
+        elif isinstance(m, nn.Conv2d):
+            if m.kernel_size != (3, 3) or m.padding != (1, 1) or m.stride != (1, 1) or m.groups != 1:
+                raise ValueError(f"packed training stacks 3x3 same-padding convolutions, not {m}")
+            ops.append(_Op("conv", take(m.weight, m.bias)))
+            weights.append([ops[-1].params[0]])
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            kind = "bn" if isinstance(m, nn.BatchNorm1d) else "bn2d"
+            ops.append(_Op(kind, take(m.weight, m.bias), index=len(bn_widths)))
             bn_widths.append(m.num_features)
-        elif isinstance(m, nn.Dropout):
-            ops.append(_Op("dropout", index=n_dropout))
-            n_dropout += 1
-        elif not any(True for _ in m.parameters()):
+        elif isinstance(m, nn.PReLU):
+            if m.num_parameters != 1:
+                raise ValueError("packed training stacks PReLU with one slope per layer")
+            ops.append(_Op("prelu", take(m.weight)))
+        elif isinstance(m, nn.RReLU):
+            if (m.lower, m.upper) != (RRELU_LOWER, RRELU_UPPER):
+                raise ValueError("packed training draws RReLU slopes from nn.RReLU's default range")
+            ops.append(_Op("rrelu"))
+        elif type(m) in _PARAMETER_FREE:
+            ops.append(_Op(_PARAMETER_FREE[type(m)]))
+        elif isinstance(m, nn.Flatten):
+            pass  # gap already leaves (K, B, C)
+        elif isinstance(m, (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SELU, nn.GELU, nn.Sigmoid, nn.Tanh)):
             ops.append(_Op("act", module=m))
         else:
             raise ValueError(f"packed training cannot stack {type(m).__name__}")
+
+    if isinstance(model, SequenceModel):
+        ops.append(_Op("sequence"))
+        for layer in model.layers:
+            kind = "lstm" if isinstance(layer, nn.LSTM) else "rnn"
+            if layer.num_layers != 1 or layer.bidirectional or not layer.batch_first or layer.proj_size:
+                raise ValueError(f"packed training stacks one-layer batch-first recurrences, not {layer}")
+            ops.append(_Op(kind, take(layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0),
+                           nonlinearity=getattr(layer, "nonlinearity", "tanh")))
+            weights.append(list(ops[-1].params[:2]))
+            for m in model.drop:
+                block(m)
+        ops.append(_Op("last"))
+        block(model.head)
+    elif isinstance(model, nn.Sequential):
+        for m in model:
+            block(m)
+    else:
+        raise ValueError(f"packed training cannot stack {type(model).__name__}")
     assert offset == sum(p.numel() for p in model.parameters()), "the plan must cover every parameter in order"
-    return ops, bn_widths
+    return ops, bn_widths, weights
 
 
-def _view(theta: torch.Tensor, place: tuple[int, int, tuple[int, ...]]) -> torch.Tensor:
+def _view(theta: torch.Tensor, place: Place) -> torch.Tensor:
     offset, size, shape = place
     return theta[:, offset:offset + size].view(theta.shape[0], *shape)
 
@@ -176,6 +223,272 @@ def _batch_norm(h: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, mean: 
     flat = h.transpose(0, 1).reshape(b, k * c)
     out = F.batch_norm(flat, mean.view(-1), var.view(-1), gamma.reshape(-1), beta.reshape(-1), training, 0.1, 1e-5)
     return out.view(b, k, c).transpose(0, 1)
+
+
+class PackedEngine:
+    """K trials' models as stacked tensors, as a policy.Engine with one row per trial."""
+
+    def __init__(self, specs: list[TrialSpec], data: Dataset, device: torch.device):
+        self.data, self.device, self.specs = data, device, list(specs)
+        s0 = specs[0]
+        self.name = f"packed-{s0.model}"
+        self.loss_fn = make_loss(s0, data)
+        self.train_probe = torch.arange(min(len(data.y_train), len(data.y_val)), device=device)
+        self.input_shape = tuple(data.input_shape)
+        rows, self.rngs = [], []
+        template_at = next((j for j, s in enumerate(specs) if s.dropout > 0), 0)  # one with the dropout layers, if any
+        template = None
+        for j, spec in enumerate(specs):
+            torch.manual_seed(spec.seed)  # as train_trial: init, then random draws from where init left the RNG
+            model = build_model(spec, data.input_shape, data.n_outputs)
+            rng = torch.Generator(device)
+            if device.type == "cpu":
+                rng.set_state(torch.get_rng_state())
+            else:
+                rng.manual_seed(spec.seed)
+            self.rngs.append(rng)
+            rows.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
+            if j == template_at:
+                template = model
+        self.ops, bn_widths, self.weight_places = _plan(template)
+        self.op_slices: list[slice] = []  # each op's parameters in params()
+        n = 0
+        for op in self.ops:
+            self.op_slices.append(slice(n, n + len(op.params)))
+            n += len(op.params)
+        self.places = [place for op in self.ops for place in op.params]
+        k = len(specs)
+        self.theta = torch.stack(rows).to(device).requires_grad_(True)
+        self.bn_mean = [torch.zeros(k, c, device=device) for c in bn_widths]
+        self.bn_var = [torch.ones(k, c, device=device) for c in bn_widths]
+        self.dropout_p = [s.dropout for s in specs]
+        self.opt = _StackedOptimizer(specs, self.theta.detach())
+        self.clip = s0.clip
+        self.clip_threshold = self.opt.col([s.clip_threshold for s in specs])
+        self.checkpoints: list[tuple | None] = [None] * k
+        self._params: list[torch.Tensor] = []
+        self.grads = torch.empty(0)
+
+    @property
+    def k(self) -> int:
+        return self.theta.shape[0]
+
+    def params(self) -> list[torch.Tensor]:
+        """Views of the flat parameters, in the plan's order."""
+        return [_view(self.theta, place) for place in self.places]
+
+    # -- policy.Engine
+    def losses(self, idx: torch.Tensor) -> torch.Tensor:
+        self._params = self.params()
+        out = self.forward(self._params, self.data.x_train[idx], training=True)
+        return batch_losses(self.loss_fn, out, self.data.y_train[idx])
+
+    def backward(self, losses: torch.Tensor, rows: list[int]) -> None:
+        k = losses.shape[0]
+        total = losses.sum() if len(rows) == k else losses[rows].sum()
+        grads = torch.cat([g.reshape(k, -1) for g in torch.autograd.grad(total, self._params)], 1)
+        self._params = []
+        if len(rows) < k:
+            grads = grads[torch.tensor(rows, device=self.device)]
+            self.keep(rows)
+        self.grads = grads
+
+    def grad_norms(self) -> list[list[float]]:
+        cols = [torch.stack([self.grads[:, off:off + size].pow(2).sum(1) for off, size, _ in layer]).sum(0).sqrt()
+                for layer in self.weight_places]
+        return torch.stack(cols, 1).tolist()
+
+    def update(self, lrs: list[float]) -> None:
+        self.opt.step(self.theta.data, self._clip(self.grads), lrs)
+        self.grads = torch.empty(0)
+
+    def evaluate(self) -> list[dict[str, float]]:
+        params = [p.detach() for p in self.params()]
+        return evaluate(lambda x: self.forward(params, x, training=False), self.k, self.data, self.train_probe,
+                        self.loss_fn)
+
+    def keep(self, rows: list[int]) -> None:
+        if len(rows) == self.k:
+            return
+        index = torch.tensor(rows, dtype=torch.long, device=self.device)
+        with torch.no_grad():
+            self.theta = self.theta[index].detach().requires_grad_(True)
+            self.bn_mean = [m[index].contiguous() for m in self.bn_mean]
+            self.bn_var = [v[index].contiguous() for v in self.bn_var]
+        self.opt.keep(index, rows)
+        self.clip_threshold = self.clip_threshold[index]
+        for name in ("specs", "rngs", "dropout_p", "checkpoints"):
+            setattr(self, name, [getattr(self, name)[j] for j in rows])
+
+    def checkpoint(self, k: int) -> None:
+        self.checkpoints[k] = (self.theta[k].detach().clone(), [m[k].clone() for m in self.bn_mean],
+                               [v[k].clone() for v in self.bn_var])
+
+    def latency(self, k: int, restore: bool) -> float:
+        return forward_latency(self.module_of(k, restore), self.data.x_val[:LATENCY_BATCH])
+
+    def noise_scale(self, step: int) -> list[dict[str, float]]:
+        raise ValueError("the packed engine does not measure the gradient noise scale (packable refuses it)")
+
+    # -- the model
+    def module_of(self, k: int, restore: bool = False) -> nn.Module:
+        """Row k's trial as a plain nn.Module with its current weights (or its checkpoint's)."""
+        theta, means, variances = self.theta[k].detach(), [m[k] for m in self.bn_mean], [v[k] for v in self.bn_var]
+        if restore and self.checkpoints[k] is not None:
+            theta, means, variances = self.checkpoints[k]
+        model = build_model(self.specs[k], self.data.input_shape, self.data.n_outputs).to(self.device)
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(theta.clone(), model.parameters())
+            bns = [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+            for bn, mean, var in zip(bns, means, variances):
+                bn.running_mean.copy_(mean)
+                bn.running_var.copy_(var)
+        return model
+
+    def forward(self, params: list[torch.Tensor], x: torch.Tensor, training: bool) -> torch.Tensor:
+        """Outputs (K, N, n_out) of every trial's model on x: (K, N, D) per trial, or (N, D) shared by all.
+
+        Layouts: "rows" (K, N, ...) per trial; "grouped" (N, K*C, H, W) for convolutions; "shared" the
+        inputs, the same for every trial, until a layer makes them per trial."""
+        k = self.k
+        h, layout = x, "rows" if x.dim() == 3 else "shared"
+        for op, where in zip(self.ops, self.op_slices):
+            kind, p = op.kind, params[where]
+            if kind == "linear":
+                if layout == "shared":
+                    h, layout = h.unsqueeze(0).expand(k, *h.shape), "rows"
+                h = torch.baddbmm(p[1].unsqueeze(1), h, p[0].transpose(1, 2))
+            elif kind == "image":
+                c, height, width = self.input_shape
+                if layout == "shared":  # the first convolution sees the same images for all K
+                    h = h.reshape(-1, c, height, width)
+                else:
+                    h, layout = h.reshape(k, -1, c, height, width).transpose(0, 1).reshape(-1, k * c, height, width), \
+                        "grouped"
+            elif kind == "conv":
+                w, b = p[0].reshape(-1, *p[0].shape[2:]), p[1].reshape(-1)  # (K*C_out, C_in, 3, 3), (K*C_out,)
+                h = F.conv2d(h, w, b, padding=1, groups=1 if layout == "shared" else k)
+                layout = "grouped"
+            elif kind == "bn":
+                h = _batch_norm(h, p[0], p[1], self.bn_mean[op.index], self.bn_var[op.index], training)
+            elif kind == "bn2d":  # (N, K*C, H, W): each trial's channels are its own
+                h = F.batch_norm(h, self.bn_mean[op.index].view(-1), self.bn_var[op.index].view(-1), p[0].reshape(-1),
+                                 p[1].reshape(-1), training, 0.1, 1e-5)
+            elif kind == "act":
+                h = op.module(h)
+            elif kind == "prelu":
+                h = torch.where(h > 0, h, h * self._per_trial(p[0], h, layout))
+            elif kind == "rrelu":
+                h = self._rrelu(h, layout) if training else F.leaky_relu(h, (RRELU_LOWER + RRELU_UPPER) / 2)
+            elif kind in ("dropout", "alpha_dropout"):
+                if training and any(q > 0 for q in self.dropout_p):
+                    h = self._dropout(h, layout, alpha=kind == "alpha_dropout")
+            elif kind == "maxpool":
+                h = F.max_pool2d(h, 2)
+            elif kind == "gap":  # global average pooling: back to (K, N, C) for the heads
+                h, layout = F.adaptive_avg_pool2d(h, 1).view(h.shape[0], k, -1).transpose(0, 1), "rows"
+            elif kind == "sequence":
+                if layout == "shared":
+                    h, layout = h.unsqueeze(0).expand(k, *h.shape), "rows"
+                seq = as_sequence(h.reshape(k * h.shape[1], -1), self.input_shape)  # (K*N, T, F)
+                h = seq.reshape(k, h.shape[1], *seq.shape[1:])
+            elif kind in ("rnn", "lstm"):
+                h = _recurrence(kind, op.nonlinearity, h, *p)
+            elif kind == "last":
+                h = h[:, :, -1]
+        return h
+
+    def _per_trial(self, values: torch.Tensor, h: torch.Tensor, layout: str) -> torch.Tensor:
+        """(K, 1) per-trial values, broadcastable against h in its layout."""
+        k = self.k
+        if layout == "grouped":
+            c = h.shape[1] // k
+            return values.expand(k, c).reshape(1, k * c, *[1] * (h.dim() - 2))
+        return values.view(k, *[1] * (h.dim() - 1))
+
+    def _one(self, h: torch.Tensor, layout: str) -> tuple[int, ...]:
+        """The shape of one trial's activations, as its nn.Module sees them."""
+        if layout == "grouped":
+            n, kc, *rest = h.shape
+            return (n, kc // self.k, *rest)
+        return tuple(h.shape[1:])
+
+    def _stack(self, per_trial: list[torch.Tensor], h: torch.Tensor, layout: str) -> torch.Tensor:
+        """Per-trial tensors of shape ``_one(h)`` as one tensor in h's layout."""
+        if layout == "grouped":
+            return torch.stack(per_trial, 1).reshape(h.shape)
+        return torch.stack(per_trial)
+
+    def _slice(self, h: torch.Tensor, layout: str, j: int) -> torch.Tensor:
+        if layout == "grouped":
+            return h.view(h.shape[0], self.k, -1, *h.shape[2:])[:, j]
+        return h[j]
+
+    def _dropout(self, h: torch.Tensor, layout: str, alpha: bool) -> torch.Tensor:
+        """Each trial's mask from its own generator, drawn as nn.Dropout / nn.AlphaDropout draw it on the CPU
+        (ATen's _dropout_impl): bernoulli(1 - p), then / (1 - p); alpha: x * a * mask + b(mask)."""
+        one, masks, shifts = self._one(h, layout), [], []
+        for rng, p in zip(self.rngs, self.dropout_p):
+            if p <= 0:
+                masks.append(torch.ones(one, device=self.device))
+                shifts.append(torch.zeros(one, device=self.device))
+                continue
+            noise = torch.empty(one, device=self.device).bernoulli_(1 - p, generator=rng)
+            if alpha:
+                a = 1.0 / math.sqrt((ALPHA * ALPHA * p + 1) * (1 - p))
+                shifts.append(noise.add(-1).mul_(ALPHA * a).add_(ALPHA * a * p))
+                masks.append(noise.mul_(a))
+            else:
+                masks.append(noise.div_(1 - p))
+        out = h * self._stack(masks, h, layout)
+        return out + self._stack(shifts, h, layout) if alpha else out
+
+    def _rrelu(self, h: torch.Tensor, layout: str) -> torch.Tensor:
+        """RReLU in training: a slope from U(lower, upper) for each non-positive input, drawn from each
+        trial's generator in element order as ATen's CPU kernel draws them (one double per such
+        element, from float32 bounds, rounded to float32)."""
+        lower, upper = float(np.float32(RRELU_LOWER)), float(np.float32(RRELU_UPPER))
+        noises = []
+        for j, rng in enumerate(self.rngs):
+            negative = self._slice(h, layout, j).detach() <= 0
+            slopes = torch.empty(int(negative.sum()), dtype=torch.float64).uniform_(lower, upper, generator=rng)
+            noises.append(torch.ones(negative.shape, dtype=h.dtype, device=self.device)
+                          .masked_scatter_(negative, slopes.to(h.dtype).to(self.device)))
+        return h * self._stack(noises, h, layout)
+
+    def _clip(self, grads: torch.Tensor) -> torch.Tensor:
+        if self.clip == "value":
+            return torch.clamp(grads, min=-self.clip_threshold, max=self.clip_threshold)
+        if self.clip == "norm":  # as clip_grad_norm_: the norm of the per-parameter norms; the factor capped at 1
+            norms = torch.stack([grads[:, off:off + size].norm(dim=1) for off, size, _ in self.places], 1)
+            coef = torch.clamp(self.clip_threshold / (norms.norm(dim=1, keepdim=True) + CLIP_EPS), max=1.0)
+            return grads * coef
+        return grads
+
+
+def _recurrence(kind: str, nonlinearity: str, x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
+                b_ih: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+    """One recurrent layer (nn.RNN or nn.LSTM, one layer, batch first, zero initial state) for K trials:
+    x (K, N, T, F) -> (K, N, T, H). The input projections of all steps are one batched matmul; each
+    step adds the hidden projection (with its bias) as torch's CPU cell does: gates = ih[t] + hh."""
+    k, n, steps, features = x.shape
+    ih = torch.baddbmm(b_ih.unsqueeze(1), x.reshape(k, n * steps, features), w_ih.transpose(1, 2))
+    ih = ih.view(k, n, steps, -1)
+    w, b = w_hh.transpose(1, 2), b_hh.unsqueeze(1)
+    hidden = w_hh.shape[2]
+    h = x.new_zeros(k, n, hidden)
+    c = x.new_zeros(k, n, hidden) if kind == "lstm" else None
+    outs = []
+    for t in range(steps):
+        gates = torch.baddbmm(b, h, w) + ih[:, :, t]
+        if kind == "rnn":
+            h = torch.tanh(gates) if nonlinearity == "tanh" else torch.relu(gates)
+        else:
+            i, f, g, o = gates.chunk(4, 2)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+        outs.append(h)
+    return torch.stack(outs, 2)
 
 
 # --- the optimizers on stacked tensors --------------------------------------------------------
@@ -293,341 +606,3 @@ class _StackedOptimizer:
         return torch.tensor(rows, dtype=self.beta1.dtype, device=self.beta1.device)
 
 
-# --- the trainer --------------------------------------------------------------------------------
-
-@dataclass
-class _Trial:
-    """One trial's host-side state while its rows are in the pack."""
-
-    spec: TrialSpec
-    inject_error: bool
-    order_rng: torch.Generator
-    dropout_rng: torch.Generator | None
-    schedule: Schedule
-    curve: list[dict] = field(default_factory=list)
-    initial_loss: float = 0.0
-    smoothed: float | None = None
-    best: tuple = ()
-    bad_evals: int = 0
-    steps_to_target: int | None = None
-    grad_norms_init: list[float] = field(default_factory=list)
-    grad_ratio: float = float("nan")
-    lr: float = 0.0  # this step's learning rate
-    train_share: float = 0.0  # this trial's share of the pack's training time
-    wall_share: float = 0.0  # and of its wall time
-
-
-class _PackTrainer:
-    """The loop of ``train_trial`` (same order: LR, batch, forward, divergence, backward, measure,
-    clip, step; then evaluation, schedule, target, early stopping), on K trials at once."""
-
-    def __init__(self, specs: list[TrialSpec], data: Dataset, device: torch.device, inject_error: list[bool],
-                 start: float):
-        self.data, self.device, self.start = data, device, start
-        self.classification = data.task == "classification"
-        self.score = "val_acc" if self.classification else "val_r2"
-        s0 = specs[0]
-        self.batch = s0.batch_size
-        self.n_train = len(data.y_train)
-        self.steps_per_epoch = self.n_train // self.batch
-        self.total = s0.steps or s0.epochs * self.steps_per_epoch
-        self.eval_at = sorted({round(self.total * i / s0.evals) for i in range(1, s0.evals + 1)})
-        self.loss_name = s0.loss_name
-        self.train_probe = torch.arange(min(self.n_train, len(data.y_val)), device=device)
-
-        rows, self.trials = [], []
-        template = None
-        for spec, inject in zip(specs, inject_error):
-            torch.manual_seed(spec.seed)  # as train_trial: init, then dropout masks from where init left the RNG
-            model = build_model(spec, data.input_shape, data.n_outputs)
-            dropout_rng = None
-            if spec.dropout > 0:
-                dropout_rng = torch.Generator(device)
-                if device.type == "cpu":
-                    dropout_rng.set_state(torch.get_rng_state())
-                else:
-                    dropout_rng.manual_seed(spec.seed)
-            rows.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
-            if template is None or (spec.dropout > 0 and not any(isinstance(m, nn.Dropout) for m in template)):
-                template = model
-            self.trials.append(_Trial(spec, inject, torch.Generator().manual_seed(spec.seed), dropout_rng,
-                                      Schedule(spec, self.total)))
-        self.ops, bn_widths = _plan(template)
-        self.places = [place for op in self.ops if op.w is not None for place in (op.w, op.b)]  # params() order
-        self.weight_places = [op.w for op in self.ops if op.kind == "linear"]  # as models.weight_layers
-        k = len(specs)
-        self.theta = torch.stack(rows).to(device).requires_grad_(True)
-        self.bn_mean = [torch.zeros(k, c, device=device) for c in bn_widths]
-        self.bn_var = [torch.ones(k, c, device=device) for c in bn_widths]
-        self.dropout_p = [t.spec.dropout for t in self.trials]
-        self.opt = _StackedOptimizer(specs, self.theta.detach())
-        if s0.clip == "norm" or s0.clip == "value":
-            self.clip_threshold = self.opt.col([s.clip_threshold for s in specs])
-        self.records: dict[int, TrialRecord] = {}
-        self.perms = torch.empty(k, 0, dtype=torch.long, device=device)
-        self.metric_keys: list[str] = []
-        self.ids = list(range(k))  # position in ``specs`` of each row
-
-    # -- model
-    def forward(self, params: list[torch.Tensor], x: torch.Tensor, training: bool) -> torch.Tensor:
-        """Outputs (K, N, n_out) of every trial's model (``params()``) on x: (K, N, F), or (N, F) shared by all."""
-        k = self.theta.shape[0]
-        h = x if x.dim() == 3 else x.unsqueeze(0).expand(k, *x.shape)
-        weights = iter(params)
-        for op in self.ops:
-            if op.kind == "linear":
-                w, bias = next(weights), next(weights)
-                h = torch.baddbmm(bias.unsqueeze(1), h, w.transpose(1, 2))
-            elif op.kind == "bn":
-                gamma, beta = next(weights), next(weights)
-                h = _batch_norm(h, gamma, beta, self.bn_mean[op.index], self.bn_var[op.index], training)
-            elif op.kind == "act":
-                h = op.module(h)
-            elif op.kind == "dropout" and training:
-                h = h * self._dropout_mask(h.shape[1:])
-        return h
-
-    def _dropout_mask(self, shape: torch.Size) -> torch.Tensor:
-        masks = []
-        for t, p in zip(self.trials, self.dropout_p):
-            if p > 0:  # as nn.Dropout on the CPU: bernoulli(1 - p) / (1 - p)
-                masks.append(torch.empty(shape, device=self.device).bernoulli_(1 - p, generator=t.dropout_rng)
-                             .div_(1 - p))
-            else:
-                masks.append(torch.ones(shape, device=self.device))
-        return torch.stack(masks)
-
-    def per_example_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """(K, N) losses; y is (K, N) or shared (N,)."""
-        k, n = out.shape[0], out.shape[1]
-        y = y if y.dim() == 2 else y.unsqueeze(0).expand(k, n)
-        if self.classification:
-            if self.loss_name == "ce":
-                return F.cross_entropy(out.reshape(k * n, -1), y.reshape(-1), reduction="none").view(k, n)
-            if self.loss_name == "mse":  # vs one-hot, mean over classes
-                return F.mse_loss(out, F.one_hot(y, out.shape[2]).to(out.dtype), reduction="none").mean(2)
-        else:
-            fns = {"mse": F.mse_loss, "mae": F.l1_loss,
-                   "huber": lambda a, b, reduction: F.huber_loss(a, b, reduction=reduction, delta=1.0)}
-            if self.loss_name in fns:
-                return fns[self.loss_name](out.squeeze(2), y, reduction="none")
-        raise ValueError(f"loss {self.loss_name!r} does not apply to {self.data.name} ({self.data.task})")
-
-    @torch.no_grad()
-    def evaluate(self, params: list[torch.Tensor]) -> list[dict[str, float]]:
-        """Per trial, as loop._evaluate: loss, and acc or mse and r2, on the train probe, val and test."""
-        data, k = self.data, self.theta.shape[0]
-        out: list[dict[str, float]] = [{} for _ in range(k)]
-        for split, x, y in (("train", data.x_train[self.train_probe], data.y_train[self.train_probe]),
-                            ("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
-            loss_sum, correct, sse = [0.0] * k, [0] * k, [0.0] * k
-            for i in range(0, len(y), EVAL_CHUNK):
-                outputs, targets = self.forward(params, x[i:i + EVAL_CHUNK], training=False), y[i:i + EVAL_CHUNK]
-                loss_sum = [a + b for a, b in zip(loss_sum, self.per_example_loss(outputs, targets).sum(1).tolist())]
-                if self.classification:
-                    hits = (outputs.argmax(2) == targets.unsqueeze(0)).sum(1).tolist()
-                    correct = [a + b for a, b in zip(correct, hits)]
-                else:
-                    err = ((outputs.squeeze(2) - targets.unsqueeze(0)) ** 2).sum(1).tolist()
-                    sse = [a + b for a, b in zip(sse, err)]
-            sst = 0.0 if self.classification else float(((y - y.mean()) ** 2).sum())
-            for j in range(k):
-                out[j][f"{split}_loss"] = loss_sum[j] / len(y)
-                if self.classification:
-                    out[j][f"{split}_acc"] = correct[j] / len(y)
-                else:
-                    out[j][f"{split}_mse"] = sse[j] / len(y)
-                    out[j][f"{split}_r2"] = 1.0 - sse[j] / sst if sst > 0 else float("nan")
-        return out
-
-    # -- bookkeeping
-    def keep(self, idx: list[int]) -> None:
-        """Drop every row not in ``idx`` (trials that left the pack)."""
-        if len(idx) == len(self.trials):
-            return
-        rows = torch.tensor(idx, dtype=torch.long, device=self.device)
-        self.perms = self.perms[rows]
-        with torch.no_grad():
-            self.theta = self.theta[rows].detach().requires_grad_(True)
-            self.bn_mean = [m[rows].contiguous() for m in self.bn_mean]
-            self.bn_var = [v[rows].contiguous() for v in self.bn_var]
-        self.opt.keep(rows, idx)
-        if hasattr(self, "clip_threshold"):
-            self.clip_threshold = self.clip_threshold[rows]
-        self.trials = [self.trials[i] for i in idx]
-        self.dropout_p = [self.dropout_p[i] for i in idx]
-        self.ids = [self.ids[i] for i in idx]
-
-    def finish(self, j: int, status: TrialStatus, step: int, reason: str | None = None,
-               error: str | None = None) -> None:
-        """Record row j's trial as it stands (its rows are dropped by the caller)."""
-        t = self.trials[j]
-        spec = t.spec
-        if error is not None:
-            record = TrialRecord.failed(spec, error)
-        else:
-            if status is TrialStatus.DIVERGED:
-                metrics: dict[str, float] = {}  # never filled in
-            else:
-                metrics = dict(t.best[2]) if spec.patience and spec.restore_best else \
-                    {key: t.curve[-1][key] for key in self.metric_keys}
-                if t.grad_norms_init:
-                    metrics["grad_ratio_init"] = _ratio(t.grad_norms_init)
-                if spec.measure_latency:
-                    metrics["forward_latency_s"] = forward_latency(self.module_of(j), self.data.x_val[:256])
-            b = spec.batch_size
-            record = TrialRecord(
-                trial_id=spec.trial_id, spec=spec.to_dict(), status=status, metrics=metrics, curve=t.curve,
-                diverged_step=step if status is TrialStatus.DIVERGED else None, divergence_reason=reason,
-                steps_done=step, examples_done=step * b, steps_to_target=t.steps_to_target,
-                examples_to_target=t.steps_to_target * b if t.steps_to_target is not None else None,
-                best_step=t.best[1], stopped_early=status is TrialStatus.COMPLETED and step < self.total,
-                time_per_step_s=t.train_share / step if step else None,
-                examples_per_s=step * b / t.train_share if t.train_share > 0 else None,
-                grad_norms_init=t.grad_norms_init)
-        record.wall_s = t.wall_share
-        self.records[self.ids[j]] = record
-
-    def module_of(self, j: int) -> nn.Module:
-        """Row j's trial as a plain nn.Module with its current weights (for measurements)."""
-        spec = self.trials[j].spec
-        model = build_model(spec, self.data.input_shape, self.data.n_outputs).to(self.device)
-        with torch.no_grad():
-            torch.nn.utils.vector_to_parameters(self.theta[j].detach().clone(), model.parameters())
-            bns = [m for m in model if isinstance(m, nn.BatchNorm1d)]
-            for i, bn in enumerate(bns):
-                bn.running_mean.copy_(self.bn_mean[i][j])
-                bn.running_var.copy_(self.bn_var[i][j])
-        return model
-
-    def share(self, seconds: float, training: bool) -> None:
-        """Charge ``seconds`` of the pack's time to the trials in it, equally (none left: nobody)."""
-        if not self.trials:
-            return
-        each = seconds / len(self.trials)
-        for t in self.trials:
-            t.wall_share += each
-            if training:
-                t.train_share += each
-
-    # -- the loop
-    def run(self) -> list[TrialRecord]:
-        first = self.evaluate(self.params())
-        for t, m in zip(self.trials, first):
-            t.curve.append({"step": 0, "examples": 0, "epoch": 0.0, "lr": t.spec.lr * t.schedule.factor(0),
-                            "train_loss_ema": float("nan"), **m, "elapsed_s": 0.0})
-            t.initial_loss = m["train_loss"]  # the divergence reference, as train_trial
-            t.best = (m[self.score], 0, m)
-        self.metric_keys = list(first[0]) if first else []
-        self.share(time.perf_counter() - self.start, training=False)  # setup and the first evaluation
-        b, step = self.batch, 0
-        while step < self.total and self.trials:
-            t0 = time.perf_counter()
-            # --- one step, for every trial still in the pack
-            pos = step % self.steps_per_epoch
-            if pos == 0:
-                self.perms = torch.stack([torch.randperm(self.n_train, generator=t.order_rng)
-                                          for t in self.trials]).to(self.device)
-            idx = self.perms[:, pos * b:(pos + 1) * b]
-            for t in self.trials:
-                t.lr = t.spec.lr * t.schedule.factor(step)
-            params = self.params()
-            losses = self.per_example_loss(self.forward(params, self.data.x_train[idx], training=True),
-                                           self.data.y_train[idx]).mean(1)
-            going = self._check_divergence(losses.tolist(), step)
-            if not going:
-                self.keep([])
-                break
-            # a diverged trial's loss is left out: its rows get no gradient and are dropped before the update
-            total_loss = losses.sum() if len(going) == len(losses) else losses[going].sum()
-            grads = torch.cat([g.reshape(len(losses), -1) for g in torch.autograd.grad(total_loss, params)], 1)
-            if len(going) < len(losses):
-                grads = grads[torch.tensor(going, device=self.device)]
-                self.keep(going)
-            if step == 0 or step + 1 in self.eval_at:  # raw gradients, before clipping; not timed as training
-                t_measure = time.perf_counter()
-                for t, norms in zip(self.trials, self._grad_norms(grads)):
-                    if step == 0:
-                        t.grad_norms_init = norms
-                    t.grad_ratio = _ratio(norms)
-                t0 += time.perf_counter() - t_measure
-            self.opt.step(self.theta.data, self._clip(grads), [t.lr for t in self.trials])
-            step += 1
-            self.share(time.perf_counter() - t0, training=True)
-            if any(t.inject_error for t in self.trials):
-                self._fail_injected(step)
-
-            # --- evaluation
-            if step in self.eval_at and self.trials:
-                t_eval = time.perf_counter()
-                self._evaluation(step)
-                self.share(time.perf_counter() - t_eval, training=False)
-        for j in range(len(self.trials)):  # what is left ran its whole budget
-            self.finish(j, TrialStatus.COMPLETED, step)
-        return [self.records[i] for i in sorted(self.records)]
-
-    def params(self) -> list[torch.Tensor]:
-        """Views of the flat parameters, in the plan's order (weight, bias per op)."""
-        return [_view(self.theta, place) for place in self.places]
-
-    def _check_divergence(self, values: list[float], step: int) -> list[int]:
-        """Smooth each trial's loss; record the trials that diverged; return the rows that go on."""
-        going = []
-        for j, (t, value) in enumerate(zip(self.trials, values)):
-            t.smoothed = value if t.smoothed is None else (1 - EMA) * t.smoothed + EMA * value
-            if not math.isfinite(value):
-                self.finish(j, TrialStatus.DIVERGED, step, "non-finite training loss")
-            elif t.smoothed > t.spec.divergence_factor * t.initial_loss:
-                self.finish(j, TrialStatus.DIVERGED, step, f"smoothed training loss {t.smoothed:.3g} > "
-                            f"{t.spec.divergence_factor:g} x initial {t.initial_loss:.3g}")
-            else:
-                going.append(j)
-        return going
-
-    def _grad_norms(self, grads: torch.Tensor) -> list[list[float]]:
-        """Per trial, the L2 norm of each weight layer's gradient (hidden layers, then the head)."""
-        cols = [grads[:, off:off + size].pow(2).sum(1).sqrt() for off, size, _ in self.weight_places]
-        return torch.stack(cols, 1).tolist()
-
-    def _clip(self, grads: torch.Tensor) -> torch.Tensor:
-        clip = self.trials[0].spec.clip
-        if clip == "value":
-            return torch.clamp(grads, min=-self.clip_threshold, max=self.clip_threshold)
-        if clip == "norm":  # as clip_grad_norm_: the norm of the per-parameter norms; the factor capped at 1
-            norms = torch.stack([grads[:, off:off + size].norm(dim=1) for off, size, _ in self.places], 1)
-            coef = torch.clamp(self.clip_threshold / (norms.norm(dim=1, keepdim=True) + CLIP_EPS), max=1.0)
-            return grads * coef
-        return grads
-
-    def _fail_injected(self, step: int) -> None:
-        going = []
-        for j, t in enumerate(self.trials):
-            if t.inject_error:
-                self.finish(j, TrialStatus.FAILED, step,
-                            error="RuntimeError: injected fault (CLAIMBENCH_FAULTS raise) (in packed training)")
-            else:
-                going.append(j)
-        self.keep(going)
-
-    def _evaluation(self, step: int) -> None:
-        going = []
-        for j, (t, m) in enumerate(zip(self.trials, self.evaluate(self.params()))):
-            spec = t.spec
-            t.curve.append({"step": step, "examples": step * self.batch, "epoch": step / self.steps_per_epoch,
-                            "lr": t.lr, "train_loss_ema": t.smoothed, "grad_ratio": t.grad_ratio, **m,
-                            "elapsed_s": t.train_share})
-            if not math.isfinite(m["val_loss"]):
-                self.finish(j, TrialStatus.DIVERGED, step, "non-finite validation loss")
-                continue
-            t.schedule.on_eval(m["val_loss"])
-            if spec.target and t.steps_to_target is None and m[self.score] >= spec.target:
-                t.steps_to_target = step
-            if m[self.score] > t.best[0]:
-                t.best, t.bad_evals = (m[self.score], step, m), 0
-            else:
-                t.bad_evals += 1
-            if spec.patience and t.bad_evals >= spec.patience:
-                self.finish(j, TrialStatus.COMPLETED, step)  # stopped early
-                continue
-            going.append(j)
-        self.keep(going)
