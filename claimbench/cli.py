@@ -28,7 +28,7 @@ def cli() -> None:
 @click.option("--executor", default="ray", show_default=True, help="ray (embedded or --address) or local (in-process).")
 @click.option("--address", default=None, help="Attach to a running Ray cluster (auto or HOST:PORT) instead of starting one.")
 @click.option("--out", "out", default=None, help="Run directory [default: runs/SUITE-TIER].")
-@click.option("--pack-size", default=DEFAULT_PACK_SIZE, show_default=True, type=int, help="Trials per pack sent to a worker.")
+@click.option("--pack-size", default=DEFAULT_PACK_SIZE, show_default=True, type=int, help="The most trials per pack sent to a worker (packs are as wide as the measured width, memory and load balance allow, up to this).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--cpus-per-trial", type=float, default=None,
               help="CPUs of one trial's Ray slot (torch threads) [default: the suite's [resources], else 1].")

@@ -22,7 +22,7 @@ from typing import Any
 TRAINING_REVISION = 2
 
 #: Fields added after TRAINING_REVISION 2 whose default changes nothing: left out of the id at that default.
-ID_OMITS_DEFAULT: dict[str, object] = {"measure_noise_scale": False}
+ID_OMITS_DEFAULT: dict[str, object] = {"measure_noise_scale": False, "exclusive": False}
 
 #: Version of the on-disk TrialRecord layout (see store.py).
 RECORD_SCHEMA = 1
@@ -104,6 +104,8 @@ class TrialSpec:
     range_steps: int = 200  # and its length in steps (one minibatch each)
     measure_noise_scale: bool = False  # at step 0 and each evaluation: the gradient noise scale B_simple
     #                                    (McCandlish et al. 2018) from 4 extra batches of batch_size (train/loop.py)
+    exclusive: bool = False  # a timing trial: trained alone (never packed), back to back with its comparison arm,
+    #                          on a worker with nothing else training (runner/packs.py, timing_blocks)
 
     def __post_init__(self) -> None:
         if (self.epochs > 0) == (self.steps > 0):

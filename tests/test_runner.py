@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from claimbench.faults import parse_faults
 from claimbench.runner import LocalExecutor, RayExecutor, make_packs, run_trials
+from claimbench.runner.packs import PACK_MEMORY_BYTES, cost, pack_bytes, pack_width, packable
 from claimbench.suite import expand, load_suite
 from claimbench.trial import TrialStatus
 from claimbench.errors import UserError
@@ -91,3 +94,93 @@ def test_local_executor_records_injected_failures(specs):
 def test_bad_fault_plans_are_user_errors(text):
     with pytest.raises(UserError, match="CLAIMBENCH_FAULTS"):
         parse_faults(text)
+
+
+# ---------------------------------------------------------------- pack width, exclusive timing trials
+
+def _mlp(**kw):
+    from claimbench.trial import TrialSpec
+
+    base = dict(dataset="mnist1d", depth=2, width=100, batch_size=8, steps=50, optimizer="sgd", momentum=0.9)
+    return TrialSpec(**{**base, **kw})
+
+
+def test_a_batch_size_cell_goes_out_in_one_pack_and_splits_only_to_keep_workers_busy():
+    cell = [_mlp(seed=s, lr=lr) for s in range(3) for lr in (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0)]
+    assert len(cell) == 27
+    assert [len(p) for p in make_packs(cell, workers=1)] == [27]
+    # alone on two workers, one pack would leave one idle: two near-equal halves
+    assert sorted(len(p) for p in make_packs(cell, workers=2)) == [13, 14]
+    # beside seven more cells, each cell is under a worker's share of the run: one pack per cell
+    run = cell + [_mlp(seed=s, lr=lr, batch_size=b) for b in (2, 4, 16, 32, 64, 128, 256)
+                  for s in range(3) for lr in (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0)]
+    packs = make_packs(run, workers=2)
+    assert all(len({s.batch_size for s in p}) == 1 for p in packs)
+    assert [len(p) for p in packs if p[0].batch_size == 8] == [27]
+    assert make_packs(run, workers=2) == packs  # deterministic
+    costs = [sum(cost(s) for s in p) for p in packs]
+    assert costs == sorted(costs, reverse=True)  # longest first
+    assert max(len(p) for p in make_packs(cell, pack_size=5)) == 5  # --pack-size stays an upper bound
+
+
+def test_pack_width_is_bounded_by_memory():
+    small, huge = _mlp(), _mlp(dataset="cifar10", depth=8, width=4096, optimizer="adam", batch_size=512)
+    assert pack_bytes(huge) > 100 * pack_bytes(small)
+    assert pack_width(huge) < pack_width(small)
+    assert pack_width(huge) * pack_bytes(huge) <= PACK_MEMORY_BYTES or pack_width(huge) == 1
+    packs = make_packs([dataclasses.replace(huge, seed=s) for s in range(6)])
+    assert max(len(p) for p in packs) == pack_width(huge)
+
+
+def test_exclusive_trials_go_last_in_blocks_with_their_comparison_arm():
+    timed = [_mlp(seed=s, lr=lr, activation=a, exclusive=True)
+             for s in range(2) for lr in (0.01, 0.1, 1.0) for a in ("relu", "leaky_relu")]
+    rest = [_mlp(seed=s, lr=lr) for s in range(2) for lr in (0.01, 0.1, 1.0)]
+    packs = make_packs(rest + timed, workers=2)
+    assert not any(s.exclusive for p in packs[:-6] for s in p)
+    blocks = packs[-6:]
+    for block in blocks:  # one block: the two activations at one seed and LR, and nothing else
+        assert all(s.exclusive for s in block) and len(block) == 2
+        assert {s.activation for s in block} == {"relu", "leaky_relu"}
+        assert len({(s.seed, s.lr) for s in block}) == 1
+    assert blocks[0][0].activation != blocks[1][0].activation  # neither arm always runs first
+    assert not packable(timed[0])
+
+
+def test_timing_claims_mark_the_trials_they_compare_exclusive():
+    from claimbench.trial import TrialSpec
+
+    act = expand(load_suite("activations", "smoke"))
+    timed = {s.activation for s in act if s.exclusive}
+    assert timed == {"relu", "leaky_relu"}
+    assert all(s.exclusive for s in act if s.activation in timed)
+    bn = expand(load_suite("batchnorm", "smoke"))
+    assert {(s.dropout, s.batchnorm) for s in bn if s.exclusive} == {(0.0, True), (0.0, False)}
+    assert not any(s.exclusive for s in bn if s.dropout > 0)
+    b1 = expand(load_suite("batch_scaling/throughput", "smoke"))
+    assert b1 and all(s.exclusive for s in b1)  # set in the suite: [train] exclusive = true
+    # the field at its default is left out of the id: existing ids stay valid
+    assert "exclusive" not in TrialSpec(steps=10).canonical_json()
+    assert TrialSpec(steps=10, exclusive=True).trial_id != TrialSpec(steps=10).trial_id
+
+
+def test_local_executor_runs_the_timing_blocks_last(specs):
+    timed = [dataclasses.replace(s, exclusive=True) for s in specs[:2]]
+    records = collect(LocalExecutor(), specs[2:] + timed, pack_size=8)
+    assert [r.trial_id for r in records[-2:]] == [s.trial_id for s in make_packs(timed)[0]]
+
+
+@pytest.mark.ray
+def test_ray_runs_timing_blocks_alone_after_everything_else(ray_cluster, specs):
+    timed = [dataclasses.replace(s, exclusive=True) for s in specs[:2]]
+    records = collect(RayExecutor(), specs[2:] + timed, pack_size=1)
+    assert {r.trial_id for r in records[-2:]} == {s.trial_id for s in timed}
+    assert len(records) == len(specs)
+
+
+def test_stall_message_blames_resources_only_when_a_worker_waits_for_them():
+    from claimbench.runner.ray_executor import _stall_message
+
+    busy = _stall_message(180, started=2, actors=2, queued=3, running_since=[0.0, 100.0], now=200.0)
+    assert "resources" not in busy and "2 pack(s) training, the longest for 200s" in busy
+    assert "waiting for resources" in _stall_message(60, started=1, actors=2, queued=4, running_since=[], now=60.0)

@@ -1,4 +1,5 @@
-"""Executors behind one interface: ``executor.run(packs, on_record)``.
+"""Executors behind one interface: ``executor.workers()`` (how many packs train at once, which
+``make_packs`` sizes the packs for) and ``executor.run(packs, on_record)``.
 
 ``local`` trains in this process; ``ray`` drives long-lived actors on an
 embedded local Ray or on a cluster (``address``). Both call ``on_record`` once
@@ -41,14 +42,19 @@ def make_executor(name: str, address: str | None = None, cpus_per_trial: float =
 
 def run_trials(specs: list[TrialSpec], executor, on_record: Callable[[TrialRecord], None],
                pack_size: int = DEFAULT_PACK_SIZE, progress: bool = True) -> None:
-    """Run ``specs`` in packs; ``on_record`` sees each record as it arrives (then the progress bar)."""
+    """Run ``specs`` in packs (``make_packs``: as wide as the measured width, memory and load balance
+    allow, at most ``pack_size``; exclusive timing trials last, alone); ``on_record`` sees each record
+    as it arrives (then the progress bar)."""
+    if not specs:
+        return
+    packs = make_packs(specs, pack_size, workers=executor.workers())
     costs = {s.trial_id: cost(s) for s in specs}
     with RunProgress(len(specs), enabled=progress, total_cost=sum(costs.values())) as bar:
         def handle(record: TrialRecord) -> None:
             on_record(record)
             bar.update(record, costs.get(record.trial_id, 0.0))
 
-        executor.run(make_packs(specs, pack_size), handle)
+        executor.run(packs, handle)
 
 
 __all__ = ["EXECUTORS", "LocalExecutor", "RayExecutor", "make_executor", "make_packs", "pick_device", "run_trials",

@@ -1,4 +1,7 @@
-"""The in-process executor: packs run one after another in this process (debugging, tests)."""
+"""The in-process executor: packs run one after another in this process (debugging, tests).
+
+One worker: nothing else trains while a pack runs, so exclusive (timing) packs need no drain.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,10 @@ class LocalExecutor:
 
         self.cache = DataCache()
         self.faults = faults
+
+    def workers(self) -> int:
+        """Packs that train at once: one."""
+        return 1
 
     def run(self, packs: list[list[TrialSpec]], on_record: Callable[[TrialRecord], None]) -> None:
         from claimbench.train import train_pack

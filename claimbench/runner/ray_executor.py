@@ -13,6 +13,10 @@ each, streams results with ``ray.wait`` as packs finish, and owns the store
 (workers only return records). A pack whose actor dies — its process, or its
 whole node — is resubmitted up to ``max_attempts`` times, then recorded as
 ``failed`` with the reason.
+
+Exclusive packs (timing blocks, ``packs.timing_blocks``) run in a phase of their own, after every
+other pack has finished: one at a time, on one worker, while the others sit idle, so that nothing
+else trains while a trial is timed.
 """
 
 from __future__ import annotations
@@ -69,6 +73,27 @@ def pick_device(gpu_ids: list, cuda_available: bool, host: str = "") -> tuple[st
         return "cuda:0", None
     return "cpu", (f"Ray assigned GPU {', '.join(map(str, gpu_ids))} on {host or 'a node'}, but CUDA is not "
                    f"available there: training on the CPU")
+
+
+def _stall_message(waited: float, started: int, actors: int, queued: int, running_since: list[float],
+                   now: float | None = None) -> str:
+    """What the driver is waiting for after ``waited`` seconds with no result: workers that wait for
+    resources, or packs that are still training (a wide pack of long trials takes minutes)."""
+    now = time.monotonic() if now is None else now
+    parts = [f"no result for {waited:.0f}s"]
+    if running_since:
+        parts.append(f"{len(running_since)} pack(s) training, the longest for {now - min(running_since):.0f}s")
+    parts.append(f"{queued} queued")
+    if started < actors:
+        parts.append(f"{actors - started} of {actors} workers not started yet (waiting for resources?)")
+    else:
+        parts.append(f"all {actors} workers started")
+    return f"{parts[0]}: " + ", ".join(parts[1:])
+
+
+def _exclusive(pack: list[TrialSpec]) -> bool:
+    """A timing block (``packs.timing_blocks``): it trains only when nothing else does."""
+    return bool(pack) and all(s.exclusive for s in pack)
 
 
 class _Worker:
@@ -151,6 +176,7 @@ class RayExecutor:
         self.num_workers = num_workers
         self.faults = faults
         self.nodes_used: dict[str, dict[str, Any]] = {}  # node id -> describe() of a slot there (last run)
+        self._connection: tuple[bool, bool] | None = None  # (connected here, embedded), from workers()
 
     # -- cluster ----------------------------------------------------------
     def _connect(self) -> tuple[bool, bool]:
@@ -194,12 +220,24 @@ class RayExecutor:
         return cls.remote(self.cpus_per_trial, self.faults)
 
     # -- run ----------------------------------------------------------------
+    def workers(self) -> int:
+        """Packs that train at once: ``num_workers``, or the slots the cluster holds now. Connects
+        (or starts the embedded Ray); the ``run`` that follows uses that connection and closes it."""
+        import ray
+
+        if self._connection is None:
+            self._connection = self._connect()
+        return self.num_workers or self._slots(ray, self._connection[1])
+
     def run(self, packs: list[list[TrialSpec]], on_record: Callable[[TrialRecord], None]) -> None:
         import ray
 
+        connection, self._connection = self._connection, None
         if not packs:
+            if connection and connection[0]:
+                ray.shutdown()
             return
-        connected, embedded = self._connect()
+        connected, embedded = connection or self._connect()
         try:
             self._run(ray, packs, on_record, embedded)
         finally:
@@ -210,17 +248,24 @@ class RayExecutor:
              embedded: bool = False) -> None:
         from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
-        n_actors = min(self.num_workers or self._slots(ray, embedded), len(packs))
+        # no more actors than packs that can train at once (exclusive packs train one at a time)
+        n_actors = min(self.num_workers or self._slots(ray, embedded),
+                       max(1, sum(not _exclusive(p) for p in packs)))
         actors: dict[int, Any] = {}
         started: dict[int, dict[str, Any]] = {}  # slot -> describe(), once its actor runs
         load: dict[int, int] = {}
-        queue: deque[tuple[list[TrialSpec], int]] = deque((p, 1) for p in packs)
+        queue: deque[tuple[list[TrialSpec], int]] = deque((p, 1) for p in packs if not _exclusive(p))
+        timed: deque[tuple[list[TrialSpec], int]] = deque((p, 1) for p in packs if _exclusive(p))  # last, alone
         # ref -> (slot, pack, attempt); pack None: the ref of the actor's describe()
         inflight: dict[Any, tuple[int, list[TrialSpec] | None, int]] = {}
         order: dict[Any, int] = {}  # ref -> submission number: an actor runs its tasks in this order
+        sent_at: dict[Any, float] = {}  # ref -> when it was submitted (for the stall message)
         counter = itertools.count()
         warned: set[str] = set()
         self.nodes_used = {}
+
+        def requeue(pack: list[TrialSpec], attempt: int) -> None:
+            (timed if _exclusive(pack) else queue).appendleft((pack, attempt))
 
         def start(i: int) -> None:
             actors[i] = self._new_actor()
@@ -237,17 +282,23 @@ class RayExecutor:
                 if j == i:
                     del inflight[ref]
                     if pack is not None:
-                        queue.appendleft((pack, attempt))
+                        requeue(pack, attempt)
             start(i)
+
+        def send(i: int, pack: list[TrialSpec], attempt: int) -> None:
+            ref = actors[i].run_pack.remote([s.to_dict() for s in pack], attempt)
+            inflight[ref] = (i, pack, attempt)
+            order[ref] = next(counter)
+            sent_at[ref] = time.monotonic()
+            load[i] += 1
 
         def submit() -> None:
             for i in sorted(started, key=load.get):
                 while queue and load[i] < self.inflight_per_actor:
-                    pack, attempt = queue.popleft()
-                    ref = actors[i].run_pack.remote([s.to_dict() for s in pack], attempt)
-                    inflight[ref] = (i, pack, attempt)
-                    order[ref] = next(counter)
-                    load[i] += 1
+                    send(i, *queue.popleft())
+            # the timing phase: once nothing else is queued or training, one exclusive pack at a time
+            if timed and started and not queue and not packs_inflight():
+                send(min(started), *timed.popleft())
 
         def packs_inflight() -> bool:
             return any(pack is not None for _, pack, _ in inflight.values())
@@ -256,13 +307,13 @@ class RayExecutor:
             start(i)
         waited = 0.0
         try:
-            while queue or packs_inflight():
+            while queue or timed or packs_inflight():
                 t0 = time.monotonic()
                 ready, _ = ray.wait(list(inflight), num_returns=1, timeout=_STALL_WARNING_S)
                 if not ready:
                     waited += time.monotonic() - t0
-                    log.warning("no result for %.0fs: %d of %d workers started, %d packs queued "
-                                "(waiting for resources?)", waited, len(started), n_actors, len(queue))
+                    log.warning("%s", _stall_message(waited, len(started), len(actors), len(queue) + len(timed),
+                                                     [sent_at[r] for r, (_, p, _) in inflight.items() if p is not None]))
                     continue
                 waited = 0.0
                 for ref in ready:
@@ -291,14 +342,14 @@ class RayExecutor:
                         older = [(order[r], r) for r, (j, p, _) in inflight.items()
                                  if j == i and p is not None and order[r] < order[ref]]
                         if older:
-                            queue.appendleft((pack, attempt))
+                            requeue(pack, attempt)
                             _, pack, attempt = inflight.pop(min(older)[1])
                         lose(i)
                         reason = f"worker died: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
                         if attempt < self.max_attempts:
                             log.warning("pack of %d trials lost (%s); resubmitting, attempt %d", len(pack), reason,
                                         attempt + 1)
-                            queue.appendleft((pack, attempt + 1))
+                            requeue(pack, attempt + 1)
                         else:
                             for s in pack:
                                 on_record(TrialRecord.failed(s, f"{reason} (after {attempt} attempts)",
