@@ -13,10 +13,13 @@ claimbench/suite.schema.json)::
                   e.g. values = [{epochs = 10}, {steps = 2000}] for axis "budget")
     [tiers.T]     seeds, budget, params, axes: overrides for tier T
     [resources]   cpus_per_trial, gpus_per_trial: one Ray slot per trial (run-level; not in trial ids)
+    [limits]      raise a size limit for this suite (claimbench/limits.py), e.g. trials = 200000
     [[claims]]    id, kind, faq_section, paraphrase, params;
                   check = {gate, track, tolerance, direction}: how `claimbench check` gates it
 
-Every problem is a ``SuiteError`` naming the file and the key.
+Every problem is a ``SuiteError`` naming the file and the key. Names (suite, group, claim id) are
+names, never paths (``paths.check_name``); every size is checked against ``limits.py`` before the
+matrix is expanded.
 """
 
 from __future__ import annotations
@@ -27,11 +30,16 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from claimbench.claims import KINDS, Claim, Design, check_params
-from claimbench.errors import SuiteError
+from claimbench import limits as lim
+from claimbench.errors import SuiteError, UserError
+from claimbench.paths import NAME_MAX, NAME_PATTERN, check_name
 from claimbench.trial import CHOICES, RANGES, SPEC_FIELDS, TrialSpec, level_label
+
+if TYPE_CHECKING:  # claims (and with them scipy) load only once a suite's claims are parsed, so that a
+    # suite refused for its size is refused before those seconds of imports
+    from claimbench.claims import Claim, Design
 
 TIERS = ("smoke", "ci", "default", "full")
 ROLES = ("scientific", "nuisance", "fixed")
@@ -43,11 +51,11 @@ SECTIONS = {
               "schedule", "warmup_steps", "schedule_gamma", "plateau_patience", "clip",
               "clip_threshold", "batch_size", "evals", "patience", "restore_best",
               "divergence_factor", "target", "measure_latency", "range_lr_min", "range_lr_max", "range_steps",
-              "measure_noise_scale", "exclusive"),
+              "measure_noise_scale"),
     "budget": ("epochs", "steps"),
 }
 BUDGET_KEYS = frozenset(SECTIONS["budget"])
-TOP_KEYS = ("suite", "workload", "train", "budget", "axes", "tiers", "claims", "resources")
+TOP_KEYS = ("suite", "workload", "train", "budget", "axes", "tiers", "claims", "resources", "limits")
 #: [resources]: one Ray slot (actor) per trial in flight; run-level, so never part of a trial id.
 #: cpus_per_trial > 0 (default 1), gpus_per_trial >= 0 (default 0; fractions share a GPU).
 RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial")
@@ -128,11 +136,18 @@ class Suite:
     faq_sections: tuple[str, ...] = field(default_factory=tuple)
     checks: dict[str, ClaimCheck] = field(default_factory=dict)  # claim id -> its check table, when given
     resources: dict[str, float] = field(default_factory=dict)  # [resources]: cpus/gpus per trial, when given
+    limits: dict[str, int] = field(default_factory=dict)  # [limits]: the limits this suite raises (limits.py)
+
+    def limit_table(self) -> dict[str, int]:
+        """Every limit that applies to this suite: the defaults of limits.py, raised by its [limits]."""
+        return {**lim.DEFAULTS, **self.limits}
 
     def axis(self, name: str) -> Axis:
         return next(a for a in self.axes if a.name == name)
 
     def design(self) -> Design:
+        from claimbench.claims import Design
+
         by_role = {r: tuple(a.name for a in self.axes if a.role == r) for r in ROLES}
         swept = {k for a in self.axes for k in a.params}
         if swept & BUDGET_KEYS:
@@ -154,11 +169,13 @@ class Suite:
             "seeds": list(self.seeds), "faq_sections": list(self.faq_sections),
             "claims": [c.__dict__ for c in self.claims],
             "checks": {k: c.to_dict() for k, c in self.checks.items()},
-            "resources": dict(self.resources),
+            "resources": dict(self.resources), "limits": dict(self.limits),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Suite":
+        from claimbench.claims import Claim
+
         return cls(
             name=d["name"], title=d["title"], description=d["description"], path=d["path"],
             tier=d["tier"], base=d["base"],
@@ -167,7 +184,7 @@ class Suite:
             claims=tuple(Claim(**c) for c in d["claims"]),
             checks={k: ClaimCheck(c["gate"], tuple(c["track"]), c["tolerance"], c["direction"])
                     for k, c in d.get("checks", {}).items()},
-            resources=dict(d.get("resources", {})),
+            resources=dict(d.get("resources", {})), limits=dict(d.get("limits", {})),
         )
 
 
@@ -209,11 +226,35 @@ class Group:
     path: str
 
 
+#: The most bytes a suite or group file may have: TOML is parsed whole, before any limit applies.
+MAX_FILE_BYTES = 4 * 2**20
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file as a dict; every way it can fail to parse is one ``SuiteError`` line."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SuiteError(f"file is {size} bytes, more than a suite may have ({MAX_FILE_BYTES})", where=str(p),
+                             fix="write the matrix with axes and logspace, not listed values")
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise SuiteError(f"TOML syntax error: {e}", where=str(p), fix="correct the TOML syntax at that line") from None
+    except UnicodeDecodeError:
+        raise SuiteError("not UTF-8 text", where=str(p), fix="save the suite as UTF-8") from None
+    except RecursionError:
+        raise SuiteError("tables or arrays nested too deeply to parse", where=str(p),
+                         fix="a suite nests a few levels at most; flatten the file") from None
+    except OSError as e:
+        raise SuiteError(f"cannot read the file ({e.strerror})", where=str(p), fix="give a readable .toml file") from None
+
+
 def _is_group_file(path: Path) -> bool:
     try:
-        return "group" in tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
-        return False
+        return "group" in read_toml(path)
+    except SuiteError:
+        return False  # not a group; loading it as a suite reports why it does not parse
 
 
 def load_group(name_or_path: str | Path) -> Group | None:
@@ -222,7 +263,7 @@ def load_group(name_or_path: str | Path) -> Group | None:
     path = p if (p.suffix == ".toml" or p.exists()) else suites_dir() / f"{name_or_path}.toml"
     if not path.is_file() or not _is_group_file(path):
         return None
-    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    raw = read_toml(path)
     v = _Validator(str(path))
     v.keys(raw, ("group",), "")
     g = v.table(raw, "group", required=True)
@@ -245,7 +286,7 @@ def load_group(name_or_path: str | Path) -> Group | None:
             raise v.fail("group.suites", f"no suite named {s!r}", f"use one of: {', '.join(known)}")
     if len(set(resolved)) != len(resolved):
         raise v.fail("group.suites", f"suites repeat: {suites}", "list each suite once")
-    name = v.string(g, "name", "group", required=True)
+    name = check_name(v.string(g, "name", "group", required=True), f"{path}: group.name", "group name")
     return Group(name=name, title=v.string(g, "title", "group") or name,
                  description=v.string(g, "description", "group") or "", suites=tuple(resolved), path=str(path))
 
@@ -257,20 +298,19 @@ def load_targets(names: list[str] | tuple[str, ...], tier: str = "default") -> l
         group = load_group(name)
         for s in (group.suites if group else (name,)):
             suite = load_suite(s, tier)
-            if all(x.name != suite.name for x in out):
+            same = next((x for x in out if x.name == suite.name), None)
+            if same is None:
                 out.append(suite)
+            elif Path(same.path).resolve() != Path(suite.path).resolve():  # one name, one run dir: never two suites
+                where = f"{group.path}: group.suites" if group else suite.path
+                raise SuiteError(f"two suites are named {suite.name!r} ({same.path} and {suite.path})", where=where,
+                                 fix="give each suite its own [suite] name")
     return out
 
 
 def load_suite(name_or_path: str | Path, tier: str = "default") -> Suite:
     path = resolve_suite_path(str(name_or_path))
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise SuiteError(f"TOML syntax error: {e}", where=str(path),
-                         fix="correct the TOML syntax at that line") from None
-    except UnicodeDecodeError:
-        raise SuiteError("not UTF-8 text", where=str(path), fix="save the suite as UTF-8") from None
+    raw = read_toml(path)
     if "group" in raw:
         raise SuiteError("this file is a group of suites, not a suite", where=str(path),
                          fix=f"run the group with `claimbench run {path.stem}`, or name one of its suites")
@@ -278,11 +318,14 @@ def load_suite(name_or_path: str | Path, tier: str = "default") -> Suite:
 
 
 def parse_suite(raw: dict[str, Any], path: str, tier: str = "default") -> Suite:
-    v = _Validator(path)
+    if not isinstance(raw, dict):
+        raise SuiteError(f"a suite must be a table, got {type(raw).__name__}", where=path, fix="write a suite file")
+    limits = lim.parse_limits(raw.get("limits", {}), path)  # first: every size below is checked against them
+    v = _Validator(path, limits)
     v.keys(raw, TOP_KEYS, "")
     meta = v.table(raw, "suite", required=True)
     v.keys(meta, SUITE_KEYS, "suite")
-    name = v.string(meta, "name", "suite", required=True)
+    name = check_name(v.string(meta, "name", "suite", required=True), f"{path}: suite.name", "suite name")
     if tier not in TIERS:
         raise SuiteError(f"unknown tier {tier!r}", where=f"{path}",
                          fix=f"use one of: {', '.join(TIERS)}")
@@ -313,7 +356,8 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default") -> Suite:
                              fix=f"use a parameter name: {', '.join(k for k in SPEC_FIELDS if k != 'seed')}")
         base[key] = v.param(key, value, f"tiers.{tier}.params.{key}")
 
-    axes = _parse_axes(v, v.table(raw, "axes"), v.table(override, "axes", where=f"tiers.{tier}"), tier)
+    base_levels: dict[str, tuple] = {}
+    axes = _parse_axes(v, v.table(raw, "axes"), v.table(override, "axes", where=f"tiers.{tier}"), tier, base_levels)
     seeds_raw = override.get("seeds", meta.get("seeds", 3))
     seeds = v.seeds(seeds_raw, f"tiers.{tier}.seeds" if "seeds" in override else "suite.seeds")
 
@@ -321,6 +365,13 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default") -> Suite:
     if len(budget_keys) != 1 and not any(a.sets_budget for a in axes):
         raise SuiteError("the budget must set exactly one of epochs and steps, as a positive integer",
                          where=f"{path}: budget", fix="write [budget] with epochs = N or steps = N")
+
+    # Count the matrix before expanding it: a product of 10^9 is refused here, in microseconds.
+    n_trials = math.prod(len(a.values) for a in axes) * len(seeds)
+    shape = " x ".join([*(f"{len(a.values)} {a.name}" for a in axes), f"{len(seeds)} seeds"])
+    lim.check_count("trials", n_trials, limits, f"{path}: axes",
+                    f"the matrix has {shape} = {n_trials:.3g} trials" if n_trials >= 10**7
+                    else f"the matrix has {shape} = {n_trials} trials")
 
     claims = tuple(_parse_claim(v, c, i, axes) for i, c in enumerate(v.array(raw, "claims")))
     seen = set()
@@ -337,14 +388,150 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default") -> Suite:
         path=path, tier=tier, base=base, axes=axes, seeds=seeds, claims=claims,
         faq_sections=tuple(str(s) for s in meta.get("faq_sections", [])), checks=checks,
         resources=_parse_resources(v, v.table(raw, "resources")),
+        limits={k: n for k, n in limits.items() if n != lim.DEFAULTS[k]},
     )
     # Resolve every trial once now, so that a bad combination fails at load time, naming the file.
     try:
-        expand(suite)
+        specs = expand(suite)
     except ValueError as e:
         raise SuiteError(f"invalid combination: {e}", where=path,
                          fix="give [budget] exactly one of epochs/steps, or sweep it in one axis") from None
+    check_specs(suite, specs)
+    _check_claim_columns(v, suite, specs, base_levels, v.array(raw, "claims"))
     return suite
+
+
+def _source(suite: Suite, param: str) -> str:
+    """The suite key a parameter's values come from: the axis that sweeps it, else its section."""
+    for a in suite.axes:
+        if param in a.params:
+            return f"axes.{a.name}"
+    section = next((name for name, keys in SECTIONS.items() if param in keys), "params")
+    return f"{section}.{param}"
+
+
+def check_specs(suite: Suite, specs: list[TrialSpec], fault: str = "") -> None:
+    """Every spec against the dataset and memory limits (``limits.check_spec``), once per model and data
+    shape. ``fault``: the specs are those a fault makes train (the error line says so)."""
+    limits = suite.limit_table()
+    seen = set()
+    for spec in specs:
+        key = (spec.dataset, spec.n_samples, spec.seq_len, spec.model, spec.depth, spec.width, spec.shape,
+               spec.batch_size)
+        if key in seen:
+            continue
+        seen.add(key)
+        lim.check_spec(spec, limits, lambda param: f"{fault} on {suite.path}" if fault
+                       else f"{suite.path}: {_source(suite, param)}")
+
+
+def _produced_columns(suite: Suite, specs: list[TrialSpec]) -> set[str]:
+    """The frame columns that some trial of ``specs`` can give a value (analysis/frames.py's columns)."""
+    from claimbench.analysis.frames import DERIVED, METRICS, RECORD_COLUMNS
+
+    tasks = {s.task for s in specs}
+    cols = {"trial_id", "budget", *SPEC_FIELDS, *RECORD_COLUMNS, *(a.name for a in suite.axes)}
+    needs = {  # metric -> whether a trial of these specs reports it
+        "forward_latency_s": any(s.measure_latency for s in specs),
+        "b_simple": any(s.measure_noise_scale for s in specs),
+        "b_simple_at_target": any(s.measure_noise_scale for s in specs),
+        "gap": "classification" in tasks,
+    }
+    for m in (*METRICS, *DERIVED):
+        if m.endswith("_acc"):
+            ok = "classification" in tasks
+        elif m.endswith(("_mse", "_r2")):
+            ok = "regression" in tasks
+        elif m.startswith("range_"):
+            ok = any(s.kind == "range_test" for s in specs)
+        else:
+            ok = needs.get(m, True)
+        if ok:
+            cols.add(m)
+    return cols
+
+
+def _level_values(suite: Suite, specs: list[TrialSpec], column: str,
+                  base_levels: dict[str, tuple]) -> set[Any] | None:
+    """The values ``column`` (an axis or a parameter) can have: the axis's levels in this tier or in the
+    suite's base (a smaller tier may drop a level a claim names), else the trials' values; None when the
+    column is neither."""
+    for a in suite.axes:
+        if a.name == column:
+            levels = {level_label(x) for x in (*a.values, *base_levels.get(a.name, ()))}
+            if a.is_table and column in SPEC_FIELDS:
+                levels |= {getattr(s, column) for s in specs}
+            return levels
+    if column == "budget":
+        return {level_label({"epochs": s.epochs} if s.epochs else {"steps": s.steps}) for s in specs}
+    if column in SPEC_FIELDS:
+        return {getattr(s, column) for s in specs}
+    return None
+
+
+def _arms(params: dict[str, Any]) -> list[tuple[str, dict]]:
+    """Every ``column = value`` table of a claim's params, with its key: where, a, b (or lists of them), num/den.where."""
+    out = []
+    for key in ("where", "a", "b"):
+        value = params.get(key)
+        if isinstance(value, dict):
+            out.append((key, value))
+        elif isinstance(value, list):
+            out += [(f"{key}[{i}]", t) for i, t in enumerate(value) if isinstance(t, dict)]
+    for side in ("num", "den"):
+        if isinstance(params.get(side), dict) and isinstance(params[side].get("where"), dict):
+            out.append((f"{side}.where", params[side]["where"]))
+    return out
+
+
+def _check_claim_columns(v: "_Validator", suite: Suite, specs: list[TrialSpec], base_levels: dict[str, tuple],
+                         raw_claims: list[dict]) -> None:
+    """Refuse a claim that reads a column no trial produces (``metric = "test_accuracy"``), or an arm or
+    ``where`` that asks for a level no trial has: either would train everything, then find nothing.
+    Only what the suite writes is checked (a kind's defaults adapt to the task)."""
+    from claimbench.analysis.quantities import AXIS_OPS, parse_quantity
+
+    produced = _produced_columns(suite, specs)
+    metrics = sorted(c for c in produced if c.endswith(("_acc", "_loss", "_mse", "_r2")) or c in ("gap",))
+    for i, raw in enumerate(raw_claims):
+        params = raw.get("params", {})
+        where = f"claims[{i}].params"
+        for key in ("metric", "select"):
+            col = params.get(key)
+            if isinstance(col, str) and col not in produced:
+                raise v.fail(f"{where}.{key}", f"no trial of this suite produces column {col!r}",
+                             f"use one of: {', '.join(metrics)}")
+        quantities = [("quantity", params.get("quantity"))]
+        quantities += [(f"{s}.quantity", params[s].get("quantity")) for s in ("num", "den")
+                       if isinstance(params.get(s), dict)]
+        for key, text in quantities:
+            if not isinstance(text, str):
+                continue
+            try:
+                q = parse_quantity(text)
+            except ValueError:
+                continue  # the claim's own check_params reports the grammar
+            if q.op != "rate" and q.op not in AXIS_OPS and q.column not in produced:
+                raise v.fail(f"{where}.{key}", f"quantity {text!r} reads column {q.column!r}, which no trial "
+                             f"of this suite produces", f"use one of: {', '.join(metrics)}, or a spec column")
+        for key, table in _arms(params):
+            for col, value in table.items():
+                have = _level_values(suite, specs, col, base_levels)
+                if have is None:
+                    continue  # check_params names unknown columns
+                wanted = value if isinstance(value, list) else [value]
+                for x in wanted:
+                    if not _in(x, have):
+                        shown = ", ".join(sorted(map(str, have)))[:200]
+                        raise v.fail(f"{where}.{key}.{col}", f"{col} = {x!r} is not a level any trial has "
+                                     f"(levels: {shown})", f"use one of those levels, or add {x!r} to the axis")
+
+
+def _in(x: Any, have: set[Any]) -> bool:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return x in have
+    return any(isinstance(h, (int, float)) and not isinstance(h, bool) and math.isclose(x, h, rel_tol=1e-9)
+               for h in have)
 
 
 def _parse_resources(v: "_Validator", table: dict) -> dict[str, float]:
@@ -362,7 +549,9 @@ def _parse_resources(v: "_Validator", table: dict) -> dict[str, float]:
     return out
 
 
-def _parse_axes(v: "_Validator", raw_axes: dict, tier_axes: dict, tier: str) -> tuple[Axis, ...]:
+def _parse_axes(v: "_Validator", raw_axes: dict, tier_axes: dict, tier: str,
+                base_levels: dict[str, tuple] | None = None) -> tuple[Axis, ...]:
+    """The axes at ``tier``; ``base_levels`` (when given) receives each axis's levels before the tier."""
     axes = []
     for name, spec in raw_axes.items():
         where = f"axes.{name}"
@@ -372,10 +561,11 @@ def _parse_axes(v: "_Validator", raw_axes: dict, tier_axes: dict, tier: str) -> 
         if role not in ROLES:
             raise SuiteError(f"role must be one of {', '.join(ROLES)}, got {role!r}", where=f"{v.path}: {where}.role",
                              fix='set role = "scientific", "nuisance" or "fixed"')
+        values = v.axis_values(name, spec, where)  # the base is validated even where a tier replaces it
+        if base_levels is not None:
+            base_levels[name] = values
         if name in tier_axes:
             values = v.axis_values(name, tier_axes[name], f"tiers.{tier}.axes.{name}")
-        else:
-            values = v.axis_values(name, spec, where)
         axes.append(Axis(name, role, values))
     for name in tier_axes:
         if name not in raw_axes:
@@ -385,11 +575,13 @@ def _parse_axes(v: "_Validator", raw_axes: dict, tier_axes: dict, tier: str) -> 
 
 
 def _parse_claim(v: "_Validator", raw: Any, i: int, axes: tuple[Axis, ...]) -> Claim:
+    from claimbench.claims import KINDS, Claim, check_params
+
     where = f"claims[{i}]"
     if not isinstance(raw, dict):
         raise SuiteError("each claim must be a table", where=f"{v.path}: {where}", fix="write [[claims]] tables")
     v.keys(raw, CLAIM_KEYS, where)
-    cid = v.string(raw, "id", where, required=True)
+    cid = check_name(v.string(raw, "id", where, required=True), f"{v.path}: {where}.id", "claim id")
     kind_name = v.string(raw, "kind", where, required=True)
     if kind_name not in KINDS:
         raise SuiteError(f"unknown claim kind {kind_name!r}", where=f"{v.path}: {where}.kind",
@@ -470,8 +662,12 @@ def _parse_check(v: "_Validator", raw: Any, where: str) -> ClaimCheck:
 class _Validator:
     """Type and range checks that raise SuiteError naming file and key."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, limits: dict[str, int] | None = None):
         self.path = path
+        self.limits = limits or dict(lim.DEFAULTS)
+
+    def where(self, key: str) -> str:
+        return f"{self.path}: {key}" if key else self.path
 
     def fail(self, key: str, message: str, fix: str) -> SuiteError:
         return SuiteError(message, where=f"{self.path}: {key}" if key else self.path, fix=fix)
@@ -510,13 +706,16 @@ class _Validator:
         return value
 
     def seeds(self, value: Any, where: str) -> tuple[int, ...]:
+        if isinstance(value, (int, list)) and not isinstance(value, bool):
+            lim.check_count("seeds", value if isinstance(value, int) else len(value), self.limits, self.where(where))
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return tuple(range(value))
-        if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+        if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in value):
             if len(set(value)) != len(value):
                 raise self.fail(where, f"seeds repeat: {value}", "list each seed once")
             return tuple(value)
-        raise self.fail(where, f"seeds must be a positive count or a non-empty list of non-negative integers, got {value!r}",
+        raise self.fail(where, f"seeds must be a positive count or a non-empty list of integers from 0 to 2^32-1, "
+                        f"got {value!r}",
                         "write seeds = 3 or seeds = [0, 1, 2]")
 
     def param(self, key: str, value: Any, where: str) -> Any:
@@ -538,6 +737,7 @@ class _Validator:
             if bad:
                 rule = _range_text(lo, hi, lo_inc, hi_inc)
                 raise self.fail(where, f"{key} must be {rule}, got {value!r}", f"set {key} to a value {rule}")
+        lim.check_param(key, value, self.limits, self.where(where))
         return value
 
     def axis_values(self, name: str, spec: Any, where: str) -> tuple[Any, ...]:
@@ -551,11 +751,13 @@ class _Validator:
             ls = spec["logspace"]
             ok = isinstance(ls, dict) and set(ls) == {"start", "stop", "num"} \
                 and all(isinstance(ls[k], (int, float)) and not isinstance(ls[k], bool) for k in ls) \
+                and all(math.isfinite(ls[k]) for k in ls) \
                 and ls["start"] > 0 and ls["stop"] > 0 and isinstance(ls["num"], int) and ls["num"] >= 1
             if not ok:
-                raise self.fail(f"{where}.logspace", f"must be {{start > 0, stop > 0, num >= 1}}, got {ls!r}",
+                raise self.fail(f"{where}.logspace", f"must be {{start > 0, stop > 0, num >= 1}}, finite, got {ls!r}",
                                 "write logspace = {start = 1e-3, stop = 1.0, num = 7}")
             n = ls["num"]
+            lim.check_count("levels", n, self.limits, self.where(f"{where}.logspace.num"))
             a, b = math.log10(ls["start"]), math.log10(ls["stop"])
             raw_values = [float(f"{10 ** (a + (b - a) * i / max(n - 1, 1)):.6g}") for i in range(n)]
         else:
@@ -563,6 +765,7 @@ class _Validator:
         if not isinstance(raw_values, list) or not raw_values:
             raise self.fail(f"{where}.values", f"an axis needs at least one value, got {raw_values!r}",
                             "list one or more values, e.g. values = [8, 32]")
+        lim.check_count("levels", len(raw_values), self.limits, self.where(f"{where}.values"))
         out = []
         for i, value in enumerate(raw_values):
             vw = f"{where}.values[{i}]"
@@ -598,13 +801,7 @@ def expand(suite: Suite) -> list[TrialSpec]:
     Settings that have no effect on a trial are reset to their defaults first
     (``canonical``), so that combinations that train the same thing are one
     trial, run once (e.g. a range-test trial for every value of an lr axis).
-
-    The trials a timing claim compares (``TIMED_KINDS``: its arms ``a`` and ``b``, within its
-    ``where``) are ``exclusive``: timed alone (runner/packs.py), unless the suite sets ``exclusive``.
     """
-    timed = [] if "exclusive" in suite.base else [
-        {**(c.params.get("where") or {}), **arm} for c in suite.claims if c.kind in TIMED_KINDS
-        for side in ("a", "b") for arm in (c.params[side] if isinstance(c.params[side], list) else [c.params[side]])]
     specs, seen = [], set()
     for levels in itertools.product(*(a.values for a in suite.axes)):
         params = dict(suite.base)
@@ -614,9 +811,6 @@ def expand(suite: Suite) -> list[TrialSpec]:
                 for key in BUDGET_KEYS:
                     params.pop(key, None)
             params.update(level)
-        labels = {axis.name: level_label(value) for axis, value in zip(suite.axes, levels)}
-        if any(_selects(table, {**_DEFAULTS, **params, **labels}) for table in timed):
-            params["exclusive"] = True
         for seed in suite.seeds:
             spec = TrialSpec(seed=seed, **canonical(params))
             if spec.trial_id not in seen:
@@ -626,14 +820,6 @@ def expand(suite: Suite) -> list[TrialSpec]:
 
 
 _DEFAULTS = TrialSpec(steps=1).to_dict()
-#: Claim kinds whose statistic is a timing: the trials they compare are timed alone (``expand``).
-TIMED_KINDS = ("timing_ratio",)
-
-
-def _selects(table: dict[str, Any], values: dict[str, Any]) -> bool:
-    """Whether a trial with these parameter values and axis labels is in a claim's ``where`` table
-    (a value, or a list of values, per key; as analysis.quantities.restrict reads it)."""
-    return all(values.get(k) in (v if isinstance(v, (list, tuple)) else [v]) for k, v in table.items())
 
 
 def canonical(params: dict[str, Any]) -> dict[str, Any]:
@@ -656,6 +842,7 @@ def canonical(params: dict[str, Any]) -> dict[str, Any]:
 
 def json_schema() -> dict[str, Any]:
     """A JSON Schema (draft 2020-12) for suite files, for editors (e.g. taplo, Even Better TOML)."""
+    from claimbench.claims import KINDS
 
     def param_schema(name: str) -> dict[str, Any]:
         t = SPEC_FIELDS[name]
@@ -672,6 +859,7 @@ def json_schema() -> dict[str, Any]:
         return s
 
     params = {k: param_schema(k) for k in SPEC_FIELDS if k != "seed"}
+    name = {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$", "maxLength": NAME_MAX}
 
     def section(keys):
         return {"type": "object", "additionalProperties": False, "properties": {k: params[k] for k in keys}}
@@ -691,7 +879,7 @@ def json_schema() -> dict[str, Any]:
         "seeds": seeds, "budget": section(SECTIONS["budget"]), "params": section(tuple(params)),
         "axes": {"type": "object", "additionalProperties": {"anyOf": [values, {"type": "object", "properties": {"values": values, "logspace": logspace}, "additionalProperties": False}]}}}}
     claim = {"type": "object", "additionalProperties": False, "required": ["id", "kind"], "properties": {
-        "id": {"type": "string", "minLength": 1}, "kind": {"enum": sorted(KINDS)},
+        "id": name, "kind": {"enum": sorted(KINDS)},
         "faq_section": {"type": ["string", "integer"]}, "paraphrase": {"type": "string"},
         "params": {"type": "object"},
         "check": {"type": "object", "additionalProperties": False, "properties": {
@@ -708,7 +896,7 @@ def json_schema() -> dict[str, Any]:
         "type": "object", "additionalProperties": False, "required": ["suite", "budget"],
         "properties": {
             "suite": {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {
-                "name": {"type": "string", "minLength": 1}, "title": {"type": "string"},
+                "name": name, "title": {"type": "string"},
                 "description": {"type": "string"}, "seeds": seeds,
                 "faq_sections": {"type": "array", "items": {"type": ["string", "integer"]}}}},
             "workload": section(SECTIONS["workload"]), "train": section(SECTIONS["train"]),
@@ -719,5 +907,8 @@ def json_schema() -> dict[str, Any]:
             "resources": {"type": "object", "additionalProperties": False, "properties": {
                 "cpus_per_trial": {"type": "number", "exclusiveMinimum": 0},
                 "gpus_per_trial": {"type": "number", "minimum": 0}}},
+            "limits": {"type": "object", "additionalProperties": False, "properties": {
+                k: {"type": "integer", "minimum": 1, "maximum": x.ceiling, "description": x.what}
+                for k, x in lim.LIMITS.items()}},
         },
     }
