@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from markupsafe import Markup
 
-from claimbench.claims.base import VERDICTS, Claim, ClaimResult
+from claimbench.analysis import inference
+from claimbench.claims.base import VERDICTS, Claim, ClaimResult, evidence
 from claimbench.report import figures as figs
 from claimbench.report import format as fmt
 from claimbench.store import atomic_write_text
@@ -117,6 +118,7 @@ def build_context(evaluations: "Evaluation | list[Evaluation]", group: dict[str,
     ordered = [{"id": s, "title": FAQ_SECTIONS.get(s, ""), "claims": sections[s]}
                for s in sorted(sections, key=_section_key)]
     claims = [c for sec in ordered for c in sec["claims"]]
+    multiplicity = _adjust(claims)
     verdicts = Counter(c["verdict"] for c in claims)
     tiers = sorted({s["tier"] for s in suites})
     tier = tiers[0] if len(tiers) == 1 else ", ".join(tiers)
@@ -131,6 +133,7 @@ def build_context(evaluations: "Evaluation | list[Evaluation]", group: dict[str,
         "tier": tier, "tier_note": TIER_NOTES.get(tier, ""),
         "created": max((e.created or "" for e in evaluations), default=""),
         "summary": _summary_line(claims, verdicts),
+        "multiplicity": multiplicity,
         "verdict_counts": [(v, verdicts.get(v, 0)) for v in VERDICTS],
         "claims": claims,
         "sections": ordered,
@@ -140,6 +143,22 @@ def build_context(evaluations: "Evaluation | list[Evaluation]", group: dict[str,
         "environment": _environment(evaluations[0].environment, first.get("command", "")) if evaluations
         else _environment({}, ""),
     }
+
+
+def _adjust(claims: list[dict]) -> dict[str, Any] | None:
+    """Holm-adjusted verdicts across the report's evaluated claims (set on each view as ``adjusted``), the
+    counts, and how many decided verdicts chance alone would give (analysis/inference.py)."""
+    judged = [c for c in claims if c.get("evidence") is not None]
+    if not judged:
+        return None
+    adjusted = inference.adjust([c["evidence"] for c in judged])
+    for c, a in zip(judged, adjusted):
+        c["adjusted"] = a
+    counts = Counter(adjusted)
+    n = len(judged)
+    return {"n": n, "counts": [(v, counts.get(v, 0)) for v in VERDICTS],
+            "chance": inference.chance_decisions(n), "alpha": inference.ALPHA,
+            "changed": [c["id"] for c in judged if c["adjusted"] != c["verdict"]]}
 
 
 def _summary_line(claims: list[dict], verdicts: Counter) -> str:
@@ -163,16 +182,20 @@ def _claim_view(claim: Claim | None, result: ClaimResult | None, evaluation: "Ev
         "params": [(k, fmt.parameter(v)) for k, v in params.items()],
         "verdict": "pending", "statistic": "", "method": "", "summary": "no trial records yet: nothing to evaluate",
         "effect": fmt.DASH, "ci": fmt.DASH, "n_seeds": 0, "n_trials": 0, "caveats": [], "strata": [],
-        "figures": [], "figure_error": "", "table": None,
+        "figures": [], "figure_error": "", "table": None, "unit": "", "p_values": "", "detectable": "",
+        "evidence": None, "adjusted": "",
     }
     if result is None:
         return view
     view.update(
         verdict=result.verdict, statistic=result.statistic, method=result.method, summary=result.summary,
-        effect=fmt.number(result.effect, signed=True), ci=fmt.interval(result.ci),
+        effect=fmt.number(result.effect, signed=True), ci=fmt.interval(result.ci), unit=result.unit,
         n_seeds=result.n_seeds, n_trials=result.n_trials, caveats=list(result.caveats),
+        p_values=fmt.p_values(result.p_supported, result.p_refuted), detectable=result.detectable,
+        evidence=evidence(result),
         strata=[{"label": fmt.stratum(s.stratum), "verdict": s.verdict, "summary": s.summary,
-                 "effect": fmt.number(s.effect, signed=True), "ci": fmt.interval(s.ci),
+                 "effect": fmt.number(s.effect, signed=True), "ci": fmt.interval(s.ci), "unit": s.unit,
+                 "p_values": fmt.p_values(s.p_supported, s.p_refuted), "detectable": s.detectable,
                  "n_seeds": s.n_seeds, "n_trials": s.n_trials} for s in result.strata],
         table=_table(result, params),
     )
@@ -226,6 +249,11 @@ def _methodology(evaluation: "Evaluation") -> dict[str, Any]:
     expected = _expected_trials(suite)
     status_rows = [(s, counts.get(s, 0)) for s in STATUSES]
     status_rows += [(s, n) for s, n in sorted(counts.items()) if s not in STATUSES]
+    damaged = frame.attrs.get("damaged", [])  # store.RunStore.frame: records quarantined in this run dir
+    if damaged:
+        which = ", ".join(f"{d['file'].removesuffix('.json')} ({d['reason']})" for d in damaged[:10])
+        status_rows.append((f"damaged records, quarantined to trials/.damaged/ and retrained: {which}"
+                            f"{', ...' if len(damaged) > 10 else ''}", len(damaged)))
     return {
         "axes": [{"name": a.name, "role": a.role, "n": len(a.values),  # no key "values": Jinja would find dict.values
                   "levels": ", ".join(fmt.label(v) for v in a.values)} for a in suite.axes],
