@@ -53,8 +53,60 @@ TEST_TEXT = (f"{CONFIDENCE:.0%} Student t interval over seeds (paired by seed, e
              f"now − baseline of the mean over seeds")
 
 
+#: The largest magnitude a baseline number may have: anything beyond is damage, not a measurement
+#: (``1e308`` would make a mean overflow to inf and every comparison vacuous).
+ABSURD = 1e12
+
+
 class BaselineError(UserError):
     """A baseline file that is missing, unreadable, of another schema, or lacks a suite."""
+
+
+def _number_problem(x: Any, nullable: bool = True) -> str:
+    """Why ``x`` is not a baseline number ("" when it is): finite, |x| <= ABSURD, or null where allowed."""
+    if x is None:
+        return "" if nullable else "must be a number, got null"
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return f"must be a number{' or null' if nullable else ''}, got {type(x).__name__} {str(x)[:40]!r}"
+    if not math.isfinite(x) or abs(x) > ABSURD:
+        return f"must be finite and at most {ABSURD:g} in magnitude, got {x!r}"
+    return ""
+
+
+def _check_claim_entry(c: dict[str, Any], where: str, fix: str) -> None:
+    """Every number of one claim's baseline entry: effect, ci (a pair), strata, tracked per-seed values."""
+    def need(problem: str, key: str) -> None:
+        if problem:
+            raise BaselineError(problem, where=f"{where}.{key}", fix=f"correct it, or {fix}")
+
+    def ci(value: Any, key: str) -> None:
+        if value is None:
+            return
+        if not isinstance(value, list) or len(value) != 2:
+            need(f"must be a pair [low, high] or null, got {str(value)[:40]}", key)
+        for i, x in enumerate(value):
+            need(_number_problem(x), f"{key}[{i}]")
+
+    need(_number_problem(c.get("effect")), "effect")
+    ci(c.get("ci"), "ci")
+    for key in ("n_seeds", "n_trials"):
+        if key in c and (isinstance(c[key], bool) or not isinstance(c[key], int) or c[key] < 0):
+            need(f"must be a count, got {str(c[key])[:40]!r}", key)
+    strata = c.get("strata", [])
+    if not isinstance(strata, list) or not all(isinstance(st, dict) for st in strata):
+        need("must be a list of objects", "strata")
+    for i, st in enumerate(strata):
+        need(_number_problem(st.get("effect")), f"strata[{i}].effect")
+        ci(st.get("ci"), f"strata[{i}].ci")
+    for name, t in c.get("tracked", {}).items():
+        seeds = t["seeds"]
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds) or len(set(seeds)) != len(seeds):
+            need("seeds must be distinct integers", f"tracked.{name}.seeds")
+        for i, x in enumerate(t["values"]):
+            need(_number_problem(x), f"tracked.{name}.values[{i}]")
+        if t.get("tolerance") is not None:
+            need(_number_problem(t["tolerance"]) or ("must be >= 0" if t["tolerance"] < 0 else ""),
+                 f"tracked.{name}.tolerance")
 
 
 # ------------------------------------------------------------------ per-seed values
@@ -178,6 +230,11 @@ def read_baseline(path: str | Path, must_exist: bool = True) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BaselineError(f"not valid JSON ({str(e).splitlines()[0]})", where=str(p),
                             fix=f"restore it from version control, or rewrite it: {fix_new}") from None
+    except RecursionError:
+        raise BaselineError("nested too deeply to be a baseline", where=str(p),
+                            fix=f"restore it from version control, or rewrite it: {fix_new}") from None
+    except OSError as e:
+        raise BaselineError(f"cannot read it ({e.strerror})", where=str(p), fix=fix_new) from None
     if not isinstance(data, dict) or data.get("kind") != BASELINE_KIND:
         raise BaselineError(f"not a claimbench baseline (no \"kind\": \"{BASELINE_KIND}\")", where=str(p),
                             fix=f"give the file `claimbench baseline` wrote, or {fix_new}")
@@ -194,6 +251,9 @@ def read_baseline(path: str | Path, must_exist: bool = True) -> dict[str, Any]:
             where = f"{p}: suites.{name}.{tier}"
             if not isinstance(entry, dict) or not isinstance(entry.get("claims"), dict):
                 raise BaselineError("must be an object with \"claims\"", where=where, fix=fix_new)
+            if not entry["claims"]:
+                raise BaselineError("\"claims\" is empty: nothing to gate, so nothing could fail", where=f"{where}.claims",
+                                    fix=f"re-record it: claimbench baseline {name} --tier {tier} -o {p}")
             for cid, c in entry["claims"].items():
                 if not isinstance(c, dict) or c.get("verdict") not in ("supported", "refuted", "inconclusive"):
                     raise BaselineError("verdict must be supported, refuted or inconclusive, got "
@@ -205,6 +265,10 @@ def read_baseline(path: str | Path, must_exist: bool = True) -> dict[str, Any]:
                         and len(t["seeds"]) == len(t["values"]) for t in tracked.values()):
                     raise BaselineError("tracked values must be {\"seeds\": [...], \"values\": [...]} of equal length",
                                         where=f"{where}.claims.{cid}.tracked", fix=fix_new)
+                _check_claim_entry(c, f"{where}.claims.{cid}", fix_new)
+            if "matrix" in entry and not isinstance(entry["matrix"], str):
+                raise BaselineError("must be the trial matrix's fingerprint (a string)", where=f"{where}.matrix",
+                                    fix=fix_new)
     return data
 
 
@@ -226,12 +290,35 @@ def write_baseline(path: str | Path, data: dict[str, Any]) -> Path:
 
 
 def baseline_for(data: dict[str, Any], suite: Suite, path: str | Path) -> dict[str, Any]:
-    """The entry of ``suite`` at its tier, or a BaselineError naming the fix."""
+    """The entry of ``suite`` at its tier, or a BaselineError naming the fix.
+
+    Fails closed, before any training: an entry whose claims are not exactly the suite's (a claim
+    missing from the baseline, or one the suite no longer has), or whose trial-matrix fingerprint is
+    not the suite's (the suite or the training revision changed), is a usage error: the baseline no
+    longer describes this suite, so no comparison with it could mean "holds"."""
     entry = data["suites"].get(suite.name, {}).get(suite.tier)
+    fix = f"re-record it: claimbench baseline {suite.name} --tier {suite.tier} -o {path}"
     if entry is None:
         have = ", ".join(f"{n}[{t}]" for n, ts in data["suites"].items() for t in ts) or "nothing"
         raise BaselineError(f"no baseline for suite {suite.name!r} at tier {suite.tier!r} (it holds {have})",
                             where=str(path), fix=f"add it: claimbench baseline {suite.name} --tier {suite.tier} -o {path}")
+    where = f"{path}: suites.{suite.name}.{suite.tier}"
+    ids = [c.id for c in suite.claims]
+    missing = [c for c in ids if c not in entry["claims"]]
+    extra = [c for c in entry["claims"] if c not in ids]
+    if missing:
+        raise BaselineError(f"no baseline for claim{'s' if len(missing) > 1 else ''} {', '.join(missing)} of the suite",
+                            where=f"{where}.claims", fix=fix)
+    if extra:
+        raise BaselineError(f"claim{'s' if len(extra) > 1 else ''} {', '.join(extra)} of the baseline "
+                            f"{'are' if len(extra) > 1 else 'is'} no longer in the suite", where=f"{where}.claims", fix=fix)
+    if not entry.get("matrix"):
+        raise BaselineError("no trial-matrix fingerprint: cannot tell whether it measured this suite",
+                            where=f"{where}.matrix", fix=fix)
+    now = matrix_fingerprint(suite)
+    if entry["matrix"] != now:
+        raise BaselineError(f"the suite's trial matrix ({now}) is not the baseline's ({str(entry['matrix'])[:40]}): "
+                            "the suite or the training revision changed", where=f"{where}.matrix", fix=fix)
     return entry
 
 
@@ -477,9 +564,11 @@ def measure(suites: list[Suite], out: str | Path, executor: str = "ray", address
 
     from claimbench.api import evaluate_run, run_suites
 
+    from claimbench.paths import inside
+
     out = Path(out)
     start = time.monotonic()
-    summaries = run_suites([(s, out / s.name) for s in suites], executor=executor, address=address,
+    summaries = run_suites([(s, inside(out, s.name)) for s in suites], executor=executor, address=address,
                            command=command, progress=progress, faults=faults)
     measured = []
     for s, summary in zip(suites, summaries):
@@ -508,4 +597,7 @@ def check_measured(measured: list[Measured], data: dict[str, Any], baseline_path
         for o in sc.outcomes:
             o.time_s = per_claim
         checks.append(sc)
+    if not any(o.status in ("passed", "failed") for sc in checks for o in sc.outcomes):
+        raise UserError("no claim was compared with the baseline: nothing was checked", where=str(baseline_path),
+                        fix="check suites whose claims the baseline holds")  # emptiness never reads as "holds"
     return checks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -11,9 +12,59 @@ from pathlib import Path
 import click
 
 from claimbench.errors import UserError
-from claimbench.faults import faults_from_env
+from claimbench.faults import check_fault_limits, faults_from_env
+from claimbench.paths import inside, output_dir, output_file
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
-from claimbench.suite import TIERS, group_names, load_group, load_suite, load_targets, resolve_suite_path, suite_names
+from claimbench.suite import (TIERS, group_names, load_group, load_suite, load_targets, read_toml, resolve_suite_path,
+                              suite_names)
+
+#: Options of every verb that writes run dirs (run, check, baseline).
+_FORCE_HELP = "Write into an --out that exists, is not empty and holds no claimbench run (refused without it)."
+_WAIT_HELP = "If another claimbench is writing the same run dir, wait for it to finish (default: exit 2)."
+
+
+def _writer_options(f):
+    f = click.option("--wait", is_flag=True, help=_WAIT_HELP)(f)
+    return click.option("--force", is_flag=True, help=_FORCE_HELP)(f)
+
+
+def _ray_address(executor: str, address: str | None) -> None:
+    """An inherited RAY_ADDRESS is used only with ``--address auto`` or inside a Ray job (RAY_JOB_ID set);
+    otherwise it is dropped, so that the embedded Ray starts, and a note says so."""
+    inherited = os.environ.get("RAY_ADDRESS")
+    if executor != "ray" or not inherited or address == "auto" or os.environ.get("RAY_JOB_ID"):
+        return
+    os.environ.pop("RAY_ADDRESS")
+    if address is None:
+        click.echo(f"claimbench: note: RAY_ADDRESS={inherited} is set but ignored: starting the embedded Ray; "
+                   "pass --address auto to attach to it", err=True)
+
+
+def _open_run_dirs(targets: list, root: Path, force: bool, wait: bool, faults: tuple,
+                   group_file: str | None = None) -> None:
+    """Before any training: each run dir can be written and is held by this driver (one writer at a time),
+    the faults fit the limits, and damaged records are quarantined (one stderr line per run dir)."""
+    from claimbench.store import RunStore
+
+    output_dir(root, "--out")
+    if group_file and root.is_dir() and not (root / group_file).is_file() and not force:
+        foreign = sorted(p.name for p in root.iterdir())
+        if foreign:
+            raise UserError(f"exists, is not empty ({', '.join(foreign[:3])}) and holds no claimbench group run "
+                            f"(no {group_file})", where=str(root), fix="choose another --out, or pass --force")
+    for suite, _ in targets:
+        check_fault_limits(faults, suite)
+    for suite, run_dir in targets:
+        store = RunStore(run_dir)
+        for note in store.open_for_writing(force=force, wait=wait):
+            click.echo(f"claimbench: note: {note}", err=True)
+        if store.exists():
+            damaged = store.verify()
+            if damaged:
+                which = "; ".join(f"{d.file[:-5]}: {d.reason}" for d in damaged[:5])
+                click.echo(f"claimbench: {run_dir}: quarantined {len(damaged)} damaged record"
+                           f"{'s' if len(damaged) != 1 else ''} to trials/.damaged/, retraining them ({which}"
+                           f"{'; ...' if len(damaged) > 5 else ''})", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,31 +85,35 @@ def cli() -> None:
               help="CPUs of one trial's Ray slot (torch threads) [default: the suite's [resources], else 1].")
 @click.option("--gpus-per-trial", type=float, default=None,
               help="GPUs of one trial's Ray slot; fractions share a GPU [default: the suite's [resources], else 0].")
+@_writer_options
 def run(suite: str, tier: str, executor: str, address: str | None, out: str | None, pack_size: int, quiet: bool,
-        cpus_per_trial: float | None, gpus_per_trial: float | None) -> None:
+        cpus_per_trial: float | None, gpus_per_trial: float | None, force: bool = False, wait: bool = False) -> None:
     """Run SUITE (a suite or group name from `claimbench list`, or a .toml path); only missing trials are trained.
 
     A group (e.g. `faq`) runs all its suites through one executor into RUN_DIR/<suite>/ and writes one report.
     """
-    from claimbench.api import run_suites, write_group
-
     if pack_size < 1:
         raise UserError(f"--pack-size must be >= 1, got {pack_size}", where="--pack-size", fix="pass a positive integer")
     group = load_group(suite)
     if group is not None:
         suites = load_targets([suite], tier)
-        root = Path(out or Path("runs") / f"{group.name}-{tier}")
-        targets = [(s, root / s.name) for s in suites]
+        root = Path(out) if out else inside("runs", f"{group.name}-{tier}")
+        targets = [(s, inside(root, s.name)) for s in suites]
     else:
         loaded = load_suite(suite, tier)
-        root = Path(out or Path("runs") / f"{loaded.name}-{tier}")
+        root = Path(out) if out else inside("runs", f"{loaded.name}-{tier}")
         targets = [(loaded, root)]
     command = "claimbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    faults = faults_from_env()
+    _ray_address(executor, address)
+    _open_run_dirs(targets, root, force, wait, faults, "group.json" if group is not None else None)
+    from claimbench.api import run_suites, write_group  # after the checks: refusals come before seconds of imports
+
     start = time.monotonic()
     if group is not None:
         write_group(root, group, tier, [s.name for s, _ in targets])
     summaries = run_suites(targets, executor=executor, address=address, pack_size=pack_size,
-                           command=command, progress=not quiet, faults=faults_from_env(),
+                           command=command, progress=not quiet, faults=faults,
                            cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
     elapsed = time.monotonic() - start
     for (s, _), summary in zip(targets, summaries):
@@ -77,9 +132,11 @@ def report(run_dir: str, output: str | None) -> None:
     from claimbench.api import read_group
     from claimbench.store import RunStore
 
+    if output:
+        output_file(output, "-o")
     group = read_group(run_dir)
-    dirs = [Path(run_dir) / s for s in group["suites"] if (Path(run_dir) / s / "run.json").is_file()] if group \
-        else [Path(run_dir)]
+    subs = [inside(run_dir, str(s)) for s in group["suites"]] if group else []  # group.json names are names
+    dirs = [d for d in subs if (d / "run.json").is_file()] if group else [Path(run_dir)]
     for d in dirs:
         RunStore(d).info()  # a missing or foreign run dir is a user error, before any work
     path = _report(run_dir, output)
@@ -110,9 +167,55 @@ def schema(output: str | None) -> None:
 
     text = json.dumps(json_schema(), indent=2) + "\n"
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        output_file(output, "-o").write_text(text, encoding="utf-8")
     else:
         click.echo(text, nl=False)
+
+
+@cli.command()
+@click.argument("kinds", nargs=-1)
+@click.option("--seeds", default="2,3,5,8,10", show_default=True,
+              help="Comma-separated seed counts (the counts the shipped tiers use).")
+@click.option("--reps", default=200, show_default=True, type=click.IntRange(10, 100000),
+              help="Simulated frames per (kind, seed count, truth).")
+@click.option("--markdown", "markdown_path", default=None, help="Also write the table as Markdown to this file.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@click.option("--quiet", is_flag=True, help="Print only the closing line.")
+def calibrate(kinds: tuple[str, ...], seeds: str, reps: int, markdown_path: str | None, jobs: int,
+              quiet: bool) -> None:
+    """Measure each claim kind's false-supported and false-refuted rates, and its power, by simulation.
+
+    KINDS: claim kinds (default: all). Exits 1 when a null rate exceeds 2.5% + 2 Monte Carlo SE.
+    """
+
+    from claimbench.analysis import calibration
+
+    try:
+        counts = sorted({int(x) for x in seeds.split(",") if x.strip()})
+    except ValueError:
+        raise UserError(f"--seeds must be comma-separated integers, got {seeds!r} — fix: e.g. --seeds 3,5,8") from None
+    if not counts or min(counts) < 2 or max(counts) > 1000:
+        raise UserError(f"--seeds counts must lie in 2..1000, got {seeds!r} — fix: e.g. --seeds 3,5,8")
+    unknown = [k for k in kinds if k not in calibration.SCENARIO_KINDS]
+    if unknown:
+        raise UserError(f"no calibration scenario for kind {', '.join(map(repr, unknown))} — fix: use one of "
+                        f"{', '.join(calibration.SCENARIO_KINDS)}")
+    out = output_file(markdown_path, "--markdown") if markdown_path else None
+    start = time.perf_counter()
+    rows = calibration.run(list(kinds) or None, counts, reps, progress=None if quiet else click.echo, jobs=jobs)
+    seconds = time.perf_counter() - start
+    if out is not None:
+        out.write_text(calibration.markdown(rows, reps, seconds), encoding="utf-8")
+    bad = [r for r in rows if r.exceeds]
+    if not quiet:
+        for line in calibration.power_summary(rows):
+            click.echo(f"power at 2 SD: {line}")
+    click.echo(f"calibration: {len(rows)} rows, {reps} reps each, {seconds:.0f}s; "
+               + ("every null rate within 2.5% + 2 MC SE" if not bad else
+                  f"{len(bad)} null row(s) exceed 2.5% + 2 MC SE: "
+                  + "; ".join(f"{r.kind} ({r.scenario}) at {r.seeds} seeds" for r in bad)))
+    if bad:
+        sys.exit(1)
 
 
 _TARGETS_HELP = "SUITE...: suite names, .toml paths or group names (see `claimbench list`)."
@@ -129,8 +232,10 @@ _TARGETS_HELP = "SUITE...: suite names, .toml paths or group names (see `claimbe
 @click.option("--executor", default="ray", show_default=True, help="ray (embedded or --address) or local (in-process).")
 @click.option("--address", default=None, help="Attach to a running Ray cluster (auto or HOST:PORT).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@_writer_options
 def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | None, junit: str | None,
-          markdown: str | None, executor: str, address: str | None, quiet: bool) -> None:
+          markdown: str | None, executor: str, address: str | None, quiet: bool, force: bool = False,
+          wait: bool = False) -> None:
     """Run (or reuse) SUITE... and compare each claim with the baseline: exit 0 when all hold, 1 on a regression.
 
     A regression is a gated verdict change (by default: supported -> refuted or inconclusive) or a tracked
@@ -147,13 +252,18 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
         baseline_for(data, s, baseline_path)
     for name in skipped:
         click.echo(f"{name}: no [tiers.{tier}], not checked")
-    root = Path(out or Path("runs") / f"check-{tier}")
+    root = Path(out) if out else inside("runs", f"check-{tier}")
+    junit_out = output_file(junit, "--junit") if junit else root / "junit.xml"
+    md_out = output_file(markdown, "--markdown") if markdown else root / "summary.md"
     command = "claimbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    faults = faults_from_env()
+    _ray_address(executor, address)
+    _open_run_dirs([(s, inside(root, s.name)) for s in loaded], root, force, wait, faults)
     measured = measure(loaded, root, executor=executor, address=address, command=command,
-                       progress=not quiet, faults=faults_from_env())
+                       progress=not quiet, faults=faults)
     checks = check_measured(measured, data, baseline_path)
-    junit_path = write_junit(checks, junit or root / "junit.xml")
-    md_paths = write_markdown(checks, markdown or root / "summary.md", baseline_path)
+    junit_path = write_junit(checks, junit_out)
+    md_paths = write_markdown(checks, md_out, baseline_path)
     failed = 0
     for sc in checks:
         click.echo(f"{sc.suite} [{sc.tier}]: {sc.total} trials, trained {sc.trained} now; {sc.elapsed_s:.0f}s elapsed; "
@@ -178,20 +288,25 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
 @click.option("--executor", default="ray", show_default=True, help="ray (embedded or --address) or local (in-process).")
 @click.option("--address", default=None, help="Attach to a running Ray cluster (auto or HOST:PORT).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@_writer_options
 def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, executor: str, address: str | None,
-             quiet: bool) -> None:
+             quiet: bool, force: bool = False, wait: bool = False) -> None:
     """Run (or reuse) SUITE... and write their verdicts, effects and tracked per-seed values as the baseline."""
     from claimbench.check import baseline_entry, load_check_targets, measure, read_baseline, update_baseline, write_baseline
     from claimbench.env import environment
 
+    output_file(output, "-o")
     data = read_baseline(output, must_exist=False)  # an unreadable existing file is refused, never overwritten
     loaded, skipped = load_check_targets(list(suites), tier)
     for name in skipped:
         click.echo(f"{name}: no [tiers.{tier}], no baseline written")
-    root = Path(out or Path("runs") / f"check-{tier}")
+    root = Path(out) if out else inside("runs", f"check-{tier}")
     command = "claimbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    faults = faults_from_env()
+    _ray_address(executor, address)
+    _open_run_dirs([(s, inside(root, s.name)) for s in loaded], root, force, wait, faults)
     measured = measure(loaded, root, executor=executor, address=address, command=command,
-                       progress=not quiet, faults=faults_from_env())
+                       progress=not quiet, faults=faults)
     entries = []
     for m in measured:
         entries.append((m.suite.name, baseline_entry(m.suite, m.results, m.frame, m.environment)))
@@ -204,8 +319,7 @@ def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, e
 
 
 def _tiers_of(name: str) -> list[str]:
-    import tomllib
-    raw = tomllib.loads(resolve_suite_path(name).read_text(encoding="utf-8"))
+    raw = read_toml(resolve_suite_path(name))
     return ["default", *[t for t in TIERS if t in raw.get("tiers", {}) and t != "default"]]
 
 
@@ -222,10 +336,18 @@ def _report(run_dir, output: str | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from claimbench.store import release_all
+
     try:
         cli.main(args=argv, prog_name="claimbench", standalone_mode=False)
     except UserError as e:
         click.echo(f"claimbench: error: {e}", err=True)
+        sys.exit(2)
+    except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as e:
+        # the file system refused a write the checks up front did not foresee (e.g. a dir made read-only
+        # mid-run): the user's to fix, so one line, not a traceback
+        click.echo(f"claimbench: error: {e.filename or ''}: {e.strerror} — fix: make it writable, or choose "
+                   "another output path", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("claimbench: interrupted; finished trials are saved; rerun the same command to resume", err=True)
@@ -236,6 +358,8 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("claimbench: interrupted; finished trials are saved; rerun the same command to resume", err=True)
         sys.exit(130)
+    finally:
+        release_all()
 
 
 if __name__ == "__main__":

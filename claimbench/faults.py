@@ -13,18 +13,26 @@ by ``;``:
                           recorded under its own spec and trial id, as a bug in the
                           training stack would be. Results change, ids do not, so a
                           run dir written with it holds wrong results: use a fresh one.
+
+Garbage is one line (``UserError``); the specs a ``corrupt`` fault makes train go through the same
+size limits as the suite's own (``check_fault_limits``), so that ``corrupt:steps=1e12`` is refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 from dataclasses import dataclass
 
 from claimbench.errors import UserError
 from claimbench.trial import SPEC_FIELDS, TrialRecord, TrialSpec
 
 ENV = "CLAIMBENCH_FAULTS"
+MAX_TIMES = 1_000_000
+MAX_TEXT = 4096
+_ENTRY = re.compile(r"(raise|crash):([0-9a-f]{1,16})(?::([0-9]{1,7}))?")
 
 
 @dataclass(frozen=True)
@@ -40,16 +48,18 @@ class Fault:
 
 def parse_faults(text: str | None) -> tuple[Fault, ...]:
     out = []
+    if text and len(text) > MAX_TEXT:
+        raise UserError(f"{len(text)} characters, more than {MAX_TEXT}", where=ENV, fix="list a few faults")
     for entry in filter(None, (e.strip() for e in (text or "").split(";"))):
         if entry.startswith("corrupt:"):
             out.append(_parse_corrupt(entry))
             continue
-        parts = entry.split(":")
-        if parts[0] not in ("raise", "crash") or len(parts) not in (2, 3) or not parts[1] \
-                or (len(parts) == 3 and not parts[2].isdigit()):
-            raise UserError(f"bad fault entry {entry!r}", where=ENV,
-                            fix="write raise:PREFIX, crash:PREFIX[:N] or corrupt:PARAM=FACTOR")
-        out.append(Fault(parts[0], parts[1], int(parts[2]) if len(parts) == 3 else Fault.times))
+        m = _ENTRY.fullmatch(entry)
+        if m is None or (m.group(3) is not None and not 1 <= int(m.group(3)) <= MAX_TIMES):
+            raise UserError(f"bad fault entry {entry[:80]!r}", where=ENV,
+                            fix="write raise:PREFIX, crash:PREFIX[:N] or corrupt:PARAM=FACTOR "
+                                f"(PREFIX: 1-16 hex digits of a trial id; N: 1 to {MAX_TIMES})")
+        out.append(Fault(m.group(1), m.group(2), int(m.group(3)) if m.group(3) else Fault.times))
     return tuple(out)
 
 
@@ -72,8 +82,8 @@ def _parse_corrupt(entry: str) -> Fault:
         value = float(factor)
     except ValueError:
         value = float("nan")
-    if param not in numeric or not (value > 0 and value != float("inf")):
-        raise UserError(f"bad fault entry {entry!r}: PARAM must be a numeric parameter and FACTOR a positive number",
+    if param not in numeric or not (value > 0 and math.isfinite(value)):
+        raise UserError(f"bad fault entry {entry[:80]!r}: PARAM must be a numeric parameter and FACTOR a positive number",
                         where=ENV, fix=f"write e.g. corrupt:lr=0.01 (PARAM one of: {', '.join(numeric)})")
     return Fault("corrupt", param, factor=value)
 
@@ -89,8 +99,34 @@ def corrupted(faults: tuple[Fault, ...], spec: TrialSpec) -> TrialSpec:
         if not old:
             continue  # an unset parameter (e.g. steps under an epoch budget) stays unset
         value = old * f.factor
+        if not math.isfinite(value) or (SPEC_FIELDS[f.prefix] is int and abs(value) > 2**62):
+            raise UserError(f"corrupt:{f.prefix}={f.factor:g} makes {f.prefix} = {value:g}, which no trial can train",
+                            where=ENV, fix=f"use a smaller factor for {f.prefix}")
         changes[f.prefix] = max(1, round(value)) if SPEC_FIELDS[f.prefix] is int else value
-    return dataclasses.replace(spec, **changes) if changes else spec
+    if not changes:
+        return spec
+    try:
+        return dataclasses.replace(spec, **changes)
+    except ValueError as e:
+        raise UserError(f"the corrupted spec cannot run: {e}", where=ENV, fix="use another corrupt factor") from None
+
+
+def check_fault_limits(faults: tuple[Fault, ...], suite) -> None:
+    """Refuse faults whose ``corrupt`` entries make a trial of ``suite`` exceed a limit (limits.py): the
+    same checks, and the same one line, as a suite that asked for those values itself."""
+    from claimbench import limits as lim
+    from claimbench.suite import check_specs, expand
+
+    if not any(f.kind == "corrupt" for f in faults):
+        return
+    table = suite.limit_table()
+    trained = []
+    for spec in expand(suite):
+        bad = corrupted(faults, spec)
+        for key in lim.PARAM_LIMITS:
+            lim.check_param(key, getattr(bad, key), table, f"{ENV} on {suite.path}")
+        trained.append(bad)
+    check_specs(suite, trained, fault=ENV)
 
 
 def as_trial(record: TrialRecord, spec: TrialSpec) -> TrialRecord:
