@@ -51,7 +51,7 @@ SECTIONS = {
               "schedule", "warmup_steps", "schedule_gamma", "plateau_patience", "clip",
               "clip_threshold", "batch_size", "evals", "patience", "restore_best",
               "divergence_factor", "target", "measure_latency", "range_lr_min", "range_lr_max", "range_steps",
-              "measure_noise_scale"),
+              "measure_noise_scale", "exclusive"),
     "budget": ("epochs", "steps"),
 }
 BUDGET_KEYS = frozenset(SECTIONS["budget"])
@@ -801,7 +801,13 @@ def expand(suite: Suite) -> list[TrialSpec]:
     Settings that have no effect on a trial are reset to their defaults first
     (``canonical``), so that combinations that train the same thing are one
     trial, run once (e.g. a range-test trial for every value of an lr axis).
+
+    The trials a timing claim compares (``TIMED_KINDS``: its arms ``a`` and ``b``, within its
+    ``where``) are ``exclusive``: timed alone (runner/packs.py), unless the suite sets ``exclusive``.
     """
+    timed = [] if "exclusive" in suite.base else [
+        {**(c.params.get("where") or {}), **arm} for c in suite.claims if c.kind in TIMED_KINDS
+        for side in ("a", "b") for arm in (c.params[side] if isinstance(c.params[side], list) else [c.params[side]])]
     specs, seen = [], set()
     for levels in itertools.product(*(a.values for a in suite.axes)):
         params = dict(suite.base)
@@ -811,6 +817,9 @@ def expand(suite: Suite) -> list[TrialSpec]:
                 for key in BUDGET_KEYS:
                     params.pop(key, None)
             params.update(level)
+        labels = {axis.name: level_label(value) for axis, value in zip(suite.axes, levels)}
+        if any(_selects(table, {**_DEFAULTS, **params, **labels}) for table in timed):
+            params["exclusive"] = True
         for seed in suite.seeds:
             spec = TrialSpec(seed=seed, **canonical(params))
             if spec.trial_id not in seen:
@@ -820,6 +829,14 @@ def expand(suite: Suite) -> list[TrialSpec]:
 
 
 _DEFAULTS = TrialSpec(steps=1).to_dict()
+#: Claim kinds whose statistic is a timing: the trials they compare are timed alone (``expand``).
+TIMED_KINDS = ("timing_ratio",)
+
+
+def _selects(table: dict[str, Any], values: dict[str, Any]) -> bool:
+    """Whether a trial with these parameter values and axis labels is in a claim's ``where`` table
+    (a value, or a list of values, per key; as analysis.quantities.restrict reads it)."""
+    return all(values.get(k) in (v if isinstance(v, (list, tuple)) else [v]) for k, v in table.items())
 
 
 def canonical(params: dict[str, Any]) -> dict[str, Any]:
