@@ -202,6 +202,13 @@ def mean_table(wide: np.ndarray, alpha: float = ALPHA) -> list[tuple[float, floa
 
 # ------------------------------------------------------------------ decisions
 
+def _se(x: np.ndarray) -> float:
+    """Standard error of the mean; exactly 0 when the values agree to rounding (so the sign-flip rule decides)."""
+    sd = float(x.std(ddof=1))
+    scale = max(1.0, float(np.abs(x).max()))
+    return 0.0 if sd <= 1e-12 * scale else sd / math.sqrt(x.size)
+
+
 def decide_mean(values: Sequence[float], h: Hypothesis, alpha: float = ALPHA) -> Decision:
     """Decide on the mean of per-seed values (NaN left out): Student t; see the module docstring."""
     x = np.asarray(values, dtype=float)
@@ -212,7 +219,7 @@ def decide_mean(values: Sequence[float], h: Hypothesis, alpha: float = ALPHA) ->
         return Decision("inconclusive", est, (float("nan"), float("nan")), 1.0, 1.0, n, T_METHOD,
                         notes=[f"{n} seed(s) with a value: an interval needs 2"])
     mean = float(x.mean())
-    se = float(x.std(ddof=1)) / math.sqrt(n)
+    se = _se(x)
     df = n - 1
     half = _t_quantile(1 - alpha, df) * se
     p_sup, p_ref = _ps(mean, se, df, h)
@@ -248,7 +255,7 @@ def decide_max_min(a: np.ndarray, b: np.ndarray, h: Hypothesis, alpha: float = A
                     means[i, j] = float(d[0])
                 continue
             n = d.size
-            m, se = float(d.mean()), float(d.std(ddof=1)) / math.sqrt(n)
+            m, se = float(d.mean()), _se(d)
             means[i, j] = m
             lo[i, j] = m - _t_quantile(1 - alpha / na, n - 1) * se
             hi[i, j] = m + _t_quantile(1 - alpha / nb, n - 1) * se

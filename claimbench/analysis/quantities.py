@@ -35,6 +35,8 @@ pivots it to seeds x levels for the paired bootstrap of ``analysis.stats``.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -90,7 +92,7 @@ class Quantity:
 def column_unit(column: str) -> str:
     """The unit of a trial column: accuracy as a fraction (0.01 = 1 point), losses, R², steps, ..."""
     if column.endswith("_acc") or column == "gap":
-        return "accuracy (fraction; 0.01 = 1 point)"
+        return "accuracy"
     if column.endswith("_r2"):
         return "R²"
     if column.endswith("_loss") or column.endswith("_mse"):
@@ -161,6 +163,8 @@ def cell_quantities(frame: pd.DataFrame, keys: Sequence[str], quantity: str | Qu
     columns = [*keys, "value", "censored", "n_trials", "n_diverged"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
+    if q.selects and keys:
+        return _selected_cells(frame, keys, q, select, tuned, columns)
     grid = None
     if q.op == "range_width":
         grid = np.array(sorted(pd.to_numeric(frame[q.column]).dropna().unique()), dtype=float)
@@ -171,6 +175,33 @@ def cell_quantities(frame: pd.DataFrame, keys: Sequence[str], quantity: str | Qu
         row["n_trials"] = int(len(cell))
         row["n_diverged"] = int((cell["status"] == "diverged").sum())
         row.update(_one_cell(cell, q, select, tolerance, tuned, grid))
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    return out[[*columns, *[c for c in out.columns if c not in columns]]]
+
+
+def _selected_cells(frame: pd.DataFrame, keys: list[str], q: Quantity, select: str, tuned: list[str],
+                    columns: list[str]) -> pd.DataFrame:
+    """``cell_quantities`` for a selecting quantity, in one grouped pass: per cell the completed trial
+    with the highest ``select`` (the first on ties, as ``_one_cell``) gives the value."""
+    groups = frame.groupby(keys, sort=True, dropna=False)
+    counts = pd.DataFrame({"n_trials": groups.size(),
+                           "n_diverged": groups["status"].agg(lambda s: int((s == "diverged").sum()))})
+    sel = pd.to_numeric(frame[select], errors="coerce")
+    ok = frame[(frame["status"] == "completed") & sel.notna()].assign(_sel=sel)
+    best_idx = ok.groupby(keys, sort=True, dropna=False)["_sel"].idxmax() if not ok.empty else None
+    best_idx = best_idx.reindex(counts.index) if best_idx is not None else pd.Series(np.nan, index=counts.index)
+    rows = []
+    for (key, n), i in zip(counts.iterrows(), best_idx.to_numpy()):
+        key = key if isinstance(key, tuple) else (key,)
+        row: dict[str, Any] = dict(zip(keys, (_plain(k) for k in key)))
+        if i is None or (isinstance(i, float) and math.isnan(i)):
+            row.update(value=float("nan"), censored=False, trial_id=None, **{t: None for t in tuned})
+        else:
+            best = frame.loc[i]
+            row.update(value=_number(best[q.column], q.text), censored=False, trial_id=best.get("trial_id"),
+                       **{t: _plain(best[t]) for t in tuned})
+        row["n_trials"], row["n_diverged"] = int(n["n_trials"]), int(n["n_diverged"])
         rows.append(row)
     out = pd.DataFrame(rows)
     return out[[*columns, *[c for c in out.columns if c not in columns]]]

@@ -47,6 +47,19 @@ def interval(ci: Any) -> str:
     return f"[{number(lo, signed=True)}, {number(hi, signed=True)}]"
 
 
+def p_values(p_supported: float | None, p_refuted: float | None) -> str:
+    """The two one-sided p-values of a decision, or "" when the result has none."""
+    if p_supported is None and p_refuted is None:
+        return ""
+
+    def one(p: float | None) -> str:
+        if p is None or p != p:
+            return DASH
+        return f"{p:.2g}" if p >= 1e-4 else "< 0.0001"
+
+    return f"p(supported side) {one(p_supported)} · p(refuted side) {one(p_refuted)}"
+
+
 def tick(value: Any) -> str:
     """A short axis label: 2, 32, 0.3, 3 for ordinary values; 3e-3, 1e-4 for small or huge ones."""
     if is_missing(value):

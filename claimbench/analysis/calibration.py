@@ -1,0 +1,498 @@
+"""Calibration: the error rates of every claim kind's real decision rule, measured by simulation.
+
+For each kind a *scenario* simulates trial frames whose truth is known — the shape of the shipped
+suites: scientific levels (or arms), learning rates tuned per level (the trial best on validation
+is reported on test), one shift per seed shared by every level (what pairing removes), independent
+trial noise — and runs the kind's own ``evaluate`` on them, exactly as a suite would. Per kind, seed
+count and truth it counts how often the verdict is *supported* and how often *refuted*:
+
+- the **null** rows put the truth exactly on a decision boundary (no effect; or an effect exactly at
+  the claim's margin or band edge): there a supported (or refuted) verdict is a false decision, and
+  a calibrated rule errs at most ``ALPHA`` = 2.5% of the time per side;
+- the **effect** rows put the truth 1 or 2 SD beyond the supported boundary (or the refuted one), where
+  SD is the standard deviation of one seed's difference of the cell quantity between two levels with
+  the same truth (measured by a pilot simulation of the same model): power.
+
+Every rate comes with its Monte Carlo standard error sqrt(p (1 - p) / reps). A rule passes at a seed
+count when each null rate is at most ALPHA + 2 SE. ``claimbench calibrate`` prints the table;
+``reports/calibration.md`` holds the full one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from claimbench.analysis.inference import ALPHA
+from claimbench.analysis.isolation import Design
+
+#: Trial noise: validation accuracy per trial, test minus validation, the per-seed shift.
+SIGMA_VAL, SIGMA_TEST, SIGMA_SEED = 0.01, 0.005, 0.01
+#: Learning-rate penalties (three LRs tuned per level): close enough that noise changes the pick.
+LR_PENALTY = (0.0, -0.005, -0.012)
+LRS = (0.01, 0.03, 0.1)
+PILOT_SEEDS = 20000
+
+
+@dataclass(frozen=True)
+class Truth:
+    """One truth of a scenario: ``theta`` in SD units, and which verdict would be false or right there."""
+
+    label: str
+    theta: float
+    null: bool  # on a boundary: both verdicts count as errors to bound
+    right: str = ""  # for an effect: the verdict that is right (its rate is the power)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    kind: str
+    name: str
+    params: dict[str, Any]
+    #: (rng, seeds, theta in SD units, sd) -> (frame, design)
+    build: Callable[[np.random.Generator, int, float, float], tuple[pd.DataFrame, Design]]
+    sd: Callable[[], float]
+    truths: tuple[Truth, ...]
+    note: str = ""
+
+
+@dataclass
+class Row:
+    kind: str
+    scenario: str
+    seeds: int
+    truth: str
+    null: bool
+    right: str
+    reps: int
+    supported: float
+    refuted: float
+    sd: float
+    seconds: float
+    exceeds: list[str] = field(default_factory=list)
+
+    def se(self, p: float) -> float:
+        return math.sqrt(max(p * (1 - p), 1e-12) / self.reps)
+
+    @property
+    def power(self) -> float | None:
+        return {"supported": self.supported, "refuted": self.refuted}.get(self.right)
+
+
+# ------------------------------------------------------------------ the trial model
+
+def _cell_values(rng: np.random.Generator, means: np.ndarray, seeds: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validation and test accuracy per (level, lr, seed) for level means ``means``."""
+    shift = rng.normal(0, SIGMA_SEED, seeds)
+    lr = np.asarray(LR_PENALTY)
+    val = means[:, None, None] + lr[None, :, None] + shift[None, None, :] \
+        + rng.normal(0, SIGMA_VAL, (len(means), len(lr), seeds))
+    test = val + rng.normal(0, SIGMA_TEST, val.shape)
+    return val, test
+
+
+def _frame(axis: str, levels: Sequence[Any], val: np.ndarray, test: np.ndarray, **extra: np.ndarray) -> pd.DataFrame:
+    n_lv, n_lr, n_s = val.shape
+    idx = np.indices(val.shape).reshape(3, -1)
+    lv = np.asarray(levels, dtype=object)[idx[0]]
+    frame = pd.DataFrame({axis: list(lv), "lr": np.asarray(LRS)[idx[1]], "seed": idx[2],
+                          "status": "completed", "val_acc": val.ravel(), "test_acc": test.ravel(),
+                          "steps_done": 100})
+    frame["trial_id"] = [f"{a}-{b}-{c}" for a, b, c in zip(idx[0], idx[1], idx[2])]
+    for name, values in extra.items():
+        frame[name] = values.ravel()
+    return frame
+
+
+def _selected_sd() -> float:
+    """SD of one seed's difference of the selected trial's test accuracy between two equal levels."""
+    rng = np.random.default_rng(12345)
+    val, test = _cell_values(rng, np.zeros(2), PILOT_SEEDS)
+    pick = np.take_along_axis(test, val.argmax(axis=1)[:, None, :], axis=1)[:, 0, :]
+    return float(np.std(pick[0] - pick[1], ddof=1))
+
+
+def _levels_builder(axis: str, levels: Sequence[Any], means: Callable[[float, float], np.ndarray]):
+    def build(rng, seeds, theta, sd):
+        val, test = _cell_values(rng, means(theta, sd), seeds)
+        return _frame(axis, levels, val, test), Design(scientific=(axis,), nuisance=("lr",), fixed=())
+    return build
+
+
+# ------------------------------------------------------------------ scenarios, one or more per kind
+
+def _paired(test: str, margin_sd: float) -> Scenario:
+    sd = _selected_sd()
+    margin = margin_sd * sd
+    support, refute = (margin, 0.0) if test == "superiority" else (-margin, -margin)
+
+    def means(theta, sd):  # theta: a - b in SD units, measured from the boundary it names
+        return np.array([theta * sd, 0.0])
+
+    truths = ((Truth("null: a − b = margin (supported boundary)", support / sd, True),)
+              + ((Truth("null: a − b = 0 (refuted boundary)", refute / sd, True),) if refute != support else ())
+              + (Truth("effect: 1 SD above the supported boundary", support / sd + 1, False, "supported"),
+                 Truth("effect: 2 SD above the supported boundary", support / sd + 2, False, "supported"),
+                 Truth("effect: 2 SD below the refuted boundary", refute / sd - 2, False, "refuted")))
+    return Scenario("paired_comparison", f"{test}, margin {margin_sd:g} SD",
+                    {"a": {"arm": "a"}, "b": {"arm": "b"}, "test": test, "margin": margin},
+                    _levels_builder("arm", ["a", "b"], means), lambda: sd, truths)
+
+
+def _equivalence_arm(margin_sd: float) -> Scenario:
+    sd = _selected_sd()
+    m = margin_sd * sd
+    return Scenario("equivalence", f"two arms, margin ±{margin_sd:g} SD", {"a": {"arm": "a"}, "b": {"arm": "b"},
+                                                                            "margin": m},
+                    _levels_builder("arm", ["a", "b"], lambda t, s: np.array([t * s, 0.0])), lambda: sd,
+                    (Truth("null: a − b = +margin (band edge)", margin_sd, True),
+                     Truth("null: a − b = −margin (band edge)", -margin_sd, True),
+                     Truth("effect: a − b = 0 (centre of the band)", 0.0, False, "supported"),
+                     Truth("effect: 1 SD outside the band", margin_sd + 1, False, "refuted"),
+                     Truth("effect: 2 SD outside the band", margin_sd + 2, False, "refuted")))
+
+
+def _equivalence_best(margin_sd: float) -> Scenario:
+    sd = _selected_sd()
+    m = margin_sd * sd
+    levels = [0.001, 0.003, 0.01, 0.03]  # a fixed "lr" arm vs the best level of the axis "lrx"
+
+    def build(rng, seeds, theta, s):
+        # arm a ("fixed") at theta SD relative to the best of three levels; one of them is the best
+        means = np.array([theta * s, 0.0, -3 * s, -3 * s])
+        val, test = _cell_values(rng, means, seeds)
+        frame = _frame("lrx", ["fixed", *levels[1:]], val, test)
+        return frame, Design(scientific=("lrx",), nuisance=("lr",), fixed=())
+
+    return Scenario("equivalence", f'against "best" of 3 levels, margin {margin_sd:g} SD',
+                    {"a": {"lrx": "fixed"}, "b": "best", "axis": "lrx", "margin": m}, build, lambda: sd,
+                    (Truth("null: a = best − margin", -margin_sd, True),
+                     Truth("effect: a = best", 0.0, False, "supported"),
+                     Truth("effect: a 1 SD below best − margin", -margin_sd - 1, False, "refuted"),
+                     Truth("effect: a 2 SD below best − margin", -margin_sd - 2, False, "refuted")),
+                    note="arm a is one of 4 levels; the best of the other 3 sits at 0, two far below")
+
+
+def _best_level(config: str) -> Scenario:
+    sd = _selected_sd()
+    levels = [2, 4, 8, 16, 32, 64]  # inside [2, 8]: 2, 4, 8
+
+    def means(theta, s):
+        if config == "all equal":
+            base = np.zeros(6)
+        else:  # least favourable: one level inside and one outside at the top, the rest far below
+            base = np.array([0.0, -3.0, -3.0, 0.0, -3.0, -3.0]) * s
+        base[:3] += max(theta, 0) * s
+        base[3:] += max(-theta, 0) * s
+        return base
+
+    return Scenario("best_level_in_range", f"6 levels, 3 inside; null {config}",
+                    {"axis": "batch_size", "low": 2, "high": 8}, _levels_builder("batch_size", levels, means),
+                    lambda: sd,
+                    (Truth(f"null: best inside = best outside ({config})", 0.0, True),
+                     Truth("effect: the inside levels 1 SD better", 1.0, False, "supported"),
+                     Truth("effect: the inside levels 2 SD better", 2.0, False, "supported"),
+                     Truth("effect: the outside levels 2 SD better", -2.0, False, "refuted")))
+
+
+def _trend(kind: str) -> Scenario:
+    sd = _selected_sd()
+    levels = [1, 2, 3, 4, 5]
+
+    def means(theta, s):  # a linear trend whose first-to-last change is theta SD
+        return np.linspace(0, theta * s, len(levels))
+
+    params = {"axis": "level"}
+    if kind == "ranking":
+        params.update(order=levels)
+    else:
+        params.update(direction="increasing")
+    return Scenario(kind, "5 levels, linear trend (first to last)", params, _levels_builder("level", levels, means),
+                    lambda: sd, (Truth("null: no trend (every level the same)", 0.0, True),
+                                 Truth("effect: +1 SD first to last", 1.0, False, "supported"),
+                                 Truth("effect: +2 SD first to last", 2.0, False, "supported"),
+                                 Truth("effect: −2 SD first to last", -2.0, False, "refuted")))
+
+
+def _ratio(kind: str) -> Scenario:
+    """Per-seed quantities with lognormal noise; the claimed band [0.5, 2] is ±2 SD of a log ratio wide."""
+    low, high = 0.5, 2.0
+    sd = math.log(2) / 2  # SD of one seed's log ratio: the band's half-width is 2 SD
+    sigma = sd / math.sqrt(2)
+    column = "time_per_step_s" if kind == "timing_ratio" else "x"
+
+    def build(rng, seeds, theta, s):
+        shift = rng.normal(0, sigma, seeds)
+        rows = []
+        for arm, mu in (("a", math.log(2) + (theta - 2) * s), ("b", 0.0)):  # theta SD from the centre... see truths
+            for seed in range(seeds):
+                rows.append({"arm": arm, "lr": 0.1, "seed": seed, "status": "completed",
+                             column: math.exp(mu + shift[seed] + rng.normal(0, sigma)), "val_acc": 0.5,
+                             "test_acc": 0.5, "trial_id": f"{arm}-{seed}", "steps_done": 100})
+        return pd.DataFrame(rows), Design(scientific=("arm",), nuisance=(), fixed=())
+
+    quantity = f"mean:{column}"
+    params = ({"a": {"arm": "a"}, "b": {"arm": "b"}} if kind == "timing_ratio"
+              else {"num": {"where": {"arm": "a"}}, "den": {"where": {"arm": "b"}}})
+    params.update(quantity=quantity, low=low, high=high)
+    # theta: the log ratio in SD units from the band's upper edge + 2 (theta = 2: ratio 2, the edge)
+    return Scenario(kind, "band [0.5, 2] = ±2 SD of a per-seed log ratio", params, build, lambda: sd,
+                    (Truth("null: ratio = 2 (band edge)", 2.0, True),
+                     Truth("effect: ratio = 1 (centre)", 0.0, False, "supported"),
+                     Truth("effect: 1 SD above the band", 3.0, False, "refuted"),
+                     Truth("effect: 2 SD above the band", 4.0, False, "refuted")))
+
+
+def _width_values(rng, half: np.ndarray, seeds: int, grid: np.ndarray, tol: float):
+    """val_acc over an LR grid (log2 spacing 1): within ``tol`` of the peak for |log2 lr - c| <= half."""
+    x = np.log2(grid)
+    centre = x.mean()
+    shape = -tol * ((x[None, :] - centre) / half[:, None]) ** 2  # (levels, grid)
+    shift = rng.normal(0, SIGMA_SEED, seeds)
+    val = 0.9 + shape[:, :, None] + shift[None, None, :] + rng.normal(0, tol / 3, (len(half), len(grid), seeds))
+    return val
+
+
+def _width_sd(tol: float, grid: np.ndarray, half: float) -> float:
+    from claimbench.analysis.quantities import good_range
+    rng = np.random.default_rng(7)
+    val = _width_values(rng, np.array([half, half]), 400, grid, tol)
+    widths = np.zeros((2, 400))
+    for lv in range(2):
+        for s in range(400):
+            cell = pd.DataFrame({"lr": grid, "val_acc": val[lv, :, s], "status": "completed"})
+            widths[lv, s] = good_range(cell, "lr", "val_acc", tol, grid)[2]
+    return float(np.std(widths[0] - widths[1], ddof=1))
+
+
+def _widths(kind: str) -> Scenario:
+    tol, half = 0.01, 2.0
+    grid = 2.0 ** np.arange(-9, 0)
+    sd = _width_sd(tol, grid, half)
+    axis, levels = ("batch_size", [8, 32, 128, 512]) if kind == "range_width_trend" else ("batchnorm", [True, False])
+
+    def build(rng, seeds, theta, s):
+        # widths ~ 2 half + 1 grid step: move half by theta * SD / 2 from the first level to the last
+        halves = half + np.linspace(0, theta * s / 2, len(levels)) if kind == "range_width_trend" \
+            else np.array([half + theta * s / 2, half])
+        val = _width_values(rng, np.maximum(halves, 0.3), seeds, grid, tol)
+        n_lv, n_g, n_s = val.shape
+        idx = np.indices(val.shape).reshape(3, -1)
+        frame = pd.DataFrame({axis: list(np.asarray(levels, dtype=object)[idx[0]]), "lr": grid[idx[1]],
+                              "seed": idx[2], "status": "completed", "val_acc": val.ravel(),
+                              "test_acc": val.ravel(), "steps_done": 100})
+        frame["trial_id"] = [f"{a}-{b}-{c}" for a, b, c in zip(*idx)]
+        return frame, Design(scientific=(axis,), nuisance=("lr",), fixed=())
+
+    if kind == "range_width_trend":
+        params = {"axis": axis, "range_axis": "lr", "metric": "val_acc", "tolerance": tol, "direction": "increasing"}
+        name = "4 batch sizes, width of the good LR range (first to last)"
+    else:
+        params = {"a": {"batchnorm": True}, "b": {"batchnorm": False}, "range_axis": "lr", "tolerance": tol}
+        name = "two arms, width of the good LR range"
+    return Scenario(kind, name, params, build, lambda: sd,
+                    (Truth("null: the same width everywhere", 0.0, True),
+                     Truth("effect: +1 SD", 1.0, False, "supported"),
+                     Truth("effect: +2 SD", 2.0, False, "supported"),
+                     Truth("effect: −2 SD", -2.0, False, "refuted")),
+                    note="widths are discrete (grid steps): the SD is of one seed's width difference")
+
+
+def _linear_scaling() -> Scenario:
+    margin = 0.01
+    base, ks = 8, (2, 4, 8)
+
+    def build(rng, seeds, theta, s):
+        # every k at (-margin + theta SD) relative to the baseline, with warmup; the 'none' arm too
+        batches = [base, *[base * k for k in ks], *[base * k for k in ks]]
+        warm = [0, *[100] * len(ks), *[0] * len(ks)]
+        mu = np.array([0.0] + [-margin + theta * s] * (2 * len(ks)))
+        val, test = _cell_values(rng, mu, seeds)
+        val, test = val[:, :1, :], test[:, :1, :]  # one LR per cell: lr = k x base lr
+        idx = np.indices(val.shape).reshape(3, -1)
+        frame = pd.DataFrame({"batch_size": np.asarray(batches)[idx[0]], "warmup_steps": np.asarray(warm)[idx[0]],
+                              "lr": 0.01 * np.asarray(batches)[idx[0]] / base, "seed": idx[2], "status": "completed",
+                              "val_acc": val.ravel(), "test_acc": test.ravel(), "steps_done": 100})
+        frame["trial_id"] = [f"{a}-{c}" for a, _, c in zip(*idx)]
+        return frame, Design(scientific=("batch_size",), nuisance=(), fixed=())
+
+    sd_one = math.sqrt(2 * (SIGMA_VAL ** 2 + SIGMA_TEST ** 2))  # one trial per cell: no selection
+    return Scenario("linear_scaling", "k = 2, 4, 8 at the margin (one point)", {"margin": margin, "min_k": 8.0},
+                    build, lambda: sd_one,
+                    (Truth("null: every k exactly at −margin", 0.0, True),
+                     Truth("effect: every k 1 SD above −margin", 1.0, False, "supported"),
+                     Truth("effect: every k 2 SD above −margin", 2.0, False, "supported"),
+                     Truth("effect: every k 2 SD below −margin", -2.0, False, "refuted")))
+
+
+def _critical_batch() -> Scenario:
+    from claimbench.analysis.scaling import fit_steps_vs_batch
+    batches = np.array([4, 8, 16, 32, 64, 128, 256, 512, 1024], dtype=float)
+    s_min, b_crit, sigma, sigma_noise = 40.0, 128.0, 0.15, 0.15
+    k = 3.0
+
+    def sample(rng, seeds, b_noise):
+        steps = (s_min * (1 + b_crit / batches))[:, None, None] * np.exp(
+            rng.normal(0, sigma, (len(batches), len(LRS), seeds)) + np.array([0.0, 0.1, 0.2])[None, :, None])
+        noise = b_noise * np.exp(rng.normal(0, sigma_noise, steps.shape))
+        return steps, noise
+
+    def pilot_sd() -> float:
+        rng = np.random.default_rng(3)
+        steps, noise = sample(rng, 300, b_crit)
+        best = steps.min(axis=1)
+        arg = steps.argmin(axis=1)
+        nb = np.take_along_axis(noise, arg[:, None, :], axis=1)[:, 0, :]
+        logs = [math.log(fit_steps_vs_batch(batches, best[:, s]).b_crit) - float(np.log(nb[:, s]).mean())
+                for s in range(best.shape[1])]
+        return float(np.std(logs, ddof=1))
+
+    sd = pilot_sd()
+
+    def build(rng, seeds, theta, s):
+        ratio = math.exp(theta * s)  # theta: log(B_crit / B_noise) in SD units
+        steps, noise = sample(rng, seeds, b_crit / ratio)
+        idx = np.indices(steps.shape).reshape(3, -1)
+        st = np.round(steps.ravel())
+        frame = pd.DataFrame({"batch_size": batches[idx[0]], "lr": np.asarray(LRS)[idx[1]], "seed": idx[2],
+                              "status": "completed", "steps_to_target": st, "examples_to_target": st * batches[idx[0]],
+                              "steps_done": 20000, "val_acc": 0.9, "test_acc": 0.9,
+                              "b_simple_at_target": noise.ravel()})
+        frame["trial_id"] = [f"{a}-{b}-{c}" for a, b, c in zip(*idx)]
+        return frame, Design(scientific=("batch_size",), nuisance=("lr",), fixed=())
+
+    edge = math.log(k) / sd
+    return Scenario("critical_batch", "9 batch sizes, B_crit / B_simple against [1/3, 3]",
+                    {"axis": "batch_size", "agree_within": k}, build, lambda: sd,
+                    (Truth("null: B_crit / B_simple = 3 (band edge)", edge, True),
+                     Truth("effect: B_crit / B_simple = 1", 0.0, False, "supported"),
+                     Truth("effect: 2 SD outside the band", edge + 2, False, "refuted")))
+
+
+def scenarios() -> list[Scenario]:
+    """Every kind's scenarios (the pilot SDs are computed when first asked for)."""
+    return [_paired("superiority", 0.0), _paired("superiority", 1.0), _paired("noninferiority", 1.0),
+            _equivalence_arm(2.0), _equivalence_best(1.0), _best_level("all equal"), _best_level("least favourable"),
+            _trend("monotone_trend"), _trend("ranking"), _widths("range_width_trend"),
+            _widths("range_width_comparison"), _ratio("ratio_in_range"), _ratio("timing_ratio"), _linear_scaling(),
+            _critical_batch()]
+
+
+SCENARIO_KINDS = ("paired_comparison", "equivalence", "best_level_in_range", "monotone_trend", "ranking",
+                  "range_width_trend", "range_width_comparison", "ratio_in_range", "timing_ratio", "linear_scaling",
+                  "critical_batch")
+
+
+# ------------------------------------------------------------------ running
+
+_CACHE: dict[str, list[Scenario]] = {}
+
+
+def _scenarios_cached() -> list[Scenario]:
+    if "all" not in _CACHE:
+        _CACHE["all"] = scenarios()
+    return _CACHE["all"]
+
+
+def _one(task: tuple[int, int, int, int, int]) -> Row:
+    """Simulate one (scenario, seed count, truth): ``reps`` frames through the kind's real evaluate."""
+    from claimbench.claims import KINDS, Claim
+
+    i, n, t_i, reps, seed = task
+    sc = _scenarios_cached()[i]
+    truth = sc.truths[t_i]
+    kind = KINDS[sc.kind]
+    claim = Claim(f"cal-{sc.kind}", sc.kind, "", sc.name, kind.resolve_params(sc.params))
+    sd = sc.sd()
+    rng = np.random.default_rng([seed, n, t_i, zlib.crc32(sc.name.encode())])
+    counts = {"supported": 0, "refuted": 0, "inconclusive": 0}
+    start = time.perf_counter()
+    for _ in range(reps):
+        frame, design = sc.build(rng, n, truth.theta, sd)
+        counts[kind.evaluate(claim, frame, design).verdict] += 1
+    row = Row(sc.kind, sc.name, n, truth.label, truth.null, truth.right, reps,
+              counts["supported"] / reps, counts["refuted"] / reps, sd, time.perf_counter() - start)
+    if truth.null:
+        row.exceeds = [side for side in ("supported", "refuted")
+                       if getattr(row, side) > ALPHA + 2 * row.se(ALPHA)]
+    return row
+
+
+def run(kinds: Sequence[str] | None = None, seeds: Sequence[int] = (3, 5, 8), reps: int = 200, seed: int = 0,
+        progress: Callable[[str], None] | None = None, jobs: int = 1, nulls_only: bool = False) -> list[Row]:
+    """Simulate and evaluate; one Row per (scenario, seed count, truth), in a fixed order. Each row has its
+    own random stream, so the table does not depend on ``jobs``."""
+    chosen = list(kinds or SCENARIO_KINDS)
+    unknown = [k for k in chosen if k not in SCENARIO_KINDS]
+    if unknown:
+        raise ValueError(f"no calibration scenario for {', '.join(unknown)}; known: {', '.join(SCENARIO_KINDS)}")
+    all_sc = _scenarios_cached()
+    tasks = [(i, n, t_i, reps, seed) for i, sc in enumerate(all_sc) if sc.kind in chosen
+             for n in seeds for t_i in range(len(sc.truths)) if sc.truths[t_i].null or not nulls_only]
+    rows: list[Row] = []
+    if jobs > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(jobs) as pool:
+            for row in pool.imap(_one, tasks):
+                rows.append(row)
+                if progress:
+                    progress(format_row(row))
+    else:
+        for task in tasks:
+            rows.append(_one(task))
+            if progress:
+                progress(format_row(rows[-1]))
+    return rows
+
+
+def power_summary(rows: Sequence[Row], effect: str = "2 SD", target: float = 0.8) -> list[str]:
+    """Per scenario: the power at each seed count for its ``effect`` row(s) on the supported side, and the
+    smallest seed count that reaches ``target``."""
+    out = []
+    for name in dict.fromkeys((r.kind, r.scenario) for r in rows):
+        sub = [r for r in rows if (r.kind, r.scenario) == name and r.right and effect in r.truth]
+        if not sub:
+            continue
+        by_n = {}
+        for r in sub:
+            by_n.setdefault(r.seeds, []).append(r.power or 0.0)
+        powers = {n: min(v) for n, v in sorted(by_n.items())}
+        enough = [n for n, pw in powers.items() if pw >= target]
+        out.append(f"{name[0]} ({name[1]}): " + ", ".join(f"{n} seeds {pw:.0%}" for n, pw in powers.items())
+                   + (f"; {target:.0%} power from {enough[0]} seeds" if enough else f"; under {target:.0%} at every count"))
+    return out
+
+
+def format_row(r: Row) -> str:
+    power = "" if r.power is None else f"  power {r.power:6.1%}"
+    flag = f"  EXCEEDS ({', '.join(r.exceeds)})" if r.exceeds else ""
+    return (f"{r.kind:<24} {r.scenario[:40]:<40} seeds={r.seeds:<3} {r.truth[:46]:<46} "
+            f"supported {r.supported:6.1%}  refuted {r.refuted:6.1%}  (MC SE {r.se(max(r.supported, r.refuted, ALPHA)):.1%})"
+            f"{power}{flag}")
+
+
+def markdown(rows: Sequence[Row], reps: int, seconds: float) -> str:
+    """The full table as Markdown, for reports/calibration.md."""
+    lines = ["| kind | scenario | seeds | truth | supported | refuted | MC SE | within target |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        se = r.se(max(r.supported, r.refuted, ALPHA))
+        ok = ("yes" if not r.exceeds else f"**no** ({', '.join(r.exceeds)})") if r.null else \
+            f"power {r.power:.1%}" if r.power is not None else ""
+        lines.append(f"| {r.kind} | {r.scenario} | {r.seeds} | {r.truth} | {r.supported:.1%} | {r.refuted:.1%} | "
+                     f"{se:.1%} | {ok} |")
+    bad = [r for r in rows if r.exceeds]
+    lines += ["", "Power for a 2-SD effect (the smaller of the supported and refuted sides), per seed count:", ""]
+    lines += [f"- {line}" for line in power_summary(rows)]
+    lines += ["", f"{len(rows)} rows, {reps} repetitions each, {seconds:.0f} s. Target: every null row's supported "
+                  f"and refuted rates at most {ALPHA:.1%} + 2 Monte Carlo SE ({ALPHA + 2 * math.sqrt(ALPHA * (1 - ALPHA) / reps):.1%} "
+                  f"at {reps} repetitions). "
+              + ("Every null row meets it." if not bad else f"{len(bad)} null row(s) exceed it.")]
+    return "\n".join(lines) + "\n"
