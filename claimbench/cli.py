@@ -328,10 +328,20 @@ def _report(run_dir, output: str | None = None) -> Path:
     from claimbench.api import evaluate_target
     from claimbench.report import write_report
 
+    from claimbench.analysis import inference
+    from claimbench.claims import evidence
+
     evaluations = evaluate_target(run_dir)
-    for ev in evaluations:
-        for r in ev.results:
-            click.echo(f"  {r.claim_id:<4} {r.verdict:<12} {r.summary}")
+    results = [r for ev in evaluations for r in ev.results]
+    for r in results:
+        click.echo(f"  {r.claim_id:<4} {r.verdict:<12} {r.summary}")
+    if results:
+        raw = {v: sum(r.verdict == v for r in results) for v in ("supported", "refuted", "inconclusive")}
+        adjusted = inference.adjust([evidence(r) for r in results])
+        adj = {v: adjusted.count(v) for v in ("supported", "refuted", "inconclusive")}
+        click.echo(f"  ({len(results)} claims: " + ", ".join(f"{n} {v}" for v, n in raw.items())
+                   + "; Holm-adjusted: " + ", ".join(f"{n} {v}" for v, n in adj.items())
+                   + f"; chance alone would decide about {inference.chance_decisions(len(results)):.1f})")
     return write_report(run_dir, output, evaluations)
 
 
