@@ -42,6 +42,7 @@ clipping; only the LR differs, per trial.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ RANGE_BETA = 0.98  # the range test's loss smoothing
 RANGE_STOP = 4.0  # the range test stops when the smoothed loss exceeds this x its minimum
 RANGE_DIVISOR = 10.0  # suggested LR = LR at the minimum smoothed loss / this
 INJECTED = "RuntimeError: injected fault (CLAIMBENCH_FAULTS raise)"
+TIMING_WARMUP_STEPS = 10  # exclusive (timing) trials: steps left out of the median time per step
 
 
 class Engine(Protocol):
@@ -163,6 +165,7 @@ class TrialState:
     grad_ratio: float = math.nan
     lr: float = 0.0  # this step's learning rate
     train_s: float = 0.0  # this trial's share of training time
+    step_s: list[float] = field(default_factory=list)  # exclusive (timing) trials: each step's training time
     wall_s: float = 0.0  # and of the wall time
     noise: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     steps_done: int = 0
@@ -268,6 +271,9 @@ class TrialState:
         out.update(self.extra)
         return out
 
+    def _timed(self, b: int) -> dict[str, float]:
+        return _timed_steps(self.step_s, b) if self.spec.exclusive else {}
+
     def to_record(self) -> TrialRecord:
         spec, b = self.spec, self.plan.batch_size
         if self.status is TrialStatus.FAILED:
@@ -275,6 +281,8 @@ class TrialState:
             record.range_curve = self.range_curve
         else:
             step = self.steps_done
+            timing = {"time_per_step_s": self.train_s / step if step else None,
+                      "examples_per_s": step * b / self.train_s if self.train_s > 0 else None, **self._timed(b)}
             record = TrialRecord(
                 trial_id=spec.trial_id, spec=spec.to_dict(), status=self.status or TrialStatus.COMPLETED,
                 metrics=self.metrics(), curve=self.curve, diverged_step=self.diverged_step,
@@ -282,12 +290,19 @@ class TrialState:
                 steps_to_target=self.steps_to_target,
                 examples_to_target=self.steps_to_target * b if self.steps_to_target is not None else None,
                 best_step=self.best[1] if self.curve else None, stopped_early=self.status is TrialStatus.COMPLETED and step < self.plan.total,
-                time_per_step_s=self.train_s / step if step else None,
-                examples_per_s=step * b / self.train_s if self.train_s > 0 else None,
+                **timing,
                 grad_norms_init=self.grad_norms_init, range_curve=self.range_curve)
         record.wall_s = self.wall_s
         record.engine = self.engine
         return record
+
+
+def _timed_steps(step_s: list[float], b: int) -> dict[str, float]:
+    """An exclusive (timing) trial's time per step: the median over its steps after a warm-up of
+    ``TIMING_WARMUP_STEPS`` (at most a quarter of them), which a moment of other load cannot move."""
+    kept = step_s[min(TIMING_WARMUP_STEPS, len(step_s) // 4):]
+    t = statistics.median(kept) if kept else 0.0
+    return {"time_per_step_s": t, "examples_per_s": b / t} if t > 0 else {}
 
 
 def ratio(norms: list[float]) -> float:
@@ -412,6 +427,7 @@ def _train(states: list[TrialState], make_engine: EngineFactory, device: torch.d
     step = 0
     while step < plan.total and active:
         clock.charge(len(active), training=False)  # between steps: evaluation bookkeeping
+        step_start = clock.train
         # --- one step, for every trial still training
         lrs = [s.set_lr(step) for s in active]
         losses = engine.losses(order.batch(step))
@@ -432,6 +448,8 @@ def _train(states: list[TrialState], make_engine: EngineFactory, device: torch.d
         engine.update(lrs)
         step += 1
         clock.charge(len(active), training=True)
+        if len(active) == 1 and active[0].spec.exclusive:  # a timing trial trains alone: its own steps
+            active[0].step_s.append(clock.train - step_start)
         if any(s.inject_error for s in active):
             for s in active:
                 if s.inject_error:
