@@ -246,6 +246,10 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
     from claimbench.report.junit import write_junit
     from claimbench.report.markdown import write_markdown
 
+    junit_out = output_file(junit, "--junit") if junit else None  # output paths first: one line, before any work
+    md_out = output_file(markdown, "--markdown") if markdown else None
+    if out:
+        output_dir(out, "--out")
     data = read_baseline(baseline_path)  # a missing or malformed baseline is a usage error, before any training
     loaded, skipped = load_check_targets(list(suites), tier)
     for s in loaded:
@@ -253,8 +257,8 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
     for name in skipped:
         click.echo(f"{name}: no [tiers.{tier}], not checked")
     root = Path(out) if out else inside("runs", f"check-{tier}")
-    junit_out = output_file(junit, "--junit") if junit else root / "junit.xml"
-    md_out = output_file(markdown, "--markdown") if markdown else root / "summary.md"
+    junit_out = junit_out or root / "junit.xml"
+    md_out = md_out or root / "summary.md"
     command = "claimbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     faults = faults_from_env()
     _ray_address(executor, address)
@@ -296,6 +300,8 @@ def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, e
     from claimbench.env import environment
 
     output_file(output, "-o")
+    if out:
+        output_dir(out, "--out")
     data = read_baseline(output, must_exist=False)  # an unreadable existing file is refused, never overwritten
     loaded, skipped = load_check_targets(list(suites), tier)
     for name in skipped:
