@@ -118,6 +118,9 @@ def test_selected_cells_fast_path_matches_the_per_cell_rule():
             rows.append(row)
         slow = pd.DataFrame(rows)[fast.columns]
         pd.testing.assert_frame_equal(fast.reset_index(drop=True), slow.reset_index(drop=True), check_dtype=False)
+    # a frame in which no trial can be selected (all diverged) gives NaN cells, not an error
+    dead = frame.assign(status="diverged")
+    assert Q.cell_quantities(dead, keys, "test_acc", tuned=["lr"])["value"].isna().all()
 
 
 def _percentile_rule(values, h, alpha=ALPHA, n_boot=500):

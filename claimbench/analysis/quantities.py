@@ -188,7 +188,8 @@ def _selected_cells(frame: pd.DataFrame, keys: list[str], q: Quantity, select: s
     counts = pd.DataFrame({"n_trials": groups.size(),
                            "n_diverged": groups["status"].agg(lambda s: int((s == "diverged").sum()))})
     sel = pd.to_numeric(frame[select], errors="coerce")
-    ok = frame[(frame["status"] == "completed") & sel.notna()].assign(_sel=sel)
+    mask = (frame["status"] == "completed") & sel.notna()
+    ok = frame[mask].assign(_sel=sel[mask].to_numpy())  # an array: assigning a Series to an empty frame adds rows
     best_idx = ok.groupby(keys, sort=True, dropna=False)["_sel"].idxmax() if not ok.empty else None
     best_idx = best_idx.reindex(counts.index) if best_idx is not None else pd.Series(np.nan, index=counts.index)
     rows = []
