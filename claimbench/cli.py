@@ -13,7 +13,7 @@ import click
 
 from claimbench.errors import UserError
 from claimbench.faults import check_fault_limits, faults_from_env
-from claimbench.paths import inside, output_dir, output_file
+from claimbench.paths import check_name, inside, output_dir, output_file
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
 from claimbench.suite import (TIERS, group_names, load_group, load_suite, load_targets, read_toml, resolve_suite_path,
                               suite_names)
@@ -134,8 +134,13 @@ def report(run_dir: str, output: str | None) -> None:
 
     if output:
         output_file(output, "-o")
-    group = read_group(run_dir)
-    subs = [inside(run_dir, str(s)) for s in group["suites"]] if group else []  # group.json names are names
+    try:
+        group = read_group(run_dir)
+    except (RecursionError, AttributeError, TypeError):  # a hand-made group.json nested or shaped oddly
+        raise UserError("group.json is not a claimbench group file", where=str(Path(run_dir) / "group.json"),
+                        fix="delete it and rerun the group") from None
+    gfile = str(Path(run_dir) / "group.json")
+    subs = [inside(run_dir, check_name(s, f"{gfile}: suites", "suite name")) for s in group["suites"]] if group else []
     dirs = [d for d in subs if (d / "run.json").is_file()] if group else [Path(run_dir)]
     for d in dirs:
         RunStore(d).info()  # a missing or foreign run dir is a user error, before any work

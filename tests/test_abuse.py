@@ -300,7 +300,7 @@ def test_the_fault_variable_is_parsed_strictly_and_goes_through_the_limits(here,
     assert not (here / "o" / "trials").exists()
 
 
-@settings(max_examples=200, deadline=1000)
+@settings(database=None, max_examples=200, deadline=1000)
 @given(st.text(max_size=60))
 def test_fuzzed_fault_text_parses_or_is_one_line(text):
     try:
@@ -363,7 +363,7 @@ def _paths(d, prefix=()):
             yield from _paths(v, prefix + (k,))
 
 
-@settings(max_examples=100, deadline=3000, suppress_health_check=[HealthCheck.too_slow])
+@settings(database=None, max_examples=100, deadline=3000, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_fuzzed_suites_load_or_are_one_line(data):
     """A valid suite with random keys replaced by random values: it loads (and stays within the limits)
@@ -445,7 +445,7 @@ def test_deeply_nested_record_and_record_that_is_a_directory(run_copy):
     assert store.records() == [] and len(store.quarantined) == 2
 
 
-@settings(max_examples=200, deadline=1000)
+@settings(database=None, max_examples=200, deadline=1000)
 @given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
                     max_leaves=20))
@@ -592,7 +592,7 @@ def test_the_gate_fails_closed_before_any_training(here, write_suite, edit, expe
     assert not (here / "never").exists() and "holds" not in out
 
 
-@settings(max_examples=100, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(database=None, max_examples=100, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
                     max_leaves=15))
@@ -655,3 +655,14 @@ def test_an_inherited_ray_address_is_used_only_when_asked(monkeypatch, capsys, a
     monkeypatch.setenv("RAY_ADDRESS", "10.9.9.9:6379")
     _ray_address("local", None)  # the local executor never looks at it
     assert os.environ.get("RAY_ADDRESS") == "10.9.9.9:6379"
+
+
+@pytest.mark.parametrize("content", ["[" * 100000 + "]" * 100000, '{"schema": 1, "suites": ["../../etc"]}',
+                                     '{"schema": 1, "suites": [3]}', "{bad"])
+def test_a_hand_made_group_json_is_one_line(here, content):
+    (here / "g").mkdir()
+    (here / "g" / "group.json").write_text(content)
+    before = files(here)
+    code, _, err = cli("report", str(here / "g"))
+    assert_refused(code, err)
+    assert files(here) == before

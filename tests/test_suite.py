@@ -125,6 +125,9 @@ def test_schema_rejects_what_the_loader_rejects():
     raw["workload"]["widht"] = 3
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(raw, json_schema())
+    for bad in ({"suite": {**raw["suite"], "name": "../x"}}, {"limits": {"trials": 0}}, {"limits": {"colour": 1}}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**tomllib.loads(TINY_SUITE), **bad}, json_schema())
 
 
 def test_default_tier_of_batch_size_is_big_enough():
