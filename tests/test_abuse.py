@@ -666,3 +666,25 @@ def test_a_hand_made_group_json_is_one_line(here, content):
     code, _, err = cli("report", str(here / "g"))
     assert_refused(code, err)
     assert files(here) == before
+
+
+def test_a_read_only_run_dir_is_one_line_even_as_root(run_copy, monkeypatch):
+    """What a non-root user meets in a read-only dir, simulated: the write probe fails, and a write the
+    probe did not foresee (the dir made read-only mid-run) raises PermissionError."""
+    import claimbench.paths
+    import claimbench.store
+    suite, run = run_copy
+    monkeypatch.setattr(claimbench.paths, "_writable_dir", lambda d: False)
+    code, _, err = cli("run", str(suite), "--executor", "local", "--out", str(run), "--quiet")
+    assert_refused(code, err, "not writable")
+    code, _, err = cli("report", str(run), "-o", str(run / "r.html"))
+    assert_refused(code, err, "not writable")
+    monkeypatch.undo()
+
+    def denied(path, text):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(claimbench.store, "atomic_write_text", denied)
+    code, _, err = cli("run", str(suite), "--executor", "local", "--out", str(run), "--quiet")
+    assert_refused(code, err, "run.json", "Permission denied")
+    assert len(records(run)) == 2
