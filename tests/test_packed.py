@@ -187,9 +187,15 @@ def test_packable_falls_back_for_what_packing_does_not_implement(cache, monkeypa
     assert packable(BASE)
     for change in (dict(kind="range_test"), dict(model="cnn", dataset="digits"), dict(model="rnn", activation="tanh"),
                    dict(model="lstm"), dict(activation="rrelu"), dict(activation="prelu"),
-                   dict(dropout=0.2, dropout_kind="alpha", activation="selu"), dict(batchnorm=True, batch_size=1)):
+                   dict(dropout=0.2, dropout_kind="alpha", activation="selu")):
+        assert packable(dataclasses.replace(BASE, **change)), change
+    for change in (dict(batchnorm=True, batch_size=1), dict(measure_noise_scale=True)):
         assert not packable(dataclasses.replace(BASE, **change)), change
-    assert packable(dataclasses.replace(BASE, dropout_kind="alpha"))  # no dropout: the kind is unused
+    # what a pack must share: the kind and the dropout layers; the rate is per trial (0 included)
+    assert pack_key(BASE) != pack_key(dataclasses.replace(BASE, kind="range_test"))
+    alpha = dataclasses.replace(BASE, dropout=0.2, dropout_kind="alpha", activation="selu")
+    assert pack_key(alpha) != pack_key(dataclasses.replace(alpha, dropout_kind="standard"))
+    assert pack_key(alpha) == pack_key(dataclasses.replace(alpha, dropout=0.0))
     # a field the packed trainer does not know (such as a measurement added later) packs only at its default
     monkeypatch.setattr(packs_module, "PACKED_FIELDS", packs_module.PACKED_FIELDS - {"measure_latency"})
     assert packable(BASE) and not packable(dataclasses.replace(BASE, measure_latency=True))

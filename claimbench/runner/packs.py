@@ -3,7 +3,10 @@
 A pack of trials that ``packable`` accepts and that share a ``pack_key`` is trained jointly by
 ``train.packed.train_pack`` (stacked parameters, one batched kernel per layer for all of them);
 every other trial of a pack is trained alone by ``train.train_trial``. This module decides which
-is which without importing torch, so the driver never needs it.
+is which without importing torch, so the driver never needs it. What trains jointly: every built-in
+model (MLP; CNN as grouped convolutions; RNN and LSTM as batched recurrences), both kinds (``train``
+and the LR ``range_test``), every activation, dropout kind, loss, optimizer, schedule and clipping;
+``packable`` lists the exceptions.
 
 How wide (``make_packs``): a group of jointly trainable trials goes out in packs as wide as
 ``pack_width`` allows — the width measured fastest per trial for its model family and batch size
@@ -65,7 +68,7 @@ PACKED_FIELDS = frozenset({
     "loss", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps", "schedule",
     "warmup_steps", "schedule_gamma", "plateau_patience", "clip", "clip_threshold", "batch_size", "epochs", "steps",
     "evals", "patience", "restore_best", "divergence_factor", "target", "measure_latency",
-    "range_lr_min", "range_lr_max", "range_steps",  # read only by kind = range_test, which is not packable
+    "range_lr_min", "range_lr_max", "range_steps",  # kind = range_test: each trial's own LR ramp
 })
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrialSpec)}
 
@@ -73,16 +76,13 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrialSpec)}
 def packable(spec: TrialSpec) -> bool:
     """Whether the packed trainer trains ``spec`` (else ``train_trial`` does, alone).
 
-    Packed: MLPs (any depth, width, shape, init, BatchNorm, standard dropout in either position,
-    any activation but rrelu (random slopes) and prelu (a learned slope)), every loss, optimizer,
-    schedule, warmup and clipping, early stopping, targets, label noise and outliers, latency.
-    Not packed: ``kind = "range_test"``, cnn/rnn/lstm, alpha dropout, BatchNorm at batch size 1,
-    and any non-default value of a field outside ``PACKED_FIELDS``.
+    Packed: every model (mlp, cnn, rnn, lstm), kind ``train`` and ``range_test`` (a per-trial LR
+    ramp), any depth, width, shape, init, BatchNorm, dropout (standard or alpha, either position),
+    every activation (PReLU's slope is a per-trial parameter, RReLU's slopes come from each trial's
+    own generator), every loss, optimizer, schedule, warmup and clipping, early stopping, targets,
+    label noise and outliers, latency. Not packed: BatchNorm at batch size 1, and any non-default
+    value of a field outside ``PACKED_FIELDS`` (such as ``measure_noise_scale``).
     """
-    if spec.kind != "train" or spec.model != "mlp" or spec.activation in ("rrelu", "prelu"):
-        return False
-    if spec.dropout > 0 and spec.dropout_kind != "standard":
-        return False
     if spec.batchnorm and spec.batch_size < 2:
         return False
     return all(name in PACKED_FIELDS or getattr(spec, name) == default for name, default in _DEFAULTS.items())
@@ -90,10 +90,11 @@ def packable(spec: TrialSpec) -> bool:
 
 def pack_key(spec: TrialSpec) -> tuple:
     """Trials with the same key can be trained jointly: the same data, architecture, loss, optimizer
-    kind, clipping kind, batch size and budget (so the same steps and evaluation points)."""
-    return (*spec.shape_key(), "packed", spec.activation, spec.batchnorm,
-            spec.dropout_position if spec.dropout > 0 else "after_act", spec.loss_name, spec.optimizer, spec.clip,
-            spec.batch_size, spec.epochs, spec.steps, spec.evals)
+    kind, clipping kind, batch size and budget (so the same steps and evaluation points), and kind
+    (a range test's LR sweep comes before its training)."""
+    return (*spec.shape_key(), "packed", spec.kind, spec.activation, spec.batchnorm,
+            spec.dropout_position, spec.dropout_kind,  # as declared: a rate of 0 packs with its suite's others
+            spec.loss_name, spec.optimizer, spec.clip, spec.batch_size, spec.epochs, spec.steps, spec.evals)
 
 
 def group_key(spec: TrialSpec) -> tuple:

@@ -43,8 +43,8 @@ Same results as ``train_trial``, to float tolerance: batched matmuls, grouped co
 per-row reductions sum in a different order than the unpacked kernels (differences of about 1e-6
 relative that grow slowly over steps, see tests/test_packed.py). Random draws (dropout and
 AlphaDropout masks, RReLU slopes) come from each trial's own generator in ``train_trial``'s order
-and the same way, so on the CPU they match too; on CUDA ``nn.Dropout`` uses a fused kernel that
-consumes the RNG differently, so masks there match in distribution only.
+and the same way, so on the CPU they match too; on CUDA ``nn.Dropout`` and ``nn.RReLU`` use kernels
+that consume the RNG differently, so masks and slopes there match in distribution only.
 
 Timing: ``time_per_step_s`` is the trial's share of the pack's step time (policy). ``measure_latency``
 times the trial's own ``nn.Module`` rebuilt from its weights (its best checkpoint with restore-best).
@@ -348,8 +348,9 @@ class PackedEngine:
     def forward(self, params: list[torch.Tensor], x: torch.Tensor, training: bool) -> torch.Tensor:
         """Outputs (K, N, n_out) of every trial's model on x: (K, N, D) per trial, or (N, D) shared by all.
 
-        Layouts: "rows" (K, N, ...) per trial; "grouped" (N, K*C, H, W) for convolutions; "shared" the
-        inputs, the same for every trial, until a layer makes them per trial."""
+        Layouts: "rows" (K, N, ...) per trial; "grouped" (N, K*C, H, W) for convolutions; "sequence"
+        (K, N, T, H), a recurrent layer's outputs (which nn.RNN and nn.LSTM lay out time-major in memory);
+        "shared" the inputs, the same for every trial, until a layer makes them per trial."""
         k = self.k
         h, layout = x, "rows" if x.dim() == 3 else "shared"
         for op, where in zip(self.ops, self.op_slices):
@@ -393,9 +394,9 @@ class PackedEngine:
                 seq = as_sequence(h.reshape(k * h.shape[1], -1), self.input_shape)  # (K*N, T, F)
                 h = seq.reshape(k, h.shape[1], *seq.shape[1:])
             elif kind in ("rnn", "lstm"):
-                h = _recurrence(kind, op.nonlinearity, h, *p)
+                h, layout = _recurrence(kind, op.nonlinearity, h, *p, training=training), "sequence"
             elif kind == "last":
-                h = h[:, :, -1]
+                h, layout = h[:, :, -1], "rows"
         return h
 
     def _per_trial(self, values: torch.Tensor, h: torch.Tensor, layout: str) -> torch.Tensor:
@@ -407,16 +408,21 @@ class PackedEngine:
         return values.view(k, *[1] * (h.dim() - 1))
 
     def _one(self, h: torch.Tensor, layout: str) -> tuple[int, ...]:
-        """The shape of one trial's activations, as its nn.Module sees them."""
+        """The shape of one trial's activations in memory order, as its nn.Module holds them (random
+        draws fill that order)."""
         if layout == "grouped":
             n, kc, *rest = h.shape
             return (n, kc // self.k, *rest)
+        if layout == "sequence":  # (N, T, H) with time-major strides: drawn as (T, N, H)
+            return (h.shape[2], h.shape[1], h.shape[3])
         return tuple(h.shape[1:])
 
     def _stack(self, per_trial: list[torch.Tensor], h: torch.Tensor, layout: str) -> torch.Tensor:
         """Per-trial tensors of shape ``_one(h)`` as one tensor in h's layout."""
         if layout == "grouped":
             return torch.stack(per_trial, 1).reshape(h.shape)
+        if layout == "sequence":
+            return torch.stack(per_trial).transpose(1, 2)
         return torch.stack(per_trial)
 
     def _slice(self, h: torch.Tensor, layout: str, j: int) -> torch.Tensor:
@@ -451,9 +457,10 @@ class PackedEngine:
         noises = []
         for j, rng in enumerate(self.rngs):
             negative = self._slice(h, layout, j).detach() <= 0
-            slopes = torch.empty(int(negative.sum()), dtype=torch.float64).uniform_(lower, upper, generator=rng)
+            slopes = torch.empty(int(negative.sum()), dtype=torch.float64, device=self.device).uniform_(
+                lower, upper, generator=rng)
             noises.append(torch.ones(negative.shape, dtype=h.dtype, device=self.device)
-                          .masked_scatter_(negative, slopes.to(h.dtype).to(self.device)))
+                          .masked_scatter_(negative, slopes.to(h.dtype)))
         return h * self._stack(noises, h, layout)
 
     def _clip(self, grads: torch.Tensor) -> torch.Tensor:
@@ -467,20 +474,37 @@ class PackedEngine:
 
 
 def _recurrence(kind: str, nonlinearity: str, x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
-                b_ih: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+                b_ih: torch.Tensor, b_hh: torch.Tensor, training: bool) -> torch.Tensor:
     """One recurrent layer (nn.RNN or nn.LSTM, one layer, batch first, zero initial state) for K trials:
-    x (K, N, T, F) -> (K, N, T, H). The input projections of all steps are one batched matmul; each
-    step adds the hidden projection (with its bias) as torch's CPU cell does: gates = ih[t] + hh."""
+    x (K, N, T, F) -> (K, N, T, H).
+
+    Training: the input projections of all steps are one batched matmul; each step adds the hidden
+    projection (with its bias) as torch's CPU cell does (gates = ih[t] + hh), one batched matmul for
+    all K. Evaluation (thousands of sequences, no gradient): compute-bound, not overhead-bound, so each
+    trial runs torch's own fused recurrence (the kernel nn.RNN / nn.LSTM run), which does fewer passes
+    over memory than the step-by-step ops; its outputs are those of the trial's own module."""
     k, n, steps, features = x.shape
-    ih = torch.baddbmm(b_ih.unsqueeze(1), x.reshape(k, n * steps, features), w_ih.transpose(1, 2))
-    ih = ih.view(k, n, steps, -1)
-    w, b = w_hh.transpose(1, 2), b_hh.unsqueeze(1)
     hidden = w_hh.shape[2]
+    if not training:
+        h0 = x.new_zeros(1, n, hidden)
+        outs = []
+        for j in range(k):
+            weights = [w_ih[j], w_hh[j], b_ih[j], b_hh[j]]
+            if kind == "lstm":
+                outs.append(torch._VF.lstm(x[j], (h0, h0), weights, True, 1, 0.0, False, False, True)[0])
+            else:
+                fn = torch._VF.rnn_tanh if nonlinearity == "tanh" else torch._VF.rnn_relu
+                outs.append(fn(x[j], h0, weights, True, 1, 0.0, False, False, True)[0])
+        return torch.stack(outs)
+    ih = torch.baddbmm(b_ih.unsqueeze(1), x.reshape(k, n * steps, features), w_ih.transpose(1, 2))
+    ih = ih.view(k, n, steps, -1).unbind(2)  # one backward for all steps (a select per step would zero-fill
+    #                                          a gradient of the whole tensor at each step)
+    w, b = w_hh.transpose(1, 2), b_hh.unsqueeze(1)
     h = x.new_zeros(k, n, hidden)
     c = x.new_zeros(k, n, hidden) if kind == "lstm" else None
     outs = []
     for t in range(steps):
-        gates = torch.baddbmm(b, h, w) + ih[:, :, t]
+        gates = torch.baddbmm(b, h, w) + ih[t]
         if kind == "rnn":
             h = torch.tanh(gates) if nonlinearity == "tanh" else torch.relu(gates)
         else:
