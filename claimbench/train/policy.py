@@ -60,6 +60,7 @@ RANGE_STOP = 4.0  # the range test stops when the smoothed loss exceeds this x i
 RANGE_DIVISOR = 10.0  # suggested LR = LR at the minimum smoothed loss / this
 INJECTED = "RuntimeError: injected fault (CLAIMBENCH_FAULTS raise)"
 TIMING_WARMUP_STEPS = 10  # exclusive (timing) trials: steps left out of the median time per step
+TIMING_ROUNDS = 7  # exclusive (timing) trials: forward-latency measurements, of which the median is kept
 
 
 class Engine(Protocol):
@@ -478,7 +479,9 @@ def _train(states: list[TrialState], make_engine: EngineFactory, device: torch.d
 def _finish(engine: Engine, j: int, s: TrialState) -> None:
     """End-of-training measurements of a completed trial (still row j of the engine)."""
     if s.spec.measure_latency and s.status is TrialStatus.COMPLETED:
-        s.final["forward_latency_s"] = engine.latency(j, restore=s.keeps_checkpoint and s.best[1] > 0)
+        restore = s.keeps_checkpoint and s.best[1] > 0
+        rounds = TIMING_ROUNDS if s.spec.exclusive else 1  # a timing trial: the median of several measurements
+        s.final["forward_latency_s"] = statistics.median(engine.latency(j, restore) for _ in range(rounds))
 
 
 def _range_test(states: list[TrialState], make_engine: EngineFactory, device: torch.device, mark: float) -> float:
