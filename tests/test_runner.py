@@ -191,4 +191,6 @@ def test_a_timing_trial_keeps_the_median_step_after_its_warm_up():
 
     steps = [0.5] * TIMING_WARMUP_STEPS + [0.01] * 50 + [3.0] * 5  # slow warm-up, a moment of other load
     assert _timed_steps(steps, 32) == {"time_per_step_s": 0.01, "examples_per_s": 3200.0}
-    assert _timed_steps([], 32) == {}
+    none = {"time_per_step_s": None, "examples_per_s": None}
+    assert _timed_steps([], 32) == none
+    assert _timed_steps([0.01] * 5, 32) == none  # diverged in its first steps: nothing to time

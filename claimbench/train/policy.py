@@ -60,6 +60,7 @@ RANGE_STOP = 4.0  # the range test stops when the smoothed loss exceeds this x i
 RANGE_DIVISOR = 10.0  # suggested LR = LR at the minimum smoothed loss / this
 INJECTED = "RuntimeError: injected fault (CLAIMBENCH_FAULTS raise)"
 TIMING_WARMUP_STEPS = 10  # exclusive (timing) trials: steps left out of the median time per step
+TIMING_MIN_STEPS = 10  # exclusive (timing) trials: fewer timed steps than this (diverged early) time nothing
 TIMING_ROUNDS = 7  # exclusive (timing) trials: forward-latency measurements, of which the median is kept
 
 
@@ -272,7 +273,7 @@ class TrialState:
         out.update(self.extra)
         return out
 
-    def _timed(self, b: int) -> dict[str, float]:
+    def _timed(self, b: int) -> dict[str, float | None]:
         return _timed_steps(self.step_s, b) if self.spec.exclusive else {}
 
     def to_record(self) -> TrialRecord:
@@ -298,12 +299,14 @@ class TrialState:
         return record
 
 
-def _timed_steps(step_s: list[float], b: int) -> dict[str, float]:
+def _timed_steps(step_s: list[float], b: int) -> dict[str, float | None]:
     """An exclusive (timing) trial's time per step: the median over its steps after a warm-up of
-    ``TIMING_WARMUP_STEPS`` (at most a quarter of them), which a moment of other load cannot move."""
+    ``TIMING_WARMUP_STEPS`` (at most a quarter of them), which a moment of other load cannot move.
+    A trial with fewer than ``TIMING_MIN_STEPS`` steps after its warm-up (one that diverged at once)
+    has none: absent, never the time of its first, slow steps."""
     kept = step_s[min(TIMING_WARMUP_STEPS, len(step_s) // 4):]
-    t = statistics.median(kept) if kept else 0.0
-    return {"time_per_step_s": t, "examples_per_s": b / t} if t > 0 else {}
+    t = statistics.median(kept) if len(kept) >= TIMING_MIN_STEPS else 0.0
+    return {"time_per_step_s": t, "examples_per_s": b / t} if t > 0 else {"time_per_step_s": None, "examples_per_s": None}
 
 
 def ratio(norms: list[float]) -> float:
