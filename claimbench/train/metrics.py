@@ -76,18 +76,18 @@ def batch_losses(loss_fn: LossFn, out: torch.Tensor, y: torch.Tensor) -> torch.T
 
 @torch.no_grad()
 def evaluate(forward: Callable[[torch.Tensor], torch.Tensor], k: int, data: Dataset, train_probe: torch.Tensor,
-             loss_fn: LossFn) -> list[dict[str, float]]:
+             loss_fn: LossFn, chunk: int = EVAL_CHUNK) -> list[dict[str, float]]:
     """Metrics of K models on the three splits, one dict per model (see the module docstring).
 
     ``forward(x)`` returns the K models' eval-mode outputs ``(K, N, n_out)`` on shared inputs x: one
-    batched pass per chunk for all K."""
+    batched pass per chunk of ``chunk`` examples for all K."""
     out: list[dict[str, float]] = [{} for _ in range(k)]
     classification = data.task == "classification"
     for split, x, y in (("train", data.x_train[train_probe], data.y_train[train_probe]),
                         ("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
         loss_sum, correct, sse = [0.0] * k, [0] * k, [0.0] * k
-        for i in range(0, len(y), EVAL_CHUNK):
-            outputs, targets = forward(x[i:i + EVAL_CHUNK]), y[i:i + EVAL_CHUNK]
+        for i in range(0, len(y), chunk):
+            outputs, targets = forward(x[i:i + chunk]), y[i:i + chunk]
             loss_sum = [a + b for a, b in zip(loss_sum, _rows(loss_fn, outputs, targets, "sum").tolist())]
             if classification:
                 hits = (outputs.argmax(2) == targets.unsqueeze(0)).sum(1).tolist()

@@ -65,7 +65,7 @@ from torch import nn
 from claimbench.runner.packs import pack_key, packable
 from claimbench.train import policy
 from claimbench.train.loop import train_trial
-from claimbench.train.metrics import LATENCY_BATCH, batch_losses, evaluate, forward_latency, make_loss
+from claimbench.train.metrics import EVAL_CHUNK, LATENCY_BATCH, batch_losses, evaluate, forward_latency, make_loss
 from claimbench.trial import TrialRecord, TrialSpec
 from claimbench.workloads import DataCache, Dataset, build_model
 from claimbench.workloads.models import SequenceModel, as_sequence
@@ -74,6 +74,7 @@ NADAM_MOMENTUM_DECAY = 4e-3  # torch.optim.NAdam's default, as make_optimizer le
 CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s
 ALPHA = 1.7580993408473766  # AlphaDropout's alpha (SELU's -lambda * alpha), as ATen's
 RRELU_LOWER, RRELU_UPPER = 1.0 / 8, 1.0 / 3  # nn.RReLU's defaults
+EVAL_FLOATS = 2**19  # a CNN pack's evaluation chunk: at most this many floats of first-layer activations
 
 
 def train_pack(specs: list[TrialSpec], cache: DataCache | None = None, device: str | torch.device = "cpu",
@@ -133,7 +134,7 @@ Place = tuple[int, int, tuple[int, ...]]  # (offset, size, shape) of one paramet
 class _Op:
     kind: str  # linear | bn | bn2d | act | prelu | rrelu | dropout | image | conv | maxpool | gap | sequence | rnn | lstm | last
     params: tuple[Place, ...] = ()  # in the module's parameter order
-    index: int = 0  # bn: which running buffers
+    index: int = 0  # bn: which running buffers; rnn, lstm: which weight layer
     module: nn.Module | None = None  # act: the (stateless, elementwise) activation module
     nonlinearity: str = "tanh"  # rnn
 
@@ -195,7 +196,7 @@ def _plan(model: nn.Module) -> tuple[list[_Op], list[int], list[list[Place]]]:
             if layer.num_layers != 1 or layer.bidirectional or not layer.batch_first or layer.proj_size:
                 raise ValueError(f"packed training stacks one-layer batch-first recurrences, not {layer}")
             ops.append(_Op(kind, take(layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0),
-                           nonlinearity=getattr(layer, "nonlinearity", "tanh")))
+                           index=len(weights), nonlinearity=getattr(layer, "nonlinearity", "tanh")))
             weights.append(list(ops[-1].params[:2]))
             for m in model.drop:
                 block(m)
@@ -262,6 +263,8 @@ class PackedEngine:
         self.bn_mean = [torch.zeros(k, c, device=device) for c in bn_widths]
         self.bn_var = [torch.ones(k, c, device=device) for c in bn_widths]
         self.dropout_p = [s.dropout for s in specs]
+        self.dropout_p_max = max(self.dropout_p)
+        self.last_recurrent = max([op.index for op in self.ops if op.kind in ("rnn", "lstm")], default=-1)
         self.opt = _StackedOptimizer(specs, self.theta.detach())
         self.clip = s0.clip
         self.clip_threshold = self.opt.col([s.clip_threshold for s in specs])
@@ -305,7 +308,15 @@ class PackedEngine:
     def evaluate(self) -> list[dict[str, float]]:
         params = [p.detach() for p in self.params()]
         return evaluate(lambda x: self.forward(params, x, training=False), self.k, self.data, self.train_probe,
-                        self.loss_fn)
+                        self.loss_fn, self.eval_chunk())
+
+    def eval_chunk(self) -> int:
+        """Examples per evaluation pass: all K models' activations of a chunk stay within EVAL_FLOATS
+        (in cache), which for convolutions (K x channels x pixels per example) is far below EVAL_CHUNK."""
+        if self.specs[0].model != "cnn":
+            return EVAL_CHUNK
+        per_example = self.k * self.specs[0].width * math.prod(self.input_shape[1:])  # the first conv's output
+        return max(16, min(EVAL_CHUNK, EVAL_FLOATS // per_example))
 
     def keep(self, rows: list[int]) -> None:
         if len(rows) == self.k:
@@ -394,7 +405,11 @@ class PackedEngine:
                 seq = as_sequence(h.reshape(k * h.shape[1], -1), self.input_shape)  # (K*N, T, F)
                 h = seq.reshape(k, h.shape[1], *seq.shape[1:])
             elif kind in ("rnn", "lstm"):
-                h, layout = _recurrence(kind, op.nonlinearity, h, *p, training=training), "sequence"
+                # the head reads only the last step: without a layer or a dropout mask to draw after it
+                # (evaluation draws none), the last layer keeps only that step
+                last_only = op.index == self.last_recurrent and (not training or self.dropout_p_max == 0)
+                h = _recurrence(kind, op.nonlinearity, h, *p, training=training, last_only=last_only)
+                layout = "sequence"
             elif kind == "last":
                 h, layout = h[:, :, -1], "rows"
         return h
@@ -474,9 +489,9 @@ class PackedEngine:
 
 
 def _recurrence(kind: str, nonlinearity: str, x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
-                b_ih: torch.Tensor, b_hh: torch.Tensor, training: bool) -> torch.Tensor:
+                b_ih: torch.Tensor, b_hh: torch.Tensor, training: bool, last_only: bool = False) -> torch.Tensor:
     """One recurrent layer (nn.RNN or nn.LSTM, one layer, batch first, zero initial state) for K trials:
-    x (K, N, T, F) -> (K, N, T, H).
+    x (K, N, T, F) -> (K, N, T, H), or (K, N, 1, H), the last step alone, with ``last_only``.
 
     Training: the input projections of all steps are one batched matmul; each step adds the hidden
     projection (with its bias) as torch's CPU cell does (gates = ih[t] + hh), one batched matmul for
@@ -495,6 +510,8 @@ def _recurrence(kind: str, nonlinearity: str, x: torch.Tensor, w_ih: torch.Tenso
             else:
                 fn = torch._VF.rnn_tanh if nonlinearity == "tanh" else torch._VF.rnn_relu
                 outs.append(fn(x[j], h0, weights, True, 1, 0.0, False, False, True)[0])
+            if last_only:
+                outs[-1] = outs[-1][:, -1:]
         return torch.stack(outs)
     ih = torch.baddbmm(b_ih.unsqueeze(1), x.reshape(k, n * steps, features), w_ih.transpose(1, 2))
     ih = ih.view(k, n, steps, -1).unbind(2)  # one backward for all steps (a select per step would zero-fill
@@ -512,7 +529,7 @@ def _recurrence(kind: str, nonlinearity: str, x: torch.Tensor, w_ih: torch.Tenso
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             h = torch.sigmoid(o) * torch.tanh(c)
         outs.append(h)
-    return torch.stack(outs, 2)
+    return h.unsqueeze(2) if last_only else torch.stack(outs, 2)
 
 
 # --- the optimizers on stacked tensors --------------------------------------------------------
