@@ -7,7 +7,7 @@ and the LR range test (the MLP) — and for each batch size, the same trials (se
 are trained one at a time on the single-trial engine (``train_trial``) and jointly on the packed
 engine (``train_jointly``) at several pack widths, including the one the runner picks
 (``runner.packs.pack_width``). Evaluation is included in both (two evaluations: step 0 and the
-end). One torch thread, as a runner worker slot has. Times are per trial: a trial alone, and a
+end; about one per 100-200 steps, as in the suites). One torch thread, as a runner worker slot has. Times are per trial: a trial alone, and a
 pack's wall time / its width.
 
     python benchmarks/packing.py            # a few minutes on 2 CPU cores
@@ -39,13 +39,13 @@ WIDTHS = (8, 32)  # pack widths measured besides the runner's own
 
 FAMILIES: dict[str, tuple[TrialSpec, tuple[int, ...], int]] = {  # (trial, batch sizes, steps)
     "mlp": (TrialSpec(dataset="mnist1d", depth=2, width=100, momentum=0.9, lr=0.05, evals=1, steps=1), (2, 8, 32, 128),
-            300),
+            400),
     "cnn": (TrialSpec(dataset="digits", model="cnn", depth=2, width=16, dropout=0.3, optimizer="adam", lr=0.003,
-                      evals=1, steps=1), (8, 32), 60),
+                      evals=1, steps=1), (8, 32), 150),
     "rnn": (TrialSpec(dataset="adding", model="rnn", activation="tanh", init="glorot", depth=1, width=32, momentum=0.9,
-                      lr=0.01, clip="norm", evals=1, steps=1), (8, 32), 100),
+                      lr=0.01, clip="norm", evals=1, steps=1), (8, 32), 200),
     "lstm": (TrialSpec(dataset="adding", model="lstm", depth=1, width=32, momentum=0.9, lr=0.01, evals=1, steps=1),
-             (32,), 60),
+             (32,), 80),
     "range": (TrialSpec(dataset="mnist1d", kind="range_test", depth=2, width=100, momentum=0.9, range_steps=100,
                         evals=1, steps=1), (32,), 200),
 }
