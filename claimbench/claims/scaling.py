@@ -50,7 +50,7 @@ import pandas as pd
 from claimbench.analysis.quantities import cell_quantities, to_wide
 from claimbench.analysis.scaling import (REGIME_FACTOR, fastest_trials, fit_steps_vs_batch, geometric_mean,
                                          power_law_exponent, regime)
-from claimbench.analysis.inference import Evidence, Hypothesis, combine, decide_mean, t_interval
+from claimbench.analysis.inference import Decision, Evidence, Hypothesis, combine, decide_mean, t_interval
 from claimbench.claims import arms
 from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, detectable_text, register
 from claimbench.claims.common import quiet
@@ -278,7 +278,7 @@ def multiplier_table(claim: Claim, setup: arms.Setup, arm: pd.DataFrame, base: f
                      "mean": mean, "lo": lo, "hi": hi, "n": int(d.size),
                      "baseline": float(np.nanmean(b)) if np.isfinite(b).any() else float("nan"),
                      "scaled": float(np.nanmean(wide[lv])) if np.isfinite(wide[lv]).any() else float("nan"),
-                     "p_holds": decision.p_supported, "p_breaks": decision.p_refuted,
+                     "p_holds": decision.p_supported, "p_breaks": decision.p_refuted, "mde": decision.mde,
                      "holds": bool(decision.p_supported < a),
                      "breaks": bool(decision.p_refuted < a / n_k)})
     return pd.DataFrame(rows)
@@ -347,7 +347,12 @@ def _linear_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dic
                f"k = {p['min_k']:g} claimed: at k = {last['k']:g} ({judged}) {last['mean']:+.4f} "
                f"(CI {last['lo']:+.4f} to {last['hi']:+.4f}); " + "; ".join(parts))
     return ClaimResult(verdict=verdict, effect=float(last["mean"]), ci=(float(last["lo"]), float(last["hi"])),
-                       summary=summary, unit=setup.quantity.unit, p_supported=p_sup, p_refuted=p_ref, **base_fields)
+                       summary=summary, unit=setup.quantity.unit, p_supported=p_sup, p_refuted=p_ref,
+                       mde=float(last["mde"]) if np.isfinite(last["mde"]) else None,
+                       detectable=f"at k = {last['k']:g}: " + detectable_text(
+                           Decision(verdict, float(last["mean"]), (float(last["lo"]), float(last["hi"])), p_sup, p_ref,
+                                    int(last["n"]), "", mde=float(last["mde"])),
+                           Hypothesis.greater(-p["margin"]), setup.quantity.unit), **base_fields)
 
 
 LINEAR_KIND = register(ClaimKind(
