@@ -29,10 +29,12 @@ def _writer_options(f):
 
 
 def _ray_address(executor: str, address: str | None) -> None:
-    """An inherited RAY_ADDRESS is used only with ``--address auto`` or inside a Ray job (RAY_JOB_ID set);
-    otherwise it is dropped, so that the embedded Ray starts, and a note says so."""
+    """An inherited RAY_ADDRESS is used only with ``--address auto`` or inside a Ray job (the job supervisor
+    sets RAY_JOB_CONFIG_JSON_ENV_VAR in the entrypoint's environment; RAY_JOB_ID is accepted too); otherwise it
+    is dropped, so that the embedded Ray starts, and a note says so."""
     inherited = os.environ.get("RAY_ADDRESS")
-    if executor != "ray" or not inherited or address == "auto" or os.environ.get("RAY_JOB_ID"):
+    in_job = os.environ.get("RAY_JOB_ID") or os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    if executor != "ray" or not inherited or address == "auto" or in_job:
         return
     os.environ.pop("RAY_ADDRESS")
     if address is None:
@@ -105,6 +107,8 @@ def run(suite: str, tier: str, executor: str, address: str | None, out: str | No
         targets = [(loaded, root)]
     command = "claimbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     faults = faults_from_env()
+    from claimbench.runner import check_executor_options
+    check_executor_options(executor, address, cpus_per_trial, gpus_per_trial)  # before any run dir is made
     _ray_address(executor, address)
     _open_run_dirs(targets, root, force, wait, faults, "group.json" if group is not None else None)
     from claimbench.api import run_suites, write_group  # after the checks: refusals come before seconds of imports

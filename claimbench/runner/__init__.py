@@ -20,24 +20,30 @@ from claimbench.trial import TrialRecord, TrialSpec
 EXECUTORS = ("ray", "local")
 
 
+def check_executor_options(name: str, address: str | None = None, cpus_per_trial: float | None = 1,
+                           gpus_per_trial: float | None = 0) -> None:
+    """UserError for an unknown executor or bad slot resources (None: the suite's default), before any work."""
+    if name not in EXECUTORS:
+        raise UserError(f"unknown executor {name!r}", where="--executor", fix=f"use one of: {', '.join(EXECUTORS)}")
+    if name == "local" and address:
+        raise UserError("--address attaches to a Ray cluster, which the local executor does not use",
+                        where="--address", fix="drop --address or use --executor ray")
+    if cpus_per_trial is not None and not (isinstance(cpus_per_trial, (int, float)) and cpus_per_trial > 0):
+        raise UserError(f"cpus per trial must be > 0, got {cpus_per_trial!r}", where="--cpus-per-trial",
+                        fix="pass a positive number, e.g. 1 or 0.5")
+    if gpus_per_trial is not None and not (isinstance(gpus_per_trial, (int, float)) and gpus_per_trial >= 0):
+        raise UserError(f"gpus per trial must be >= 0, got {gpus_per_trial!r}", where="--gpus-per-trial",
+                        fix="pass 0, a fraction such as 0.25, or a whole number")
+
+
 def make_executor(name: str, address: str | None = None, cpus_per_trial: float = 1, gpus_per_trial: float = 0,
                   faults: tuple = ()):
     """The executor ``name``; the resources of one slot matter to Ray only (local trains in this process)."""
-    if not (isinstance(cpus_per_trial, (int, float)) and cpus_per_trial > 0):
-        raise UserError(f"cpus per trial must be > 0, got {cpus_per_trial!r}", where="--cpus-per-trial",
-                        fix="pass a positive number, e.g. 1 or 0.5")
-    if not (isinstance(gpus_per_trial, (int, float)) and gpus_per_trial >= 0):
-        raise UserError(f"gpus per trial must be >= 0, got {gpus_per_trial!r}", where="--gpus-per-trial",
-                        fix="pass 0, a fraction such as 0.25, or a whole number")
+    check_executor_options(name, address, cpus_per_trial, gpus_per_trial)
     if name == "local":
-        if address:
-            raise UserError("--address attaches to a Ray cluster, which the local executor does not use",
-                            where="--address", fix="drop --address or use --executor ray")
         return LocalExecutor(faults=faults)
     if name == "ray":
-        return RayExecutor(address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                           faults=faults)
-    raise UserError(f"unknown executor {name!r}", where="--executor", fix=f"use one of: {', '.join(EXECUTORS)}")
+        return RayExecutor(address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, faults=faults)
 
 
 def run_trials(specs: list[TrialSpec], executor, on_record: Callable[[TrialRecord], None],
