@@ -282,7 +282,6 @@ def _widths(kind: str) -> Scenario:
         halves = half + np.linspace(0, theta * s / 2, len(levels)) if kind == "range_width_trend" \
             else np.array([half + theta * s / 2, half])
         val = _width_values(rng, np.maximum(halves, 0.3), seeds, grid, tol)
-        n_lv, n_g, n_s = val.shape
         idx = np.indices(val.shape).reshape(3, -1)
         frame = pd.DataFrame({axis: list(np.asarray(levels, dtype=object)[idx[0]]), "lr": grid[idx[1]],
                               "seed": idx[2], "status": "completed", "val_acc": val.ravel(),

@@ -195,11 +195,6 @@ def welch_interval(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA)
     return d, d - half, d + half, int(round(df))
 
 
-def mean_table(wide: np.ndarray, alpha: float = ALPHA) -> list[tuple[float, float, float, int]]:
-    """Per column of a (seeds x levels) table: (mean, lo, hi, n), t intervals (for figures and tables)."""
-    return [t_interval(wide[:, j], alpha) for j in range(wide.shape[1])]
-
-
 # ------------------------------------------------------------------ decisions
 
 def _se(x: np.ndarray) -> float:
