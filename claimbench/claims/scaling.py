@@ -143,8 +143,12 @@ def _critical_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
         _estimate_row("fit error, RMSE of ln(steps)", fit.rmse_log, None)]
     n_fitted = int(np.isfinite(log_values("b_crit")).sum())
     if n_fitted < 2:
+        # one seed still gives the statistic the verdict is on (the CI gate tracks it per seed): the ratio
+        # B_crit / B_simple when the noise scale is compared, else B_crit
+        ratio = p["noise"] and np.isfinite(point["ratio"])
         return arms.undecided(claim, CRITICAL, f"B_crit = {arms.fmt_num(fit.b_crit)}; {n_fitted} seed(s) whose own "
-                              f"fit succeeds: no CI", unit="examples per batch", effect=fit.b_crit, **base)
+                              f"fit succeeds: no CI", unit="ratio" if ratio else "examples per batch",
+                              effect=float(point["ratio"]) if ratio else fit.b_crit, **base)
     lo_b, hi_b = float(x.min()), float(x.max())
     in_range = decide_mean(log_values("b_crit"), Hypothesis.band(math.log(lo_b), math.log(hi_b)), a)
     if fit.edge:
@@ -333,8 +337,11 @@ def _linear_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dic
         parts.append(f"{name}: holds up to k = {k_max:g}" + (f", breaks at k = {k_break:g}" if k_break else
                                                              ", no tested k breaks"))
     if upto.empty or upto["n"].max() < 2:
+        # one seed still gives the statistic (the CI gate tracks it per seed), never a verdict
+        valued = upto[upto["n"] >= 1].sort_values("k")
+        effect = float(valued.iloc[-1]["mean"]) if not valued.empty else None
         return arms.undecided(claim, LINEAR, f"no multiplier up to {p['min_k']:g} with 2 paired seeds; "
-                              + "; ".join(parts), **base_fields)
+                              + "; ".join(parts), effect=effect, unit=setup.quantity.unit, **base_fields)
     k_all = len(t)
     # holds for every k <= min_k: all must hold; breaks: any of the K multipliers, each judged at alpha / K
     joint = combine([Evidence("supported" if r["holds"] else "inconclusive", r["p_holds"],

@@ -1,0 +1,78 @@
+"""The CI gate gates what it says: every shipped claim kind's tracked ``effect`` has a value per seed.
+
+The fixture is the published default-tier frames (``reports/*-default/<suite>/trials.parquet``, real
+trials) cut to 3 seeds; per kind the first shipped claim of that kind is tracked with ``track =
+["effect"]``. A kind whose one-seed evaluation drops its statistic (a null per seed) would make the
+gate silently judge nothing for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from claimbench.check import compare_values, tracked_values
+from claimbench.claims import KINDS
+from claimbench.suite import ClaimCheck, load_suite, suites_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = (0, 1, 2)
+
+
+def _shipped_suites():
+    paths = sorted(suites_dir().glob("*.toml")) + sorted(suites_dir().glob("*/*.toml"))
+    for path in paths:
+        if "[group]" in path.read_text(encoding="utf-8"):
+            continue
+        yield load_suite(str(path), "default")
+
+
+def _published_frame(name: str) -> pd.DataFrame | None:
+    for path in sorted(ROOT.glob(f"reports/*-default/{name}/trials.parquet")):
+        frame = pd.read_parquet(path)
+        return frame[frame["seed"].isin(SEEDS)]
+    return None
+
+
+def _one_claim_per_kind():
+    seen = {}
+    for suite in _shipped_suites():
+        frame = None
+        for claim in suite.claims:
+            if claim.kind in seen:
+                continue
+            frame = _published_frame(suite.name) if frame is None else frame
+            if frame is not None and not frame.empty:
+                seen[claim.kind] = (suite, claim, frame)
+    return seen
+
+
+CASES = _one_claim_per_kind()
+
+
+def test_every_shipped_kind_has_a_published_3_seed_fixture():
+    assert set(CASES) == set(KINDS), f"kinds without a fixture: {sorted(set(KINDS) - set(CASES))}"
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_tracked_effect_has_a_value_for_every_seed(kind):
+    suite, claim, frame = CASES[kind]
+    tracked_suite = dataclasses.replace(suite, checks={claim.id: ClaimCheck(track=("effect",))})
+    tracked = tracked_values(tracked_suite, claim, frame)
+    assert tracked, f"{claim.id} ({kind}): nothing tracked"
+    for name, per_seed in tracked.items():
+        assert per_seed["seeds"] == list(SEEDS)
+        assert all(v is not None and math.isfinite(v) for v in per_seed["values"]), \
+            f"{claim.id} ({kind}) {name}: per-seed effect {per_seed['values']}"
+        # and the gate judges it: the same values hold, a shift far beyond the spread is a regression
+        same = compare_values(name, per_seed, per_seed, tolerance=0.0)
+        assert same.status == "ok" and same.n == len(SEEDS)
+        spread = max(per_seed["values"]) - min(per_seed["values"])
+        shift = 10 * (spread + max(abs(v) for v in per_seed["values"]) + 1)
+        # a constant shift per seed: the paired interval is a point, beyond any tolerance below the shift
+        shifted = {"seeds": per_seed["seeds"], "values": [v - shift + 0.01 * i for i, v in enumerate(per_seed["values"])]}
+        assert compare_values(name, per_seed, shifted, tolerance=1.0).status == "regression"
