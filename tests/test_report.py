@@ -209,3 +209,32 @@ def test_run_without_records_renders(tmp_path):
     for claim_id in ("B2", "B3"):
         assert re.search(rf'<td class="id"><a href="#{claim_id}">{claim_id}</a></td>', html)
     assert "not evaluated" in html
+
+
+# ------------------------------------------------------------------ numbers in their unit
+
+@pytest.mark.parametrize("value, unit, text", [
+    (0.000667, "accuracy", "+0.001"), (-0.0637, "accuracy", "-0.064"), (533.333, "steps", "+533"),
+    (12345.6, "examples", "+12,346"), (21.544, "ratio", "21.5×"), (2.92e-10, "ratio", "2.92e-10×"),
+    (1024.0, "examples per batch", "1,024"), (0.4222, "Kendall tau", "+0.42"), (0.0, "accuracy", "0"),
+    (-0.0, "Spearman rho", "0"), (0.5537, "log2 units", "+0.55"), (None, "ratio", "—"),
+])
+def test_effects_print_per_unit(value, unit, text):
+    from claimbench.report import format as fmt
+    assert fmt.in_unit(value, unit, fmt.unit_is_signed(unit)) == text
+
+
+def test_claimed_band_reads_in_the_effect_unit():
+    from claimbench.analysis.inference import Hypothesis
+    from claimbench.claims.base import band_of
+    from claimbench.report import format as fmt
+    assert fmt.claimed(band_of(Hypothesis.greater(0.01, 0.0)), "accuracy") == "> +0.010 (refuted < 0)"
+    assert fmt.claimed(band_of(Hypothesis.band(math.log(0.25), math.log(1.0)), log=True), "ratio") == "in [0.25×, 1×]"
+    assert fmt.claimed(band_of(Hypothesis.band(math.log(2), math.inf), log=True), "ratio") == "≥ 2×"
+    assert fmt.claimed(None, "ratio") == "—"
+
+
+def test_verdict_table_has_unit_and_claimed_columns(html):
+    head = re.search(r'<table class="verdicts">.*?</thead>', html, re.S).group(0)
+    assert "<th>Unit</th><th>Claimed</th>" in head
+    assert re.search(r'<td class="claimed">[^<]*(&gt;|&lt;|in \[|≥)', html)

@@ -38,7 +38,9 @@ class ClaimResult:
     ``mde`` how far beyond a boundary the truth must lie for this design to
     decide with 80% power (``detectable`` says it in words), ``data`` the table
     behind the figure (records), ``strata`` the per-level results when a fixed
-    axis is swept (the top-level verdict then combines them).
+    axis is swept (the top-level verdict then combines them). ``band`` is the
+    decision rule's boundaries in ``unit`` (``band_of``): what the claim says of
+    ``effect``, for the report's "claimed" column and its summary figure.
     """
 
     claim_id: str
@@ -62,6 +64,7 @@ class ClaimResult:
     p_refuted: float | None = None
     mde: float | None = None
     detectable: str = ""
+    band: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -144,10 +147,25 @@ def decided(decision: Decision, hypothesis: Hypothesis, unit: str, transform=Non
     ci = (float(t(lo)), float(t(hi))) if math.isfinite(lo) and math.isfinite(hi) else None
     fields.setdefault("method", decision.method)
     est = float(t(decision.estimate)) if math.isfinite(decision.estimate) else None
+    fields.setdefault("band", band_of(hypothesis, log=transform is math.exp))
     return ClaimResult(verdict=decision.verdict, effect=est, ci=ci, unit=unit,
                        p_supported=decision.p_supported, p_refuted=decision.p_refuted,
                        mde=decision.mde if math.isfinite(decision.mde) else None,
                        detectable=detectable_text(decision, hypothesis, unit, t), **fields)
+
+
+def band_of(h: Hypothesis, log: bool = False) -> dict[str, Any]:
+    """A hypothesis's boundaries as plain data in the reported scale: ``kind`` (greater | less | band),
+    ``support`` and ``refute`` (one-sided) or ``low`` and ``high`` (a band); ``log``: the statistic is the
+    log of the reported value (a ratio), so the boundaries were exponentiated and compare on a log scale."""
+    def t(x: float) -> float | None:
+        if log:
+            x = math.exp(x) if x < 700 else math.inf
+        return float(x) if math.isfinite(x) else None
+
+    if h.kind == "band":
+        return {"kind": "band", "low": t(h.low), "high": t(h.high), "log": log}
+    return {"kind": h.kind, "support": t(h.support), "refute": t(h.refute), "log": log}
 
 
 def detectable_text(decision: Decision, h: Hypothesis, unit: str, transform=None) -> str:

@@ -52,7 +52,7 @@ from claimbench.analysis.scaling import (REGIME_FACTOR, fastest_trials, fit_step
                                          power_law_exponent, regime)
 from claimbench.analysis.inference import Decision, Evidence, Hypothesis, combine, decide_mean, t_interval
 from claimbench.claims import arms
-from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, detectable_text, register
+from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, band_of, detectable_text, register
 from claimbench.claims.common import quiet
 
 CRITICAL, LINEAR = "critical_batch", "linear_scaling"
@@ -165,7 +165,8 @@ def _critical_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
     if not p["noise"]:
         verdict = "supported" if in_range.verdict == "supported" else "inconclusive"
         return ClaimResult(verdict=verdict, effect=fit.b_crit, ci=b_crit_ci, summary=text, unit="examples per batch",
-                           p_supported=in_range.p_supported, p_refuted=1.0, **base)
+                           p_supported=in_range.p_supported, p_refuted=1.0,
+                           band=band_of(Hypothesis.band(math.log(lo_b), math.log(hi_b)), log=True), **base)
     if not np.isfinite(point["ratio"]):
         return arms.undecided(claim, CRITICAL, text + f"; no {noise_col} measured: no comparison", **base)
     k = p["agree_within"]
@@ -181,7 +182,7 @@ def _critical_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
              f"({arms.fmt_ci(ratio_ci)}), claimed within {k:g}x")
     return ClaimResult(verdict=verdict, effect=geo, ci=ratio_ci, summary=text, unit="ratio", p_supported=p_sup,
                        p_refuted=p_ref, mde=agreement.mde, detectable=detectable_text(agreement, h, "ratio", math.exp),
-                       **base)
+                       band=band_of(h, log=True), **base)
 
 
 def _log_ci(values: np.ndarray, alpha: float) -> tuple[float, float]:
@@ -359,7 +360,8 @@ def _linear_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dic
                        detectable=f"at k = {last['k']:g}: " + detectable_text(
                            Decision(verdict, float(last["mean"]), (float(last["lo"]), float(last["hi"])), p_sup, p_ref,
                                     int(last["n"]), "", mde=float(last["mde"])),
-                           Hypothesis.greater(-p["margin"]), setup.quantity.unit), **base_fields)
+                           Hypothesis.greater(-p["margin"]), setup.quantity.unit),
+                       band=band_of(Hypothesis.greater(-p["margin"])), **base_fields)
 
 
 LINEAR_KIND = register(ClaimKind(

@@ -133,3 +133,108 @@ def label(value: Any) -> str:
 def stratum(stratum: dict[str, Any]) -> str:
     """``budget = epochs=10, batchnorm = True``; empty for the single stratum."""
     return ", ".join(f"{k} = {label(v)}" for k, v in stratum.items())
+
+
+# ------------------------------------------------------------------ numbers in their unit
+
+#: How each unit's numbers print: ``signed`` differences (accuracy, steps, correlations) or
+#: unsigned magnitudes (ratios, batch sizes), and how many digits.
+_FRACTIONS = ("accuracy", "R²", "fraction of trials")
+_COUNTS = ("steps", "examples")
+_CORRELATIONS = ("Spearman rho", "Kendall tau")
+
+#: What the number means, by unit: shown under the unit in the verdict table.
+UNIT_NOTES = {
+    "accuracy": "fraction: 0.010 is 1 point",
+    "R²": "fraction: 0.010 is 0.01 of R²",
+    "fraction of trials": "0.10 is 10% of trials",
+    "ratio": "1× is no change",
+    "log ratio (natural)": "ln(a / b): +0.10 is 10.5% more",
+    "log2 units": "1.0 is a factor of 2",
+    "Spearman rho": "rank correlation, −1 to +1",
+    "Kendall tau": "rank correlation, −1 to +1",
+    "steps": "training steps",
+    "examples": "training examples",
+    "examples per batch": "a batch size",
+}
+
+
+def in_unit(value: Any, unit: str, signed: bool = True) -> str:
+    """A statistic printed the way its unit reads: accuracy-like fractions with 3 decimals (+0.001, never
+    +0.000667), steps as whole numbers with separators (+533), correlations with 2 decimals, ratios as
+    3 significant digits with × (21.5×, 0.905×, 2.9e-10×), batch sizes as whole numbers."""
+    if is_missing(value):
+        return DASH
+    x = float(value)
+    if not math.isfinite(x):
+        return "∞" if x > 0 else "−∞"
+    if x == 0:
+        return "0×" if unit == "ratio" else "0"
+    sign = "+" if signed else ""
+    if unit in _FRACTIONS:
+        return f"{x:{sign}.3f}"
+    if unit in _COUNTS:
+        return f"{x:{sign},.0f}"
+    if unit in _CORRELATIONS:
+        return f"{x:{sign}.2f}"
+    if unit == "log2 units":
+        return f"{x:{sign}.2f}"
+    if unit == "log ratio (natural)":
+        return f"{x:{sign}.3f}"
+    if unit == "ratio":
+        return _sig(x) + "×"
+    if unit == "examples per batch":
+        return f"{x:,.0f}" if abs(x) >= 10 else _sig(x)
+    return number(x, signed=signed)
+
+
+def _sig(x: float, digits: int = 3) -> str:
+    """``digits`` significant digits, plain in [1e-3, 1e5), else a short exponent (2.9e-10)."""
+    if x == 0:
+        return "0"
+    if 1e-3 <= abs(x) < 1e5:
+        text = f"{x:.{digits}g}"
+        return text if "e" not in text else f"{x:.0f}"
+    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def unit_is_signed(unit: str) -> bool:
+    """Ratios and batch sizes are magnitudes; everything else here is a signed difference or correlation."""
+    return unit not in ("ratio", "examples per batch")
+
+
+def interval_in_unit(ci: Any, unit: str) -> str:
+    """A 95% interval in the effect's unit: ``[+0.012, +0.031]``, ``[0.78×, 1.06×]``."""
+    if ci is None:
+        return DASH
+    lo, hi = ci
+    if is_missing(lo) or is_missing(hi):
+        return DASH
+    signed = unit_is_signed(unit)
+    return f"[{in_unit(lo, unit, signed)}, {in_unit(hi, unit, signed)}]"
+
+
+def claimed(band: dict[str, Any] | None, unit: str) -> str:
+    """What the claim says of its effect, in the effect's unit: ``> +0.010 (refuted < 0.000)``, ``in [0.25×, 1×]``."""
+    if not band:
+        return DASH
+    signed = unit_is_signed(unit)
+
+    def f(x: Any) -> str:
+        if x is None:
+            return "0×" if band.get("log") else "−∞"
+        return in_unit(x, unit, signed)
+
+    if band["kind"] == "band":
+        if band.get("high") is None:
+            return f"≥ {f(band.get('low'))}"
+        if band.get("low") is None and not band.get("log"):
+            return f"≤ {f(band['high'])}"
+        return f"in [{f(band.get('low'))}, {f(band['high'])}]"
+    op, opposite = (">", "<") if band["kind"] == "greater" else ("<", ">")
+    out = f"{op} {f(band.get('support'))}"
+    if band.get("refute") != band.get("support"):
+        out += f" (refuted {opposite} {f(band.get('refute'))})"
+    return out

@@ -182,19 +182,22 @@ def _claim_view(claim: Claim | None, result: ClaimResult | None, evaluation: "Ev
         "params": [(k, fmt.parameter(v)) for k, v in params.items()],
         "verdict": "pending", "statistic": "", "method": "", "summary": "no trial records yet: nothing to evaluate",
         "effect": fmt.DASH, "ci": fmt.DASH, "n_seeds": 0, "n_trials": 0, "caveats": [], "strata": [],
-        "figures": [], "figure_error": "", "table": None, "unit": "", "p_values": "", "detectable": "",
+        "figures": [], "figure_error": "", "table": None, "unit": "", "unit_note": "", "claimed": fmt.DASH,
+        "p_values": "", "detectable": "",
         "evidence": None, "adjusted": "",
     }
     if result is None:
         return view
     view.update(
         verdict=result.verdict, statistic=result.statistic, method=result.method, summary=result.summary,
-        effect=fmt.number(result.effect, signed=True), ci=fmt.interval(result.ci), unit=result.unit,
+        effect=_effect(result), ci=fmt.interval_in_unit(result.ci, result.unit), unit=result.unit,
+        unit_note=fmt.UNIT_NOTES.get(result.unit, ""), claimed=fmt.claimed(result.band, result.unit),
         n_seeds=result.n_seeds, n_trials=result.n_trials, caveats=list(result.caveats),
         p_values=fmt.p_values(result.p_supported, result.p_refuted), detectable=result.detectable,
         evidence=evidence(result),
         strata=[{"label": fmt.stratum(s.stratum), "verdict": s.verdict, "summary": s.summary,
-                 "effect": fmt.number(s.effect, signed=True), "ci": fmt.interval(s.ci), "unit": s.unit,
+                 "effect": _effect(s), "ci": fmt.interval_in_unit(s.ci, s.unit), "unit": s.unit,
+                 "claimed": fmt.claimed(s.band, s.unit),
                  "p_values": fmt.p_values(s.p_supported, s.p_refuted), "detectable": s.detectable,
                  "n_seeds": s.n_seeds, "n_trials": s.n_trials} for s in result.strata],
         table=_table(result, params),
@@ -207,6 +210,10 @@ def _claim_view(claim: Claim | None, result: ClaimResult | None, evaluation: "Ev
             log.warning("figure for claim %s failed", claim.id, exc_info=True)
             view["figure_error"] = f"{type(e).__name__}: {e}"
     return view
+
+
+def _effect(result: ClaimResult) -> str:
+    return fmt.in_unit(result.effect, result.unit, fmt.unit_is_signed(result.unit))
 
 
 def _table(result: ClaimResult, params: dict[str, Any]) -> dict[str, Any] | None:
