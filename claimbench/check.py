@@ -176,8 +176,10 @@ def _quantity(name: str) -> str:
 # ------------------------------------------------------------------ baseline file
 
 def matrix_fingerprint(suite: Suite) -> str:
-    """A hash of the suite's trial ids: it changes when the matrix or the training revision does."""
-    ids = sorted(s.trial_id for s in expand(suite))
+    """A hash of the suite's resolved specs (``config_id``: the trial ids without the code fingerprint): it
+    changes when the matrix or the training revision does, not when the training code does (then `check`
+    retrains and compares with the baseline)."""
+    ids = sorted(s.config_id for s in expand(suite))
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
 
 

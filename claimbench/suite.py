@@ -4,7 +4,8 @@ A suite is data, never code. Layout (see suites/batch_size.toml and
 claimbench/suite.schema.json)::
 
     [suite]       name, title, description, seeds (a count or a list)
-    [workload]    dataset, model and their parameters
+    [workload]    name (a registered workload; default "claimbench", the built-ins: dataset, model
+                  and their parameters), and the parameters the workload declares
     [train]       optimizer, schedule, clipping, early stopping, evaluation
     [budget]      epochs = N  or  steps = N
     [axes.NAME]   role = scientific | nuisance | fixed;
@@ -16,6 +17,13 @@ claimbench/suite.schema.json)::
     [limits]      raise a size limit for this suite (claimbench/limits.py), e.g. trials = 200000
     [[claims]]    id, kind, faq_section, paraphrase, params;
                   check = {gate, track, tolerance, direction}: how `claimbench check` gates it
+
+A suite names a registered workload, never a module path: loading it imports the installed package
+that registers the name (workloads/registry.py) and executes nothing from the suite. Another
+workload's suite sets its declared parameters (validated by their ``Param`` rules) and only the
+built-in settings that workload reads (its ``uses``, and for a training function the settings its
+trial policy implements; workloads/spec.py); its code fingerprint is resolved here (``Suite.code``)
+and goes into every trial id.
 
 Every problem is a ``SuiteError`` naming the file and the key. Names (suite, group, claim id) are
 names, never paths (``paths.check_name``); every size is checked against ``limits.py`` before the
@@ -36,6 +44,8 @@ from claimbench import limits as lim
 from claimbench.errors import SuiteError, UserError
 from claimbench.paths import NAME_MAX, NAME_PATTERN, check_name
 from claimbench.trial import CHOICES, RANGES, SPEC_FIELDS, TrialSpec, level_label
+from claimbench.workloads import registry
+from claimbench.workloads.spec import LOOP_FIELDS, MODEL_FIELDS, POLICY_FIELDS, Workload
 
 if TYPE_CHECKING:  # claims (and with them scipy) load only once a suite's claims are parsed, so that a
     # suite refused for its size is refused before those seconds of imports
@@ -44,7 +54,7 @@ if TYPE_CHECKING:  # claims (and with them scipy) load only once a suite's claim
 TIERS = ("smoke", "ci", "default", "full")
 ROLES = ("scientific", "nuisance", "fixed")
 SECTIONS = {
-    "workload": ("dataset", "n_samples", "data_seed", "label_noise", "outlier_frac", "seq_len", "model", "depth",
+    "workload": ("name", "dataset", "n_samples", "data_seed", "label_noise", "outlier_frac", "seq_len", "model", "depth",
                  "width", "shape", "activation", "init", "init_dist", "batchnorm", "dropout", "dropout_position",
                  "dropout_kind"),
     "train": ("kind", "loss", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps",
@@ -55,6 +65,9 @@ SECTIONS = {
     "budget": ("epochs", "steps"),
 }
 BUDGET_KEYS = frozenset(SECTIONS["budget"])
+#: Spec fields a suite never sets: the seed comes from [suite] seeds; the workload, its parameters and its
+#: code fingerprint from [workload] and the registry.
+INTERNAL = ("seed", "workload", "workload_params", "code")
 TOP_KEYS = ("suite", "workload", "train", "budget", "axes", "tiers", "claims", "resources", "limits")
 #: [resources]: one Ray slot (actor) per trial in flight; run-level, so never part of a trial id.
 #: cpus_per_trial > 0 (default 1), gpus_per_trial >= 0 (default 0; fractions share a GPU).
@@ -137,6 +150,13 @@ class Suite:
     checks: dict[str, ClaimCheck] = field(default_factory=dict)  # claim id -> its check table, when given
     resources: dict[str, float] = field(default_factory=dict)  # [resources]: cpus/gpus per trial, when given
     limits: dict[str, int] = field(default_factory=dict)  # [limits]: the limits this suite raises (limits.py)
+    code: str = ""  # the workload's code fingerprint when loaded (registry.fingerprint): in every trial id
+    workload: dict[str, Any] = field(default_factory=dict)  # another workload: name, level, task, package, version
+
+    @property
+    def task(self) -> str:
+        """Another workload's task ("" for the built-ins, whose task is each dataset's)."""
+        return self.workload.get("task", "")
 
     def limit_table(self) -> dict[str, int]:
         """Every limit that applies to this suite: the defaults of limits.py, raised by its [limits]."""
@@ -170,6 +190,7 @@ class Suite:
             "claims": [c.__dict__ for c in self.claims],
             "checks": {k: c.to_dict() for k, c in self.checks.items()},
             "resources": dict(self.resources), "limits": dict(self.limits),
+            "code": self.code, "workload": dict(self.workload),
         }
 
     @classmethod
@@ -185,6 +206,7 @@ class Suite:
             checks={k: ClaimCheck(c["gate"], tuple(c["track"]), c["tolerance"], c["direction"])
                     for k, c in d.get("checks", {}).items()},
             resources=dict(d.get("resources", {})), limits=dict(d.get("limits", {})),
+            code=d.get("code", ""), workload=dict(d.get("workload", {})),
         )
 
 
@@ -323,6 +345,8 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default") -> Suite:
     limits = lim.parse_limits(raw.get("limits", {}), path)  # first: every size below is checked against them
     v = _Validator(path, limits)
     v.keys(raw, TOP_KEYS, "")
+    workload = _workload(v, v.table(raw, "workload"))
+    v.workload = workload
     meta = v.table(raw, "suite", required=True)
     v.keys(meta, SUITE_KEYS, "suite")
     name = check_name(v.string(meta, "name", "suite", required=True), f"{path}: suite.name", "suite name")
@@ -336,11 +360,13 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default") -> Suite:
         v.keys(v.table(tiers, t, where="tiers"), TIER_KEYS, f"tiers.{t}")
     override = tiers.get(tier, {})
 
-    base: dict[str, Any] = {}
+    base: dict[str, Any] = {} if workload.builtin else {"workload": workload.name, **workload.defaults()}
     for section, allowed in SECTIONS.items():
         table = v.table(raw, section, required=section == "budget")
-        v.keys(table, allowed, section)
+        v.keys(table, v.section_keys(section, allowed), section)
         for key, value in table.items():
+            if section == "workload" and key == "name":
+                continue
             base[key] = v.param(key, value, f"{section}.{key}")
     if "budget" in override:
         budget = v.table(override, "budget", where=f"tiers.{tier}")
@@ -351,9 +377,9 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default") -> Suite:
             base[key] = v.param(key, value, f"tiers.{tier}.budget.{key}")
     params = v.table(override, "params", where=f"tiers.{tier}")
     for key, value in params.items():
-        if key not in SPEC_FIELDS or key == "seed":
+        if not v.known(key):
             raise SuiteError(f"unknown parameter {key!r}", where=f"{path}: tiers.{tier}.params.{key}",
-                             fix=f"use a parameter name: {', '.join(k for k in SPEC_FIELDS if k != 'seed')}")
+                             fix=f"use a parameter name: {', '.join(v.names())}")
         base[key] = v.param(key, value, f"tiers.{tier}.params.{key}")
 
     base_levels: dict[str, tuple] = {}
@@ -365,6 +391,9 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default") -> Suite:
     if len(budget_keys) != 1 and not any(a.sets_budget for a in axes):
         raise SuiteError("the budget must set exactly one of epochs and steps, as a positive integer",
                          where=f"{path}: budget", fix="write [budget] with epochs = N or steps = N")
+    if workload.level == "function" and (base.get("epochs") or any("epochs" in a.params for a in axes)):
+        raise SuiteError(f"workload {workload.name!r} is a training function, whose budget is steps, not epochs",
+                         where=f"{path}: budget", fix="write [budget] steps = N")
 
     # Count the matrix before expanding it: a product of 10^9 is refused here, in microseconds.
     n_trials = math.prod(len(a.values) for a in axes) * len(seeds)
@@ -389,6 +418,7 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default") -> Suite:
         faq_sections=tuple(str(s) for s in meta.get("faq_sections", [])), checks=checks,
         resources=_parse_resources(v, v.table(raw, "resources")),
         limits={k: n for k, n in limits.items() if n != lim.DEFAULTS[k]},
+        code=registry.fingerprint(workload.name), workload=_workload_info(workload),
     )
     # Resolve every trial once now, so that a bad combination fails at load time, naming the file.
     try:
@@ -399,6 +429,24 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default") -> Suite:
     check_specs(suite, specs)
     _check_claim_columns(v, suite, specs, base_levels, v.array(raw, "claims"))
     return suite
+
+
+def _workload(v: "_Validator", table: dict) -> Workload:
+    """The workload [workload] names (the built-ins when it names none), from the registry."""
+    name = table.get("name", registry.BUILTIN)
+    if not isinstance(name, str) or not name.strip():
+        raise v.fail("workload.name", f"must be the name of a registered workload, got {name!r}",
+                     f'write name = "myteam.resnet"; installed: {", ".join(registry.installed())}')
+    return registry.get(name, where=v.where("workload.name"))
+
+
+def _workload_info(w: Workload) -> dict[str, Any]:
+    """What a run dir records of another workload (the report names it); {} for the built-ins."""
+    if w.builtin:
+        return {}
+    package, version = registry.distribution(w.name)
+    return {"name": w.name, "level": w.level, "task": w.task, "package": package, "version": version,
+            "params": {p.name: p.default for p in w.params}}
 
 
 def _source(suite: Suite, param: str) -> str:
@@ -429,8 +477,9 @@ def _produced_columns(suite: Suite, specs: list[TrialSpec]) -> set[str]:
     """The frame columns that some trial of ``specs`` can give a value (analysis/frames.py's columns)."""
     from claimbench.analysis.frames import DERIVED, METRICS, RECORD_COLUMNS
 
-    tasks = {s.task for s in specs}
-    cols = {"trial_id", "budget", *SPEC_FIELDS, *RECORD_COLUMNS, *(a.name for a in suite.axes)}
+    tasks = {s.task or suite.task for s in specs}
+    cols = {"trial_id", "budget", *SPEC_FIELDS, *RECORD_COLUMNS, *(a.name for a in suite.axes),
+            *(k for s in specs[:1] for k in s.params)}
     needs = {  # metric -> whether a trial of these specs reports it
         "forward_latency_s": any(s.measure_latency for s in specs),
         "b_simple": any(s.measure_noise_scale for s in specs),
@@ -466,6 +515,8 @@ def _level_values(suite: Suite, specs: list[TrialSpec], column: str,
         return {level_label({"epochs": s.epochs} if s.epochs else {"steps": s.steps}) for s in specs}
     if column in SPEC_FIELDS:
         return {getattr(s, column) for s in specs}
+    if specs and column in specs[0].params:
+        return {s.params.get(column) for s in specs}
     return None
 
 
@@ -598,7 +649,7 @@ def _parse_claim(v: "_Validator", raw: Any, i: int, axes: tuple[Axis, ...]) -> C
             raise SuiteError(f"claim parameter {p}={params.get(p)!r} is not an axis of this suite",
                              where=f"{v.path}: {where}.params.{p}", fix=f"use one of: {', '.join(sorted(axis_names))}")
     try:  # quantity grammar, choices, and where/arm/tune keys that must name a parameter or an axis
-        check_params(kind_name, params, axis_names | set(SPEC_FIELDS))
+        check_params(kind_name, params, axis_names | set(SPEC_FIELDS) | {p.name for p in v.workload.params})
     except ValueError as e:
         raise SuiteError(str(e), where=f"{v.path}: {where}.params",
                          fix="see the claim kind's docstring in claimbench/claims/ for its parameters") from None
@@ -665,6 +716,32 @@ class _Validator:
     def __init__(self, path: str, limits: dict[str, int] | None = None):
         self.path = path
         self.limits = limits or dict(lim.DEFAULTS)
+        self.workload: Workload = registry.get(registry.BUILTIN)
+
+    def usable(self, key: str) -> bool:
+        """Whether the workload reads built-in setting ``key`` (every one for the built-ins)."""
+        w = self.workload
+        if w.builtin:
+            return True
+        if key in MODEL_FIELDS or key in LOOP_FIELDS and w.level == "function":
+            return key in w.uses
+        if w.level == "function":
+            return key in POLICY_FIELDS or key in BUDGET_KEYS
+        return key not in ("dataset", "model")
+
+    def known(self, key: str) -> bool:
+        """Whether ``key`` is a parameter a suite may set: a usable spec field, or the workload's own."""
+        return self.workload.param(key) is not None or (key in SPEC_FIELDS and key not in INTERNAL)
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.workload.params] + [k for k in SPEC_FIELDS if k not in INTERNAL and self.usable(k)]
+
+    def section_keys(self, section: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+        """The keys [section] accepts: for another workload, its parameters and the settings it reads."""
+        if self.workload.builtin:
+            return allowed
+        keys = tuple(k for k in allowed if k == "name" or self.usable(k))
+        return keys + tuple(p.name for p in self.workload.params) if section == "workload" else keys
 
     def where(self, key: str) -> str:
         return f"{self.path}: {key}" if key else self.path
@@ -719,8 +796,21 @@ class _Validator:
                         "write seeds = 3 or seeds = [0, 1, 2]")
 
     def param(self, key: str, value: Any, where: str) -> Any:
-        if key not in SPEC_FIELDS or key == "seed":
-            raise self.fail(where, f"unknown parameter {key!r}", "see claimbench/suite.schema.json for the parameter names")
+        declared = self.workload.param(key)
+        if declared is not None:
+            try:
+                return declared.check(value)
+            except ValueError as e:
+                raise self.fail(where, f"{e} (a parameter of workload {self.workload.name!r})",
+                                f"set {key} to a value {declared.rule()}" if not declared.choices
+                                else f"use one of: {', '.join(map(str, declared.choices))}") from None
+        if key not in SPEC_FIELDS or key in INTERNAL:
+            fix = "see claimbench/suite.schema.json for the parameter names" if self.workload.builtin \
+                else f"use one of: {', '.join(self.names())}"
+            raise self.fail(where, f"unknown parameter {key!r}", fix)
+        if not self.usable(key):
+            raise self.fail(where, f"workload {self.workload.name!r} ({self.workload.level}) does not read {key}",
+                            f"use its parameters or the settings it reads: {', '.join(self.names())}")
         want = SPEC_FIELDS[key]
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
@@ -774,7 +864,7 @@ class _Validator:
                     raise self.fail(vw, "an empty table sets nothing", "write {param = value, ...}")
                 out.append({k: self.param(k, x, f"{vw}.{k}") for k, x in value.items()})
             else:
-                if name not in SPEC_FIELDS or name == "seed":
+                if not self.known(name):
                     raise self.fail(vw, f"axis {name!r} is not a parameter, so its values must be tables",
                                     f"rename the axis to a parameter name, or write values as {{param = value}}")
                 out.append(self.param(name, value, vw))
@@ -820,12 +910,25 @@ def expand(suite: Suite) -> list[TrialSpec]:
         labels = {axis.name: level_label(value) for axis, value in zip(suite.axes, levels)}
         if any(_selects(table, {**_DEFAULTS, **params, **labels}) for table in timed):
             params["exclusive"] = True
+        resolved = _resolve_workload(canonical(params), suite.code)
         for seed in suite.seeds:
-            spec = TrialSpec(seed=seed, **canonical(params))
+            spec = TrialSpec(seed=seed, **resolved)
             if spec.trial_id not in seen:
                 seen.add(spec.trial_id)
                 specs.append(spec)
     return specs
+
+
+def _resolve_workload(params: dict[str, Any], code: str) -> dict[str, Any]:
+    """TrialSpec keyword arguments: the spec fields, another workload's parameters as canonical JSON
+    (``workload_params``; dataset and model "", since the data and model are the workload's own), and the
+    code fingerprint."""
+    out = {k: v for k, v in params.items() if k in SPEC_FIELDS}
+    own = {k: v for k, v in params.items() if k not in SPEC_FIELDS}
+    if out.get("workload", registry.BUILTIN) != registry.BUILTIN:
+        out["dataset"], out["model"] = "", ""
+        out["workload_params"] = json.dumps(own, sort_keys=True, separators=(",", ":")) if own else ""
+    return {**out, "code": code}
 
 
 _DEFAULTS = TrialSpec(steps=1).to_dict()
@@ -857,8 +960,12 @@ def canonical(params: dict[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- JSON schema
 
-def json_schema() -> dict[str, Any]:
-    """A JSON Schema (draft 2020-12) for suite files, for editors (e.g. taplo, Even Better TOML)."""
+def json_schema(workloads: tuple[Workload, ...] | list[Workload] = ()) -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) for suite files, for editors (e.g. taplo, Even Better TOML).
+
+    ``workloads``: other workloads whose [workload] sections (name, declared parameters and the settings
+    they read) it includes too (``claimbench schema`` passes every installed one); the shipped file
+    claimbench/suite.schema.json has the built-ins alone."""
     from claimbench.claims import KINDS
 
     def param_schema(name: str) -> dict[str, Any]:
@@ -875,15 +982,47 @@ def json_schema() -> dict[str, Any]:
                 s["maximum" if hi_inc else "exclusiveMaximum"] = hi
         return s
 
-    params = {k: param_schema(k) for k in SPEC_FIELDS if k != "seed"}
+    def own_schema(p) -> dict[str, Any]:
+        s: dict[str, Any] = {bool: {"type": "boolean"}, int: {"type": "integer"}, float: {"type": "number"},
+                             str: {"type": "string"}}[p.type]
+        if p.choices:
+            s["enum"] = list(p.choices)
+        if p.low is not None:
+            s["minimum"] = p.low
+        if p.high is not None:
+            s["maximum"] = p.high
+        if p.help:
+            s["description"] = p.help
+        return s
+
+    params = {k: param_schema(k) for k in SPEC_FIELDS if k not in INTERNAL}
+    params["name"] = {"type": "string", "minLength": 1,
+                      "description": "a registered workload (claimbench list --workloads); default: claimbench"}
+    for w in workloads:
+        for p in w.params:
+            params[p.name] = own_schema(p)
     name = {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$", "maxLength": NAME_MAX}
 
     def section(keys):
         return {"type": "object", "additionalProperties": False, "properties": {k: params[k] for k in keys}}
 
+    def workload_section(w: Workload) -> dict[str, Any]:
+        v = _Validator("schema")
+        v.workload = w
+        keys = v.section_keys("workload", SECTIONS["workload"])
+        out = section(keys)
+        out["properties"]["name"] = {"const": w.name}
+        out["required"] = ["name"]
+        return out
+
+    workload_schema = section(SECTIONS["workload"])
+    if workloads:
+        workload_schema = {"anyOf": [workload_schema, *(workload_section(w) for w in workloads if not w.builtin)]}
+
     seeds = {"oneOf": [{"type": "integer", "minimum": 1},
                        {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}]}
-    value_table = {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": params}
+    settable = {k: x for k, x in params.items() if k != "name"}
+    value_table = {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": settable}
     values = {"type": "array", "minItems": 1,
               "items": {"anyOf": [{"type": ["number", "string", "boolean"]}, value_table]}}
     logspace = {"type": "object", "additionalProperties": False, "required": ["start", "stop", "num"],
@@ -893,7 +1032,7 @@ def json_schema() -> dict[str, Any]:
     axis = {"type": "object", "additionalProperties": False, "required": ["role"],
             "properties": {"role": {"enum": list(ROLES)}, "values": values, "logspace": logspace}}
     tier = {"type": "object", "additionalProperties": False, "properties": {
-        "seeds": seeds, "budget": section(SECTIONS["budget"]), "params": section(tuple(params)),
+        "seeds": seeds, "budget": section(SECTIONS["budget"]), "params": section(tuple(settable)),
         "axes": {"type": "object", "additionalProperties": {"anyOf": [values, {"type": "object", "properties": {"values": values, "logspace": logspace}, "additionalProperties": False}]}}}}
     claim = {"type": "object", "additionalProperties": False, "required": ["id", "kind"], "properties": {
         "id": name, "kind": {"enum": sorted(KINDS)},
@@ -916,7 +1055,7 @@ def json_schema() -> dict[str, Any]:
                 "name": name, "title": {"type": "string"},
                 "description": {"type": "string"}, "seeds": seeds,
                 "faq_sections": {"type": "array", "items": {"type": ["string", "integer"]}}}},
-            "workload": section(SECTIONS["workload"]), "train": section(SECTIONS["train"]),
+            "workload": workload_schema, "train": section(SECTIONS["train"]),
             "budget": section(SECTIONS["budget"]),
             "axes": {"type": "object", "additionalProperties": axis},
             "tiers": {"type": "object", "additionalProperties": False, "properties": {t: tier for t in TIERS}},

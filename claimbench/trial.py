@@ -1,9 +1,14 @@
 """The contract between stages: TrialSpec (what to run) and TrialRecord (what happened).
 
 A ``TrialSpec`` is the frozen, fully resolved configuration of one training run.
-Its ``trial_id`` is a hash of its canonical JSON plus ``TRAINING_REVISION``, a
-constant bumped whenever the training semantics change, so that the same id
-always means the same result and a changed suite reruns only changed cells.
+Its ``trial_id`` is a hash of its canonical JSON, which holds ``code``: the
+fingerprint of the workload code that trains it (workloads/registry.py: the
+package, its version and a hash of its sources; for the built-ins a hash of
+claimbench's train/ and workloads/), so that editing a model or a training loop
+yields new ids and the next run retrains; and the same id always means the same
+result, and a changed suite reruns only changed cells. ``config_id`` is the same
+hash without the code: what a baseline's trial matrix is (check.py), so that a
+code change is compared against the baseline rather than refused.
 
 A ``TrialRecord`` is the outcome, as plain data. Divergence is an outcome with
 the step it happened at, never an exception and never a filled-in value.
@@ -18,11 +23,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-#: Bump when a change to workloads/ or train/ changes what a spec produces.
+from claimbench.workloads.registry import BUILTIN, DATASETS, MODELS
+
+#: The record layout's revision (kept in every record); training code changes retrain through ``code``.
 TRAINING_REVISION = 2
 
 #: Fields added after TRAINING_REVISION 2 whose default changes nothing: left out of the id at that default.
-ID_OMITS_DEFAULT: dict[str, object] = {"measure_noise_scale": False, "exclusive": False}
+ID_OMITS_DEFAULT: dict[str, object] = {"measure_noise_scale": False, "exclusive": False, "workload": BUILTIN,
+                                       "workload_params": "", "code": ""}
 
 #: Version of the on-disk TrialRecord layout (see store.py).
 RECORD_SCHEMA = 1
@@ -54,7 +62,10 @@ class TrialSpec:
     seed: int = 0
     kind: str = "train"  # train | range_test
     # workload
-    dataset: str = "mnist1d"
+    workload: str = BUILTIN  # the registered workload (workloads/registry.py); claimbench: the built-in datasets/models
+    workload_params: str = ""  # its declared parameters, as canonical JSON ("" for the built-ins: see ``params``)
+    code: str = ""  # the workload's code fingerprint (registry.fingerprint), set by suite.expand; part of the id
+    dataset: str = "mnist1d"  # built-in datasets and models; "" for another workload (its own)
     n_samples: int = 0  # 0: the dataset's own default size; for image files, subsamples the training set
     data_seed: int = 0  # fixes generation, the train/val/test split, label noise and outliers
     seq_len: int = 30  # sequence length of the adding problem
@@ -128,8 +139,23 @@ class TrialSpec:
 
     @property
     def trial_id(self) -> str:
+        """The id of this trial: its spec and the code that trains it (``code``)."""
         payload = f"rev{TRAINING_REVISION}:{self.canonical_json()}"
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    @property
+    def config_id(self) -> str:
+        """The id without the code fingerprint: what the trial is, whatever code trains it."""
+        return dataclasses.replace(self, code="").trial_id
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The workload's parameters ({} for the built-ins, whose parameters are the spec's fields)."""
+        return json.loads(self.workload_params) if self.workload_params else {}
+
+    @property
+    def builtin(self) -> bool:
+        return self.workload == BUILTIN
 
     def shape_key(self) -> tuple:
         """Trials with the same key share a dataset and a model shape: they can be packed."""
@@ -149,14 +175,10 @@ class TrialSpec:
         return "mse" if self.task == "regression" else "ce"
 
 
-#: The task of each dataset (known without building it; workloads/data.py agrees, a test checks).
-DATASET_TASKS: dict[str, str] = {
-    "mnist1d": "classification", "digits": "classification", "teacher": "classification",
-    "mnist": "classification", "fashion_mnist": "classification", "cifar10": "classification",
-    "adding": "regression", "regression": "regression",
-}
+#: The task of each built-in dataset (from the one table, workloads/registry.py; data.py agrees, a test checks).
+DATASET_TASKS: dict[str, str] = {d.name: d.task for d in DATASETS}
 #: Datasets whose examples are images (C, H, W): the ones a ``cnn`` accepts.
-IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+IMAGE_DATASETS = tuple(d.name for d in DATASETS if d.image)
 #: Losses each task accepts.
 TASK_LOSSES = {"classification": ("auto", "ce", "mse"), "regression": ("auto", "mse", "mae", "huber")}
 
@@ -200,8 +222,8 @@ SPEC_FIELDS: dict[str, type] = {f.name: type(f.default) for f in dataclasses.fie
 #: them without importing torch.
 CHOICES: dict[str, tuple[str, ...]] = {
     "kind": ("train", "range_test"),
-    "dataset": ("mnist1d", "digits", "teacher", "adding", "regression", "mnist", "fashion_mnist", "cifar10"),
-    "model": ("mlp", "cnn", "rnn", "lstm"),
+    "dataset": tuple(d.name for d in DATASETS),
+    "model": MODELS,
     "shape": ("equal", "pyramid"),
     "activation": ("logistic", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "rrelu", "prelu"),
     "init": ("he", "lecun", "glorot"),

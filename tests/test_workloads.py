@@ -239,11 +239,11 @@ def test_range_test_divergence_keeps_range_metrics(cache):
 
 
 def test_failed_record_error_is_one_line(cache, monkeypatch):
-    from claimbench.train import loop
+    from claimbench.workloads import models
 
     def boom(*args, **kwargs):
         raise RuntimeError("first line\nsecond line")
-    monkeypatch.setattr(loop, "build_model", boom)
+    monkeypatch.setattr(models, "build_model", boom)
     rec = train_trial(BASE, cache)
     assert rec.status is TrialStatus.FAILED
     assert "\n" not in rec.error and "first line second line" in rec.error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Iterable
 
 import pandas as pd
@@ -22,7 +23,7 @@ RECORD_COLUMNS = ("status", "diverged_step", "divergence_reason", "steps_done", 
 
 
 def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict]] | None = None) -> pd.DataFrame:
-    """One row per trial: ``trial_id``, every spec field, ``budget`` (e.g. "epochs=10"),
+    """One row per trial: ``trial_id``, every spec field, another workload's parameters, ``budget`` (e.g. "epochs=10"),
     the record's outcome columns, the metric columns (NaN where the trial has
     none, e.g. a diverged trial: never a filled-in value) and ``gap``.
     ``noise_curve``: the gradient noise-scale measurements of the curve, a list of
@@ -33,10 +34,13 @@ def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict
     ``axis_tables`` maps a table-valued axis name to its levels (dicts of
     parameters); each such axis gets a label column ("epochs=10").
     """
-    rows = []
+    rows, own = [], {}
     for r in records:
         row = {"trial_id": r.trial_id}
         row.update({k: r.spec.get(k) for k in SPEC_FIELDS})
+        params = json.loads(r.spec.get("workload_params") or "{}")  # another workload's parameters: columns too
+        own.update(dict.fromkeys(params))
+        row.update(params)
         row["budget"] = level_label({"epochs": row["epochs"]} if row.get("epochs") else {"steps": row["steps"]})
         for name, levels in (axis_tables or {}).items():
             row[name] = next((level_label(lv) for lv in levels
@@ -52,7 +56,7 @@ def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict
         noise = [[float(p["step"]), float(p["noise_g2"]), float(p["noise_trace"])] for p in r.curve if "noise_g2" in p]
         row["noise_curve"] = noise or None
         rows.append(row)
-    columns = ["trial_id", *SPEC_FIELDS, "budget", *(axis_tables or {}), *RECORD_COLUMNS, *METRICS, *DERIVED,
+    columns = ["trial_id", *SPEC_FIELDS, *own, "budget", *(axis_tables or {}), *RECORD_COLUMNS, *METRICS, *DERIVED,
                "noise_curve"]
     frame = pd.DataFrame(rows, columns=list(dict.fromkeys(columns)))
     for m in METRICS:

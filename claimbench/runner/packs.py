@@ -71,6 +71,7 @@ PACKED_FIELDS = frozenset({
     "warmup_steps", "schedule_gamma", "plateau_patience", "clip", "clip_threshold", "batch_size", "epochs", "steps",
     "evals", "patience", "restore_best", "divergence_factor", "target", "measure_latency",
     "range_lr_min", "range_lr_max", "range_steps",  # kind = range_test: each trial's own LR ramp
+    "code",  # the built-ins' code fingerprint (part of the id, not of training); another workload is never packed
 })
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrialSpec)}
 

@@ -1,5 +1,11 @@
 """The single-trial engine: one ``nn.Module`` and a ``torch.optim`` optimizer; and ``train_trial``.
 
+Every workload trains here unless the packed engine takes it (built-ins only): the built-ins, a
+package's components (its data, model, and optionally loss and augmentation: workloads/spec.py), and
+a package's own training function (``policy.run_function``). A trial whose workload the worker cannot
+load (the package is not installed there, or its code differs from the driver's) fails with one line
+naming the package.
+
 One spec in, one TrialRecord out; never raises. What a trial means (budget, divergence, target,
 best, early stopping, the range test, the record) is ``policy``'s; losses and metrics are
 ``metrics``'; this engine only moves tensors: forward, backward, clipping (torch's
@@ -45,13 +51,15 @@ from claimbench.train.metrics import LATENCY_BATCH, LossFn, batch_losses, evalua
 from claimbench.train.optim import clip_gradients, make_optimizer
 from claimbench.train.policy import noise_scale_summary
 from claimbench.trial import TrialRecord, TrialSpec
-from claimbench.workloads import DataCache, Dataset, build_model, weight_layers
+from claimbench.workloads import DataCache, Dataset, registry, weight_layers
+from claimbench.workloads.spec import Config, Workload
 
 __all__ = ["SingleEngine", "forward_latency", "gradient_noise_scale", "make_loss", "noise_scale_summary",
            "train_trial"]
 
 NOISE_BATCHES = 4  # batches of batch_size per noise-scale measurement: small batch B, big batch 4B
 NOISE_SEED_OFFSET = 7919  # the noise-scale batches' RNG: seed + this, apart from the data order's
+AUGMENT_SEED_OFFSET = 104729  # a workload's augmentation RNG: seed + this, apart from the data order's
 
 
 def train_trial(spec: TrialSpec, cache: DataCache | None = None, device: str | torch.device = "cpu",
@@ -63,28 +71,66 @@ def train_trial(spec: TrialSpec, cache: DataCache | None = None, device: str | t
     start = time.perf_counter()
     dev = torch.device(device)
     try:
-        data = (cache or DataCache()).for_spec(spec, dev)
+        workload = load_workload(spec)
+        if workload.level == "function":
+            record = policy.run_function(spec, workload.train, spec.params, workload.task, dev, start, inject_error)
+        else:
+            data = (cache or DataCache()).for_spec(spec, dev)
+    except WorkerError as e:
+        record = TrialRecord.failed(spec, str(e))
+        record.wall_s = time.perf_counter() - start
     except Exception as e:  # a failure is a result, with its reason, on one line
         record = TrialRecord.failed(spec, policy.failure_text(e))
         record.wall_s = time.perf_counter() - start
     else:
-        record = policy.run([spec], data, dev, lambda specs: SingleEngine(specs[0], data, dev),
-                            [inject_error], start)[0]
+        if workload.level != "function":
+            record = policy.run([spec], data, dev, lambda specs: SingleEngine(specs[0], data, dev, workload),
+                                [inject_error], start)[0]
     record.host = socket.gethostname()
     record.device = str(device)
     return record
 
 
+class WorkerError(Exception):
+    """This worker cannot train a trial's workload; the message is the record's one-line error."""
+
+
+def load_workload(spec: TrialSpec) -> Workload:
+    """The workload that trains ``spec``, as installed here; WorkerError naming the package when it is not
+    installed, fails to import, or is not the code the driver fingerprinted (``spec.code``)."""
+    if spec.builtin:
+        return registry.get(registry.BUILTIN)
+    package = " ".join(spec.code.split()[:2]) or spec.workload
+    host = socket.gethostname()
+    try:
+        workload = registry.get(spec.workload)
+    except registry.WorkloadError as e:
+        raise WorkerError(f"workload {spec.workload!r} cannot be loaded on {host}: {e.message}: install package "
+                          f"{package} there (pip install, or ray job submit --runtime-env with it in pip or "
+                          f"working_dir)") from None
+    here = registry.fingerprint(spec.workload)
+    if spec.code and here != spec.code:
+        raise WorkerError(f"workload {spec.workload!r} on {host} is {here}, not the driver's {spec.code}: install "
+                          f"the same version of the package on every node")
+    return workload
+
+
 class SingleEngine:
-    """One trial's ``nn.Module`` (any model) and ``torch.optim`` optimizer, as a policy.Engine of one row."""
+    """One trial's ``nn.Module`` (any model) and ``torch.optim`` optimizer, as a policy.Engine of one row.
+
+    ``workload``: where the model (and a loss and an augmentation, when it has them) come from; the
+    built-ins' when not given."""
 
     name = "single"
 
-    def __init__(self, spec: TrialSpec, data: Dataset, device: torch.device):
+    def __init__(self, spec: TrialSpec, data: Dataset, device: torch.device, workload: Workload | None = None):
         self.spec, self.data, self.device = spec, data, device
-        self.loss_fn = make_loss(spec, data)
+        workload = workload or registry.get(registry.BUILTIN)
+        self.loss_fn = workload.loss or make_loss(spec, data)
         torch.manual_seed(spec.seed)  # init, then dropout masks from the global RNG
-        self.model = build_model(spec, data.input_shape, data.n_outputs).to(device)
+        self.model = workload.model(Config(spec, spec.params), data).to(device)
+        self.augment = workload.augment
+        self.augment_rng = torch.Generator().manual_seed(spec.seed + AUGMENT_SEED_OFFSET) if self.augment else None
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.layers = weight_layers(self.model)
         self.opt = make_optimizer(spec, self.params)
@@ -95,7 +141,10 @@ class SingleEngine:
 
     def losses(self, idx: torch.Tensor) -> torch.Tensor:
         rows = idx[0]
-        return batch_losses(self.loss_fn, self.model(self.data.x_train[rows]).unsqueeze(0), self.data.y_train[rows])
+        x = self.data.x_train[rows]
+        if self.augment is not None:  # training minibatches only, from the trial's own generator
+            x = self.augment(x, self.augment_rng)
+        return batch_losses(self.loss_fn, self.model(x).unsqueeze(0), self.data.y_train[rows])
 
     def backward(self, losses: torch.Tensor, rows: list[int]) -> None:
         self.opt.zero_grad(set_to_none=True)

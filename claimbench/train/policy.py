@@ -29,6 +29,10 @@ stops early, fails or finishes; the others go on.
   share of the whole. Gradient noise scale and latency: see ``loop``.
 - **Failure:** any exception becomes ``failed`` records whose error is one line.
 
+A workload's own training function (workloads/spec.py) gets the same policy through ``Context``:
+its ``ctx.report(...)`` at each evaluation feeds one ``TrialState`` (``after_report``: the reported
+training loss stands for the smoothed one), and ``ctx.should_stop()`` says when the trial is done.
+
 ``kind = "range_test"`` (Smith 2017; fastai's rule): before training, raise the LR exponentially
 from ``range_lr_min`` to ``range_lr_max`` over ``range_steps`` steps, one minibatch each, smoothing
 the loss with a bias-corrected EMA (beta 0.98); stop early when the smoothed loss exceeds 4x its
@@ -116,12 +120,23 @@ class Plan:
     def of(cls, spec: TrialSpec, data: Dataset) -> "Plan":
         n_train = len(data.y_train)
         if spec.batch_size > n_train:
-            raise ValueError(f"batch_size {spec.batch_size} exceeds the {n_train} training examples of {spec.dataset}")
+            raise ValueError(f"batch_size {spec.batch_size} exceeds the {n_train} training examples of "
+                             f"{spec.dataset or spec.workload}")
         steps_per_epoch = n_train // spec.batch_size  # drop the last partial batch: every step sees batch_size
         total = spec.steps or spec.epochs * steps_per_epoch
         eval_at = frozenset(round(total * i / spec.evals) for i in range(1, spec.evals + 1))
         score = "val_acc" if data.task == "classification" else "val_r2"
         return cls(spec.batch_size, n_train, steps_per_epoch, total, eval_at, min(n_train, len(data.y_val)), score)
+
+    @classmethod
+    def of_steps(cls, spec: TrialSpec, task: str) -> "Plan":
+        """A training function's plan: its ``steps`` budget and evaluation points (its loop owns the data, so
+        an epoch is unknown here: ``epoch`` in its curve counts budgets, step / steps)."""
+        if not spec.steps:
+            raise ValueError(f"a training function's budget is steps, got epochs = {spec.epochs}")
+        eval_at = frozenset(round(spec.steps * i / spec.evals) for i in range(1, spec.evals + 1))
+        return cls(spec.batch_size, 0, spec.steps, spec.steps, eval_at, 0,
+                   "val_acc" if task == "classification" else "val_r2")
 
 
 class DataOrder:
@@ -204,6 +219,17 @@ class TrialState:
     def after_loss(self, step: int, value: float) -> bool:
         """The minibatch loss before the update at ``step``; False (and diverged) when training must stop."""
         self.smoothed = value if self.smoothed is None else (1 - EMA) * self.smoothed + EMA * value
+        return self._check_loss(step, value)
+
+    def after_report(self, step: int, m: dict[str, float]) -> bool:
+        """A training function's evaluation after ``step`` steps (``Context.report``): its reported
+        ``train_loss`` stands for the smoothed minibatch loss (the function's loop owns the minibatches),
+        then the divergence rule and ``after_eval``; False when the trial is done."""
+        self.smoothed = m["train_loss"]
+        return self._check_loss(step, m["train_loss"]) and self.after_eval(step, m, {})
+
+    def _check_loss(self, step: int, value: float) -> bool:
+        """The divergence rule on a training loss ``value`` and the smoothed loss; False (diverged) when it fires."""
         if not math.isfinite(value):
             return self.diverge(step, "non-finite training loss")
         if self.smoothed > self.spec.divergence_factor * self.initial_loss:
@@ -342,6 +368,87 @@ def failure_text(e: BaseException, where: str = "") -> str:
     tb = traceback.extract_tb(e.__traceback__)[-1]
     text = " ".join(f"{type(e).__name__}: {e}".split())
     return f"{text} (at {tb.filename.rsplit('/', 1)[-1]}:{tb.lineno}{where})"
+
+
+# --- a training function's trial ----------------------------------------------------------------
+
+class Context:
+    """The ``ctx`` of a training function (workloads/spec.py ``Context``): its reports feed one
+    ``TrialState``, so that a user's loop gets the trial policy above — divergence, target, best,
+    early stopping, the record — with no rule written twice.
+
+    ``report(step, ...)`` at ``eval_steps`` (step 0 first, before any update): train_loss, val_loss and
+    the score (val_acc for classification, val_r2 for regression) are required; every other number
+    (test_acc, train_acc, test_loss, ..., and lr) goes into the curve. ``should_stop()`` is True once the
+    budget is spent or the trial diverged or stopped early; reports after that are ignored.
+    ``time_per_step_s`` is the function's wall time up to its last report over its steps (its own
+    evaluations included: its loop is not ours to time)."""
+
+    def __init__(self, state: TrialState, params: dict, device: torch.device, inject_error: bool = False):
+        self.spec, self.params, self.device = state.spec, dict(params), device
+        self.total_steps = state.plan.total
+        self.eval_steps = (0, *sorted(state.plan.eval_at))
+        self._state, self._last, self._inject = state, -1, inject_error
+        self._start = time.perf_counter()
+
+    def report(self, step: int, *, examples: int | None = None, **metrics: float) -> None:
+        s = self._state
+        if s.status is not None:
+            return
+        if isinstance(step, bool) or not isinstance(step, int) or step <= self._last or step > self.total_steps:
+            raise ValueError(f"ctx.report(step=...) takes increasing integer steps from 0 to {self.total_steps}, "
+                             f"got {step!r} after {self._last}")
+        if self._last < 0 and step != 0:
+            raise ValueError(f"the first ctx.report must be at step 0 (before training), got step {step}")
+        need = [k for k in ("train_loss", "val_loss", s.plan.score) if k not in metrics]
+        if need:
+            raise ValueError(f"ctx.report at step {step} lacks {', '.join(need)} (required: train_loss, val_loss, "
+                             f"{s.plan.score})")
+        try:
+            m = {k: float(v) for k, v in metrics.items()}
+        except (TypeError, ValueError):
+            bad = next(k for k, v in metrics.items() if not isinstance(v, (int, float)) and not hasattr(v, "item"))
+            raise ValueError(f"ctx.report's {bad} must be a number, got {type(metrics[bad]).__name__}") from None
+        s.lr = m.pop("lr", s.spec.lr)
+        self._last = step
+        if step == 0:
+            s.begin(m, {})
+        else:
+            s.steps_done = step
+            s.train_s = time.perf_counter() - self._start
+            if s.after_report(step, m) and self._inject:
+                s.fail(INJECTED)
+        if examples is not None and s.curve:
+            s.curve[-1]["examples"] = int(examples)
+        if s.status is None and step >= self.total_steps:
+            s.complete(step)
+
+    def should_stop(self) -> bool:
+        return self._state.status is not None
+
+
+def run_function(spec: TrialSpec, train: Callable[[dict, Context], None], params: dict, task: str,
+                 device: torch.device, start: float | None = None, inject_error: bool = False) -> TrialRecord:
+    """Train one trial with a workload's training function ``train(params, ctx)``; never raises. The record
+    is the policy's (``Context``); the function failing, or returning before ``ctx.should_stop()`` said
+    so, is a ``failed`` record with the reason on one line."""
+    start = time.perf_counter() if start is None else start
+    state: TrialState | None = None
+    try:
+        state = TrialState(spec, Plan.of_steps(spec, task), spec.lr, engine="function")
+        ctx = Context(state, params, device, inject_error)
+        train(dict(params), ctx)
+        if state.status is None:
+            raise RuntimeError(f"the training function returned at step {max(ctx._last, 0)} of {ctx.total_steps} "
+                               f"before ctx.should_stop() was true" if state.curve else
+                               "the training function returned without calling ctx.report")
+    except Exception as e:  # the user's code failed: a result, with its reason
+        if state is None:
+            state = TrialState(spec, Plan(spec.batch_size, 0, 1, 0, frozenset(), 0, ""), spec.lr)
+        if state.status is None:
+            state.fail(failure_text(e))
+    state.wall_s = time.perf_counter() - start
+    return state.to_record()
 
 
 # --- the driver -----------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from claimbench.errors import UserError
+from claimbench.workloads.registry import DATASETS
 
 DATA_DIR_ENV = "CLAIMBENCH_DATA_DIR"
 DOWNLOAD_TIMEOUT_S = 15
@@ -306,16 +307,11 @@ def _subsample(x: np.ndarray, y: np.ndarray, p: DataParams) -> tuple[np.ndarray,
     return x, y
 
 
-BUILDERS: dict[str, Callable[[DataParams], Raw]] = {
-    "mnist1d": _mnist1d,
-    "digits": _digits,
-    "teacher": _teacher,
-    "adding": _adding,
-    "regression": _regression,
-    "mnist": _idx_dataset("mnist"),
-    "fashion_mnist": _idx_dataset("fashion_mnist"),
-    "cifar10": _cifar10,
-}
+_mnist = _idx_dataset("mnist")
+_fashion_mnist = _idx_dataset("fashion_mnist")
+
+#: Each built-in dataset's builder, from the one table (registry.DATASETS names them).
+BUILDERS: dict[str, Callable[[DataParams], Raw]] = {d.name: globals()[d.builder.partition(":")[2]] for d in DATASETS}
 
 
 # ---------------------------------------------------------------- building and corrupting
@@ -444,6 +440,52 @@ class DataCache:
         return self._data[noisy_key]
 
     def for_spec(self, spec, device: torch.device | str = "cpu") -> Dataset:
-        """The dataset a TrialSpec trains on."""
+        """The dataset a TrialSpec trains on: a built-in one, or its workload's (``workload_data``)."""
+        if not spec.builtin:
+            return self.workload_data(spec, device)
         return self.get(spec.dataset, spec.n_samples, spec.data_seed, device, seq_len=spec.seq_len,
                         label_noise=spec.label_noise, outlier_frac=spec.outlier_frac)
+
+    def workload_data(self, spec, device: torch.device | str = "cpu") -> Dataset:
+        """A components workload's data (workloads/spec.py ``Data``), built once per value of its data
+        parameters, n_samples and data_seed, kept on ``device``; then label noise or outliers as asked."""
+        from claimbench.workloads import registry
+        from claimbench.workloads.spec import Config
+
+        workload = registry.get(spec.workload)
+        params = spec.params
+        data_params = tuple(sorted((p.name, params.get(p.name, p.default)) for p in workload.params if p.data))
+        key = ("workload", spec.workload, spec.code, data_params, spec.n_samples, spec.data_seed, str(device))
+        if key not in self._data:
+            raw = workload.data(Config(spec, params))
+            self._data[key] = as_dataset(raw, spec.workload, workload.task).to(device)
+        data = self._data[key]
+        if spec.label_noise <= 0 and spec.outlier_frac <= 0:
+            return data
+        noisy_key = (*key, spec.label_noise, spec.outlier_frac)
+        if noisy_key not in self._data:
+            self._data[noisy_key] = corrupt(data, spec.label_noise, spec.outlier_frac, spec.data_seed)
+        return self._data[noisy_key]
+
+
+def as_dataset(raw, name: str, task: str) -> Dataset:
+    """A workload's ``Data`` as a Dataset; ValueError naming what breaks the contract (workloads/spec.py)."""
+    from claimbench.workloads.spec import Data
+
+    if not isinstance(raw, Data):
+        raise ValueError(f"workload {name!r}: data() must return claimbench.workloads.spec.Data, "
+                         f"got {type(raw).__name__}")
+    splits = {}
+    for split in ("train", "val", "test"):
+        x, y = getattr(raw, f"x_{split}"), getattr(raw, f"y_{split}")
+        if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)) or len(x) != len(y) or not len(y):
+            raise ValueError(f"workload {name!r}: data() split {split} needs tensors x and y of the same, "
+                             f"non-zero length")
+        if task == "classification" and y.dtype != torch.long:
+            raise ValueError(f"workload {name!r}: classification targets y_{split} must be class indices "
+                             f"(torch.long), got {y.dtype}")
+        splits[split] = (x.float() if not x.is_floating_point() else x,
+                         y.float() if task == "regression" else y)
+    return Dataset(name=name, x_train=splits["train"][0], y_train=splits["train"][1], x_val=splits["val"][0],
+                   y_val=splits["val"][1], x_test=splits["test"][0], y_test=splits["test"][1], task=task,
+                   input_shape=tuple(splits["train"][0].shape[1:]), n_outputs=int(raw.n_outputs))

@@ -25,6 +25,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from claimbench.workloads.registry import DATASET_INFO
+
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "logistic": nn.Sigmoid,
     "tanh": nn.Tanh,
@@ -228,11 +230,9 @@ def weight_layers(model: nn.Module) -> list[list[torch.nn.Parameter]]:
 
 
 def dataset_shape(name: str, seq_len: int = 30) -> tuple[tuple[int, ...], int]:
-    """(input_shape, n_outputs) of a dataset, without building it."""
-    shapes = {"mnist1d": ((40,), 10), "digits": ((1, 8, 8), 10), "teacher": ((20,), 10),
-              "regression": ((20,), 1), "adding": ((seq_len, 2), 1), "mnist": ((1, 28, 28), 10),
-              "fashion_mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10)}
-    return shapes[name]
+    """(input_shape, n_outputs) of a built-in dataset, without building it (registry.DATASETS)."""
+    info = DATASET_INFO[name]
+    return info.input_shape(seq_len), info.n_outputs
 
 
 def param_count(spec, n_in: int | tuple[int, ...] | None = None, n_out: int | None = None) -> int:

@@ -1,0 +1,231 @@
+"""The workload contract: everything a package writes to have claimbench test claims about its own
+model, data and training loop. Read this file and you know the shape of everything.
+
+A workload is a ``Workload(...)`` object that a package registers under a name through the entry-point
+group ``claimbench.workloads`` (registry.py); a suite names it (``[workload] name = "myteam.resnet"``)
+and sets its declared parameters. It comes at one of two levels:
+
+1. **Components** (``data`` and ``model``, optionally ``loss`` and ``augment``): claimbench's
+   single-trial engine (train/loop.py) trains them with its own optimizers, schedules, clipping,
+   divergence rule, early stopping and steps-to-target (train/policy.py), so every shared claim axis
+   (batch_size, lr, optimizer, momentum, schedule, weight_decay, clip, ...) works unchanged, and
+   BatchNorm, dropout, depth or width do where the model reads them (``uses``).
+
+   - ``data(cfg) -> Data``: train/val/test tensors, built once per worker and kept on its device
+     (batches are index slices of them); ``Data.from_datasets`` materializes ``torch.utils.data``
+     datasets. Seed it with ``cfg.data_seed``.
+   - ``model(cfg, data) -> nn.Module``: built under ``torch.manual_seed(cfg.seed)``; maps a batch of
+     ``data.x_*`` rows to ``(batch, n_outputs)`` outputs.
+   - ``loss(outputs, targets, reduction) -> Tensor`` (reduction "mean", "sum" or "none"); default: the
+     spec's ``loss`` for the task (cross-entropy for classification, MSE for regression).
+   - ``augment(x, generator) -> x``: applied to each training minibatch (never to evaluation); draw
+     randomness from ``generator`` (seeded by the trial's seed), so that a trial is reproducible.
+
+2. **A training function** (``train``): the package's own loop, ``train(params, ctx)``. It reads its
+   parameters from ``params`` and the shared settings from ``ctx.spec`` (``ctx.spec.lr``,
+   ``ctx.spec.batch_size``, ...: the ones it lists in ``uses``), calls ``ctx.report(step=..., train_loss=...,
+   val_loss=..., val_acc=..., ...)`` at ``ctx.eval_steps`` (step 0 first) and returns when
+   ``ctx.should_stop()`` says so. From the reports claimbench's trial policy derives divergence,
+   steps- and examples-to-target, the best step, early stopping and time per step, into the same
+   TrialRecord (train/policy.py, ``Context``). Its budget is ``steps``.
+
+Parameters (``Param``): name, type (int, float, bool or str), default, an inclusive range
+(``low``/``high``) or ``choices``. The suite loader validates the values a suite sets or sweeps
+with the same one-line errors as built-in parameters, and ``claimbench schema`` includes them. A
+parameter marked ``data=True`` changes the data: the data are rebuilt per value (else shared).
+
+The workload's code fingerprint (registry.fingerprint: package, version and a hash of its source
+files) is part of every trial id, so editing the model or the loop retrains.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from claimbench.trial import TrialSpec
+
+TASKS = ("classification", "regression")
+PARAM_TYPES: tuple[type, ...] = (int, float, bool, str)
+#: Built-in [workload] keys a workload may read (``uses``); dataset and model are always its own.
+MODEL_FIELDS = ("n_samples", "label_noise", "outlier_frac", "seq_len", "depth", "width", "shape", "activation",
+                "init", "init_dist", "batchnorm", "dropout", "dropout_position", "dropout_kind")
+#: [train] keys a training function honours only when it lists them in ``uses`` (it runs its own loop).
+LOOP_FIELDS = ("loss", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps",
+               "schedule", "warmup_steps", "schedule_gamma", "plateau_patience", "clip", "clip_threshold",
+               "batch_size")
+#: [train] keys the trial policy implements for a training function from its reports (always allowed).
+POLICY_FIELDS = ("evals", "patience", "restore_best", "divergence_factor", "target")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter a workload declares; suites set and sweep it by ``name``."""
+
+    name: str
+    type: type
+    default: Any
+    low: float | None = None  # inclusive bounds (numbers)
+    high: float | None = None
+    choices: tuple[Any, ...] = ()
+    data: bool = False  # the data depend on it: built per value (else one dataset serves every value)
+    help: str = ""
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.name, str) and self.name.isidentifier() and not keyword.iskeyword(self.name)):
+            raise ValueError(f"a parameter name must be an identifier, got {self.name!r}")
+        if self.type not in PARAM_TYPES:
+            raise ValueError(f"parameter {self.name}: type must be one of int, float, bool, str, got {self.type!r}")
+        if (self.low is not None or self.high is not None) and self.type not in (int, float):
+            raise ValueError(f"parameter {self.name}: low/high apply to int and float parameters")
+        object.__setattr__(self, "choices", tuple(self.choices))
+        self.check(self.default)  # a default outside its own rule is the author's bug
+
+    def check(self, value: Any) -> Any:
+        """``value`` as this parameter's type; ValueError naming the rule and the value when it breaks it."""
+        t = self.type
+        if t is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, t) or (t is int and isinstance(value, bool)):
+            raise ValueError(f"{self.name} must be {t.__name__}, got {type(value).__name__} {value!r}")
+        if t is float and not math.isfinite(value):
+            raise ValueError(f"{self.name} must be finite, got {value!r}")
+        if self.choices and value not in self.choices:
+            raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            raise ValueError(f"{self.name} must be {self.rule()}, got {value!r}")
+        return value
+
+    def rule(self) -> str:
+        """The range as text: ">= 1 and <= 8"."""
+        parts = ([f">= {self.low:g}"] if self.low is not None else []) + \
+                ([f"<= {self.high:g}"] if self.high is not None else [])
+        return " and ".join(parts) or "any value"
+
+
+@dataclass(frozen=True)
+class Config:
+    """What a workload's functions receive: the trial's resolved spec and the workload's parameters."""
+
+    spec: "TrialSpec"
+    params: Mapping[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.params[name]
+
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
+
+    @property
+    def data_seed(self) -> int:
+        return self.spec.data_seed
+
+
+@dataclass
+class Data:
+    """A components workload's data: tensors of examples (any shape; the model reads them) and targets
+    (class indices, long, for classification; float targets for regression)."""
+
+    x_train: "torch.Tensor"
+    y_train: "torch.Tensor"
+    x_val: "torch.Tensor"
+    y_val: "torch.Tensor"
+    x_test: "torch.Tensor"
+    y_test: "torch.Tensor"
+    n_outputs: int  # classes, or 1 for a scalar regression target
+
+    @classmethod
+    def from_datasets(cls, train, val, test, n_outputs: int) -> "Data":
+        """From three ``torch.utils.data.Dataset`` of ``(x, y)`` pairs, stacked once into tensors."""
+        import torch
+
+        def stack(ds):
+            xs, ys = zip(*(ds[i] for i in range(len(ds))))
+            return torch.stack([torch.as_tensor(x) for x in xs]), torch.as_tensor(ys)
+
+        (a, b), (c, d), (e, f) = stack(train), stack(val), stack(test)
+        return cls(a, b, c, d, e, f, n_outputs)
+
+
+class Context(Protocol):
+    """What a training function's ``ctx`` offers (train/policy.py ``Context`` implements it)."""
+
+    spec: "TrialSpec"  # the shared settings: lr, batch_size, optimizer, seed, data_seed, steps, ...
+    params: Mapping[str, Any]  # the workload's parameters
+    device: "torch.device"
+    total_steps: int  # the budget
+    eval_steps: tuple[int, ...]  # when to report: 0, then ``spec.evals`` points up to total_steps
+
+    def report(self, step: int, *, examples: int | None = None, **metrics: float) -> None:
+        """An evaluation after ``step`` steps: train_loss, val_loss and val_acc (classification) or val_r2
+        (regression) are required; test_* and train_acc are reported too when given."""
+
+    def should_stop(self) -> bool:
+        """True once the budget is spent, or the trial diverged or stopped early: return then."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A registered workload (see the module docstring). Exactly one level: ``data`` and ``model``, or ``train``."""
+
+    name: str
+    task: str = "classification"
+    params: tuple[Param, ...] = ()
+    uses: tuple[str, ...] = ()  # built-in settings its code reads (MODEL_FIELDS; LOOP_FIELDS for a train function)
+    description: str = ""
+    data: Callable[[Config], Data] | None = None
+    model: Callable[[Config, Any], "nn.Module"] | None = None
+    loss: Callable[..., "torch.Tensor"] | None = None
+    augment: Callable[..., "torch.Tensor"] | None = None
+    train: Callable[[Mapping[str, Any], Context], None] | None = None
+    builtin: bool = field(default=False, repr=False)  # claimbench's own datasets and models (builtin.py)
+
+    def __post_init__(self) -> None:
+        from claimbench.trial import SPEC_FIELDS
+
+        object.__setattr__(self, "params", tuple(self.params))
+        object.__setattr__(self, "uses", tuple(self.uses))
+        where = f"workload {self.name!r}"
+        if not self.builtin:
+            if self.task not in TASKS:
+                raise ValueError(f"{where}: task must be one of {', '.join(TASKS)}, got {self.task!r}")
+            components = self.data is not None or self.model is not None
+            if components == (self.train is not None) or (components and (self.data is None or self.model is None)):
+                raise ValueError(f"{where}: give data and model (components), or train (a training function), not both")
+            if self.train is not None and (self.loss is not None or self.augment is not None):
+                raise ValueError(f"{where}: loss and augment belong to components; a training function has its own")
+            allowed = MODEL_FIELDS + (LOOP_FIELDS if self.train is not None else ())
+            bad = [u for u in self.uses if u not in allowed]
+            if bad:
+                raise ValueError(f"{where}: uses {', '.join(bad)}, which it cannot read; allowed: {', '.join(allowed)}")
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{where}: parameter names repeat: {names}")
+        from claimbench.analysis.frames import DERIVED, METRICS, RECORD_COLUMNS
+
+        taken = {*SPEC_FIELDS, *RECORD_COLUMNS, *METRICS, *DERIVED, *RESERVED}
+        clash = [n for n in names if n in taken]
+        if clash:
+            raise ValueError(f"{where}: parameter {', '.join(clash)} is a built-in name; rename it")
+
+    @property
+    def level(self) -> str:
+        """"builtin", "components" or "function"."""
+        return "builtin" if self.builtin else "function" if self.train is not None else "components"
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+
+#: Names a parameter may not take besides the spec fields and a trial frame's columns (analysis/frames.py).
+RESERVED = frozenset({"name", "trial_id", "budget", "noise_curve", "value", "params"})
