@@ -238,3 +238,23 @@ def test_verdict_table_has_unit_and_claimed_columns(html):
     head = re.search(r'<table class="verdicts">.*?</thead>', html, re.S).group(0)
     assert "<th>Unit</th><th>Claimed</th>" in head
     assert re.search(r'<td class="claimed">[^<]*(&gt;|&lt;|in \[|≥)', html)
+
+
+def test_ticks_and_table_columns_keep_their_digits():
+    from claimbench.report import format as fmt
+    assert [fmt.tick(v) for v in (1024, 1000.0, 512, 0.5, 2.5)] == ["1024", "1000", "512", "0.5", "2.5"]
+    # a column of different estimates (B_crit 277, a ratio 0.78, an exponent 0.892) is not rounded to one
+    # number of decimals
+    assert fmt.column([277.2, 0.7761, 0.892, None]) == ["277.2", "0.7761", "0.892", "—"]
+
+
+def test_records_of_different_shapes_are_separate_tables():
+    from claimbench.claims.base import ClaimResult
+    from claimbench.report.html import _tables
+    r = ClaimResult(claim_id="X", kind="critical_batch", verdict="supported", statistic="", effect=1.0, ci=(0.5, 2.0),
+                    n_seeds=3, n_trials=9, method="", summary="",
+                    data=[{"level": 4, "steps": 100.0}, {"level": 8, "steps": 52.0},
+                          {"estimate": "B_crit", "value": 277.2}, {"estimate": "exponent", "value": 0.892}])
+    tables = _tables(r, {})
+    assert [[c["header"] for c in t["columns"]] for t in tables] == [["level", "steps"], ["estimate", "value"]]
+    assert [row for g in tables[1]["groups"] for row in g["rows"]] == [["B_crit", "277.2"], ["exponent", "0.892"]]

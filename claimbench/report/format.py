@@ -69,8 +69,11 @@ def tick(value: Any) -> str:
     x = float(value)
     if x == 0:
         return "0"
+    if x.is_integer() and abs(x) < 1e6:  # batch sizes, steps: 1024, never 1.02e+03
+        return str(int(x))
     if 0.1 <= abs(x) < 1e4:
-        return f"{x:.3g}"
+        text = f"{x:.3g}"
+        return text if "e" not in text else f"{x:.0f}"
     mantissa, exponent = f"{x:.1e}".split("e")
     mantissa = mantissa.rstrip("0").rstrip(".")
     return f"{mantissa}e{int(exponent)}"
@@ -104,7 +107,9 @@ def column(values: list[Any]) -> list[str]:
     if not floats or all(x.is_integer() for x in floats):
         return [cell(v) for v in values]
     nonzero = [abs(x) for x in floats if x != 0]
-    if not nonzero or min(nonzero) < 0.01 or max(nonzero) >= 1e6:
+    if not nonzero or min(nonzero) < 0.01 or max(nonzero) >= 1e6 or max(nonzero) / min(nonzero) > 100:
+        # tiny values, or magnitudes too far apart for one number of decimals (a table of different
+        # estimates: 277 and 0.892 in one column): 4 significant digits per value
         return [cell(v) for v in values]
     decimals = min(max(3 - math.floor(math.log10(max(nonzero))), 0), 4)
     return [f"{float(v):.{decimals}f}" if is_numeric(v) and not is_missing(v) else cell(v) for v in values]

@@ -182,7 +182,7 @@ def _claim_view(claim: Claim | None, result: ClaimResult | None, evaluation: "Ev
         "params": [(k, fmt.parameter(v)) for k, v in params.items()],
         "verdict": "pending", "statistic": "", "method": "", "summary": "no trial records yet: nothing to evaluate",
         "effect": fmt.DASH, "ci": fmt.DASH, "n_seeds": 0, "n_trials": 0, "caveats": [], "strata": [],
-        "figures": [], "figure_error": "", "table": None, "unit": "", "unit_note": "", "claimed": fmt.DASH,
+        "figures": [], "figure_error": "", "tables": [], "unit": "", "unit_note": "", "claimed": fmt.DASH,
         "p_values": "", "detectable": "",
         "evidence": None, "adjusted": "",
     }
@@ -200,7 +200,7 @@ def _claim_view(claim: Claim | None, result: ClaimResult | None, evaluation: "Ev
                  "claimed": fmt.claimed(s.band, s.unit),
                  "p_values": fmt.p_values(s.p_supported, s.p_refuted), "detectable": s.detectable,
                  "n_seeds": s.n_seeds, "n_trials": s.n_trials} for s in result.strata],
-        table=_table(result, params),
+        tables=_tables(result, params),
     )
     if claim is not None:
         try:
@@ -216,16 +216,38 @@ def _effect(result: ClaimResult) -> str:
     return fmt.in_unit(result.effect, result.unit, fmt.unit_is_signed(result.unit))
 
 
-def _table(result: ClaimResult, params: dict[str, Any]) -> dict[str, Any] | None:
-    """The records behind the figure: one group per stratum."""
+def _tables(result: ClaimResult, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records behind the figure, one table per shape of record (a kind may keep per-level rows and
+    estimate rows: two tables, not one with the other's columns empty), one group per stratum."""
     parts = list(result.strata) or [result]
+    shapes: list[tuple[str, ...]] = []
+    for part in parts:
+        for record in part.data:
+            key = tuple(record)
+            if key not in shapes:
+                shapes.append(key)
+    tables = []
+    for shape in shapes:
+        subset = [ClaimResult(**{**_fields(p), "data": [r for r in p.data if tuple(r) == shape]}) for p in parts]
+        table = _table(subset, result.kind, params)
+        if table is not None:
+            tables.append(table)
+    return tables
+
+
+def _fields(part: ClaimResult) -> dict[str, Any]:
+    return {k: v for k, v in part.__dict__.items() if k not in ("data", "strata")}
+
+
+def _table(parts: list[ClaimResult], kind: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """One table: records of the same keys, grouped by stratum."""
     keys: list[str] = []
     for part in parts:
         for record in part.data:
             keys.extend(k for k in record if k not in keys)
     if not keys:
         return None
-    labels = {**GENERIC_LABELS, **TABLE_LABELS.get(result.kind, {})}
+    labels = {**GENERIC_LABELS, **TABLE_LABELS.get(kind, {})}
     fill = {"axis": params.get("axis", "level"), "metric": params.get("metric", "metric"),
             "range_axis": params.get("range_axis", "")}
     columns = []
@@ -242,6 +264,8 @@ def _table(result: ClaimResult, params: dict[str, Any]) -> dict[str, Any] | None
     formatted = {k: fmt.column([r.get(k) for p in parts for r in p.data]) for k in keys}
     groups, start = [], 0
     for p in parts:
+        if not p.data:
+            continue
         rows = [[formatted[k][start + i] for k in keys] for i in range(len(p.data))]
         groups.append({"label": fmt.stratum(p.stratum), "rows": rows})
         start += len(p.data)

@@ -17,7 +17,7 @@ from claimbench.analysis.stats import seed_mean_ci
 from claimbench.report.figures.base import RenderedFigure, register_figures
 from claimbench.report.figures.style import (BLUE, GREEN, GREY, ORANGE, PANEL_MAX_WIDTH, RED, _legend, _new_figure,
                                              _panels, _rc, _safe, to_svg)
-from claimbench.report.figures.panels import (_ci_points, _conf_label, _level_x, _log_y, _no_values, _panel_title,
+from claimbench.report.figures.panels import (claimed_region, first_region, ratio_axis, wrap, _ci_points, _conf_label, _level_x, _log_y, _no_values, _panel_title,
                                               _parts, _quantity_text, _row_panels)
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def ranking_figures(claim: Claim, result: ClaimResult, evaluation: "Evaluation")
 # ------------------------------------------------------------------ paired_comparison
 
 def _paired_panels(claim: Claim, parts: list[ClaimResult], title: str, ylabel: str, diff_label: str,
-                   band: tuple[float, float] | None, salt: str, caption: str) -> RenderedFigure:
+                   salt: str, caption: str) -> RenderedFigure:
     """Per part: (left) the two arms' means with CIs and each seed's pair joined; (right) each seed's
     difference, the mean difference with the claim's CI, zero and the margin."""
     conf = claim.params.get("confidence", 0.95)
@@ -127,6 +127,7 @@ def _paired_panels(claim: Claim, parts: list[ClaimResult], title: str, ylabel: s
         left.set_xlim(-0.5, 1.5)
         left.set_ylabel(_safe(ylabel))
         left.set_title(_safe(label) if label else "arms", fontsize=9.5)
+        band = claimed_region(part)  # the verdict's own rule
         d = df["difference"].to_numpy(dtype=float)
         ok = np.isfinite(d)
         jitter = np.linspace(-0.12, 0.12, max(int(ok.sum()), 1))[: int(ok.sum())]
@@ -153,8 +154,8 @@ def _paired_panels(claim: Claim, parts: list[ClaimResult], title: str, ylabel: s
                Line2D([], [], marker="o", linestyle="", color=ORANGE, label="b: mean, CI"),
                Line2D([], [], marker="o", linestyle="", color=GREY, label="difference per seed"),
                Line2D([], [], color=BLUE, marker="o", linewidth=2, label=f"mean difference, {_conf_label(claim)}")]
-    if band is not None:
-        handles.append(Patch(facecolor=GREEN, alpha=0.25, label="margin band"))
+    if any(claimed_region(part) is not None for part in parts):
+        handles.append(Patch(facecolor=GREEN, alpha=0.25, label="claimed: where the CI must lie"))
     _legend(fig, handles)
     return RenderedFigure(title=title, caption=caption, svg=to_svg(fig, salt))
 
@@ -164,8 +165,6 @@ def paired_comparison_figures(claim: Claim, result: ClaimResult, evaluation: "Ev
     p = claim.params
     q, margin, test = _quantity_text(claim), float(p.get("margin", 0.0)), p.get("test", "superiority")
     relative = bool(p.get("relative", False))
-    m = float(np.log1p(margin)) if relative else margin
-    band = (m, np.inf) if test == "superiority" else (-m, np.inf)
     what = f"log({q} a / b)" if relative else f"{q} a − b"
     signed = " (signed: positive favours a)" if p.get("goal", "higher") == "lower" else ""
     caption = (f"Left: the mean over seeds of {q} in each arm with its 95% CI (Student t over seeds); grey lines join the two "
@@ -174,7 +173,7 @@ def paired_comparison_figures(claim: Claim, result: ClaimResult, evaluation: "Ev
                + (f" (margin {margin:g}" + (", relative)" if relative else ")") if margin else "") + ".")
     with mpl.rc_context(_rc()):
         return [_paired_panels(claim, _parts(result), f"{q}: a vs b, paired by seed", q, what + signed,
-                               band, f"{claim.id}-paired", caption)]
+                               f"{claim.id}-paired", caption)]
 
 
 # ------------------------------------------------------------------ equivalence
@@ -184,7 +183,6 @@ def equivalence_figures(claim: Claim, result: ClaimResult, evaluation: "Evaluati
     p = claim.params
     q, m = _quantity_text(claim), float(p.get("margin", 0.0))
     best = p.get("b") == "best"
-    band = (-m, np.inf) if best else (-m, m)
     what = f"{q} a − best {p.get('axis')}" if best else f"{q} a − b"
     caption = (f"Left: the mean over seeds of {q} for a and for "
                + (f"the best {p.get('axis')} level (chosen on all seeds)" if best else "b")
@@ -194,16 +192,18 @@ def equivalence_figures(claim: Claim, result: ClaimResult, evaluation: "Evaluati
                + ", and the band the CI must lie in: " + (f"above −{m:g}." if best else f"±{m:g}."))
     with mpl.rc_context(_rc()):
         return [_paired_panels(claim, _parts(result), f"{q}: a against " + ("the best level" if best else "b"),
-                               q, what, band, f"{claim.id}-equivalence", caption)]
+                               q, what, f"{claim.id}-equivalence", caption)]
 
 
 # ------------------------------------------------------------------ ratio_in_range and timing_ratio
 
 def _ratio_figure(claim: Claim, result: ClaimResult, title: str, num: str, den: str) -> RenderedFigure:
     p = claim.params
-    low, high = float(p["low"]), float(p["high"])
     parts = _parts(result)
-    fig = _new_figure(max(3.6, 1.3 * len(parts) + 1.6), 3.4)
+    region = first_region(parts)  # the verdict's band; an undecided result has none: the claim's range
+    low, high = region if region is not None else (float(p["low"]), float(p["high"]))
+    labelled = any(part.stratum for part in parts)
+    fig = _new_figure(max(4.2, 1.3 * len(parts) + 2.0), 3.6)
     ax = fig.subplots()
     ys: list[float] = []
     for i, part in enumerate(parts):
@@ -219,25 +219,28 @@ def _ratio_figure(claim: Claim, result: ClaimResult, title: str, num: str, den: 
             ys += [part.effect, lo, hi]
     finite = [y for y in ys + [low, high] if np.isfinite(y) and y > 0]
     if finite:
-        ymin, ymax = min(finite) / 2, max(finite) * 2
+        ymin, ymax = min(finite) / 1.6, max(finite) * 1.6
     else:
         ymin, ymax = 0.1, 10.0
         _no_values(ax)
     ax.axhspan(max(low, ymin / 10), min(high, ymax * 10), color=GREEN, alpha=0.12, linewidth=0, zorder=0)
     ax.axhline(1.0, color="black", linewidth=0.6, zorder=1)
-    _log_y(ax)
-    ax.set_ylim(ymin, ymax)
-    ax.set_xticks(range(len(parts)), [_panel_title(part) or "all trials" for part in parts],
-                  fontsize=7.5 if len(parts) > 3 else 8.5)
+    ratio_axis(ax, ymin, ymax, [v for v in (low, high) if np.isfinite(v) and v > 0])
+    if labelled:
+        ax.set_xticks(range(len(parts)), [_panel_title(part) for part in parts],
+                      fontsize=7.5 if len(parts) > 3 else 8.5)
+    else:  # one stratum: nothing to name on x
+        ax.set_xticks([])
     ax.set_xlim(-0.6, len(parts) - 0.4)
-    ax.set_ylabel(_safe(f"{num} / {den}"))
+    ax.set_ylabel("ratio (log scale)")
+    ax.set_title(_safe(wrap(f"{num} / {den}", 60)), fontsize=8.5, fontweight="normal")
+    high_text = "∞" if not np.isfinite(high) else fmt.tick(high)
     _legend(fig, [Line2D([], [], marker="o", linestyle="", color=GREY, label="ratio per seed"),
                   Line2D([], [], color=BLUE, marker="o", linewidth=2, label=f"geometric mean, {_conf_label(claim)}"),
-                  Patch(facecolor=GREEN, alpha=0.25,
-                        label=f"claimed range [{fmt.tick(low)}, {'∞' if not np.isfinite(high) else fmt.tick(high)}]")])
+                  Patch(facecolor=GREEN, alpha=0.25, label=f"claimed range [{fmt.tick(low)}, {high_text}]")])
     caption = (f"Each seed's ratio ({num}) / ({den}), paired by seed, on a log scale; the blue point is the "
                f"geometric mean over seeds with its 95% CI (Student t over seeds), the shaded band the claimed range "
-               f"(supported when the CI lies inside it).")
+               f"[{fmt.tick(low)}, {high_text}] (supported when the CI lies inside it).")
     return RenderedFigure(title=title, caption=caption, svg=to_svg(fig, f"{claim.id}-ratio"))
 
 

@@ -174,3 +174,56 @@ def _row_panels(n: int, cols: int, width: float, height: float) -> tuple[Figure,
     fig = _new_figure(width, height * n + 0.5)
     axes = fig.subplots(n, cols, squeeze=False)
     return fig, axes
+
+
+def claimed_region(part: ClaimResult) -> tuple[float, float] | None:
+    """The values of the effect that support the claim, from the result's decision band (the rule the
+    verdict used, in the effect's unit; never re-derived from the claim's parameters): ``(lo, hi)``,
+    infinite on an open side, or None when the result carries no band."""
+    band = part.band
+    if not band:
+        return None
+
+    def value(x, default: float) -> float:
+        return default if x is None else float(x)
+
+    if band["kind"] == "band":
+        return value(band.get("low"), 0.0 if band.get("log") else -np.inf), value(band.get("high"), np.inf)
+    if band["kind"] == "greater":
+        return value(band.get("support"), -np.inf), np.inf
+    return -np.inf if not band.get("log") else 0.0, value(band.get("support"), np.inf)
+
+
+def first_region(parts: list[ClaimResult]) -> tuple[float, float] | None:
+    """The claimed region of the first part that carries one (every stratum of a claim shares its rule)."""
+    return next((r for r in (claimed_region(p) for p in parts) if r is not None), None)
+
+
+def wrap(text: str, width: int) -> str:
+    """Text broken into lines of at most ``width`` characters (a long label would leave the figure box)."""
+    import textwrap
+    return "\n".join(textwrap.wrap(str(text), width)) or str(text)
+
+
+def ratio_axis(ax, ymin: float, ymax: float, marks: list[float] = ()) -> None:
+    """A log y axis for ratios over [ymin, ymax] with at least 3 readable ticks: 1-2-5 steps (0.5, 1, 2;
+    0.01, 0.02, 0.05 ...), decades over a wide range, finer round values over a narrow one; plus
+    ``marks`` (a band's ends). Labels are plain numbers (0.25, 1.3, 0.02), never 6.2e-2."""
+    ax.set_yscale("log")
+    span = np.log10(ymax / ymin)
+    decades = range(int(np.floor(np.log10(ymin))), int(np.ceil(np.log10(ymax))) + 1)
+    steps = (1,) if span > 4 else (1, 2, 5)
+    ticks = [m * 10.0 ** k for k in decades for m in steps if ymin <= m * 10.0 ** k <= ymax]
+    if len(ticks) > 8:
+        ticks = ticks[::-(-len(ticks) // 7)]
+    near = 0.05 * span  # a tick this close (in decades) to a mark is dropped for the mark
+    for m in marks:
+        if ymin <= m <= ymax:
+            ticks = [t for t in ticks if abs(np.log10(t / m)) > near] + [m]
+    if len(ticks) < 3:  # a narrow range: round values spread over it
+        extra = [float(f"{v:.2g}") for v in np.geomspace(ymin, ymax, 7)[1:-1]]
+        ticks += [t for t in extra if all(abs(np.log10(t / u)) > near for u in ticks)]
+    ax.yaxis.set_major_locator(FixedLocator(sorted(set(ticks))))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.set_ylim(ymin, ymax)

@@ -16,7 +16,7 @@ from claimbench.report import format as fmt
 from claimbench.report.figures.base import RenderedFigure, register_figures
 from claimbench.report.figures.style import (BLACK_LINE, BLUE, GREEN, GREY, ORANGE, RED, _legend, _new_figure,
                                              _panels, _rc, _safe, to_svg)
-from claimbench.report.figures.panels import _conf_label, _log_x, _log_y, _no_values, _panel_title, _parts, _subframe
+from claimbench.report.figures.panels import first_region, _conf_label, _log_x, _log_y, _no_values, _panel_title, _parts, _subframe
 
 if TYPE_CHECKING:
     from claimbench.api import Evaluation
@@ -283,9 +283,10 @@ def _noise_figure(claim: Claim, parts: list[ClaimResult], evaluation: "Evaluatio
 def linear_scaling_figures(claim: Claim, result: ClaimResult, evaluation: "Evaluation") -> list[RenderedFigure]:
     """Per batch multiplier k: the scaled run minus the baseline with its CI, per arm, against the margin."""
     p = claim.params
-    margin = float(p.get("margin", 0.01))
-    q = str(p.get("quantity", "test_acc"))
+    q = str(p["quantity"])
     parts = [part for part in _parts(result) if part.data]
+    region = first_region(parts)  # the verdict's rule: d > -margin; an undecided result: the claim's margin
+    margin = -region[0] if region is not None else float(p["margin"])
     if not parts:
         return []
     colours = {"warmup": BLUE, "none": ORANGE, "all trials": BLUE}
@@ -308,7 +309,7 @@ def linear_scaling_figures(claim: Claim, result: ClaimResult, evaluation: "Evalu
             ax.axhspan(-margin, max(margin, 1e-9) * 50, color=GREEN, alpha=0.08, linewidth=0, zorder=0)
             ax.axhline(0, color="black", linewidth=0.6)
             ax.axhline(-margin, color=GREEN, linestyle="--", linewidth=1)
-            ax.axvline(float(p.get("min_k", 8)), color=GREY, linestyle=":", linewidth=1)
+            ax.axvline(float(p["min_k"]), color=GREY, linestyle=":", linewidth=1)
             lo = np.nanmin(df["lo"].to_numpy(dtype=float)) if df["lo"].notna().any() else -margin
             hi = np.nanmax(df["hi"].to_numpy(dtype=float)) if df["hi"].notna().any() else margin
             ax.set_ylim(min(lo, -2 * margin) - margin, max(hi, margin) + margin)
@@ -330,10 +331,10 @@ def linear_scaling_figures(claim: Claim, result: ClaimResult, evaluation: "Evalu
         _legend(fig, [Line2D([], [], color=BLUE, marker="o", label="linear scaling + warmup"),
                       Line2D([], [], color=ORANGE, marker="o", label="linear scaling, no warmup"),
                       Line2D([], [], marker="x", linestyle="", color=RED, label="breaks (CI below −margin)"),
-                      Patch(facecolor=GREEN, alpha=0.25, label=f"kept: within {fmt.tick(margin)} of the baseline"),
-                      Line2D([], [], color=GREY, linestyle=":", label=f"claimed up to k = {fmt.tick(p.get('min_k', 8))}")])
+                      Patch(facecolor=GREEN, alpha=0.25, label=f"kept: within {margin:g} of the baseline"),
+                      Line2D([], [], color=GREY, linestyle=":", label=f"claimed up to k = {fmt.tick(p['min_k'])}")])
         caption = (f"Left: per batch multiplier k (batch and LR both × k, epoch budget), the mean over seeds of the "
                    f"paired difference in {q} from the k = 1 baseline, with its 95% CI (Student t over seeds); k holds while the CI "
-                   f"stays above −{fmt.tick(margin)}. Right: the mean {q} per k, the baseline dashed.")
+                   f"stays above −{margin:g}. Right: the mean {q} per k, the baseline dashed.")
         return [RenderedFigure(title="linear scaling rule per batch multiplier", caption=caption,
                                svg=to_svg(fig, f"{claim.id}-linear"))]

@@ -91,9 +91,14 @@ def to_svg(fig: Figure, salt: str) -> str:
 
 def _legend(fig: Figure, handles: list) -> None:
     """One legend under the panels, in as many columns as fit the figure's width."""
-    widths = [0.45 + 0.068 * len(h.get_label()) for h in handles]  # inches at 8.5 pt, marker included
+    widths = [0.75 + 0.075 * len(h.get_label()) for h in handles]  # inches at 8.5 pt: handle, spacing, text
+
+    def total(cols: int) -> float:  # matplotlib fills a legend column by column
+        rows = -(-len(handles) // cols)
+        return sum(max(widths[j * rows:(j + 1) * rows], default=0.0) for j in range(cols))
+
     cols = len(handles)
-    while cols > 1 and max(sum(widths[i:i + cols]) for i in range(0, len(widths), cols)) > fig.get_figwidth():
+    while cols > 1 and total(cols) > fig.get_figwidth():
         cols -= 1
     rows = -(-len(handles) // cols)
     cols = -(-len(handles) // rows)  # balanced rows: 2 + 2 rather than 3 + 1
