@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -100,12 +100,32 @@ def slot_resources(suites: list[Suite], cpus_per_trial: float | None = None,
 
 @dataclass
 class Evaluation:
+    """A run dir's suite, its trial frame and every claim's result. ``run_dir`` is where it was read from
+    (None for one built in memory); ``curves()`` and ``range_curves()`` read the per-evaluation curves and
+    the LR range test's sweeps from its records once, on first use (see ``report.exports``)."""
+
     suite: Suite
     frame: pd.DataFrame
     results: list[ClaimResult]
     command: str
     environment: dict
     created: str
+    run_dir: Path | None = None
+    _curves: tuple[pd.DataFrame, pd.DataFrame] | None = field(default=None, repr=False, compare=False)
+
+    def curves(self) -> pd.DataFrame:
+        """One row per (trial, evaluation) of the frame's trials: ``curve_frame`` (empty without a run dir)."""
+        return self._curve_frames()[0]
+
+    def range_curves(self) -> pd.DataFrame:
+        """One row per (trial, LR of the range test's sweep): trial_id, seed, lr, loss, smoothed."""
+        return self._curve_frames()[1]
+
+    def _curve_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if self._curves is None:
+            from claimbench.report.exports import curve_frames
+            self._curves = curve_frames(self)
+        return self._curves
 
 
 GROUP_FILE = "group.json"
@@ -157,4 +177,17 @@ def evaluate_run(run_dir: str | Path) -> Evaluation:
     frame = store.frame()
     results = evaluate_claims(info.suite.claims, frame, info.suite.design()) if len(frame) else []
     return Evaluation(suite=info.suite, frame=frame, results=results, command=info.command,
-                      environment=info.environment, created=info.created)
+                      environment=info.environment, created=info.created, run_dir=store.dir)
+
+
+def load_verdicts(run_dir: str | Path) -> pd.DataFrame:
+    """Every claim's and stratum's verdict of a run dir (a suite's or a group's) as a DataFrame: one row
+    each, with the adjusted verdict, effect, unit, CI, p-values, counts and detectable effect (the
+    columns of ``verdicts.json``, see ``report.exports``). Reads ``RUN_DIR/verdicts.json`` when
+    ``claimbench run`` or ``report`` wrote one, else evaluates the run dir."""
+    from claimbench.report.exports import read_verdicts, verdict_rows
+
+    rows = read_verdicts(run_dir)
+    if rows is None:
+        rows = verdict_rows(evaluate_target(run_dir))
+    return pd.DataFrame(rows)

@@ -59,17 +59,22 @@ def render_html(evaluations: "Evaluation | list[Evaluation]", group: dict[str, A
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None,
-                 evaluation: "Evaluation | list[Evaluation] | None" = None) -> Path:
-    """Write the report of ``run_dir`` (a suite's or a group's) to ``out`` (default ``RUN_DIR/report.html``).
+                 evaluation: "Evaluation | list[Evaluation] | None" = None, exports: bool = True) -> Path:
+    """Write the report of ``run_dir`` (a suite's or a group's) to ``out`` (default ``RUN_DIR/report.html``),
+    and with ``exports`` its data beside it: ``RUN_DIR/verdicts.json`` and each suite run dir's
+    ``trials.parquet``, ``curves.parquet``, ``range_curves.parquet`` (``report.exports``).
 
     ``evaluation`` is what ``evaluate_target`` (or ``evaluate_run``) returns, when the caller has it already.
     """
     from claimbench.api import evaluate_target, read_group
+    from claimbench.report.exports import write_exports
 
     if evaluation is None:
         evaluation = evaluate_target(run_dir)
     path = Path(out) if out is not None else Path(run_dir) / REPORT_NAME
     atomic_write_text(path, render_html(evaluation, read_group(run_dir)))
+    if exports:
+        write_exports(run_dir, evaluation)
     return path
 
 
