@@ -23,7 +23,8 @@ def _with_curves(record):
     if record.status.value != "completed":
         return record
     acc = record.metrics["val_acc"]
-    curve = [{"step": s, "examples": s * record.spec["batch_size"], "val_acc": acc * f, "val_loss": 1 - acc * f}
+    curve = [{"step": s, "examples": s * record.spec["batch_size"], "val_acc": acc * f, "test_acc": acc * f,
+              "val_loss": 1 - acc * f}
              for s, f in ((0, 0.2), (10, 0.7), (20, 1.0))]
     sweep = [{"lr": lr, "loss": 2.0 - lr, "smoothed": 2.0 - lr} for lr in (0.001, 0.01, 0.1)] \
         if record.spec["seed"] == 0 else []
@@ -88,3 +89,45 @@ def test_a_foreign_verdicts_file_is_a_user_error(tmp_path):
     (tmp_path / VERDICTS_NAME).write_text('{"kind": "something else"}')
     with pytest.raises(StoreError, match="not a claimbench verdicts file"):
         read_verdicts(tmp_path)
+
+
+def test_report_draws_learning_curves_of_the_selected_trials(run_dir):
+    from claimbench.report.figures import figures_for
+    evaluation = evaluate_run(run_dir)
+    claim = next(c for c in evaluation.suite.claims if c.id == "B2")
+    result = next(r for r in evaluation.results if r.claim_id == "B2")
+    figures = {f.title: f for f in figures_for(claim, result, evaluation)}
+    assert "learning curves (test_acc)" in figures
+    svg = figures["learning curves (test_acc)"].svg
+    # one line per batch size in the legend, and the curves' steps on the x axis
+    for level in (4, 16, 64, 256):
+        assert f"batch_size={level}" in svg
+    assert "Learning curves (test_acc)" in (run_dir / "report.html").read_text()
+    # a claim without selected trials (B3's statistic is a width, not a trial's metric) gets none
+    b3 = next(r for r in evaluation.results if r.claim_id == "B3")
+    assert not any(p.selected for p in (b3.strata or [b3]))
+
+
+def test_range_sweep_marks_the_suggestion_and_the_grid_best():
+    from types import SimpleNamespace
+
+    from claimbench.claims import KINDS, Claim
+    from claimbench.claims.base import ClaimResult
+    from claimbench.report.figures.curves import range_sweep_figure
+    params = KINDS["ratio_in_range"].resolve_params({
+        "num": {"quantity": "mean:range_suggested_lr", "where": {"kind": "range_test"}},
+        "den": {"quantity": "argbest:lr", "where": {"kind": "train"}}, "low": 0.5, "high": 2.0})
+    claim = Claim("L1", "ratio_in_range", "8", "range test", params)
+    result = ClaimResult(claim_id="L1", kind="ratio_in_range", verdict="inconclusive", statistic="", effect=None,
+                         ci=None, n_seeds=2, n_trials=4, method="", summary="",
+                         data=[{"seed": 0, "num": 0.05, "den": 0.1, "ratio": 0.5},
+                               {"seed": 1, "num": 0.04, "den": 0.1, "ratio": 0.4}])
+    sweeps = pd.DataFrame([{"trial_id": f"r{s}", "seed": s, "lr": lr, "loss": 2 - lr, "smoothed": 2 - lr}
+                           for s in (0, 1) for lr in (0.001, 0.01, 0.1, 1.0)])
+    frame = pd.DataFrame({"trial_id": ["r0", "r1"], "seed": [0, 1], "range_suggested_lr": [0.05, 0.04]})
+    evaluation = SimpleNamespace(frame=frame, range_curves=lambda: sweeps)
+    figure = range_sweep_figure(claim, result, evaluation)
+    assert figure is not None and "seed 0" in figure.svg and "suggested LR" in figure.svg
+    other = Claim("X", "ratio_in_range", "8", "no range test", KINDS["ratio_in_range"].resolve_params(
+        {"num": {"quantity": "argbest:lr"}, "den": {"quantity": "min_diverging:lr"}, "low": 0.1, "high": 1.0}))
+    assert range_sweep_figure(other, result, evaluation) is None

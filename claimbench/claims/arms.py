@@ -259,6 +259,30 @@ def arm_cells(setup: Setup, sub: pd.DataFrame, claim: Claim, arm: dict[str, Any]
     return long.assign(arm=arm_label(arm))
 
 
+def selected_trials(cells: pd.DataFrame, arm_frame: pd.DataFrame, group: str, q: Quantity) -> list[dict[str, Any]]:
+    """Per seed, the trials behind a cell's value (``ClaimResult.selected``): the selected trial of a
+    selecting quantity (``cells``' ``trial_id``); for ``min:``/``max:`` the completed trial attaining it;
+    for other reductions every completed trial of the cell."""
+    out = []
+    if "trial_id" in cells.columns:
+        for _, row in cells.iterrows():
+            if row["trial_id"] is not None and row["trial_id"] == row["trial_id"]:
+                out.append({"group": group, "seed": int(row["seed"]), "trial_ids": [str(row["trial_id"])]})
+        return out
+    ok = arm_frame[arm_frame["status"] == "completed"]
+    if q.column not in ok.columns:
+        return out
+    for seed, cell in ok.groupby("seed", sort=True):
+        values = pd.to_numeric(cell[q.column], errors="coerce")
+        if q.op in ("min", "max") and values.notna().any():
+            ids = [str(cell.loc[values.idxmin() if q.op == "min" else values.idxmax(), "trial_id"])]
+        else:
+            ids = [str(t) for t in cell.loc[values.notna(), "trial_id"]]
+        if ids:
+            out.append({"group": group, "seed": int(seed), "trial_ids": ids})
+    return out
+
+
 def paired(cells: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Seeds x arms of ``value``: the union of the arms' seeds, NaN where an arm lacks one."""
     seeds = sorted({s for long in cells.values() for s in long["seed"]})

@@ -41,6 +41,10 @@ class ClaimResult:
     axis is swept (the top-level verdict then combines them). ``band`` is the
     decision rule's boundaries in ``unit`` (``band_of``): what the claim says of
     ``effect``, for the report's "claimed" column and its summary figure.
+    ``selected`` names the trials the statistic was computed from, one entry per
+    level or arm and seed: ``{"group": "optimizer=adam", "seed": 0, "trial_ids":
+    [...]}`` (the trial each cell selected, or for a reduced quantity such as
+    ``min:steps_to_target`` the one that attains it); the learning curves draw them.
     """
 
     claim_id: str
@@ -65,6 +69,7 @@ class ClaimResult:
     mde: float | None = None
     detectable: str = ""
     band: dict[str, Any] | None = None
+    selected: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:

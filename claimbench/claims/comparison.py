@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from claimbench.analysis.inference import Hypothesis, bonferroni_alpha, decide_mean
+from claimbench.analysis.quantities import restrict
 from claimbench.claims import arms
 from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, combined, decided, register
 from claimbench.claims.common import quiet
@@ -112,9 +113,11 @@ def _compare(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict, 
     if relative and np.isfinite(wide.to_numpy(dtype=float)).all(axis=1).sum() > np.isfinite(d).sum():
         caveats.append(f"seeds with a non-positive {q.text} are left out of the log ratio")
     n_paired = int(np.isfinite(d).sum())
+    selected = [t for name, arm in (("a", a), ("b", b)) if not cells[name].empty
+                for t in arms.selected_trials(cells[name], restrict(sub, arm), f"{name}: {labels[name]}", q)]
     base = dict(claim_id=claim.id, kind=NAME, statistic=KIND.statistic, method=KIND.method, n_seeds=n_paired,
                 n_trials=int(sum(c["n_trials"].sum() for c in cells.values() if not c.empty)),
-                stratum=stratum, caveats=caveats, data=data)
+                stratum=stratum, caveats=caveats, data=data, selected=selected)
     unit = "log ratio (natural)" if relative else q.unit
     reason = arms.empty_arm_reason(cells, labels)
     if reason is None and n_paired < 2:

@@ -82,6 +82,8 @@ def _two_sided(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict
     caveats = arms.missing_caveats(long, "arm", q) + arms.edge_caveats(long, sub, setup.tuned, "arm")
     n_paired = arms.paired_seeds(wide)
     base = _base(claim, cells, stratum, n_paired, caveats, arms.records(table))
+    base["selected"] = [t for name in ("a", "b") if not cells[name].empty
+                        for t in arms.selected_trials(cells[name], restrict(sub, p[name]), f"{name}: {labels[name]}", q)]
     reason = arms.empty_arm_reason(cells, labels)
     if reason is None and n_paired < 2:
         reason = f"{n_paired} seed(s) with a value of {q.text} in both arms: a paired CI needs 2"

@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import importlib
 
-from claimbench.report.figures.base import FIGURES, FigureFn, RenderedFigure, figures_for, register_figures
+from claimbench.report.figures.base import (COMMON_FIGURES, FIGURES, FigureFn, RenderedFigure, figures_for,
+                                             register_common, register_figures)
 from claimbench.report.figures.style import to_svg
 
 #: The figure modules, one per claim family: importing one registers its kinds' figure functions.
-FAMILIES = ("levels", "arms", "scaling")
+FAMILIES = ("levels", "arms", "scaling", "curves")
 
 for _family in FAMILIES:
     importlib.import_module(f"claimbench.report.figures.{_family}")
 
 from claimbench.report.figures.scaling import critical_batch_figures  # noqa: E402  (tests and shallue.py name it)
 
-__all__ = ["FAMILIES", "FIGURES", "FigureFn", "RenderedFigure", "critical_batch_figures", "figures_for",
-           "register_figures", "to_svg"]
+__all__ = ["COMMON_FIGURES", "FAMILIES", "FIGURES", "FigureFn", "RenderedFigure", "critical_batch_figures", "figures_for",
+           "register_common", "register_figures", "to_svg"]

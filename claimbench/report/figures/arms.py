@@ -125,7 +125,7 @@ def _paired_panels(claim: Claim, parts: list[ClaimResult], title: str, ylabel: s
         _ci_points(left, [0, 1], stats, [BLUE, ORANGE], line=False)
         left.set_xticks([0, 1], [_safe(a_name), _safe(b_name)])
         left.set_xlim(-0.5, 1.5)
-        left.set_ylabel(_safe(ylabel))
+        left.set_ylabel(_safe(wrap(ylabel, 32)))
         left.set_title(_safe(label) if label else "arms", fontsize=9.5)
         band = claimed_region(part)  # the verdict's own rule
         d = df["difference"].to_numpy(dtype=float)
@@ -148,7 +148,7 @@ def _paired_panels(claim: Claim, parts: list[ClaimResult], title: str, ylabel: s
         right.axvline(0, color="black", linewidth=0.8, zorder=1)
         right.set_ylim(-0.5, 0.6)
         right.set_yticks([])
-        right.set_xlabel(_safe(diff_label))
+        right.set_xlabel(_safe(wrap(diff_label, 48)))
         right.set_title(f"{part.verdict}", fontsize=9.5)
     handles = [Line2D([], [], marker="o", linestyle="", color=BLUE, label="a: mean, CI"),
                Line2D([], [], marker="o", linestyle="", color=ORANGE, label="b: mean, CI"),

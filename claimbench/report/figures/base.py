@@ -32,9 +32,26 @@ def register_figures(kind: str) -> Callable[[FigureFn], FigureFn]:
     return add
 
 
+CommonFn = Callable[[Claim, ClaimResult, "Evaluation"], "RenderedFigure | None"]
+
+#: Figures any claim may get, after its kind's own (learning curves, the range test's sweep): each
+#: returns None when the claim or the run has nothing for it to draw.
+COMMON_FIGURES: list[CommonFn] = []
+
+
+def register_common(fn: CommonFn) -> CommonFn:
+    COMMON_FIGURES.append(fn)
+    return fn
+
+
 def figures_for(claim: Claim, result: ClaimResult, evaluation: "Evaluation") -> list[RenderedFigure]:
-    """The figures of one claim; none for a kind without a figure function or a run without trials."""
-    fn = FIGURES.get(result.kind)
-    if fn is None or evaluation.frame.empty:
+    """The figures of one claim: its kind's, then the common ones that apply; none for a run without trials."""
+    if evaluation.frame.empty:
         return []
-    return fn(claim, result, evaluation)
+    fn = FIGURES.get(result.kind)
+    out = list(fn(claim, result, evaluation)) if fn is not None else []
+    for common in COMMON_FIGURES:
+        figure = common(claim, result, evaluation)
+        if figure is not None:
+            out.append(figure)
+    return out

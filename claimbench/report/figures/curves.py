@@ -1,0 +1,207 @@
+"""Figures drawn from the records' curves rather than from one claim kind's statistic.
+
+- ``learning_curve_figure``: for a claim whose quantity is a steps-to-target or a final metric, the
+  validation (or the reported) metric against steps and against examples, of the trials the claim's
+  statistic was computed from (``ClaimResult.selected``): one line per level or arm, the mean over
+  seeds with its 95% Student t interval (analysis/inference.py ``t_interval``) at each evaluation, and
+  the target drawn for steps-to-target claims.
+- ``range_sweep_figure``: the LR range test's loss against LR, one line per seed (the smoothed loss),
+  with each seed's suggested LR and the grid's best LR marked, for a claim that reads the range test.
+
+Both need the curves of a run dir (``Evaluation.curves()`` / ``range_curves()``); without them they
+return None and the claim's section shows its other figures.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from claimbench.analysis.inference import ALPHA, t_interval
+from claimbench.analysis.quantities import parse_quantity
+from claimbench.claims.base import Claim, ClaimResult
+from claimbench.report import format as fmt
+from claimbench.report.figures.base import RenderedFigure, register_common
+from claimbench.report.figures.panels import _no_values, _panel_title, _parts, wrap
+from claimbench.report.figures.style import GREY, PANEL_MAX_WIDTH, RED, _legend, _new_figure, _rc, _safe, to_svg
+
+if TYPE_CHECKING:
+    from claimbench.api import Evaluation
+
+TO_TARGET = ("steps_to_target", "examples_to_target")
+#: Line colours for up to 10 levels or arms (Okabe-Ito, then grey shades).
+LINE_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+                "#999999", "#666666"]
+
+
+def _claim_quantity(claim: Claim) -> str:
+    p = claim.params
+    return str(p.get("metric") or p.get("quantity") or "")
+
+
+def _curve_metric(column: str, curves: pd.DataFrame) -> tuple[str, bool] | None:
+    """(the curve column to draw, whether a target applies), or None when the quantity has no curve."""
+    if column in TO_TARGET:
+        for metric in ("val_acc", "val_r2"):
+            if metric in curves.columns and curves[metric].notna().any():
+                return metric, True
+        return None
+    if column in curves.columns and curves[column].notna().any():
+        return column, False
+    return None
+
+
+def _summary_by_step(frame: pd.DataFrame, x: str, metric: str) -> pd.DataFrame:
+    """Per x (step or examples): the mean over seeds of ``metric`` (a seed with several trials: their mean
+    first) with its Student t interval (each side at ALPHA), where 2 seeds have a value."""
+    per_seed = frame.groupby([x, "seed"])[metric].mean().reset_index()
+    rows = []
+    for xv, g in per_seed.groupby(x, sort=True):
+        mean, lo, hi, n = t_interval(g[metric].to_numpy(dtype=float), ALPHA)
+        rows.append({"x": float(xv), "mean": mean, "lo": lo, "hi": hi, "n": n})
+    return pd.DataFrame(rows)
+
+
+@register_common
+def learning_curve_figure(claim: Claim, result: ClaimResult, evaluation: "Evaluation") -> RenderedFigure | None:
+    parts = [part for part in _parts(result) if part.selected]
+    quantity = _claim_quantity(claim)
+    if not parts or not quantity:
+        return None
+    try:
+        column = parse_quantity(quantity).column
+    except ValueError:
+        return None
+    curves = evaluation.curves()
+    if curves.empty:
+        return None
+    picked = _curve_metric(column, curves)
+    if picked is None:
+        return None
+    metric, with_target = picked
+    frame = evaluation.frame.set_index("trial_id")
+    groups = list(dict.fromkeys(s["group"] for part in parts for s in part.selected))
+    colours = {g: LINE_COLOURS[i % len(LINE_COLOURS)] for i, g in enumerate(groups)}
+    with mpl.rc_context(_rc()):
+        fig = _new_figure(PANEL_MAX_WIDTH, 2.9 * len(parts) + 0.6 + 0.18 * -(-len(groups) // 3))
+        grid = fig.subplots(len(parts), 2, squeeze=False)
+        targets: set[float] = set()
+        for (ax_steps, ax_examples), part in zip(grid, parts):
+            drew = False
+            for group in groups:
+                rows = [(s["seed"], t) for s in part.selected if s["group"] == group for t in s["trial_ids"]]
+                if not rows:
+                    continue
+                ids = pd.DataFrame(rows, columns=["seed", "trial_id"])
+                sub = curves.merge(ids, on="trial_id")
+                if sub.empty or sub[metric].isna().all():
+                    continue
+                for ax, x in ((ax_steps, "step"), (ax_examples, "examples")):
+                    stats = _summary_by_step(sub.dropna(subset=[metric]), x, metric)
+                    stats = stats[stats["x"] > 0] if x == "examples" else stats
+                    if stats.empty:
+                        continue
+                    ax.plot(stats["x"], stats["mean"], color=colours[group], linewidth=1.4, zorder=3)
+                    band = stats.dropna(subset=["lo", "hi"])
+                    ax.fill_between(band["x"], band["lo"], band["hi"], color=colours[group], alpha=0.15,
+                                    linewidth=0, zorder=2)
+                    drew = True
+                if with_target and "target" in frame.columns:
+                    known = [t for t in ids["trial_id"] if t in frame.index]
+                    targets |= {float(v) for v in frame.loc[known, "target"].dropna() if float(v) > 0}
+            if not drew:
+                _no_values(ax_steps)
+                _no_values(ax_examples)
+                continue
+            for ax, xlabel in ((ax_steps, "steps"), (ax_examples, "examples seen")):
+                for t in sorted(targets):
+                    ax.axhline(t, color=RED, linestyle="--", linewidth=1.1, zorder=1)
+                ax.set_xlabel(xlabel)
+                ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: fmt.tick(v)))
+            ax_examples.set_xscale("log")
+            ax_examples.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: fmt.tick(v)))
+            ax_examples.xaxis.set_minor_locator(mpl.ticker.NullLocator())
+            ax_steps.set_ylabel(_safe(metric))
+            title = _panel_title(part).replace("\n", ", ")
+            ax_steps.set_title(_safe(title) if title else "against steps", fontsize=9.5)
+            ax_examples.set_title("against examples seen", fontsize=9.5)
+        handles = [Line2D([], [], color=colours[g], linewidth=1.6, label=_safe(wrap(g, 40))) for g in groups]
+        handles.append(Patch(facecolor=GREY, alpha=0.3, label="95% CI over seeds"))
+        if targets:
+            handles.append(Line2D([], [], color=RED, linestyle="--",
+                                  label=f"target {', '.join(fmt.tick(t) for t in sorted(targets))}"))
+        _legend(fig, handles)
+    what = ("the trial that reached the target in the fewest steps" if with_target
+            else f"the trial the claim selected (best on {claim.params.get('select') or 'val_acc'})")
+    caption = (f"{metric} at each evaluation of {what}, per seed, against training steps (left) and examples seen "
+               f"(right, log scale): one line per level or arm, the mean over seeds with its 95% CI (Student t over "
+               f"seeds, where 2 seeds have a value)"
+               + (". Dashed: the validation target of steps-to-target." if targets else "."))
+    return RenderedFigure(title=f"learning curves ({metric})", caption=caption,
+                          svg=to_svg(fig, f"{claim.id}-curves"))
+
+
+def _reads_range_test(claim: Claim) -> bool:
+    text = repr(claim.params)
+    return "range_suggested_lr" in text or "range_min_loss_lr" in text
+
+
+@register_common
+def range_sweep_figure(claim: Claim, result: ClaimResult, evaluation: "Evaluation") -> RenderedFigure | None:
+    """The LR range test's loss against LR per seed, each seed's suggested LR (dotted) and, from the
+    claim's per-seed data, the other side of its ratio (the grid's best LR, dashed)."""
+    if not _reads_range_test(claim):
+        return None
+    sweeps = evaluation.range_curves()
+    if sweeps.empty or "lr" not in sweeps.columns:
+        return None
+    frame = evaluation.frame.set_index("trial_id")
+    seeds = sorted(int(s) for s in sweeps["seed"].dropna().unique())
+    colours = {s: LINE_COLOURS[i % len(LINE_COLOURS)] for i, s in enumerate(seeds)}
+    part = _parts(result)[0]
+    data = pd.DataFrame(part.data)
+    den_q = str((claim.params.get("den") or {}).get("quantity") or "")
+    with mpl.rc_context(_rc()):
+        fig = _new_figure(6.2, 3.6)
+        ax = fig.subplots()
+        lrs: list[float] = []
+        for trial_id, sweep in sweeps.groupby("trial_id", sort=True):
+            seed = int(sweep["seed"].iloc[0])
+            sweep = sweep.sort_values("lr")
+            y = sweep["smoothed"] if "smoothed" in sweep and sweep["smoothed"].notna().any() else sweep["loss"]
+            ax.plot(sweep["lr"], sweep["loss"], color=colours[seed], linewidth=0.6, alpha=0.35, zorder=1)
+            ax.plot(sweep["lr"], y, color=colours[seed], linewidth=1.4, zorder=2)
+            lrs += list(sweep["lr"])
+            suggested = frame["range_suggested_lr"].get(trial_id) if "range_suggested_lr" in frame else None
+            if suggested is not None and np.isfinite(suggested):
+                ax.axvline(float(suggested), color=colours[seed], linestyle=":", linewidth=1.3, zorder=3)
+        if {"seed", "den"} <= set(data.columns):  # the other side of the ratio, per seed (the claim's data)
+            for _, row in data.dropna(subset=["den"]).iterrows():
+                if int(row["seed"]) in colours:
+                    ax.axvline(float(row["den"]), color=colours[int(row["seed"])], linestyle="--", linewidth=1.3,
+                               zorder=3)
+        ax.set_xscale("log")
+        lv = sorted(v for v in lrs if v > 0)
+        if lv:
+            ax.set_xlim(lv[0], lv[-1])
+        ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: fmt.tick(v)))
+        ax.set_xlabel("learning rate (range test sweep)")
+        ax.set_ylabel("training loss")
+        ys = pd.concat([sweeps["loss"], sweeps.get("smoothed", sweeps["loss"])]).to_numpy(dtype=float)
+        ys = ys[np.isfinite(ys)]
+        if ys.size:  # the diverging tail would flatten the rest
+            ax.set_ylim(float(ys.min()) * 0.95, float(np.percentile(ys, 95)) * 1.1)
+        handles = [Line2D([], [], color=colours[s], linewidth=1.4, label=f"seed {s}") for s in seeds]
+        handles += [Line2D([], [], color=GREY, linestyle=":", label="suggested LR (range test)"),
+                    Line2D([], [], color=GREY, linestyle="--", label=_safe(wrap(f"grid: {den_q or 'den'}", 36)))]
+        _legend(fig, handles)
+    caption = ("The LR range test: training loss (faint) and its smoothed value (solid) as the learning rate "
+               "grows through the sweep, one line per seed; dotted, each seed's suggested LR; dashed, the same "
+               f"seed's {den_q or 'denominator'} from the trained grid (the two sides of the claim's ratio).")
+    return RenderedFigure(title="LR range test: loss against learning rate", caption=caption,
+                          svg=to_svg(fig, f"{claim.id}-range-sweep"))
