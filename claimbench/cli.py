@@ -61,12 +61,45 @@ def _open_run_dirs(targets: list, root: Path, force: bool, wait: bool, faults: t
         for note in store.open_for_writing(force=force, wait=wait):
             click.echo(f"claimbench: note: {note}", err=True)
         if store.exists():
+            note = code_change_note(store, suite)
+            if note:
+                click.echo(f"{suite.name}: {note}")
             damaged = store.verify()
             if damaged:
                 which = "; ".join(f"{d.file[:-5]}: {d.reason}" for d in damaged[:5])
                 click.echo(f"claimbench: {run_dir}: quarantined {len(damaged)} damaged record"
                            f"{'s' if len(damaged) != 1 else ''} to trials/.damaged/, retraining them ({which}"
                            f"{'; ...' if len(damaged) > 5 else ''})", err=True)
+
+
+def code_change_note(store, suite) -> str:
+    """Why trials of ``suite`` that this run dir holds under another code fingerprint retrain (a trial id
+    holds its workload's code: workloads/registry.py), or "" when none do."""
+    from claimbench.suite import expand
+
+    old = {}
+    for r in store.records():
+        if r.status.is_final():
+            code = r.spec.get("code", "")
+            if code != suite.code:
+                old.setdefault(_config_id(r.spec), code)
+    if not old:
+        return ""
+    hit = [s for s in expand(suite) if s.config_id in old]
+    if not hit:
+        return ""
+    before = sorted({old[s.config_id] or "not recorded (before code fingerprints)" for s in hit})
+    return (f"{len(hit)} trial{'s' if len(hit) != 1 else ''} retrain: the code of workload "
+            f"{hit[0].workload} changed ({'; '.join(before)} -> {suite.code}); the old records are kept")
+
+
+def _config_id(spec: dict) -> str:
+    from claimbench.trial import TrialSpec
+
+    try:
+        return TrialSpec.from_dict(spec).config_id
+    except (TypeError, ValueError):
+        return ""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -122,8 +155,8 @@ def run(suite: str, tier: str, executor: str, address: str | None, out: str | No
     elapsed = time.monotonic() - start
     for (s, _), summary in zip(targets, summaries):
         counts = ", ".join(f"{n} {st}" for st, n in sorted(summary.counts.items()))
-        click.echo(f"{s.name} [{tier}]: {summary.total} trials ({counts}); {summary.trained} new; "
-                   f"run dir {summary.run_dir}")
+        click.echo(f"{s.name} [{tier}]: {summary.total} trials ({counts}); reused {summary.total - summary.trained}, "
+                   f"trained {summary.trained}; run dir {summary.run_dir}")
     click.echo(f"trained {summaries[0].trained_total} trials in {elapsed:.0f}s")
     click.echo(f"report: {_report(root)}")
 
@@ -156,8 +189,12 @@ def report(run_dir: str, output: str | None) -> None:
 
 
 @cli.command(name="list")
-def list_() -> None:
-    """Shipped suites and groups, and the claims each suite answers."""
+@click.option("--workloads", "workloads", is_flag=True, help="List the installed workloads instead.")
+def list_(workloads: bool = False) -> None:
+    """Shipped suites and groups, and the claims each suite answers; with --workloads, the installed workloads."""
+    if workloads:
+        _list_workloads()
+        return
     for name in group_names():
         g = load_group(name)
         click.echo(f"{name} (group): {g.title}  (suites: {', '.join(g.suites)})")
@@ -168,13 +205,34 @@ def list_() -> None:
             click.echo(f"  {c.id:<4} FAQ §{c.faq_section:<3} {c.kind:<22} {c.paraphrase}")
 
 
+def _list_workloads() -> None:
+    """Each installed workload: name, level, task, package and version, parameters, the settings it reads."""
+    from claimbench.workloads import registry
+
+    for name in registry.installed():
+        w = registry.get(name)
+        package, version = registry.distribution(name)
+        click.echo(f"{name}: {w.level}{', ' + w.task if w.task else ''}; package {package} {version}"
+                   f"{'  ' + w.description if w.description else ''}")
+        for p in w.params:
+            rule = f"one of {', '.join(map(str, p.choices))}" if p.choices else p.rule()
+            click.echo(f"  {p.name} ({p.type.__name__}, default {p.default!r}, {rule}){'  ' + p.help if p.help else ''}")
+        if not w.builtin and w.uses:
+            click.echo(f"  reads: {', '.join(w.uses)}")
+    click.echo(f"register another: {registry.HOW_TO_REGISTER}")
+
+
 @cli.command()
 @click.option("-o", "--output", default=None, help="Write the schema to this file instead of stdout.")
-def schema(output: str | None) -> None:
+@click.option("--workloads", "workloads", is_flag=True,
+              help="Include the [workload] sections of every installed workload (the shipped file has the built-ins).")
+def schema(output: str | None, workloads: bool = False) -> None:
     """The JSON Schema of suite files (for editor validation)."""
     from claimbench.suite import json_schema
+    from claimbench.workloads import registry
 
-    text = json.dumps(json_schema(), indent=2) + "\n"
+    installed = [registry.get(n) for n in registry.installed()] if workloads else []
+    text = json.dumps(json_schema(installed), indent=2) + "\n"
     if output:
         output_file(output, "-o").write_text(text, encoding="utf-8")
     else:
@@ -279,8 +337,8 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
     md_paths = write_markdown(checks, md_out, baseline_path)
     failed = 0
     for sc in checks:
-        click.echo(f"{sc.suite} [{sc.tier}]: {sc.total} trials, trained {sc.trained} now; {sc.elapsed_s:.0f}s elapsed; "
-                   f"report {sc.report}")
+        click.echo(f"{sc.suite} [{sc.tier}]: {sc.total} trials, reused {sc.total - sc.trained}, trained {sc.trained} "
+                   f"now; {sc.elapsed_s:.0f}s elapsed; report {sc.report}")
         for o in sc.outcomes:
             mark = {"passed": "ok", "failed": "REGRESSION", "skipped": "skipped"}[o.status]
             click.echo(f"  {o.claim_id:<4} {mark:<10} {o.headline}")

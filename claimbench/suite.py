@@ -363,7 +363,11 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default") -> Suite:
     base: dict[str, Any] = {} if workload.builtin else {"workload": workload.name, **workload.defaults()}
     for section, allowed in SECTIONS.items():
         table = v.table(raw, section, required=section == "budget")
-        v.keys(table, v.section_keys(section, allowed), section)
+        keys = v.section_keys(section, allowed)
+        for key in table:
+            if key not in keys and key in allowed:
+                v.param(key, table[key], f"{section}.{key}")  # raises: the workload does not read it
+        v.keys(table, keys, section)
         for key, value in table.items():
             if section == "workload" and key == "name":
                 continue
@@ -721,7 +725,7 @@ class _Validator:
     def usable(self, key: str) -> bool:
         """Whether the workload reads built-in setting ``key`` (every one for the built-ins)."""
         w = self.workload
-        if w.builtin:
+        if w.builtin or key == "data_seed":  # every workload's data take their seed
             return True
         if key in MODEL_FIELDS or key in LOOP_FIELDS and w.level == "function":
             return key in w.uses

@@ -104,9 +104,11 @@ class Param:
 
     def rule(self) -> str:
         """The range as text: ">= 1 and <= 8"."""
+        if self.type is bool:
+            return "true or false"
         parts = ([f">= {self.low:g}"] if self.low is not None else []) + \
                 ([f"<= {self.high:g}"] if self.high is not None else [])
-        return " and ".join(parts) or "any value"
+        return " and ".join(parts) or f"any {self.type.__name__}"
 
 
 @dataclass(frozen=True)
