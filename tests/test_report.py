@@ -122,7 +122,7 @@ def test_verdict_table_has_a_row_per_claim_with_strata(html, evaluation):
 
 def test_one_svg_per_expected_figure_and_each_is_well_formed(html, evaluation):
     expected = sum(FIGURES_PER_CLAIM[c.kind] for c in evaluation.suite.claims)
-    assert html.count("<svg") == expected
+    assert html.count("<svg") == expected + 1  # and the overview at the top
     for svg in re.findall(r"<svg\b.*?</svg>", html, flags=re.S):
         ET.fromstring(svg)  # inline SVG is well-formed XML: no prolog, no DOCTYPE left behind
     for claim in evaluation.suite.claims:
@@ -185,7 +185,7 @@ def test_kind_without_figures_still_renders(evaluation, monkeypatch):
     for kind in FIGURES_PER_CLAIM:  # no figure function for any kind: every section still renders
         monkeypatch.delitem(FIGURES, kind)
     html = render_html(evaluation)
-    assert "<svg" not in html
+    assert "<svg" not in html[html.index('id="cb-verdicts"'):]  # only the overview, which is no kind's
     for claim in evaluation.suite.claims:
         section = _section(html, claim.id)
         assert "Data behind the figure" in section and "Caveats" in section
@@ -258,3 +258,34 @@ def test_records_of_different_shapes_are_separate_tables():
     tables = _tables(r, {})
     assert [[c["header"] for c in t["columns"]] for t in tables] == [["level", "steps"], ["estimate", "value"]]
     assert [row for g in tables[1]["groups"] for row in g["rows"]] == [["B_crit", "277.2"], ["exponent", "0.892"]]
+
+
+# ------------------------------------------------------------------ the summary forest plot
+
+def _result(effect, ci, band, mde=None, verdict="inconclusive"):
+    from claimbench.claims.base import ClaimResult
+    return ClaimResult(claim_id="X", kind="k", verdict=verdict, statistic="", effect=effect, ci=ci, n_seeds=3,
+                       n_trials=9, method="", summary="", band=band, mde=mde)
+
+
+def test_forest_places_each_effect_against_its_own_rule():
+    from claimbench.analysis.inference import Hypothesis
+    from claimbench.claims.base import band_of
+    from claimbench.report.figures.summary import relative
+    # a ratio band [0.5, 2] on the log scale: its ends at 0 and 1, the geometric middle (1x) at 0.5
+    p = relative(_result(1.0, (0.5, 2.0), band_of(Hypothesis.band(math.log(0.5), math.log(2.0)), log=True)))
+    assert (p.lo, p.point, p.hi) == pytest.approx((0.0, 0.5, 1.0)) and p.claimed == (0.0, 1.0)
+    # superiority with a margin: refute (0) at 0, support (0.01) at 1
+    p = relative(_result(0.02, (0.01, 0.03), band_of(Hypothesis.greater(0.01, 0.0))))
+    assert (p.lo, p.point, p.hi) == pytest.approx((1.0, 2.0, 3.0)) and not p.scaled_by_mde
+    # "less" is mirrored (right is the claim's side); no margin: one unit is the detectable effect
+    p = relative(_result(-0.5, (-0.8, -0.2), band_of(Hypothesis.less(0.0)), mde=0.25))
+    assert (p.lo, p.point, p.hi) == pytest.approx((0.8, 2.0, 3.2)) and p.scaled_by_mde
+    assert relative(_result(None, None, band_of(Hypothesis.greater(0.0)))) is None
+
+
+def test_report_opens_with_the_overview_figure(html):
+    start = html.index('id="cb-overview"')
+    assert start < html.index('id="cb-verdicts"')
+    section = html[start:html.index('id="cb-verdicts"')]
+    assert "<svg" in section and "Every claim against its decision rule" in section

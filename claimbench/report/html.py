@@ -21,6 +21,7 @@ from claimbench.analysis import inference
 from claimbench.claims.base import VERDICTS, Claim, ClaimResult, evidence
 from claimbench.report import figures as figs
 from claimbench.report import format as fmt
+from claimbench.report.figures.summary import summary_figure
 from claimbench.store import atomic_write_text
 from claimbench.suite import Suite, expand
 
@@ -124,6 +125,7 @@ def build_context(evaluations: "Evaluation | list[Evaluation]", group: dict[str,
                for s in sorted(sections, key=_section_key)]
     claims = [c for sec in ordered for c in sec["claims"]]
     multiplicity = _adjust(claims)
+    overview, overview_error = _overview(ordered)
     verdicts = Counter(c["verdict"] for c in claims)
     tiers = sorted({s["tier"] for s in suites})
     tier = tiers[0] if len(tiers) == 1 else ", ".join(tiers)
@@ -139,6 +141,7 @@ def build_context(evaluations: "Evaluation | list[Evaluation]", group: dict[str,
         "created": max((e.created or "" for e in evaluations), default=""),
         "summary": _summary_line(claims, verdicts),
         "multiplicity": multiplicity,
+        "overview": overview, "overview_error": overview_error,
         "verdict_counts": [(v, verdicts.get(v, 0)) for v in VERDICTS],
         "claims": claims,
         "sections": ordered,
@@ -148,6 +151,28 @@ def build_context(evaluations: "Evaluation | list[Evaluation]", group: dict[str,
         "environment": _environment(evaluations[0].environment, first.get("command", "")) if evaluations
         else _environment({}, ""),
     }
+
+
+def _overview(sections: list[dict]) -> tuple[dict[str, Any] | None, str]:
+    """The summary forest plot of every claim and stratum (``figures.summary``), or why it failed."""
+    rows = []
+    for sec in sections:
+        label = f"FAQ §{sec['id']}" + (f" · {sec['title']}" if sec["title"] else "") if sec["id"] else "Other claims"
+        for c in sec["claims"]:
+            result = c.get("result")
+            if result is None:
+                continue
+            rows += [(label, c["id"], result)] if not result.strata else \
+                [(label, f"{c['id']} {fmt.stratum(s.stratum)}", s) for s in result.strata]
+    try:
+        figure = summary_figure(rows)
+    except Exception as e:  # the overview must not cost the reader the report
+        log.warning("summary figure failed", exc_info=True)
+        return None, f"{type(e).__name__}: {e}"
+    if figure is None:
+        return None, ""
+    return {"title": figure.title[:1].upper() + figure.title[1:], "caption": figure.caption,
+            "svg": Markup(figure.svg)}, ""
 
 
 def _adjust(claims: list[dict]) -> dict[str, Any] | None:
@@ -189,7 +214,7 @@ def _claim_view(claim: Claim | None, result: ClaimResult | None, evaluation: "Ev
         "effect": fmt.DASH, "ci": fmt.DASH, "n_seeds": 0, "n_trials": 0, "caveats": [], "strata": [],
         "figures": [], "figure_error": "", "tables": [], "unit": "", "unit_note": "", "claimed": fmt.DASH,
         "p_values": "", "detectable": "",
-        "evidence": None, "adjusted": "",
+        "evidence": None, "adjusted": "", "result": None,
     }
     if result is None:
         return view
@@ -199,7 +224,7 @@ def _claim_view(claim: Claim | None, result: ClaimResult | None, evaluation: "Ev
         unit_note=fmt.UNIT_NOTES.get(result.unit, ""), claimed=fmt.claimed(result.band, result.unit),
         n_seeds=result.n_seeds, n_trials=result.n_trials, caveats=list(result.caveats),
         p_values=fmt.p_values(result.p_supported, result.p_refuted), detectable=result.detectable,
-        evidence=evidence(result),
+        evidence=evidence(result), result=result,
         strata=[{"label": fmt.stratum(s.stratum), "verdict": s.verdict, "summary": s.summary,
                  "effect": _effect(s), "ci": fmt.interval_in_unit(s.ci, s.unit), "unit": s.unit,
                  "claimed": fmt.claimed(s.band, s.unit),
