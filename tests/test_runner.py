@@ -132,6 +132,16 @@ def test_pack_width_is_bounded_by_memory():
     assert max(len(p) for p in packs) == pack_width(huge)
 
 
+def test_cnn_packs_narrow_as_channels_grow():
+    # a CNN of many channels is bound by convolution arithmetic: the runner packs it narrower
+    # (CNN_WIDTH_BY_CHANNELS), a small one as wide as the family's row; the memory bound does not bind
+    narrow, wide = (_mlp(dataset="digits", model="cnn", width=w, batch_size=32) for w in (16, 64))
+    assert pack_width(narrow) > pack_width(wide) > 1
+    assert pack_width(wide) * pack_bytes(wide) < PACK_MEMORY_BYTES
+    packs = make_packs([dataclasses.replace(s, seed=i) for s in (narrow, wide) for i in range(40)])
+    assert {len(p) for p in packs if p[0].width == 64} == {pack_width(wide)}
+
+
 def test_exclusive_trials_go_last_in_blocks_with_their_comparison_arm():
     timed = [_mlp(seed=s, lr=lr, activation=a, exclusive=True)
              for s in range(2) for lr in (0.01, 0.1, 1.0) for a in ("relu", "leaky_relu")]

@@ -45,15 +45,23 @@ DEFAULT_PACK_SIZE = 64
 #:   MLP 4x100, batch 32:  429 / 217 / 177 / 130 / 164
 #:   CNN 2x32 (digits), batch 32: 531 / 374 / 404 / 388 / 428   (150 steps, 2 evaluations, load 5)
 #:   RNN 1x32 (adding), batch 32: 956 / 177 / 167 / 162 / 183   (the same)
-#: Other batch sizes of CNNs and RNNs, and LSTMs (taken as RNNs), are not measured: 8, the narrow
-#: end of the flat range. A GPU gains from wider packs still; there ``--pack-size`` and the memory
-#: bound decide.
+#:   LSTM 1x32 (adding), batch 32 (benchmarks/packing.py, 80 steps): 1.1x faster per trial at 8,
+#:   0.7x at 32, so LSTM packs stay at 8.
+#: Other batch sizes of CNNs and RNNs are not measured: 8, the narrow end of the flat range. A GPU
+#: gains from wider packs still; there ``--pack-size`` and the memory bound decide.
 WIDTH_TABLE: dict[str, tuple[tuple[float, int], ...]] = {
     "mlp": ((32, 32), (128, 16), (512, 8), (math.inf, 4)),
     "cnn": ((32, 32), (math.inf, 8)),
     "rnn": ((32, 32), (math.inf, 8)),
-    "lstm": ((32, 32), (math.inf, 8)),
+    "lstm": ((math.inf, 8),),
 }
+#: A CNN's pack width also falls with its channels: past about 32 channels per layer a small CNN is
+#: bound by convolution arithmetic, which grouping K models into one kernel does not shrink, and a
+#: wide pack's activations outgrow the caches. Rows of (most channels, width); speed-ups per trial over
+#: one at a time (digits, 2 conv blocks, dropout 0.3, Adam, batch 32, 150 steps, channels-last packs)
+#: at widths 4 / 8 / 16 / 32: 32 channels 1.74 / 1.93 / 1.99 / 1.73; 64 channels 1.26 / 1.17 / 1.09 /
+#: 0.98 (reports/performance.md, "CNN packs").
+CNN_WIDTH_BY_CHANNELS: tuple[tuple[float, int], ...] = ((16, 32), (32, 16), (math.inf, 4))
 #: Width of packs of trials trained alone (not packable, or no pack-mate).
 UNPACKED_WIDTH = 8
 #: Bytes one pack may take on its worker's device (``pack_bytes``): far below a CPU worker's memory or
@@ -121,6 +129,10 @@ _INPUTS: dict[str, tuple[tuple[int, ...], int]] = {
 _OPT_STATE = {"sgd": 1, "adam": 2, "adamw": 2, "nadam": 2, "rmsprop": 2, "adamax": 2}
 #: Examples per evaluation forward (train/metrics.py evaluates in chunks of at most this many).
 _EVAL_EXAMPLES = 8192
+#: A CNN pack's evaluation chunk holds at most this many floats of first-layer activations, for all
+#: K models together (train/packed.py ``PackedEngine.eval_chunk``): so a CNN trial's share of the
+#: evaluation's memory is a few examples, not ``_EVAL_EXAMPLES``.
+CNN_EVAL_FLOATS = 2**19
 
 
 def pack_bytes(spec: TrialSpec) -> int:
@@ -159,16 +171,19 @@ def pack_bytes(spec: TrialSpec) -> int:
         params += f * n_out + n_out
     state = _OPT_STATE.get(spec.optimizer, 2) - (spec.optimizer == "sgd" and spec.momentum == 0)
     tensors = 2 + state + (spec.patience > 0 and spec.restore_best)
-    return 4 * (params * tensors + acts * (2 * spec.batch_size + _EVAL_EXAMPLES))
+    eval_examples = 16 if spec.model == "cnn" else _EVAL_EXAMPLES  # 16: eval_chunk's smallest chunk
+    return 4 * (params * tensors + acts * (2 * spec.batch_size + eval_examples))
 
 
 def pack_width(spec: TrialSpec, pack_size: int = DEFAULT_PACK_SIZE) -> int:
     """The widest pack of trials like ``spec`` worth sending: the measured width for its family and
-    batch size (``WIDTH_TABLE``), at most what ``PACK_MEMORY_BYTES`` holds, at most ``pack_size``."""
+    batch size (``WIDTH_TABLE``; for a CNN also its channels, ``CNN_WIDTH_BY_CHANNELS``), at most what ``PACK_MEMORY_BYTES`` holds, at most ``pack_size``."""
     if not packable(spec):
         return max(1, min(pack_size, UNPACKED_WIDTH))
     rows = WIDTH_TABLE.get(spec.model, ((math.inf, UNPACKED_WIDTH),))
     measured = next(width for upto, width in rows if spec.batch_size <= upto)
+    if spec.model == "cnn":
+        measured = min(measured, next(width for upto, width in CNN_WIDTH_BY_CHANNELS if spec.width <= upto))
     memory = max(1, PACK_MEMORY_BYTES // pack_bytes(spec))
     return max(1, min(measured, memory, pack_size))
 
