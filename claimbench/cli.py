@@ -155,8 +155,8 @@ def run(suite: str, tier: str, executor: str, address: str | None, out: str | No
     elapsed = time.monotonic() - start
     for (s, _), summary in zip(targets, summaries):
         counts = ", ".join(f"{n} {st}" for st, n in sorted(summary.counts.items()))
-        click.echo(f"{s.name} [{tier}]: {summary.total} trials ({counts}); reused {summary.total - summary.trained}, "
-                   f"trained {summary.trained}; run dir {summary.run_dir}")
+        click.echo(f"{s.name} [{tier}]: {summary.total} trials ({counts}); {summary.trained} new; "
+                   f"{summary.total - summary.trained} reused; run dir {summary.run_dir}")
     click.echo(f"trained {summaries[0].trained_total} trials in {elapsed:.0f}s")
     click.echo(f"report: {_report(root)}")
 
@@ -383,8 +383,8 @@ def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, e
     entries = []
     for m in measured:
         entries.append((m.suite.name, baseline_entry(m.suite, m.results, m.frame, m.environment)))
-        click.echo(f"{m.suite.name} [{tier}]: {m.total} trials, trained {m.trained} now; {m.elapsed_s:.0f}s elapsed; "
-                   f"report {m.report}")
+        click.echo(f"{m.suite.name} [{tier}]: {m.total} trials, reused {m.total - m.trained}, trained {m.trained} now; "
+                   f"{m.elapsed_s:.0f}s elapsed; report {m.report}")
         for r in m.results:
             click.echo(f"  {r.claim_id:<4} {r.verdict:<12} {r.summary}")
     path = write_baseline(output, update_baseline(data, entries, environment(command)))

@@ -318,8 +318,8 @@ def _run(executor: str, out: Path, capsys) -> str:
 def _check_example_run(out: Path, text: str) -> None:
     from claimbench.store import RunStore
 
-    assert "tiny_resnet [smoke]: 16 trials (16 completed); reused 0, trained 16" in text
-    assert "tiny_resnet_loop [smoke]: 8 trials (8 completed); reused 0, trained 8" in text
+    assert "tiny_resnet [smoke]: 16 trials (16 completed); 16 new; 0 reused" in text
+    assert "tiny_resnet_loop [smoke]: 8 trials (8 completed); 8 new; 0 reused" in text
     for name, engine in (("tiny_resnet", "single"), ("tiny_resnet_loop", "function")):
         store = RunStore(out / name)
         records = store.records()
@@ -336,7 +336,7 @@ def test_example_smoke_tier_on_the_local_executor(tiny_resnet, one_thread, tmp_p
     text = _run("local", tmp_path / "run", capsys)
     _check_example_run(tmp_path / "run", text)
     again = _run("local", tmp_path / "run", capsys)
-    assert "reused 16, trained 0" in again and "reused 8, trained 0" in again
+    assert "; 0 new; 16 reused" in again and "; 0 new; 8 reused" in again
 
 
 @pytest.mark.ray
