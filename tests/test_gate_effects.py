@@ -76,3 +76,39 @@ def test_tracked_effect_has_a_value_for_every_seed(kind):
         # a constant shift per seed: the paired interval is a point, beyond any tolerance below the shift
         shifted = {"seeds": per_seed["seeds"], "values": [v - shift + 0.01 * i for i, v in enumerate(per_seed["values"])]}
         assert compare_values(name, per_seed, shifted, tolerance=1.0).status == "regression"
+
+
+def test_baseline_of_paired_and_ratio_claims_holds_numbers_and_a_shift_fails():
+    """A 3-seed suite tracking the effect of a paired_comparison and a ratio_in_range: the baseline holds a
+    value per seed, the same frame passes, and a frame whose arm a lost 5 points of accuracy fails."""
+    import copy
+
+    from claimbench.check import baseline_entry, compare_suite
+    from claimbench.claims import evaluate_claims
+    from claimbench.suite import parse_suite
+    from tests.test_claim_kinds import FIGURE_SUITE, fake_kind_record
+
+    raw = copy.deepcopy(FIGURE_SUITE)
+    raw["axes"]["batch_size"]["values"] = [32]  # one stratum: small and fast
+    raw["claims"] = [dict(c, check={"track": ["effect"], "tolerance": 0.01}) for c in raw["claims"]
+                     if c["id"] in ("K3", "K4")]
+    raw["claims"][0]["params"] = {"a": {"optimizer": "adam"}, "b": {"optimizer": "sgd"}}
+    raw["claims"][1]["params"] = {"num": {"where": {"optimizer": "adam"}}, "den": {"where": {"optimizer": "sgd"}},
+                                  "low": 0.9, "high": 1.1}
+    suite = parse_suite(raw, "gate.toml", "default")
+    from claimbench.analysis.frames import trial_frame
+    from claimbench.suite import expand
+    frame = trial_frame([fake_kind_record(s) for s in expand(suite)])
+    results = evaluate_claims(suite.claims, frame, suite.design())
+    entry = baseline_entry(suite, results, frame, {})
+    for cid in ("K3", "K4"):
+        tracked = entry["claims"][cid]["tracked"]
+        assert tracked and all(len(t["values"]) == 3 and None not in t["values"] for t in tracked.values()), tracked
+    same = compare_suite(suite, results, frame, entry, Path("."))
+    assert not same.failed
+    shifted = frame.copy()
+    adam = shifted["optimizer"] == "adam"
+    shifted.loc[adam, ["test_acc", "val_acc"]] -= 0.05
+    now = compare_suite(suite, evaluate_claims(suite.claims, shifted, suite.design()), shifted, entry, Path("."))
+    failed = {o.claim_id for o in now.outcomes if o.status == "failed"}
+    assert failed == {"K3", "K4"}, [o.regressions for o in now.outcomes]
