@@ -236,8 +236,8 @@ def test_claimed_band_reads_in_the_effect_unit():
 
 def test_verdict_table_has_unit_and_claimed_columns(html):
     head = re.search(r'<table class="verdicts">.*?</thead>', html, re.S).group(0)
-    assert "<th>Unit</th><th>Claimed</th>" in head
-    assert re.search(r'<td class="claimed">[^<]*(&gt;|&lt;|in \[|≥)', html)
+    assert "<th>Unit · claimed</th>" in head
+    assert re.search(r'<span class="claimed">claimed (&gt;|&lt;|in \[|≥)', html)
 
 
 def test_ticks_and_table_columns_keep_their_digits():

@@ -130,8 +130,10 @@ def build_context(evaluations: "Evaluation | list[Evaluation]", group: dict[str,
     tiers = sorted({s["tier"] for s in suites})
     tier = tiers[0] if len(tiers) == 1 else ", ".join(tiers)
     first = suites[0] if suites else {"name": "", "title": "", "description": "", "path": ""}
-    n_records = sum(s["methodology"]["n_records"] for s in suites)
-    expected = [s["methodology"]["expected"] for s in suites]
+    # suites of a group share trials (one trial id, one record): the header counts distinct trials
+    n_records = len({t for e in evaluations if "trial_id" in e.frame.columns for t in e.frame["trial_id"]})
+    per_suite = sum(s["methodology"]["n_records"] for s in suites)
+    expected_ids = _expected_ids(evaluations)
     return {
         "title": group["title"] if group else first["title"],
         "description": group.get("description", "") if group else first["description"],
@@ -146,7 +148,8 @@ def build_context(evaluations: "Evaluation | list[Evaluation]", group: dict[str,
         "claims": claims,
         "sections": ordered,
         "n_records": n_records,
-        "expected": None if any(e is None for e in expected) else sum(expected),
+        "n_records_per_suite": per_suite if per_suite != n_records else None,
+        "expected": None if expected_ids is None else len(expected_ids),
         "n_seeds": sorted({s["methodology"]["n_seeds"] for s in suites}),
         "environment": _environment(evaluations[0].environment, first.get("command", "")) if evaluations
         else _environment({}, ""),
@@ -330,6 +333,17 @@ def _methodology(evaluation: "Evaluation") -> dict[str, Any]:
         "expected": expected,
         "missing": max(expected - int(len(frame)), 0) if expected is not None else None,
     }
+
+
+def _expected_ids(evaluations: list["Evaluation"]) -> set[str] | None:
+    """The distinct trial ids every suite's matrix asks for (None when a suite no longer expands)."""
+    ids: set[str] = set()
+    for e in evaluations:
+        try:
+            ids |= {s.trial_id for s in expand(e.suite)}
+        except Exception:
+            return None
+    return ids
 
 
 def _expected_trials(suite: Suite) -> int | None:
