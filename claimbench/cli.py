@@ -77,15 +77,16 @@ def code_change_note(store, suite) -> str:
     holds its workload's code: workloads/registry.py), or "" when none do."""
     from claimbench.suite import expand
 
-    old = {}
+    old, done = {}, set()
     for r in store.records():
         if r.status.is_final():
+            done.add(r.trial_id)
             code = r.spec.get("code", "")
             if code != suite.code:
                 old.setdefault(_config_id(r.spec), code)
     if not old:
         return ""
-    hit = [s for s in expand(suite) if s.config_id in old]
+    hit = [s for s in expand(suite) if s.trial_id not in done and s.config_id in old]
     if not hit:
         return ""
     before = sorted({old[s.config_id] or "not recorded (before code fingerprints)" for s in hit})
