@@ -28,22 +28,24 @@ def evaluate(model: torch.nn.Module, splits: dict) -> dict[str, float]:
 
 
 def train(params: dict, ctx) -> None:
-    spec = ctx.spec
+    spec, device = ctx.spec, ctx.device
     data = load_digits_splits(params["size"], spec.n_samples, spec.data_seed)
     x, y = data["train"]
-    probe = {"train": (x[:len(data["val"][1])], y[:len(data["val"][1])]), "val": data["val"], "test": data["test"]}
+    n_val = len(data["val"][1])  # train metrics on a probe of as many training examples as validation has
+    probe = {split: (a.to(device), b.to(device))
+             for split, (a, b) in {"train": (x[:n_val], y[:n_val]), "val": data["val"], "test": data["test"]}.items()}
     loader = torch.utils.data.DataLoader(ShiftedDigits(x, y, augment=params["augment"], seed=spec.seed),
                                          batch_size=spec.batch_size, shuffle=True, drop_last=True,
                                          generator=torch.Generator().manual_seed(spec.seed))
     torch.manual_seed(spec.seed)
-    model = TinyResNet(1, 10, spec.width, params["blocks"], spec.batchnorm)
+    model = TinyResNet(1, 10, spec.width, params["blocks"], spec.batchnorm).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
     evals = set(ctx.eval_steps)
     ctx.report(step=0, **evaluate(model, probe))
     step = 0
     while not ctx.should_stop():
         for xb, yb in loader:
-            loss = F.cross_entropy(model(xb), yb)
+            loss = F.cross_entropy(model(xb.to(device)), yb.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
