@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from claimbench.errors import UserError
+from claimbench.workloads import registry as _registry
 
 
 class LimitError(UserError):
@@ -69,16 +70,10 @@ class DatasetFacts:
     n_out: int
 
 
+#: From the one table of built-in datasets (workloads/registry.py).
 DATASETS: dict[str, DatasetFacts] = {
-    "mnist1d": DatasetFacts(5000, None, 0.2, (40,), 10),
-    "digits": DatasetFacts(1797, 1797, 0.2, (1, 8, 8), 10),
-    "teacher": DatasetFacts(6000, None, 0.2, (20,), 10),
-    "regression": DatasetFacts(5000, None, 0.2, (20,), 1),
-    "adding": DatasetFacts(6000, None, 0.2, (), 1),
-    "mnist": DatasetFacts(60000, 60000, 0.0, (1, 28, 28), 10),
-    "fashion_mnist": DatasetFacts(60000, 60000, 0.0, (1, 28, 28), 10),
-    "cifar10": DatasetFacts(50000, 50000, 0.0, (3, 32, 32), 10),
-}
+    d.name: DatasetFacts(d.default_n, d.available, d.test_fraction, () if d.name == "adding" else d.shape, d.n_outputs)
+    for d in _registry.DATASETS}
 VAL_FRACTION = 0.2  # workloads.data.build_dataset's default
 
 

@@ -4,10 +4,11 @@ workloads, found through the entry-point group ``claimbench.workloads`` (as pyte
 Torch-free, so that the suite loader and ``trial.py`` read it without importing torch: the dataset
 table names each builder by its import path, loaded only when a dataset is built.
 
-- ``DATASETS``: one row per built-in dataset (name, task, input shape, outputs, image or not, builder).
-  ``trial.CHOICES["dataset"]``, ``trial.DATASET_TASKS``, ``trial.IMAGE_DATASETS``,
-  ``models.dataset_shape`` and ``data.BUILDERS`` all derive from it: a new dataset is one row here
-  and its builder function.
+- ``DATASETS``: one row per built-in dataset (name, task, input shape, outputs, image or not, builder,
+  sizes). ``trial.CHOICES["dataset"]``, ``trial.DATASET_TASKS``, ``trial.IMAGE_DATASETS``,
+  ``models.dataset_shape``, ``data.BUILDERS`` and ``limits.DATASETS`` all derive from it: a new
+  dataset is one row here and its builder function (and, until it learns to read this table, a row
+  of runner/packs.py's memory estimate, which counts an unknown dataset as 1000 features).
 - ``MODELS``: the built-in model names (``models.MODELS`` implements exactly these; a test checks).
 - ``installed()`` / ``get(name)``: the registered workloads. claimbench registers its own built-ins
   under the name ``claimbench`` through the same entry point (pyproject.toml); a user's package adds
@@ -53,6 +54,9 @@ class DatasetInfo:
     n_outputs: int
     image: bool  # examples are images (C, H, W): the datasets a cnn accepts
     builder: str  # "module:function" (claimbench/workloads/data.py), loaded when the dataset is built
+    default_n: int  # examples when n_samples = 0 (train + test for generated data; the training files else)
+    available: int | None  # a file dataset's training examples (n_samples beyond it is refused); None: generated
+    test_fraction: float  # the part of the n examples that becomes the test split (0: a separate test file)
 
     def input_shape(self, seq_len: int = 30) -> tuple[int, ...]:
         return (seq_len, 2) if self.name == "adding" else self.shape
@@ -60,14 +64,15 @@ class DatasetInfo:
 
 _DATA = "claimbench.workloads.data"
 DATASETS: tuple[DatasetInfo, ...] = (
-    DatasetInfo("mnist1d", "classification", (40,), 10, False, f"{_DATA}:_mnist1d"),
-    DatasetInfo("digits", "classification", (1, 8, 8), 10, True, f"{_DATA}:_digits"),
-    DatasetInfo("teacher", "classification", (20,), 10, False, f"{_DATA}:_teacher"),
-    DatasetInfo("adding", "regression", (30, 2), 1, False, f"{_DATA}:_adding"),
-    DatasetInfo("regression", "regression", (20,), 1, False, f"{_DATA}:_regression"),
-    DatasetInfo("mnist", "classification", (1, 28, 28), 10, True, f"{_DATA}:_mnist"),
-    DatasetInfo("fashion_mnist", "classification", (1, 28, 28), 10, True, f"{_DATA}:_fashion_mnist"),
-    DatasetInfo("cifar10", "classification", (3, 32, 32), 10, True, f"{_DATA}:_cifar10"),
+    DatasetInfo("mnist1d", "classification", (40,), 10, False, f"{_DATA}:_mnist1d", 5000, None, 0.2),
+    DatasetInfo("digits", "classification", (1, 8, 8), 10, True, f"{_DATA}:_digits", 1797, 1797, 0.2),
+    DatasetInfo("teacher", "classification", (20,), 10, False, f"{_DATA}:_teacher", 6000, None, 0.2),
+    DatasetInfo("adding", "regression", (30, 2), 1, False, f"{_DATA}:_adding", 6000, None, 0.2),
+    DatasetInfo("regression", "regression", (20,), 1, False, f"{_DATA}:_regression", 5000, None, 0.2),
+    DatasetInfo("mnist", "classification", (1, 28, 28), 10, True, f"{_DATA}:_mnist", 60000, 60000, 0.0),
+    DatasetInfo("fashion_mnist", "classification", (1, 28, 28), 10, True, f"{_DATA}:_fashion_mnist", 60000, 60000,
+                0.0),
+    DatasetInfo("cifar10", "classification", (3, 32, 32), 10, True, f"{_DATA}:_cifar10", 50000, 50000, 0.0),
 )
 DATASET_INFO: dict[str, DatasetInfo] = {d.name: d for d in DATASETS}
 #: The built-in models (claimbench/workloads/models.py).
