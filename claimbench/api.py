@@ -56,7 +56,7 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
     cpus, gpus = slot_resources([s for s, _ in targets], cpus_per_trial, gpus_per_trial)
     # validates the executor before anything is written
     ex = make_executor(executor, address, cpus_per_trial=cpus, gpus_per_trial=gpus, faults=faults)
-    env = environment(command)
+    env = environment(command, tuple(s.workload["package"] for s, _ in targets if s.workload.get("package")))
     plans = []
     for suite, run_dir in targets:
         store = RunStore(run_dir)

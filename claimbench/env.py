@@ -37,9 +37,11 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def environment(command: str = "") -> dict[str, Any]:
+def environment(command: str = "", packages: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Versions, devices and the command; ``packages``: more distributions to list (the packages of the
+    workloads a run trains, beside ``PACKAGES``)."""
     versions = {}
-    for name in PACKAGES:
+    for name in dict.fromkeys((*PACKAGES, *packages)):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

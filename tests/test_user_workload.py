@@ -336,6 +336,7 @@ def _check_example_run(out: Path, text: str) -> None:
         assert store.info().suite.workload["package"] == "tiny-resnet"
     html = (out / "report.html").read_text()
     assert "workload=tiny_resnet.components" in html and "held fixed: dataset" not in html
+    assert "<code>tiny-resnet</code></th><td class=\"mono\">0.1.0</td>" in html  # the environment names the package
 
 
 def test_example_smoke_tier_on_the_local_executor(tiny_resnet, one_thread, tmp_path, capsys):
