@@ -49,7 +49,7 @@ def _evaluate_one(claim: Claim, frame: pd.DataFrame, design: Design, stratum: di
     base = dict(claim_id=claim.id, kind=KIND.name, statistic=KIND.statistic, method=KIND.method, unit=unit,
                 n_seeds=int(wide.shape[0]), n_trials=len(frame), stratum=stratum,
                 caveats=grid_edge_caveats(iso, frame, design, axis), data=per_level.to_dict("records"),
-                selected=[{"group": f"{axis}={lv:g}", "seed": int(seed), "trial_ids": [str(tid)]}
+                selected=[{"group": f"{axis}={lv:g}", "level": float(lv), "seed": int(seed), "trial_ids": [str(tid)]}
                           for lv, seed, tid in zip(iso[axis], iso["seed"], iso["trial_id"]) if tid is not None])
 
     if inside.all() or not inside.any():

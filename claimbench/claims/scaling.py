@@ -110,8 +110,10 @@ def _critical_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
     L = len(levels)
     joined = np.hstack([tables[k].to_numpy(dtype=float) for k in ("steps", "noise", "lr")]) if L else np.zeros((0, 0))
     point = _estimate(x, *(joined[:, i * L:(i + 1) * L] for i in range(3))) if L else None
+    selected = [{"group": f"{axis}={arms._text(lv)}", "level": arms._plain(lv), "seed": int(seed), "trial_ids": [tid]}
+                for lv, seed, tid in zip(cells[axis], cells["seed"], cells["trial_id"]) if tid is not None]
     base = dict(claim_id=claim.id, kind=CRITICAL, statistic=KIND.statistic, method=KIND.method, n_seeds=n_seeds,
-                n_trials=len(sub), stratum=stratum, caveats=caveats)
+                n_trials=len(sub), stratum=stratum, caveats=caveats, selected=selected)
     with_values = int(np.isfinite(point["per_level"]).sum()) if point else 0
     if with_values < 3:
         base["data"] = _critical_rows(x, tables, point, 0.0, cells, axis, p) if point else []

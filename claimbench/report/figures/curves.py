@@ -40,6 +40,7 @@ LINE_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00"
 
 
 def _claim_quantity(claim: Claim) -> str:
+    """The quantity the claim names (``critical_batch`` names none: its steps-to-target figure is its own)."""
     p = claim.params
     return str(p.get("metric") or p.get("quantity") or "")
 

@@ -224,24 +224,23 @@ def critical_batch_figures(claim: Claim, result: ClaimResult, evaluation: "Evalu
 
 
 def _noise_figure(claim: Claim, parts: list[ClaimResult], evaluation: "Evaluation", axis: str) -> RenderedFigure | None:
-    from claimbench.analysis.scaling import fastest_trials
     frame = evaluation.frame
     if "noise_curve" not in frame.columns or frame["noise_curve"].isna().all():
         return None
-    p = claim.params
-    tune = p.get("tune") or list(evaluation.suite.design().nuisance)
     fig, axes = _panels(len(parts), 6.0, 3.3)
     cmap = mpl.colormaps["viridis"]
     levels_all: list[float] = []
+    by_id = frame.set_index("trial_id")
     for ax, part in zip(axes, parts):
-        sub = _critical_subframe(claim, part, evaluation)
-        cells = fastest_trials(sub, [axis, "seed"], [t for t in tune if t in sub.columns])
-        levels = sorted(float(v) for v in cells[axis].unique())
+        # the fastest trial per level and seed: the trials the claim's fit used (ClaimResult.selected)
+        chosen: dict[float, list[str]] = {}
+        for s in part.selected:
+            chosen.setdefault(float(s["level"]), []).extend(s["trial_ids"])
+        levels = sorted(chosen)
         levels_all = levels
-        by_id = sub.set_index("trial_id")
         drew = False
         for j, lv in enumerate(levels):
-            ids = [t for t in cells.loc[cells[axis] == lv, "trial_id"] if t is not None]
+            ids = [t for t in chosen[lv] if t in by_id.index]
             curves = [pd.DataFrame(list(by_id.loc[t, "noise_curve"]), columns=["step", "g2", "trace"])
                       for t in ids if by_id.loc[t, "noise_curve"] is not None]
             if not curves:
