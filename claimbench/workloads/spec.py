@@ -210,10 +210,12 @@ class Workload:
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             raise ValueError(f"{where}: parameter names repeat: {names}")
-        from claimbench.analysis.frames import DERIVED, METRICS, RECORD_COLUMNS
+        clash = []
+        if names:  # (the built-ins declare none: loading a suite need not import pandas for them)
+            from claimbench.analysis.frames import DERIVED, METRICS, RECORD_COLUMNS
 
-        taken = {*SPEC_FIELDS, *RECORD_COLUMNS, *METRICS, *DERIVED, *RESERVED}
-        clash = [n for n in names if n in taken]
+            taken = {*SPEC_FIELDS, *RECORD_COLUMNS, *METRICS, *DERIVED, *RESERVED}
+            clash = [n for n in names if n in taken]
         if clash:
             raise ValueError(f"{where}: parameter {', '.join(clash)} is a built-in name; rename it")
 
