@@ -61,15 +61,15 @@ def _open_run_dirs(targets: list, root: Path, force: bool, wait: bool, faults: t
         for note in store.open_for_writing(force=force, wait=wait):
             click.echo(f"claimbench: note: {note}", err=True)
         if store.exists():
-            note = code_change_note(store, suite)
-            if note:
-                click.echo(f"{suite.name}: {note}")
-            damaged = store.verify()
+            damaged = store.verify()  # first: reading the records (code_change_note) would quarantine them unsaid
             if damaged:
                 which = "; ".join(f"{d.file[:-5]}: {d.reason}" for d in damaged[:5])
                 click.echo(f"claimbench: {run_dir}: quarantined {len(damaged)} damaged record"
                            f"{'s' if len(damaged) != 1 else ''} to trials/.damaged/, retraining them ({which}"
                            f"{'; ...' if len(damaged) > 5 else ''})", err=True)
+            note = code_change_note(store, suite)
+            if note:
+                click.echo(f"{suite.name}: {note}")
 
 
 def code_change_note(store, suite) -> str:
