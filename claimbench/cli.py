@@ -160,13 +160,21 @@ def run(suite: str, tier: str, executor: str, address: str | None, out: str | No
                    f"{summary.total - summary.trained} reused; run dir {summary.run_dir}")
     click.echo(f"trained {summaries[0].trained_total} trials in {elapsed:.0f}s")
     click.echo(f"report: {_report(root)}")
+    _echo_data(root, [Path(summary.run_dir) for summary in summaries])
+
+
+def _echo_data(root: Path, run_dirs: list[Path]) -> None:
+    """Where the report's data went (report.exports.write_exports, called by write_report)."""
+    click.echo(f"data: {root / 'verdicts.json'}; trials, curves and range_curves .parquet in "
+               + ", ".join(str(d) for d in run_dirs))
 
 
 @cli.command()
 @click.argument("run_dir")
 @click.option("-o", "--output", default=None, help="Where to write the HTML [default: RUN_DIR/report.html].")
 def report(run_dir: str, output: str | None) -> None:
-    """Rebuild the report of RUN_DIR (no training; needs no Ray and no GPU); also exports Parquet."""
+    """Rebuild the report of RUN_DIR (no training; needs no Ray and no GPU), with its data: verdicts.json and
+    the trials, curves and range_curves Parquet frames."""
     from claimbench.api import read_group
     from claimbench.store import RunStore
 
@@ -184,9 +192,7 @@ def report(run_dir: str, output: str | None) -> None:
         RunStore(d).info()  # a missing or foreign run dir is a user error, before any work
     path = _report(run_dir, output)
     click.echo(f"report: {path}")
-    for d in dirs:
-        trials, curves = RunStore(d).export_parquet()
-        click.echo(f"frames: {trials}, {curves}")
+    _echo_data(Path(run_dir), dirs)
 
 
 @cli.command(name="list")
