@@ -71,12 +71,7 @@ def tick(value: Any) -> str:
         return "0"
     if x.is_integer() and abs(x) < 1e6:  # batch sizes, steps: 1024, never 1.02e+03
         return str(int(x))
-    if 0.1 <= abs(x) < 1e4:
-        text = f"{x:.3g}"
-        return text if "e" not in text else f"{x:.0f}"
-    mantissa, exponent = f"{x:.1e}".split("e")
-    mantissa = mantissa.rstrip("0").rstrip(".")
-    return f"{mantissa}e{int(exponent)}"
+    return _sig(x, plain=(0.1, 1e4), exponent_digits=2)
 
 
 def cell(value: Any) -> str:
@@ -193,14 +188,15 @@ def in_unit(value: Any, unit: str, signed: bool = True) -> str:
     return number(x, signed=signed)
 
 
-def _sig(x: float, digits: int = 3) -> str:
-    """``digits`` significant digits, plain in [1e-3, 1e5), else a short exponent (2.9e-10)."""
+def _sig(x: float, digits: int = 3, plain: tuple[float, float] = (1e-3, 1e5), exponent_digits: int | None = None) -> str:
+    """``digits`` significant digits, plain for magnitudes in ``plain``, else a short exponent with
+    ``exponent_digits`` significant digits (default ``digits``): 2.9e-10."""
     if x == 0:
         return "0"
-    if 1e-3 <= abs(x) < 1e5:
+    if plain[0] <= abs(x) < plain[1]:
         text = f"{x:.{digits}g}"
         return text if "e" not in text else f"{x:.0f}"
-    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+    mantissa, exponent = f"{x:.{(exponent_digits or digits) - 1}e}".split("e")
     mantissa = mantissa.rstrip("0").rstrip(".")
     return f"{mantissa}e{int(exponent)}"
 

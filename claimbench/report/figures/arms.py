@@ -24,6 +24,23 @@ if TYPE_CHECKING:
     from claimbench.api import Evaluation
 
 
+def _level_panels(result: ClaimResult, inches_per_level: float) -> tuple[Any, list[tuple[Any, ClaimResult, pd.DataFrame]]]:
+    """One panel per part of ``result`` (its strata), titled, as wide as its levels need; the parts
+    whose per-level table has means, with their axes (the others say there are no values)."""
+    parts = _parts(result)
+    frames = [pd.DataFrame(part.data) for part in parts]
+    n_levels = max((len(df) for df in frames), default=1)
+    fig, axes = _panels(len(parts), max(3.2, inches_per_level * n_levels + 1.4), 3.0)
+    drawn = []
+    for ax, part, df in zip(axes, parts, frames):
+        ax.set_title(_panel_title(part))
+        if df.empty or "mean" not in df:
+            _no_values(ax)
+        else:
+            drawn.append((ax, part, df))
+    return fig, drawn
+
+
 # ------------------------------------------------------------------ monotone_trend
 
 @register_figures("monotone_trend")
@@ -31,16 +48,9 @@ def trend_figures(claim: Claim, result: ClaimResult, evaluation: "Evaluation") -
     """Per level: the mean over seeds of the quantity with its CI, and the fitted direction."""
     p = claim.params
     axis, direction = p["axis"], p.get("direction", "increasing")
-    parts = _parts(result)
     with mpl.rc_context(_rc()):
-        frames = [pd.DataFrame(part.data) for part in parts]
-        n_levels = max((len(df) for df in frames), default=1)
-        fig, axes = _panels(len(parts), max(3.2, 0.3 * n_levels + 1.4), 3.0)
-        for ax, part, df in zip(axes, parts, frames):
-            ax.set_title(_panel_title(part))
-            if df.empty or "mean" not in df:
-                _no_values(ax)
-                continue
+        fig, drawn = _level_panels(result, 0.3)
+        for ax, part, df in drawn:
             x = np.asarray(_level_x(ax, list(df["level"])), dtype=float)
             _ci_points(ax, x, df, [ORANGE if c else BLUE for c in df.get("censored", pd.Series(0, index=df.index))])
             ok = np.isfinite(df["mean"].to_numpy(dtype=float))
@@ -71,16 +81,9 @@ def ranking_figures(claim: Claim, result: ClaimResult, evaluation: "Evaluation")
     """Observed per-level means with CIs, levels in the claimed order (worst to best)."""
     p = claim.params
     axis, goal = p["axis"], p.get("goal", "higher")
-    parts = _parts(result)
     with mpl.rc_context(_rc()):
-        frames = [pd.DataFrame(part.data) for part in parts]
-        n_levels = max((len(df) for df in frames), default=1)
-        fig, axes = _panels(len(parts), max(3.2, 0.55 * n_levels + 1.4), 3.0)
-        for ax, part, df in zip(axes, parts, frames):
-            ax.set_title(_panel_title(part))
-            if df.empty or "mean" not in df:
-                _no_values(ax)
-                continue
+        fig, drawn = _level_panels(result, 0.55)
+        for ax, part, df in drawn:
             x = np.arange(len(df), dtype=float)
             ax.set_xticks(x, [_safe(fmt.tick(v)) for v in df["level"]])
             ax.set_xlim(-0.5, len(df) - 0.5)
