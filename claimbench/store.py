@@ -352,19 +352,6 @@ class RunStore:
         frame.attrs["damaged"] = [dataclasses.asdict(d) for d in self.damaged()]
         return frame
 
-    def export_parquet(self) -> tuple[Path, Path]:
-        """trials.parquet (the frame) and curves.parquet (one row per evaluation) in the run dir."""
-        from claimbench.analysis.frames import curve_frame
-        suite = self.info().suite
-        ids = {s.trial_id for s in expand(suite)}
-        trials = self.path("trials.parquet")
-        curves = self.path("curves.parquet")
-        frame = self.frame()
-        frame.attrs = {}
-        frame.to_parquet(trials, index=False)
-        curve_frame(self.records(ids)).to_parquet(curves, index=False)
-        return trials, curves
-
 
 def _plain_id(trial_id: str) -> str:
     """A trial id is 16 hex digits; anything else would be a path."""

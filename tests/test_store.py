@@ -69,8 +69,11 @@ def test_frame_ignores_records_outside_the_current_suite(finished_run, write_sui
 
 
 def test_parquet_export(finished_run):
+    from claimbench.report.exports import write_exports
+
     _, run_dir, _ = finished_run
-    trials, curves = RunStore(run_dir).export_parquet()
+    written = write_exports(run_dir, claimbench.evaluate_run(run_dir))  # what every report writes beside it
+    trials, curves = (next(p for p in written if p.name == name) for name in ("trials.parquet", "curves.parquet"))
     t, c = pd.read_parquet(trials), pd.read_parquet(curves)
     assert len(t) == len(claimbench.load_results(run_dir))
     assert {"trial_id", "step", "val_loss", "test_acc"} <= set(c.columns)
