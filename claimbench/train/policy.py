@@ -45,6 +45,8 @@ clipping; only the LR differs, per trial.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import statistics
 import time
@@ -66,6 +68,21 @@ INJECTED = "RuntimeError: injected fault (CLAIMBENCH_FAULTS raise)"
 TIMING_WARMUP_STEPS = 10  # exclusive (timing) trials: steps left out of the median time per step
 TIMING_MIN_STEPS = 10  # exclusive (timing) trials: fewer timed steps than this (diverged early) time nothing
 TIMING_ROUNDS = 7  # exclusive (timing) trials: forward-latency measurements, of which the median is kept
+
+#: Who hears of each evaluation (``observing``): the executors' progress. Scoped to a ``with`` block in
+#: this thread, never set for the process; it only reads, so no result depends on it.
+_OBSERVER: contextvars.ContextVar[Callable[[str, int, int], None] | None] = contextvars.ContextVar(
+    "claimbench_eval_observer", default=None)
+
+
+@contextlib.contextmanager
+def observing(callback: Callable[[str, int, int], None]):
+    """Call ``callback(trial_id, step, total_steps)`` at every evaluation of every trial trained inside."""
+    token = _OBSERVER.set(callback)
+    try:
+        yield
+    finally:
+        _OBSERVER.reset(token)
 
 
 class Engine(Protocol):
@@ -245,6 +262,9 @@ class TrialState:
     def after_eval(self, step: int, m: dict[str, float], noise: dict[str, float]) -> bool:
         """The evaluation after ``step`` steps; False when the trial is done (diverged or stopped early)."""
         b, plan = self.plan.batch_size, self.plan
+        if (observer := _OBSERVER.get()) is not None:
+            with contextlib.suppress(Exception):  # progress is never a reason for a trial to fail
+                observer(self.spec.trial_id, step, plan.total)
         self.curve.append({"step": step, "examples": step * b, "epoch": step / plan.steps_per_epoch, "lr": self.lr,
                            "train_loss_ema": self.smoothed, "grad_ratio": self.grad_ratio, **m,
                            **self._noise(step, noise), "elapsed_s": self.train_s})
