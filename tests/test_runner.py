@@ -188,14 +188,6 @@ def test_ray_runs_timing_blocks_alone_after_everything_else(ray_cluster, specs):
     assert len(records) == len(specs)
 
 
-def test_stall_message_blames_resources_only_when_a_worker_waits_for_them():
-    from claimbench.runner.ray_executor import _stall_message
-
-    busy = _stall_message(180, started=2, actors=2, queued=3, running_since=[0.0, 100.0], now=200.0)
-    assert "resources" not in busy and "2 pack(s) training, the longest for 200s" in busy
-    assert "waiting for resources" in _stall_message(60, started=1, actors=2, queued=4, running_since=[], now=60.0)
-
-
 def test_a_timing_trial_keeps_the_median_step_after_its_warm_up():
     from claimbench.train.policy import TIMING_WARMUP_STEPS, _timed_steps
 

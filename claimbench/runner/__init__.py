@@ -1,5 +1,7 @@
-"""Executors behind one interface: ``executor.workers()`` (how many packs train at once, which
-``make_packs`` sizes the packs for) and ``executor.run(packs, on_record)``.
+"""Executors behind one interface: ``executor.workers(note)`` (how many packs train at once, which
+``make_packs`` sizes the packs for; ``note`` hears what it does meanwhile, e.g. Ray's start) and
+``executor.run(packs, on_record, on_eval)`` (``on_eval(trial_id, step, total)`` at every evaluation
+inside a pack still training: the progress bar moves before a pack ends).
 
 ``local`` trains in this process; ``ray`` drives long-lived actors on an
 embedded local Ray or on a cluster (``address``). Both call ``on_record`` once
@@ -53,14 +55,19 @@ def run_trials(specs: list[TrialSpec], executor, on_record: Callable[[TrialRecor
     as it arrives (then the progress bar)."""
     if not specs:
         return
-    packs = make_packs(specs, pack_size, workers=executor.workers())
     costs = {s.trial_id: cost(s) for s in specs}
     with RunProgress(len(specs), enabled=progress, total_cost=sum(costs.values())) as bar:
+        # the executor says what it does before training starts (Ray's start) and while it waits
+        packs = make_packs(specs, pack_size, workers=executor.workers(note=bar.note))
+
         def handle(record: TrialRecord) -> None:
             on_record(record)
             bar.update(record, costs.get(record.trial_id, 0.0))
 
-        executor.run(packs, handle)
+        def evaluated(trial_id: str, step: int, total: int) -> None:
+            bar.on_eval(trial_id, step, total, costs.get(trial_id, 0.0))
+
+        executor.run(packs, handle, on_eval=evaluated)
 
 
 __all__ = ["EXECUTORS", "LocalExecutor", "RayExecutor", "make_executor", "make_packs", "pick_device", "run_trials",

@@ -26,14 +26,19 @@ class LocalExecutor:
         self.cache = DataCache()
         self.faults = faults
 
-    def workers(self) -> int:
+    def workers(self, note: Callable[[str], None] | None = None) -> int:
         """Packs that train at once: one."""
         return 1
 
-    def run(self, packs: list[list[TrialSpec]], on_record: Callable[[TrialRecord], None]) -> None:
+    def run(self, packs: list[list[TrialSpec]], on_record: Callable[[TrialRecord], None],
+            on_eval: Callable[[str, int, int], None] | None = None) -> None:
+        """Train ``packs`` in turn; ``on_eval(trial_id, step, total)`` hears each evaluation as it happens."""
+        import contextlib
+
         import torch
 
         from claimbench.train import train_pack
+        from claimbench.train.policy import observing
 
         threads = torch.get_num_threads()
         try:
@@ -43,8 +48,9 @@ class LocalExecutor:
                 for spec in crashed:
                     on_record(TrialRecord.failed(spec, "worker crashed (injected fault); the local executor does not retry"))
                 pack = [s for s in pack if s not in crashed]
-                records = train_pack([corrupted(self.faults, s) for s in pack], self.cache,
-                                     inject_error=[should_raise(self.faults, s.trial_id) for s in pack])
+                with observing(on_eval) if on_eval else contextlib.nullcontext():
+                    records = train_pack([corrupted(self.faults, s) for s in pack], self.cache,
+                                         inject_error=[should_raise(self.faults, s.trial_id) for s in pack])
                 for record, spec in zip(records, pack):
                     on_record(as_trial(record, spec))
         finally:

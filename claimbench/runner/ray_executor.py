@@ -17,6 +17,11 @@ whole node — is resubmitted up to ``max_attempts`` times, then recorded as
 Exclusive packs (timing blocks, ``packs.timing_blocks``) run in a phase of their own, after every
 other pack has finished: one at a time, on one worker, while the others sit idle, so that nothing
 else trains while a trial is timed.
+
+Progress: workers tell a small sink actor (no CPU) of their trials' evaluations (``policy.observing``,
+at most one message per worker every ``_PROGRESS_EVERY_S``), and the driver drains it while it waits,
+so that the bar moves inside long packs. A long wait with no result says what runs; it blames
+resources only when Ray reports a worker actor not yet scheduled.
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ log = logging.getLogger(__name__)
 _SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 #: How long the driver waits with no result before it says what it is waiting for.
 _STALL_WARNING_S = 60.0
+#: A worker sends its trials' latest evaluations at most this often; the driver drains them as often.
+_PROGRESS_EVERY_S = 2.0
+#: Ray's states of an actor that is not running yet because no node can hold it (yet).
+_PENDING_STATES = ("DEPENDENCIES_UNREADY", "PENDING_CREATION", "RESTARTING")
 
 
 def slots_on_nodes(nodes: list[dict[str, float]], cpus: float, gpus: float = 0.0) -> int:
@@ -75,20 +84,87 @@ def pick_device(gpu_ids: list, cuda_available: bool, host: str = "") -> tuple[st
                    f"available there: training on the CPU")
 
 
-def _stall_message(waited: float, started: int, actors: int, queued: int, running_since: list[float],
-                   now: float | None = None) -> str:
-    """What the driver is waiting for after ``waited`` seconds with no result: workers that wait for
-    resources, or packs that are still training (a wide pack of long trials takes minutes)."""
+def _stall_message(waited: float, actors: int, pending: int, starting: int, queued: int,
+                   running_since: list[float], last_eval_at: float | None = None, now: float | None = None) -> str:
+    """What the driver is waiting for after ``waited`` seconds with no result: packs still training (a
+    wide pack of long trials takes minutes) and when a trial last evaluated; workers that wait for
+    resources only when Ray says so (``pending``: actors in ``_PENDING_STATES``), and workers that are
+    scheduled but still setting up (``starting``: importing torch, building data)."""
     now = time.monotonic() if now is None else now
-    parts = [f"no result for {waited:.0f}s"]
+    parts = []
     if running_since:
-        parts.append(f"{len(running_since)} pack(s) training, the longest for {now - min(running_since):.0f}s")
+        n = len(running_since)
+        parts.append(f"{n} pack{'s' if n != 1 else ''} training (the longest for {now - min(running_since):.0f}s)")
+    if last_eval_at is not None:
+        parts.append(f"last evaluation {now - last_eval_at:.0f}s ago")
     parts.append(f"{queued} queued")
-    if started < actors:
-        parts.append(f"{actors - started} of {actors} workers not started yet (waiting for resources?)")
-    else:
+    if pending:
+        parts.append(f"{pending} of {actors} workers waiting for resources (Ray has not scheduled them)")
+    if starting:
+        parts.append(f"{starting} of {actors} workers starting")
+    if not pending and not starting:
         parts.append(f"all {actors} workers started")
-    return f"{parts[0]}: " + ", ".join(parts[1:])
+    return f"no result for {waited:.0f}s: " + ", ".join(parts)
+
+
+def _pending_actors(ray, handles: list) -> int:
+    """How many of these actors Ray's control store reports as not scheduled yet (``_PENDING_STATES``);
+    an actor whose state cannot be read counts as not pending."""
+    try:
+        from ray._private import state
+    except ImportError:
+        return 0
+    n = 0
+    for h in handles:
+        try:
+            n += state.actors(actor_id=h._actor_id.hex()).get("State") in _PENDING_STATES
+        except Exception:  # a private API: a Ray that reads it differently says nothing, wrongly never
+            pass
+    return n
+
+
+class _ProgressSink:
+    """Collects workers' evaluation events for the driver (a Ray actor of no CPU in ``RayExecutor``)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int, int]] = []
+
+    def put(self, events: list[tuple[str, int, int]]) -> None:
+        self.events.extend(events)
+
+    def drain(self) -> list[tuple[str, int, int]]:
+        out, self.events = self.events, []
+        return out
+
+
+class _Reporter:
+    """A worker's ``policy.observing`` callback: keeps each trial's latest evaluation and sends them to
+    the sink at most every ``every`` seconds (fire and forget: training never waits on it)."""
+
+    def __init__(self, sink, every: float = _PROGRESS_EVERY_S) -> None:
+        self.sink, self.every = sink, every
+        self.latest: dict[str, tuple[int, int]] = {}
+        self.sent = -math.inf
+
+    def __call__(self, trial_id: str, step: int, total: int) -> None:
+        self.latest[trial_id] = (step, total)
+        if time.monotonic() - self.sent >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.latest:
+            self.sink.put.remote([(t, step, total) for t, (step, total) in self.latest.items()])
+            self.latest = {}
+        self.sent = time.monotonic()
+
+
+def _local_cpus() -> int:
+    """The CPUs an embedded Ray will see (Ray's own count, which honours cgroup limits), for the start line."""
+    try:
+        from ray._private.utils import get_num_cpus
+        return int(get_num_cpus())
+    except Exception:
+        return os.cpu_count() or 1
 
 
 def _exclusive(pack: list[TrialSpec]) -> bool:
@@ -99,7 +175,7 @@ def _exclusive(pack: list[TrialSpec]) -> bool:
 class _Worker:
     """One resource slot. Defined plainly here, made a Ray actor in ``RayExecutor``."""
 
-    def __init__(self, cpus: float = 1, faults: tuple[Fault, ...] = ()):
+    def __init__(self, cpus: float = 1, faults: tuple[Fault, ...] = (), progress=None):
         import ray
         import torch
 
@@ -114,6 +190,7 @@ class _Worker:
         self.device, self.warning = pick_device(self.gpu_ids, torch.cuda.is_available(), self.host)
         self.cache = DataCache()  # each dataset built once per actor, kept on its device
         self.faults = faults
+        self.progress = progress  # the driver's _ProgressSink, or None
 
     def describe(self) -> dict[str, Any]:
         """Where this slot runs; the driver sends packs only once this has answered."""
@@ -122,12 +199,14 @@ class _Worker:
 
     def run_pack(self, specs: list[dict[str, Any]], attempt: int = 1) -> list[dict[str, Any]]:
         from claimbench.train import train_pack
+        from claimbench.train.policy import observing
 
         pack = [TrialSpec.from_dict(d) for d in specs]
         if any(should_crash(self.faults, spec.trial_id, attempt) for spec in pack):
             os._exit(1)  # injected: the worker process dies mid-pack
-        records = train_pack([corrupted(self.faults, s) for s in pack], self.cache, self.device,
-                             inject_error=[should_raise(self.faults, s.trial_id) for s in pack])
+        with observing(_Reporter(self.progress)) if self.progress else contextlib.nullcontext():
+            records = train_pack([corrupted(self.faults, s) for s in pack], self.cache, self.device,
+                                 inject_error=[should_raise(self.faults, s.trial_id) for s in pack])
         out = []
         for record, spec in zip(records, pack):
             record = as_trial(record, spec)
@@ -177,6 +256,9 @@ class RayExecutor:
         self.faults = faults
         self.nodes_used: dict[str, dict[str, Any]] = {}  # node id -> describe() of a slot there (last run)
         self._connection: tuple[bool, bool] | None = None  # (connected here, embedded), from workers()
+        self._sink = None  # the _ProgressSink actor while a run with on_eval trains
+        self.startup_s: float | None = None  # how long ray.init took (last connection made here)
+        self._note: Callable[[str], None] | None = None  # who hears "starting Ray", "Ray up in 6s"
 
     # -- cluster ----------------------------------------------------------
     def _connect(self) -> tuple[bool, bool]:
@@ -189,14 +271,20 @@ class RayExecutor:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home
         kwargs: dict[str, Any] = dict(logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
         address = self.address or os.environ.get("RAY_ADDRESS")
+        note = self._note or (lambda text: None)
+        t0 = time.monotonic()
         if address:
+            note(f"connecting to Ray at {address}…")
             ray.init(address=address, **kwargs)
-            return True, False
-        # "local": always a new instance of our own, never another Ray that happens to run on this machine;
-        # this machine's resources, no dashboard, nothing listening beyond localhost
-        with _loopback_only():
-            ray.init(address="local", include_dashboard=False, **kwargs)
-        return True, True
+        else:
+            note(f"starting Ray ({_local_cpus()} CPUs)…")
+            # "local": always a new instance of our own, never another Ray that happens to run on this
+            # machine; this machine's resources, no dashboard, nothing listening beyond localhost
+            with _loopback_only():
+                ray.init(address="local", include_dashboard=False, **kwargs)
+        self.startup_s = time.monotonic() - t0
+        note(f"Ray up in {self.startup_s:.0f}s")
+        return True, not address
 
     def _slots(self, ray, embedded: bool) -> int:
         nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
@@ -217,19 +305,24 @@ class RayExecutor:
 
         cls = ray.remote(_Worker).options(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
                                           max_restarts=0, max_task_retries=0)
-        return cls.remote(self.cpus_per_trial, self.faults)
+        return cls.remote(self.cpus_per_trial, self.faults, self._sink)
 
     # -- run ----------------------------------------------------------------
-    def workers(self) -> int:
+    def workers(self, note: Callable[[str], None] | None = None) -> int:
         """Packs that train at once: ``num_workers``, or the slots the cluster holds now. Connects
-        (or starts the embedded Ray); the ``run`` that follows uses that connection and closes it."""
+        (or starts the embedded Ray, telling ``note`` when it starts and how long it took); the ``run``
+        that follows uses that connection and closes it."""
         import ray
 
+        self._note = note or self._note
         if self._connection is None:
             self._connection = self._connect()
         return self.num_workers or self._slots(ray, self._connection[1])
 
-    def run(self, packs: list[list[TrialSpec]], on_record: Callable[[TrialRecord], None]) -> None:
+    def run(self, packs: list[list[TrialSpec]], on_record: Callable[[TrialRecord], None],
+            on_eval: Callable[[str, int, int], None] | None = None) -> None:
+        """Train ``packs``; ``on_record`` per trial as packs finish, ``on_eval(trial_id, step, total)`` as
+        the workers' trials evaluate (every ``_PROGRESS_EVERY_S`` at most)."""
         import ray
 
         connection, self._connection = self._connection, None
@@ -239,14 +332,39 @@ class RayExecutor:
             return
         connected, embedded = connection or self._connect()
         try:
-            self._run(ray, packs, on_record, embedded)
+            self._run(ray, packs, on_record, embedded, on_eval)
         finally:
             if connected:
                 ray.shutdown()
 
     def _run(self, ray, packs: list[list[TrialSpec]], on_record: Callable[[TrialRecord], None],
-             embedded: bool = False) -> None:
+             embedded: bool = False, on_eval: Callable[[str, int, int], None] | None = None) -> None:
         from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+
+        self._sink = (ray.remote(_ProgressSink).options(num_cpus=0, max_restarts=0).remote()
+                      if on_eval is not None else None)
+        last_eval_at: float | None = None
+        asked: list = []  # the sink's drain() in flight (one at most), never waited on
+
+        def drain() -> None:
+            """Hand the workers' evaluations that the sink holds to ``on_eval``, and ask it again; never blocks."""
+            nonlocal last_eval_at
+            if self._sink is None:
+                return
+            try:
+                if asked:
+                    done, _ = ray.wait(asked, num_returns=1, timeout=0)
+                    if not done:
+                        return
+                    events = ray.get(asked.pop())
+                    if events:
+                        last_eval_at = time.monotonic()
+                    for event in events:
+                        on_eval(*event)
+                asked.append(self._sink.drain.remote())
+            except Exception as e:  # progress is not worth failing a run over; say so once
+                log.warning("per-trial progress stopped: %s: %s", type(e).__name__, str(e).splitlines()[0][:200])
+                self._sink = None
 
         # no more actors than packs that can train at once (exclusive packs train one at a time)
         n_actors = min(self.num_workers or self._slots(ray, embedded),
@@ -305,17 +423,28 @@ class RayExecutor:
 
         for i in range(n_actors):
             start(i)
-        waited = 0.0
+        waited, warn_at = 0.0, _STALL_WARNING_S
+        poll = _PROGRESS_EVERY_S if self._sink is not None else _STALL_WARNING_S
         try:
             while queue or timed or packs_inflight():
                 t0 = time.monotonic()
-                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=_STALL_WARNING_S)
+                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=poll)
+                drain()
                 if not ready:
                     waited += time.monotonic() - t0
-                    log.warning("%s", _stall_message(waited, len(started), len(actors), len(queue) + len(timed),
-                                                     [sent_at[r] for r, (_, p, _) in inflight.items() if p is not None]))
+                    if waited >= warn_at:
+                        warn_at += _STALL_WARNING_S
+                        waiting = [actors[i] for i in actors if i not in started]
+                        pending = _pending_actors(ray, waiting)
+                        message = _stall_message(
+                            waited, len(actors), pending, len(waiting) - pending, len(queue) + len(timed),
+                            [sent_at[r] for r, (_, p, _) in inflight.items() if p is not None], last_eval_at)
+                        if self._note:
+                            self._note(message)
+                        else:
+                            log.warning("%s", message)
                     continue
-                waited = 0.0
+                waited, warn_at = 0.0, _STALL_WARNING_S
                 for ref in ready:
                     if ref not in inflight:  # dropped by lose() in this same batch
                         continue
@@ -363,6 +492,7 @@ class RayExecutor:
                         on_record(r)
                 submit()
         finally:
-            for a in actors.values():  # also those still waiting for resources: leave nothing queued
-                with contextlib.suppress(Exception):
+            for a in [*actors.values(), *([self._sink] if self._sink is not None else [])]:
+                with contextlib.suppress(Exception):  # also those still waiting for resources: leave nothing queued
                     ray.kill(a, no_restart=True)
+            self._sink = None
