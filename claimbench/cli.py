@@ -425,6 +425,9 @@ def _report(run_dir, output: str | None = None) -> Path:
     return write_report(run_dir, output, evaluations)
 
 
+cli.add_command(__import__("claimbench.export.cli", fromlist=["export"]).export)  # `claimbench export mlflow|tensorboard`
+
+
 def main(argv: list[str] | None = None) -> None:
     from claimbench.store import release_all
 
