@@ -3,6 +3,8 @@ says a worker is not scheduled; the command's wall time. No timing is asserted."
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 from types import SimpleNamespace
 
@@ -17,9 +19,25 @@ from claimbench.trial import TrialRecord, TrialStatus
 IMPORTED_AT = time.monotonic()
 
 
+class Listening(LocalExecutor):
+    """The local executor, noting every on_eval that run_trials hands it, in order with the records."""
+
+    def __init__(self, events: list) -> None:
+        super().__init__()
+        self.events = events
+
+    def run(self, packs, on_record, on_eval=None):
+        def heard(tid, step, total):
+            self.events.append(("eval", tid, step, total))
+            on_eval(tid, step, total)
+
+        super().run(packs, on_record, on_eval=heard)
+
+
 @pytest.fixture(scope="module")
-def local_events(tmp_path_factory):
-    """The tiny suite's smoke trials on the local executor: every on_eval and on_record, in order."""
+def local_run(tmp_path_factory):
+    """The tiny suite's smoke trials through run_trials on the local executor, progress on (not a terminal):
+    every on_eval and on_record in order, the records, and what it printed."""
     from tests.conftest import TINY_SUITE
 
     path = tmp_path_factory.mktemp("progress") / "suite.toml"
@@ -31,13 +49,14 @@ def local_events(tmp_path_factory):
         events.append(("record", r.trial_id, None, None))
         records[r.trial_id] = r
 
-    LocalExecutor().run(make_packs(specs, 64, workers=1), on_record,
-                        on_eval=lambda tid, step, total: events.append(("eval", tid, step, total)))
-    return specs, events, records
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        run_trials(specs, Listening(events), on_record, pack_size=64, progress=True)
+    return specs, events, records, err.getvalue()
 
 
-def test_local_executor_reports_each_evaluation_before_its_pack_ends(local_events):
-    specs, events, records = local_events
+def test_local_executor_reports_each_evaluation_before_its_pack_ends(local_run):
+    specs, events, records, _ = local_run
     completed = [s.trial_id for s in specs if records[s.trial_id].status is TrialStatus.COMPLETED]
     assert completed
     first_record = min(i for i, e in enumerate(events) if e[0] == "record")
@@ -53,12 +72,10 @@ def test_local_executor_reports_each_evaluation_before_its_pack_ends(local_event
     assert any(e[0] == "eval" and e[2] < e[3] for e in events[:first_record])
 
 
-def test_progress_lines_move_before_the_first_pack_ends(tiny_suite_path, capsys):
-    specs = expand(load_suite(tiny_suite_path, "smoke"))
-    records = []
-    run_trials(specs, LocalExecutor(), records.append, pack_size=64, progress=True)
-    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("trials: ")]
-    assert len(records) == len(specs)
+def test_progress_lines_move_before_the_first_pack_ends(local_run):
+    specs, _, records, err = local_run
+    lines = [ln for ln in err.splitlines() if ln.startswith("trials: ")]
+    assert len(records) == len(specs) and len(make_packs(specs, 64, workers=1)) > 1
     assert any(ln.startswith("trials: 0/") for ln in lines), lines  # credited by evaluations alone
     assert lines[-1].startswith(f"trials: {len(specs)}/{len(specs)} done")
 
