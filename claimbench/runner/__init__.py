@@ -67,7 +67,7 @@ def run_trials(specs: list[TrialSpec], executor, on_record: Callable[[TrialRecor
         def evaluated(trial_id: str, step: int, total: int) -> None:
             bar.on_eval(trial_id, step, total, costs.get(trial_id, 0.0))
 
-        executor.run(packs, handle, on_eval=evaluated)
+        executor.run(packs, handle, on_eval=evaluated if progress else None)  # none: Ray makes no sink actor
 
 
 __all__ = ["EXECUTORS", "LocalExecutor", "RayExecutor", "make_executor", "make_packs", "pick_device", "run_trials",
