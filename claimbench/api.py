@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -154,28 +155,34 @@ def read_group(run_dir: str | Path) -> dict | None:
     return info
 
 
-def evaluate_target(run_dir: str | Path) -> list[Evaluation]:
-    """Evaluations of a run dir: one for a suite's run dir; one per suite (with records) for a group's."""
+def evaluate_target(run_dir: str | Path, select: Callable[[str, str], bool] | None = None) -> list[Evaluation]:
+    """Evaluations of a run dir: one for a suite's run dir; one per suite (with records) for a group's.
+    With ``select(suite, claim_id)`` (``-k``: claimbench/selection.py) only the claims it keeps are
+    evaluated, and a group's suites without one are left out."""
     group = read_group(run_dir)
     if group is None:
-        return [evaluate_run(run_dir)]
+        return [evaluate_run(run_dir, select)]
     out = []
     for name in group["suites"]:
         sub = Path(run_dir) / name
         if (sub / "run.json").is_file():
-            out.append(evaluate_run(sub))
+            if select is not None and not any(select(name, c.id) for c in RunStore(sub).info().suite.claims):
+                continue
+            out.append(evaluate_run(sub, select))
     if not out:
         raise StoreError("the group has no suite run dirs yet", where=str(run_dir),
                          fix=f"run it first: claimbench run {group['group']} --tier {group['tier']}")
     return out
 
 
-def evaluate_run(run_dir: str | Path) -> Evaluation:
-    """The run's suite, its trial frame and every claim's result; needs no Ray and no GPU."""
+def evaluate_run(run_dir: str | Path, select: Callable[[str, str], bool] | None = None) -> Evaluation:
+    """The run's suite, its trial frame and every claim's result (those ``select(suite, claim_id)``
+    keeps, when given); needs no Ray and no GPU."""
     store = RunStore(run_dir)
     info = store.info()
     frame = store.frame()
-    results = evaluate_claims(info.suite.claims, frame, info.suite.design()) if len(frame) else []
+    claims = [c for c in info.suite.claims if select is None or select(info.suite.name, c.id)]
+    results = evaluate_claims(claims, frame, info.suite.design()) if len(frame) else []
     return Evaluation(suite=info.suite, frame=frame, results=results, command=info.command,
                       environment=info.environment, created=info.created, run_dir=store.dir)
 

@@ -41,6 +41,7 @@ from claimbench.analysis.isolation import strata_of
 from claimbench.analysis.inference import t_interval, welch_interval
 from claimbench.claims import KINDS, Claim, ClaimResult
 from claimbench.errors import UserError
+from claimbench.runner.packs import DEFAULT_PACK_SIZE
 from claimbench.store import atomic_write_text
 from claimbench.suite import ClaimCheck, Suite, expand
 
@@ -122,13 +123,19 @@ def tracked_values(suite: Suite, claim: Claim, frame: pd.DataFrame) -> dict[str,
     - a metric (``test_acc`` ...): that metric of the trial with the best ``select``
       (the claim's, else ``val_acc``) among the seed's completed trials in the stratum.
     """
-    check = suite.checks.get(claim.id, ClaimCheck())
+    return per_seed_values(suite, claim, frame, suite.checks.get(claim.id, ClaimCheck()).track)
+
+
+def per_seed_values(suite: Suite, claim: Claim, frame: pd.DataFrame,
+                    names: tuple[str, ...] | list[str]) -> dict[str, dict[str, list]]:
+    """The per-seed values of the quantities ``names`` (as ``tracked_values`` describes them) of
+    ``claim``, whatever its check table tracks: what `check` judges and `compare` reports."""
     out: dict[str, dict[str, list]] = {}
-    if not check.track or frame.empty:
+    if not names or frame.empty:
         return out
     seeds = sorted(int(s) for s in frame["seed"].unique())
     design = suite.design()
-    for name in check.track:
+    for name in names:
         if name == "effect":
             per_seed: dict[str, dict[int, float | None]] = {}
             for seed in seeds:
@@ -285,14 +292,27 @@ def update_baseline(data: dict[str, Any], entries: list[tuple[str, dict[str, Any
     return data
 
 
+def merge_entry(data: dict[str, Any], suite: Suite, entry: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``entry`` (of some of ``suite``'s claims: ``baseline -k``) with the other claims of the suite's
+    entry in ``data`` kept, in the suite's order, when that entry measured the same trial matrix; and
+    the ids of the suite's claims the result still lacks (`check` without ``-k`` refuses it until then)."""
+    old = data["suites"].get(suite.name, {}).get(suite.tier)
+    if old is not None and old.get("matrix") == entry["matrix"]:
+        merged = {**old.get("claims", {}), **entry["claims"]}
+        entry = {**entry, "claims": {c.id: merged[c.id] for c in suite.claims if c.id in merged}}
+    return entry, [c.id for c in suite.claims if c.id not in entry["claims"]]
+
+
 def write_baseline(path: str | Path, data: dict[str, Any]) -> Path:
     p = Path(path)
     atomic_write_text(p, json.dumps(data, indent=1, sort_keys=False, default=str) + "\n")
     return p
 
 
-def baseline_for(data: dict[str, Any], suite: Suite, path: str | Path) -> dict[str, Any]:
-    """The entry of ``suite`` at its tier, or a BaselineError naming the fix.
+def baseline_for(data: dict[str, Any], suite: Suite, path: str | Path,
+                 claim_ids: list[str] | None = None) -> dict[str, Any]:
+    """The entry of ``suite`` at its tier, or a BaselineError naming the fix; ``claim_ids`` (``-k``) are
+    the claims it must hold (default: every claim of the suite).
 
     Fails closed, before any training: an entry whose claims are not exactly the suite's (a claim
     missing from the baseline, or one the suite no longer has), or whose trial-matrix fingerprint is
@@ -306,7 +326,7 @@ def baseline_for(data: dict[str, Any], suite: Suite, path: str | Path) -> dict[s
                             where=str(path), fix=f"add it: claimbench baseline {suite.name} --tier {suite.tier} -o {path}")
     where = f"{path}: suites.{suite.name}.{suite.tier}"
     ids = [c.id for c in suite.claims]
-    missing = [c for c in ids if c not in entry["claims"]]
+    missing = [c for c in (ids if claim_ids is None else claim_ids) if c not in entry["claims"]]
     extra = [c for c in entry["claims"] if c not in ids]
     if missing:
         raise BaselineError(f"no baseline for claim{'s' if len(missing) > 1 else ''} {', '.join(missing)} of the suite",
@@ -536,14 +556,15 @@ class Measured:
     elapsed_s: float
 
 
-def load_check_targets(names: list[str], tier: str) -> tuple[list[Suite], list[str]]:
-    """The suites ``names`` (suites, paths or groups) at ``tier``, and the names of those skipped because
-    they define no such tier (so that a group checks only its suites that have, e.g., a ci tier)."""
+def load_check_targets(names: list[str], tier: str, seeds: int | None = None) -> tuple[list[Suite], list[str]]:
+    """The suites ``names`` (suites, paths or groups) at ``tier`` (with ``seeds``, when given: ``--seeds``),
+    and the names of those skipped because they define no such tier (so that a group checks only its
+    suites that have, e.g., a ci tier)."""
     import tomllib
 
     from claimbench.suite import load_targets
 
-    suites = load_targets(list(names), tier)
+    suites = load_targets(list(names), tier, seeds)
     if tier == "default":
         return suites, []
     keep, skipped = [], []
@@ -559,9 +580,13 @@ def load_check_targets(names: list[str], tier: str) -> tuple[list[Suite], list[s
 
 
 def measure(suites: list[Suite], out: str | Path, executor: str = "ray", address: str | None = None,
-            command: str = "", progress: bool = True, faults: tuple = (), html: bool = True) -> list[Measured]:
+            command: str = "", progress: bool = True, faults: tuple = (), html: bool = True,
+            pack_size: int = DEFAULT_PACK_SIZE, cpus_per_trial: float | None = None,
+            gpus_per_trial: float | None = None, select=None) -> list[Measured]:
     """Run the suites through one executor, each into ``out/<suite>/`` (only missing trials train),
-    then evaluate each and write its HTML report. ``elapsed_s`` is the whole run's wall time."""
+    then evaluate each (only the claims ``select(suite, claim_id)`` keeps, when given: ``-k``) and write
+    its HTML report. ``elapsed_s`` is the whole run's wall time. ``pack_size`` and the slot resources
+    are ``run``'s (``api.run_suites``)."""
     import time
 
     from claimbench.api import evaluate_run, run_suites
@@ -571,10 +596,11 @@ def measure(suites: list[Suite], out: str | Path, executor: str = "ray", address
     out = Path(out)
     start = time.monotonic()
     summaries = run_suites([(s, inside(out, s.name)) for s in suites], executor=executor, address=address,
-                           command=command, progress=progress, faults=faults)
+                           command=command, progress=progress, faults=faults, pack_size=pack_size,
+                           cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
     measured = []
     for s, summary in zip(suites, summaries):
-        ev = evaluate_run(summary.run_dir)
+        ev = evaluate_run(summary.run_dir, select)
         report = None
         if html:
             from claimbench.report import write_report
@@ -587,13 +613,17 @@ def measure(suites: list[Suite], out: str | Path, executor: str = "ray", address
     return measured
 
 
-def check_measured(measured: list[Measured], data: dict[str, Any], baseline_path: str | Path) -> list[SuiteCheck]:
+def check_measured(measured: list[Measured], data: dict[str, Any], baseline_path: str | Path,
+                   select=None) -> list[SuiteCheck]:
+    """Each measured suite against its baseline entry; with ``select`` (``-k``) only the claims it keeps."""
     import time
 
     checks = []
     for m in measured:
         start = time.monotonic()
-        sc = compare_suite(m.suite, m.results, m.frame, baseline_for(data, m.suite, baseline_path), m.run_dir, m.report)
+        ids = None if select is None else [c.id for c in m.suite.claims if select(m.suite.name, c.id)]
+        entry = baseline_for(data, m.suite, baseline_path, ids)
+        sc = compare_suite(m.suite, m.results, m.frame, entry, m.run_dir, m.report)
         sc.elapsed_s, sc.trained, sc.total = m.elapsed_s, m.trained, m.total
         per_claim = (time.monotonic() - start) / max(1, len(sc.outcomes))
         for o in sc.outcomes:

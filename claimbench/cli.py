@@ -28,6 +28,89 @@ def _writer_options(f):
     return click.option("--force", is_flag=True, help=_FORCE_HELP)(f)
 
 
+class _Tier(click.Choice):
+    """``--tier``: one of TIERS; anything else is one UserError line (exit 2), not click's usage block."""
+
+    def __init__(self) -> None:
+        super().__init__(TIERS)
+
+    def convert(self, value, param, ctx):
+        if value in TIERS:
+            return value
+        raise UserError(f"unknown tier {value!r}", where="--tier", fix=f"use one of: {', '.join(TIERS)}")
+
+
+def _tier_option(default: str):
+    return click.option("--tier", default=default, show_default=True, type=_Tier(),
+                        help="The suites' scale: smoke (seconds), ci, default (a laptop CPU) or full (a GPU cluster).")
+
+
+_K_HELP = ("Only claims whose id or suite name contains a word of EXPR (pytest-like: 'B2', 'B2 or L3', "
+           "'batch and not B3', 'B1,B4'); only the suites holding one are trained.")
+_SEEDS_HELP = "Seeds 0..N-1 instead of the tier's (within the suite's limits); the default --out gets -seedsN."
+_DRY_HELP = "Print the trials (cached and new), the packs and an estimate of the time; train and write nothing."
+
+
+def _plan_options(f):
+    """Options of every verb that trains (run, check, baseline): the same names, checked by the same code."""
+    f = click.option("--gpus-per-trial", type=float, default=None,
+                     help="GPUs of one trial's Ray slot; fractions share a GPU [default: the suite's [resources], else 0].")(f)
+    f = click.option("--cpus-per-trial", type=float, default=None,
+                     help="CPUs of one trial's Ray slot (torch threads) [default: the suite's [resources], else 1].")(f)
+    f = click.option("--pack-size", default=DEFAULT_PACK_SIZE, show_default=True, type=int,
+                     help="The most trials per pack sent to a worker (packs are as wide as the measured width, "
+                          "memory and load balance allow, up to this).")(f)
+    f = click.option("--dry-run", "dry_run", is_flag=True, help=_DRY_HELP)(f)
+    f = click.option("--seeds", "seeds", default=None, metavar="N", help=_SEEDS_HELP)(f)
+    return click.option("-k", "expr", default=None, metavar="EXPR", help=_K_HELP)(f)
+
+
+def _check_run_options(executor: str, address: str | None, pack_size: int, cpus_per_trial: float | None,
+                       gpus_per_trial: float | None) -> None:
+    """The executor, pack size and slot resources of run, check and baseline: one check for all three."""
+    from claimbench.runner import check_executor_options
+
+    if pack_size < 1:
+        raise UserError(f"--pack-size must be >= 1, got {pack_size}", where="--pack-size", fix="pass a positive integer")
+    check_executor_options(executor, address, cpus_per_trial, gpus_per_trial)
+
+
+def _seed_count(seeds: str | None) -> int | None:
+    """``--seeds N`` as a count (>= 1; the suites' limits check the rest when they load), or None."""
+    if seeds is None:
+        return None
+    try:
+        n = int(seeds)
+    except ValueError:
+        n = 0
+    if n < 1 or str(seeds).strip() != str(n):
+        raise UserError(f"must be a whole number of seeds >= 1, got {seeds!r}", where="--seeds",
+                        fix="pass a count, e.g. --seeds 5")
+    return n
+
+
+def _seeds_suffix(seeds: int | None) -> str:
+    """The default out dir of a --seeds run differs from the tier's: it never mixes with a normal run's report."""
+    return "" if seeds is None else f"-seeds{seeds}"
+
+
+def _selection(expr: str | None):
+    from claimbench.selection import parse
+
+    return None if expr is None else parse(expr)
+
+
+def _dry_run(targets: list, tier: str, pack_size: int, executor: str, address: str | None,
+             cpus_per_trial: float | None, gpus_per_trial: float | None) -> None:
+    """--dry-run: the plan (claimbench/plan.py) printed; nothing started or written."""
+    from claimbench.api import slot_resources
+    from claimbench.plan import describe, plan
+
+    cpus, gpus = slot_resources([s for s, _ in targets], cpus_per_trial, gpus_per_trial)
+    for line in describe(plan(targets, pack_size, executor, address, cpus, gpus), tier):
+        click.echo(line)
+
+
 def _ray_address(executor: str, address: str | None) -> None:
     """An inherited RAY_ADDRESS is used only with ``--address auto`` or inside a Ray job (the job supervisor
     sets RAY_JOB_CONFIG_JSON_ENV_VAR in the entrypoint's environment; RAY_JOB_ID is accepted too); otherwise it
@@ -111,45 +194,50 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("suite")
-@click.option("--tier", default="default", show_default=True, help=f"One of: {', '.join(TIERS)}.")
+@_tier_option("default")
 @click.option("--executor", default="ray", show_default=True, help="ray (embedded or --address) or local (in-process).")
 @click.option("--address", default=None, help="Attach to a running Ray cluster (auto or HOST:PORT) instead of starting one.")
-@click.option("--out", "out", default=None, help="Run directory [default: runs/SUITE-TIER].")
-@click.option("--pack-size", default=DEFAULT_PACK_SIZE, show_default=True, type=int, help="The most trials per pack sent to a worker (packs are as wide as the measured width, memory and load balance allow, up to this).")
+@click.option("--out", "out", default=None, help="Run directory [default: runs/SUITE-TIER, runs/SUITE-TIER-seedsN with --seeds].")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-@click.option("--cpus-per-trial", type=float, default=None,
-              help="CPUs of one trial's Ray slot (torch threads) [default: the suite's [resources], else 1].")
-@click.option("--gpus-per-trial", type=float, default=None,
-              help="GPUs of one trial's Ray slot; fractions share a GPU [default: the suite's [resources], else 0].")
+@_plan_options
 @_writer_options
 def run(suite: str, tier: str, executor: str, address: str | None, out: str | None, pack_size: int, quiet: bool,
-        cpus_per_trial: float | None, gpus_per_trial: float | None, force: bool = False, wait: bool = False) -> None:
+        cpus_per_trial: float | None, gpus_per_trial: float | None, expr: str | None = None, dry_run: bool = False,
+        seeds: str | None = None, force: bool = False, wait: bool = False) -> None:
     """Run SUITE (a suite or group name from `claimbench list`, or a .toml path); only missing trials are trained.
 
     A group (e.g. `faq`) runs all its suites through one executor into RUN_DIR/<suite>/ and writes one report.
+    With -k, only the suites holding a selected claim train, and only the selected claims are reported.
     """
-    if pack_size < 1:
-        raise UserError(f"--pack-size must be >= 1, got {pack_size}", where="--pack-size", fix="pass a positive integer")
+    from claimbench.selection import keep
+
+    _check_run_options(executor, address, pack_size, cpus_per_trial, gpus_per_trial)  # flags first: before any work
+    n_seeds = _seed_count(seeds)
+    selection = _selection(expr)
     group = load_group(suite)
+    members: list[str] = []
     if group is not None:
-        suites = load_targets([suite], tier)
-        root = Path(out) if out else inside("runs", f"{group.name}-{tier}")
+        every = load_targets([suite], tier, n_seeds)
+        members = [s.name for s in every]  # group.json lists them all: a -k run trains some, a later run the rest
+        suites = keep(every, selection)
+        root = Path(out) if out else inside("runs", f"{group.name}-{tier}{_seeds_suffix(n_seeds)}")
         targets = [(s, inside(root, s.name)) for s in suites]
     else:
-        loaded = load_suite(suite, tier)
-        root = Path(out) if out else inside("runs", f"{loaded.name}-{tier}")
+        loaded = keep([load_suite(suite, tier, n_seeds)], selection)[0]
+        root = Path(out) if out else inside("runs", f"{loaded.name}-{tier}{_seeds_suffix(n_seeds)}")
         targets = [(loaded, root)]
     command = "claimbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     faults = faults_from_env()
-    from claimbench.runner import check_executor_options
-    check_executor_options(executor, address, cpus_per_trial, gpus_per_trial)  # before any run dir is made
+    if dry_run:
+        _dry_run(targets, tier, pack_size, executor, address, cpus_per_trial, gpus_per_trial)
+        return
     _ray_address(executor, address)
     _open_run_dirs(targets, root, force, wait, faults, "group.json" if group is not None else None)
     from claimbench.api import run_suites, write_group  # after the checks: refusals come before seconds of imports
 
     start = time.monotonic()
     if group is not None:
-        write_group(root, group, tier, [s.name for s, _ in targets])
+        write_group(root, group, tier, members)
     summaries = run_suites(targets, executor=executor, address=address, pack_size=pack_size,
                            command=command, progress=not quiet, faults=faults,
                            cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
@@ -159,7 +247,7 @@ def run(suite: str, tier: str, executor: str, address: str | None, out: str | No
         click.echo(f"{s.name} [{tier}]: {summary.total} trials ({counts}); {summary.trained} new; "
                    f"{summary.total - summary.trained} reused; run dir {summary.run_dir}")
     click.echo(f"trained {summaries[0].trained_total} trials in {elapsed:.0f}s")
-    click.echo(f"report: {_report(root)}")
+    click.echo(f"report: {_report(root, select=selection)}")
     _echo_data(root, [Path(summary.run_dir) for summary in summaries])
 
 
@@ -172,10 +260,12 @@ def _echo_data(root: Path, run_dirs: list[Path]) -> None:
 @cli.command()
 @click.argument("run_dir")
 @click.option("-o", "--output", default=None, help="Where to write the HTML [default: RUN_DIR/report.html].")
-def report(run_dir: str, output: str | None) -> None:
+@click.option("-k", "expr", default=None, metavar="EXPR", help="Report only these claims (as run's -k).")
+def report(run_dir: str, output: str | None, expr: str | None = None) -> None:
     """Rebuild the report of RUN_DIR (no training; needs no Ray and no GPU), with its data: verdicts.json and
     the trials, curves and range_curves Parquet frames."""
     from claimbench.api import read_group
+    from claimbench.selection import keep
     from claimbench.store import RunStore
 
     if output:
@@ -188,9 +278,10 @@ def report(run_dir: str, output: str | None) -> None:
     gfile = str(Path(run_dir) / "group.json")
     subs = [inside(run_dir, check_name(s, f"{gfile}: suites", "suite name")) for s in group["suites"]] if group else []
     dirs = [d for d in subs if (d / "run.json").is_file()] if group else [Path(run_dir)]
-    for d in dirs:
-        RunStore(d).info()  # a missing or foreign run dir is a user error, before any work
-    path = _report(run_dir, output)
+    infos = [RunStore(d).info() for d in dirs]  # a missing or foreign run dir is a user error, before any work
+    selection = _selection(expr)
+    keep([i.suite for i in infos], selection)
+    path = _report(run_dir, output, selection)
     click.echo(f"report: {path}")
     _echo_data(Path(run_dir), dirs)
 
@@ -198,18 +289,55 @@ def report(run_dir: str, output: str | None) -> None:
 @cli.command(name="list")
 @click.option("--workloads", "workloads", is_flag=True, help="List the installed workloads instead.")
 def list_(workloads: bool = False) -> None:
-    """Shipped suites and groups, and the claims each suite answers; with --workloads, the installed workloads."""
+    """Every shipped group with its member suites, then the suites in no group; under each suite, one line
+    per claim: id, FAQ section, kind, paraphrase. With --workloads, the installed workloads."""
     if workloads:
         _list_workloads()
         return
-    for name in group_names():
+    broken: list[str] = []
+    shown: set[Path] = set()
+    for name in group_names():  # driven by the group files: a new group and its suites/<group>/ need no code
         g = load_group(name)
-        click.echo(f"{name} (group): {g.title}  (suites: {', '.join(g.suites)})")
-    for name in suite_names():
-        s = load_suite(name, "default")
-        click.echo(f"{name}: {s.title}  (tiers: {', '.join(_tiers_of(name))})")
-        for c in s.claims:
-            click.echo(f"  {c.id:<4} FAQ §{c.faq_section:<3} {c.kind:<22} {c.paraphrase}")
+        click.echo(f"{name} (group): {g.title}  ({len(g.suites)} suites)")
+        for member in g.suites:
+            _list_suite(member, "  ", shown, broken)
+    rest = [n for n in suite_names() if resolve_suite_path(n).resolve() not in shown]
+    if rest:
+        click.echo("suites in no group:")
+    for name in rest:
+        _list_suite(name, "  ", shown, broken)
+    if broken:
+        raise UserError(f"{len(broken)} shipped suite{'s' if len(broken) != 1 else ''} did not load: "
+                        f"{'; '.join(broken)}", fix="correct them (see each one's line above)")
+
+
+def _list_suite(name_or_path: str, indent: str, shown: set[Path], broken: list[str]) -> None:
+    """One suite's line (its name, title and tiers), then one line per claim; a suite listed before
+    (in another group) is named again without its claims. Read from the TOML alone (a listing; `run`
+    validates): the whole catalog lists in a fraction of a second."""
+    path = resolve_suite_path(name_or_path).resolve()
+    try:
+        raw = read_toml(path)
+        meta, claims = raw["suite"], raw.get("claims", [])
+        name = str(meta["name"])
+        rows = [(str(c["id"]), str(c["faq_section"]), str(c["kind"]), str(c["paraphrase"])) for c in claims]
+    except UserError as e:
+        click.echo(f"{indent}{path.stem}: does not load ({e})")
+        broken.append(path.stem)
+        return
+    except (KeyError, TypeError) as e:
+        click.echo(f"{indent}{path.stem}: does not load ({path}: lacks {e}; `claimbench run {path}` says more)")
+        broken.append(path.stem)
+        return
+    if path in shown:
+        click.echo(f"{indent}{name}: listed above")
+        return
+    shown.add(path)
+    tiers = ["default", *[t for t in TIERS if t in raw.get("tiers", {}) and t != "default"]]
+    click.echo(f"{indent}{name}: {meta.get('title', name)}  (tiers: {', '.join(tiers)})")
+    for cid, section, kind, paraphrase in rows:
+        where = f"FAQ §{section}" if section.isdigit() else section
+        click.echo(f"{indent}  {cid:<4} {where:<8} {kind:<22} {paraphrase}")
 
 
 def _list_workloads() -> None:
@@ -298,39 +426,53 @@ _TARGETS_HELP = "SUITE...: suite names, .toml paths or group names (see `claimbe
 @cli.command()
 @click.argument("suites", nargs=-1, required=True)
 @click.option("--baseline", "baseline_path", required=True, help="The baseline JSON to compare with (e.g. reports/baseline.json).")
-@click.option("--tier", default="ci", show_default=True, help=f"One of: {', '.join(TIERS)}.")
-@click.option("--out", "out", default=None, help="Parent of the run dirs, one per suite [default: runs/check-TIER].")
+@_tier_option("ci")
+@click.option("--out", "out", default=None, help="Parent of the run dirs, one per suite [default: runs/check-TIER, "
+              "runs/check-TIER-seedsN with --seeds].")
 @click.option("--junit", "junit", default=None, help="JUnit XML path [default: OUT/junit.xml].")
 @click.option("--markdown", "markdown", default=None, help="Markdown summary path [default: OUT/summary.md]; "
               "also appended to $GITHUB_STEP_SUMMARY when set.")
 @click.option("--executor", default="ray", show_default=True, help="ray (embedded or --address) or local (in-process).")
 @click.option("--address", default=None, help="Attach to a running Ray cluster (auto or HOST:PORT).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@_plan_options
 @_writer_options
 def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | None, junit: str | None,
-          markdown: str | None, executor: str, address: str | None, quiet: bool, force: bool = False,
+          markdown: str | None, executor: str, address: str | None, quiet: bool, expr: str | None = None,
+          dry_run: bool = False, seeds: str | None = None, pack_size: int = DEFAULT_PACK_SIZE,
+          cpus_per_trial: float | None = None, gpus_per_trial: float | None = None, force: bool = False,
           wait: bool = False) -> None:
     """Run (or reuse) SUITE... and compare each claim with the baseline: exit 0 when all hold, 1 on a regression.
 
     A regression is a gated verdict change (by default: supported -> refuted or inconclusive) or a tracked
     quantity whose bootstrap CI over seeds of the change lies beyond its tolerance (see the suite's
-    `check` tables). Writes JUnit XML, a Markdown summary and each suite's HTML report.
+    `check` tables). Writes JUnit XML, a Markdown summary and each suite's HTML report. With -k, only the
+    selected claims are checked (and need a baseline).
     """
     from claimbench.check import baseline_for, check_measured, load_check_targets, measure, read_baseline
     from claimbench.report.junit import write_junit
     from claimbench.report.markdown import write_markdown
+    from claimbench.selection import keep, kept_ids
 
     junit_out = output_file(junit, "--junit") if junit else None  # output paths first: one line, before any work
     md_out = output_file(markdown, "--markdown") if markdown else None
     if out:
         output_dir(out, "--out")
+    _check_run_options(executor, address, pack_size, cpus_per_trial, gpus_per_trial)  # as run checks them
+    n_seeds = _seed_count(seeds)
+    selection = _selection(expr)
     data = read_baseline(baseline_path)  # a missing or malformed baseline is a usage error, before any training
-    loaded, skipped = load_check_targets(list(suites), tier)
+    loaded, skipped = load_check_targets(list(suites), tier, n_seeds)
+    loaded = keep(loaded, selection)
     for s in loaded:
-        baseline_for(data, s, baseline_path)
+        baseline_for(data, s, baseline_path, kept_ids(s, selection))
     for name in skipped:
         click.echo(f"{name}: no [tiers.{tier}], not checked")
-    root = Path(out) if out else inside("runs", f"check-{tier}")
+    root = Path(out) if out else inside("runs", f"check-{tier}{_seeds_suffix(n_seeds)}")
+    if dry_run:
+        _dry_run([(s, inside(root, s.name)) for s in loaded], tier, pack_size, executor, address,
+                 cpus_per_trial, gpus_per_trial)
+        return
     junit_out = junit_out or root / "junit.xml"
     md_out = md_out or root / "summary.md"
     command = "claimbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -338,8 +480,9 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
     _ray_address(executor, address)
     _open_run_dirs([(s, inside(root, s.name)) for s in loaded], root, force, wait, faults)
     measured = measure(loaded, root, executor=executor, address=address, command=command,
-                       progress=not quiet, faults=faults)
-    checks = check_measured(measured, data, baseline_path)
+                       progress=not quiet, faults=faults, pack_size=pack_size, cpus_per_trial=cpus_per_trial,
+                       gpus_per_trial=gpus_per_trial, select=selection)
+    checks = check_measured(measured, data, baseline_path, selection)
     junit_path = write_junit(checks, junit_out)
     md_paths = write_markdown(checks, md_out, baseline_path)
     failed = 0
@@ -361,35 +504,59 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
 @click.argument("suites", nargs=-1, required=True)
 @click.option("-o", "--output", default="reports/baseline.json", show_default=True,
               help="Baseline JSON to write or update (entries of other suites and tiers are kept).")
-@click.option("--tier", default="ci", show_default=True, help=f"One of: {', '.join(TIERS)}.")
-@click.option("--out", "out", default=None, help="Parent of the run dirs, one per suite [default: runs/check-TIER].")
+@_tier_option("ci")
+@click.option("--out", "out", default=None, help="Parent of the run dirs, one per suite [default: runs/check-TIER, "
+              "runs/check-TIER-seedsN with --seeds].")
 @click.option("--executor", default="ray", show_default=True, help="ray (embedded or --address) or local (in-process).")
 @click.option("--address", default=None, help="Attach to a running Ray cluster (auto or HOST:PORT).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@_plan_options
 @_writer_options
 def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, executor: str, address: str | None,
-             quiet: bool, force: bool = False, wait: bool = False) -> None:
-    """Run (or reuse) SUITE... and write their verdicts, effects and tracked per-seed values as the baseline."""
-    from claimbench.check import baseline_entry, load_check_targets, measure, read_baseline, update_baseline, write_baseline
+             quiet: bool, expr: str | None = None, dry_run: bool = False, seeds: str | None = None,
+             pack_size: int = DEFAULT_PACK_SIZE, cpus_per_trial: float | None = None,
+             gpus_per_trial: float | None = None, force: bool = False, wait: bool = False) -> None:
+    """Run (or reuse) SUITE... and write their verdicts, effects and tracked per-seed values as the baseline.
+
+    With -k, only the selected claims' entries are replaced; the suite's other claims are kept from the
+    file when it measured the same trial matrix."""
+    from claimbench.check import (baseline_entry, load_check_targets, measure, merge_entry, read_baseline,
+                                  update_baseline, write_baseline)
     from claimbench.env import environment
+    from claimbench.selection import keep
 
     output_file(output, "-o")
     if out:
         output_dir(out, "--out")
+    _check_run_options(executor, address, pack_size, cpus_per_trial, gpus_per_trial)  # as run checks them
+    n_seeds = _seed_count(seeds)
+    selection = _selection(expr)
     data = read_baseline(output, must_exist=False)  # an unreadable existing file is refused, never overwritten
-    loaded, skipped = load_check_targets(list(suites), tier)
+    loaded, skipped = load_check_targets(list(suites), tier, n_seeds)
+    loaded = keep(loaded, selection)
     for name in skipped:
         click.echo(f"{name}: no [tiers.{tier}], no baseline written")
-    root = Path(out) if out else inside("runs", f"check-{tier}")
+    root = Path(out) if out else inside("runs", f"check-{tier}{_seeds_suffix(n_seeds)}")
+    if dry_run:
+        _dry_run([(s, inside(root, s.name)) for s in loaded], tier, pack_size, executor, address,
+                 cpus_per_trial, gpus_per_trial)
+        return
     command = "claimbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     faults = faults_from_env()
     _ray_address(executor, address)
     _open_run_dirs([(s, inside(root, s.name)) for s in loaded], root, force, wait, faults)
     measured = measure(loaded, root, executor=executor, address=address, command=command,
-                       progress=not quiet, faults=faults)
+                       progress=not quiet, faults=faults, pack_size=pack_size, cpus_per_trial=cpus_per_trial,
+                       gpus_per_trial=gpus_per_trial, select=selection)
     entries = []
     for m in measured:
-        entries.append((m.suite.name, baseline_entry(m.suite, m.results, m.frame, m.environment)))
+        entry = baseline_entry(m.suite, m.results, m.frame, m.environment)
+        if selection is not None:
+            entry, lacking = merge_entry(data, m.suite, entry)
+            if lacking:
+                click.echo(f"{m.suite.name}: note: the baseline has no entry for {', '.join(lacking)} yet; "
+                           f"`check` without -k refuses it until `claimbench baseline {m.suite.name}` records them")
+        entries.append((m.suite.name, entry))
         click.echo(f"{m.suite.name} [{tier}]: {m.total} trials, reused {m.total - m.trained}, trained {m.trained} now; "
                    f"{m.elapsed_s:.0f}s elapsed; report {m.report}")
         for r in m.results:
@@ -398,20 +565,59 @@ def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, e
     click.echo(f"baseline: {path}")
 
 
-def _tiers_of(name: str) -> list[str]:
-    raw = read_toml(resolve_suite_path(name))
-    return ["default", *[t for t in TIERS if t in raw.get("tiers", {}) and t != "default"]]
+@cli.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--markdown", "markdown_path", default=None, help="Also write the comparison as Markdown to this file.")
+@click.option("-k", "expr", default=None, metavar="EXPR", help="Compare only these claims (as run's -k).")
+def compare(run_a: str, run_b: str, markdown_path: str | None, expr: str | None = None) -> None:
+    """Verdict and effect changes from RUN_A to RUN_B (run dirs of a suite or of a group), judged by the
+    evidence rules of `check` with RUN_A as the baseline. Informational: exits 0 whatever changed."""
+    from claimbench.compare import compare_runs, markdown, text_lines
+    from claimbench.selection import keep
+
+    out = output_file(markdown_path, "--markdown") if markdown_path else None
+    selection = _selection(expr)
+    for run_dir in (run_a, run_b):
+        suites = _run_dir_suites(run_dir)  # a missing or foreign run dir is one line, before any work
+        if selection is not None:
+            keep(suites, selection)
+    comparison = compare_runs(run_a, run_b, selection)
+    for line in text_lines(comparison):
+        click.echo(line)
+    if out is not None:
+        from claimbench.store import atomic_write_text
+
+        atomic_write_text(out, markdown(comparison))
+        click.echo(f"markdown: {out}")
 
 
-def _report(run_dir, output: str | None = None) -> Path:
-    """Evaluate once, print each verdict, write the HTML; return its path."""
+def _run_dir_suites(run_dir: str) -> list:
+    """The suites a run dir (a suite's, or a group's sub run dirs) holds; a UserError when it is none."""
+    from claimbench.api import read_group
+    from claimbench.store import RunStore
+
+    group = read_group(run_dir)
+    if group is None:
+        return [RunStore(run_dir).info().suite]
+    gfile = str(Path(run_dir) / "group.json")
+    subs = [inside(run_dir, check_name(s, f"{gfile}: suites", "suite name")) for s in group["suites"]]
+    found = [RunStore(d).info().suite for d in subs if (d / "run.json").is_file()]
+    if not found:
+        raise UserError("the group has no suite run dirs yet", where=str(run_dir),
+                        fix=f"run it first: claimbench run {group['group']} --tier {group['tier']}")
+    return found
+
+
+def _report(run_dir, output: str | None = None, select=None) -> Path:
+    """Evaluate once (only the claims ``select`` keeps, with -k), print each verdict, write the HTML; return its path."""
     from claimbench.api import evaluate_target
     from claimbench.report import write_report
 
     from claimbench.analysis import inference
     from claimbench.claims import evidence
 
-    evaluations = evaluate_target(run_dir)
+    evaluations = evaluate_target(run_dir, select)
     results = [r for ev in evaluations for r in ev.results]
     for r in results:
         click.echo(f"  {r.claim_id:<4} {r.verdict:<12} {r.summary}")

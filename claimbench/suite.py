@@ -313,13 +313,14 @@ def load_group(name_or_path: str | Path) -> Group | None:
                  description=v.string(g, "description", "group") or "", suites=tuple(resolved), path=str(path))
 
 
-def load_targets(names: list[str] | tuple[str, ...], tier: str = "default") -> list[Suite]:
-    """Suites named by suite names, suite paths or group names (a group expands to its suites), in order, once each."""
+def load_targets(names: list[str] | tuple[str, ...], tier: str = "default", seeds: int | None = None) -> list[Suite]:
+    """Suites named by suite names, suite paths or group names (a group expands to its suites), in order, once each;
+    ``seeds`` (``--seeds``) overrides each one's seed count at ``tier``."""
     out: list[Suite] = []
     for name in names:
         group = load_group(name)
         for s in (group.suites if group else (name,)):
-            suite = load_suite(s, tier)
+            suite = load_suite(s, tier, seeds)
             same = next((x for x in out if x.name == suite.name), None)
             if same is None:
                 out.append(suite)
@@ -330,16 +331,17 @@ def load_targets(names: list[str] | tuple[str, ...], tier: str = "default") -> l
     return out
 
 
-def load_suite(name_or_path: str | Path, tier: str = "default") -> Suite:
+def load_suite(name_or_path: str | Path, tier: str = "default", seeds: int | None = None) -> Suite:
+    """The suite at ``tier``; ``seeds`` (``--seeds N``) replaces the tier's seeds by 0..N-1, within the limits."""
     path = resolve_suite_path(str(name_or_path))
     raw = read_toml(path)
     if "group" in raw:
         raise SuiteError("this file is a group of suites, not a suite", where=str(path),
                          fix=f"run the group with `claimbench run {path.stem}`, or name one of its suites")
-    return parse_suite(raw, str(path), tier)
+    return parse_suite(raw, str(path), tier, seeds)
 
 
-def parse_suite(raw: dict[str, Any], path: str, tier: str = "default") -> Suite:
+def parse_suite(raw: dict[str, Any], path: str, tier: str = "default", seeds: int | None = None) -> Suite:
     if not isinstance(raw, dict):
         raise SuiteError(f"a suite must be a table, got {type(raw).__name__}", where=path, fix="write a suite file")
     limits = lim.parse_limits(raw.get("limits", {}), path)  # first: every size below is checked against them
@@ -388,8 +390,11 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default") -> Suite:
 
     base_levels: dict[str, tuple] = {}
     axes = _parse_axes(v, v.table(raw, "axes"), v.table(override, "axes", where=f"tiers.{tier}"), tier, base_levels)
-    seeds_raw = override.get("seeds", meta.get("seeds", 3))
-    seeds = v.seeds(seeds_raw, f"tiers.{tier}.seeds" if "seeds" in override else "suite.seeds")
+    if seeds is not None:  # --seeds N: a count, checked against the suite's limits like a written one
+        seeds = v.seeds(seeds, "--seeds")
+    else:
+        seeds_raw = override.get("seeds", meta.get("seeds", 3))
+        seeds = v.seeds(seeds_raw, f"tiers.{tier}.seeds" if "seeds" in override else "suite.seeds")
 
     budget_keys = {k for k in BUDGET_KEYS if base.get(k)}
     if len(budget_keys) != 1 and not any(a.sets_budget for a in axes):

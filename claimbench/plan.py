@@ -1,0 +1,168 @@
+"""``--dry-run``: what ``run``, ``check`` or ``baseline`` would train, and about how long it would take.
+
+Reads only: the suites, and the records already in their run dirs (a record counts as cached when
+``store.record_problem`` finds nothing wrong with it and its trial is final: completed or diverged;
+a damaged or failed one would be retrained). Nothing is written, quarantined or locked, Ray is not
+started and torch is not imported.
+
+The packs are ``make_packs``'s, for the workers the executor would have: 1 for ``local``; for ``ray``,
+the slots of this machine (``slots_on_nodes`` over its CPUs, and GPUs when a slot asks for them). A
+cluster (``--address``) is not contacted, so its slots are unknown: the estimate is for this machine's.
+
+The time is ``packs.cost`` (the runner's cost model) times seconds per cost unit: measured from the
+records in the run dirs when they hold any (their ``wall_s``, a trial's share of its pack's time,
+over their cost), else ``DEFAULT_SECONDS_PER_COST``. The work that packs share goes over the workers;
+timing packs run alone, one after another. Ray's start is not counted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from claimbench.runner.packs import cost, make_packs
+from claimbench.suite import Suite, expand
+from claimbench.trial import TrialSpec, TrialStatus
+
+#: Seconds of one worker per unit of ``packs.cost`` when no record says better: the sum of ``wall_s``
+#: over the sum of cost of the 6000 trials published in reports/faq-default and
+#: reports/batch_scaling-default (trained on this project's 2-core CPU machine: 7603 s / 13.2e6 units).
+#: Per suite it ranges from 1.2e-4 (early_stopping) to 5.3e-3 (clipping): the cost model counts steps,
+#: batch and width, not the model family, so without records the estimate is good to a factor of ~5.
+DEFAULT_SECONDS_PER_COST = 5.7e-4
+
+
+@dataclass
+class SuitePlan:
+    suite: Suite
+    run_dir: Path
+    total: int
+    cached: int
+    new: list[TrialSpec]
+    damaged: int = 0  # record files that fail verification: retrained
+
+
+@dataclass
+class Plan:
+    suites: list[SuitePlan]
+    new: list[TrialSpec]  # distinct trials to train (suites of a group may share trials)
+    packs: list[list[TrialSpec]]
+    workers: int
+    seconds_per_cost: float
+    measured_from: int  # records the rate was measured from (0: the default constant)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def estimate_s(self) -> float:
+        shared = sum(cost(s) for p in self.packs if not _exclusive(p) for s in p)
+        timed = sum(cost(s) for p in self.packs if _exclusive(p) for s in p)
+        return (shared / max(1, self.workers) + timed) * self.seconds_per_cost
+
+
+def _exclusive(pack: list[TrialSpec]) -> bool:
+    return bool(pack) and all(s.exclusive for s in pack)
+
+
+def _cached(run_dir: Path, ids: set[str]) -> tuple[dict[str, dict], int]:
+    """Final, verified records of ``ids`` in ``run_dir`` (id -> record data), and how many files of
+    ``ids`` fail verification; read without moving anything (``RunStore.records`` would quarantine)."""
+    from claimbench.store import record_problem
+
+    trials = run_dir / "trials"
+    found, damaged = {}, 0
+    if not trials.is_dir():
+        return found, damaged
+    for p in trials.glob("*.json"):
+        if p.stem not in ids:
+            continue
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            damaged += 1
+            continue
+        if record_problem(data, p.stem):
+            damaged += 1
+        elif TrialStatus(data["status"]).is_final():
+            found[p.stem] = data
+    return found, damaged
+
+
+def workers_for(executor: str, cpus_per_trial: float, gpus_per_trial: float) -> tuple[int, str]:
+    """The workers ``executor`` would start on this machine, and a note when that is a guess."""
+    from claimbench.runner.ray_executor import slots_on_nodes
+
+    if executor == "local":
+        return 1, ""
+    gpus = 0
+    if gpus_per_trial:
+        import torch  # only when a slot asks for a GPU
+
+        gpus = torch.cuda.device_count()
+    slots = slots_on_nodes([{"CPU": float(os.cpu_count() or 1), "GPU": float(gpus)}], cpus_per_trial, gpus_per_trial)
+    return max(1, slots), ("" if slots else "no slot of this machine fits a trial's resources")
+
+
+def plan(targets: list[tuple[Suite, Path]], pack_size: int, executor: str = "ray", address: str | None = None,
+         cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0) -> Plan:
+    """What a run of ``targets`` (suite, run dir) would train, in which packs, and the rates to time it."""
+    suites, todo, spent, units = [], {}, 0.0, 0.0
+    measured = 0
+    for suite, run_dir in targets:
+        specs = expand(suite)
+        found, damaged = _cached(Path(run_dir), {s.trial_id for s in specs})
+        new = [s for s in specs if s.trial_id not in found]
+        suites.append(SuitePlan(suite=suite, run_dir=Path(run_dir), total=len(specs), cached=len(specs) - len(new),
+                                new=new, damaged=damaged))
+        for s in new:
+            todo.setdefault(s.trial_id, s)
+        for data in found.values():
+            wall = data.get("wall_s") or 0.0
+            if data.get("status") == TrialStatus.COMPLETED.value and wall > 0:
+                spent += wall
+                units += cost(TrialSpec.from_dict(data["spec"]))
+                measured += 1
+    workers, note = workers_for(executor, cpus_per_trial, gpus_per_trial)
+    notes = [note] if note else []
+    if executor == "ray" and address:
+        notes.append(f"--address {address}: the cluster is not contacted, so the estimate is for this machine's "
+                     f"{workers} slot{'s' if workers != 1 else ''}")
+    new = list(todo.values())
+    packs = make_packs(new, pack_size, workers=workers) if new else []
+    rate = spent / units if measured and units > 0 else DEFAULT_SECONDS_PER_COST
+    return Plan(suites=suites, new=new, packs=packs, workers=min(workers, max(1, sum(not _exclusive(p) for p in packs))),
+                seconds_per_cost=rate, measured_from=measured if units > 0 else 0, notes=notes)
+
+
+def describe(p: Plan, tier: str) -> list[str]:
+    """The plan as lines for the terminal."""
+    lines = []
+    for sp in p.suites:
+        extra = f"; {sp.damaged} damaged record{'s' if sp.damaged != 1 else ''} would retrain" if sp.damaged else ""
+        lines.append(f"{sp.suite.name} [{tier}]: {sp.total} trials ({len(sp.suite.seeds)} seeds), {sp.cached} cached, "
+                     f"{len(sp.new)} new{extra}; run dir {sp.run_dir}")
+    widths = sorted((len(pk) for pk in p.packs), reverse=True)
+    timed = sum(_exclusive(pk) for pk in p.packs)
+    shown = ", ".join(map(str, widths[:12])) + (", ..." if len(widths) > 12 else "")
+    lines.append(f"new: {len(p.new)} distinct trials in {len(p.packs)} packs"
+                 + (f" (widths {shown}; {timed} timing pack{'s' if timed != 1 else ''} run alone)" if p.packs else "")
+                 + f" on {p.workers} worker{'s' if p.workers != 1 else ''}")
+    source = (f"{p.seconds_per_cost:.2g} s per cost unit measured from {p.measured_from} records in the run dirs"
+              if p.measured_from else f"{p.seconds_per_cost:.2g} s per cost unit, the default measured on 2 CPU cores "
+              "(no records yet; good to a factor of ~5)")
+    lines.append(f"estimate: {_duration(p.estimate_s)} of training ({source}; Ray's start not counted)")
+    lines += [f"note: {n}" for n in p.notes]
+    lines.append("dry run: nothing was trained or written")
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "under 1 s"
+    if seconds < 120:
+        return f"about {math.ceil(seconds)} s"
+    if seconds < 7200:
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds / 3600:.1f} h"
