@@ -56,12 +56,12 @@ ROLES = ("scientific", "nuisance", "fixed")
 SECTIONS = {
     "workload": ("name", "dataset", "n_samples", "data_seed", "label_noise", "outlier_frac", "seq_len", "model", "depth",
                  "width", "shape", "activation", "init", "init_dist", "batchnorm", "dropout", "dropout_position",
-                 "dropout_kind"),
+                 "dropout_kind", "parameterization", "base_width"),
     "train": ("kind", "loss", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps",
               "schedule", "warmup_steps", "schedule_gamma", "plateau_patience", "clip",
               "clip_threshold", "batch_size", "evals", "patience", "restore_best",
               "divergence_factor", "target", "measure_latency", "range_lr_min", "range_lr_max", "range_steps",
-              "measure_noise_scale", "exclusive"),
+              "measure_noise_scale", "exclusive", "batch_schedule", "batch_factor"),
     "budget": ("epochs", "steps"),
 }
 BUDGET_KEYS = frozenset(SECTIONS["budget"])

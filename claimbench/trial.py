@@ -30,7 +30,8 @@ TRAINING_REVISION = 2
 
 #: Fields added after TRAINING_REVISION 2 whose default changes nothing: left out of the id at that default.
 ID_OMITS_DEFAULT: dict[str, object] = {"measure_noise_scale": False, "exclusive": False, "workload": BUILTIN,
-                                       "workload_params": "", "code": ""}
+                                       "workload_params": "", "code": "", "parameterization": "sp", "base_width": 0,
+                                       "batch_schedule": "constant", "batch_factor": 1}
 
 #: Version of the on-disk TrialRecord layout (see store.py).
 RECORD_SCHEMA = 1
@@ -82,6 +83,8 @@ class TrialSpec:
     dropout: float = 0.0
     dropout_position: str = "after_act"  # after_act: Linear-BN-act-Dropout | before_bn: Linear-Dropout-BN-act
     dropout_kind: str = "standard"  # standard | alpha (AlphaDropout, for SELU)
+    parameterization: str = "sp"  # sp | mup: muP (Yang et al. 2022, Table 8) for an MLP under Adam (models.py)
+    base_width: int = 0  # mup: the width at which muP equals SP (width_mult = width / base_width); 0 under sp
     # optimization
     loss: str = "auto"  # auto: ce for classification, mse for regression; mse for classification: raw outputs
     #                     vs one-hot targets; mae, huber (delta 1): regression (targets standardized)
@@ -100,6 +103,9 @@ class TrialSpec:
     clip: str = "none"  # none | norm | value
     clip_threshold: float = 1.0
     batch_size: int = 32
+    batch_schedule: str = "constant"  # constant | step: batch x batch_factor at 50% and 75% of the budget's
+    #                                   examples, where schedule = "step" cuts the LR (Smith et al. 2018; policy.py)
+    batch_factor: int = 1  # batch_schedule = "step": the factor k per milestone (>= 2)
     # budget and control
     epochs: int = 0
     steps: int = 0
@@ -199,6 +205,28 @@ def check_combination(spec: "TrialSpec") -> None:
         raise ValueError(f"model rnn takes activation tanh or relu, got {spec.activation}")
     if spec.model in ("rnn", "lstm") and spec.batchnorm:
         raise ValueError(f"model {spec.model} has no batchnorm; set batchnorm = false")
+    if spec.parameterization == "mup":
+        if spec.model != "mlp" or spec.shape != "equal":
+            raise ValueError(f"parameterization mup applies to model mlp with shape equal, got model {spec.model}, "
+                             f"shape {spec.shape}; use parameterization sp")
+        if spec.optimizer not in MUP_OPTIMIZERS:
+            raise ValueError(f"parameterization mup follows the paper's Adam column: optimizer "
+                             f"{' or '.join(MUP_OPTIMIZERS)}, got {spec.optimizer}")
+        if spec.base_width <= 0:
+            raise ValueError("parameterization mup needs base_width > 0, the width at which muP equals SP "
+                             "(e.g. base_width = 64)")
+    elif spec.base_width != 0:
+        raise ValueError(f"base_width applies to parameterization mup, got base_width {spec.base_width} under "
+                         f"{spec.parameterization}; leave it out or set parameterization = \"mup\"")
+    if spec.batch_schedule == "constant" and spec.batch_factor != 1:
+        raise ValueError(f"batch_factor applies to batch_schedule step, got batch_factor {spec.batch_factor} with "
+                         f"a constant batch; set batch_schedule = \"step\" or leave batch_factor out")
+    if spec.batch_schedule == "step":
+        if spec.batch_factor < 2:
+            raise ValueError(f"batch_schedule step needs batch_factor >= 2, got {spec.batch_factor}")
+        if spec.schedule != "constant" or spec.kind != "train" or spec.measure_noise_scale:
+            raise ValueError("batch_schedule step takes the place of an LR schedule: it needs schedule constant, "
+                             "kind train and no measure_noise_scale; set schedule = \"constant\"")
     if not spec.range_lr_min < spec.range_lr_max:
         raise ValueError(f"range_lr_min must be < range_lr_max, got {spec.range_lr_min} and {spec.range_lr_max}")
 
@@ -234,7 +262,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "loss": ("auto", "ce", "mse", "mae", "huber"),
     "dropout_position": ("after_act", "before_bn"),
     "dropout_kind": ("standard", "alpha"),
+    "parameterization": ("sp", "mup"),
+    "batch_schedule": ("constant", "step"),
 }
+#: Optimizers the muP rules are implemented for (the paper's Adam column; AdamW as microsoft/mup's MuAdamW).
+MUP_OPTIMIZERS = ("adam", "adamw")
 
 #: Numeric ranges: (low, high, low_inclusive, high_inclusive); None is unbounded.
 RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
@@ -265,6 +297,8 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "range_lr_min": (0, None, False, False),
     "range_lr_max": (0, None, False, False),
     "range_steps": (2, None, True, False),
+    "base_width": (0, None, True, False),
+    "batch_factor": (1, None, True, False),
 }
 
 

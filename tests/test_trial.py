@@ -39,6 +39,10 @@ def test_every_field_changes_the_id(field):
         new = 0.5
     if field == "label_noise":
         new = 0.5
+    if field == "base_width":  # muP's base width applies under parameterization mup only
+        base, new = dataclasses.replace(base, parameterization="mup", optimizer="adam", base_width=64), 65
+    if field == "batch_factor":  # the factor applies to a batch schedule only
+        base, new = dataclasses.replace(base, batch_schedule="step", batch_factor=2), 3
     changed = dataclasses.replace(base, **{field: new}, **extra)
     assert changed.trial_id != base.trial_id
 

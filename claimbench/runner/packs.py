@@ -79,6 +79,7 @@ PACKED_FIELDS = frozenset({
     "warmup_steps", "schedule_gamma", "plateau_patience", "clip", "clip_threshold", "batch_size", "epochs", "steps",
     "evals", "patience", "restore_best", "divergence_factor", "target", "measure_latency",
     "range_lr_min", "range_lr_max", "range_steps",  # kind = range_test: each trial's own LR ramp
+    "parameterization", "base_width", "batch_schedule", "batch_factor",  # shared by a pack (pack_key)
     "code",  # the built-ins' code fingerprint (part of the id, not of training); another workload is never packed
 })
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrialSpec)}
@@ -102,10 +103,17 @@ def packable(spec: TrialSpec) -> bool:
 def pack_key(spec: TrialSpec) -> tuple:
     """Trials with the same key can be trained jointly: the same data, architecture, loss, optimizer
     kind, clipping kind, batch size and budget (so the same steps and evaluation points), and kind
-    (a range test's LR sweep comes before its training)."""
-    return (*spec.shape_key(), "packed", spec.kind, spec.activation, spec.batchnorm,
-            spec.dropout_position, spec.dropout_kind,  # as declared: a rate of 0 packs with its suite's others
-            spec.loss_name, spec.optimizer, spec.clip, spec.batch_size, spec.epochs, spec.steps, spec.evals)
+    (a range test's LR sweep comes before its training); and, where set, the parameterization with its
+    base width (muP's per-layer multipliers) and the batch-size schedule (every trial's batch at every
+    step), appended only then, so that every other trial's key is as before."""
+    key = (*spec.shape_key(), "packed", spec.kind, spec.activation, spec.batchnorm,
+           spec.dropout_position, spec.dropout_kind,  # as declared: a rate of 0 packs with its suite's others
+           spec.loss_name, spec.optimizer, spec.clip, spec.batch_size, spec.epochs, spec.steps, spec.evals)
+    if spec.parameterization != "sp":
+        key += ("parameterization", spec.parameterization, spec.base_width)
+    if spec.batch_schedule != "constant":
+        key += ("batch_schedule", spec.batch_schedule, spec.batch_factor)
+    return key
 
 
 def group_key(spec: TrialSpec) -> tuple:
@@ -172,7 +180,8 @@ def pack_bytes(spec: TrialSpec) -> int:
     state = _OPT_STATE.get(spec.optimizer, 2) - (spec.optimizer == "sgd" and spec.momentum == 0)
     tensors = 2 + state + (spec.patience > 0 and spec.restore_best)
     eval_examples = 16 if spec.model == "cnn" else _EVAL_EXAMPLES  # 16: eval_chunk's smallest chunk
-    return 4 * (params * tensors + acts * (2 * spec.batch_size + eval_examples))
+    batch = spec.batch_size * (spec.batch_factor ** 2 if spec.batch_schedule == "step" else 1)  # the largest
+    return 4 * (params * tensors + acts * (2 * batch + eval_examples))
 
 
 def pack_width(spec: TrialSpec, pack_size: int = DEFAULT_PACK_SIZE) -> int:

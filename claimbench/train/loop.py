@@ -156,7 +156,7 @@ class SingleEngine:
 
     def update(self, lrs: list[float]) -> None:
         for group in self.opt.param_groups:
-            group["lr"] = lrs[0]
+            group["lr"] = lrs[0] * group["lr_scale"] if "lr_scale" in group else lrs[0]  # muP's per-layer LR
         clip_gradients(self.spec, self.params)
         self.opt.step()
 

@@ -31,8 +31,18 @@ OPTIMIZERS: dict[str, Callable] = {
 def make_optimizer(spec, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
     """The spec's optimizer; multi-tensor (foreach) kernels, since small models are bound by per-op overhead.
 
-    RMSprop takes ``beta2`` as its squared-gradient decay (alpha) and ``momentum`` as its momentum."""
-    return OPTIMIZERS[spec.optimizer](spec, params)
+    RMSprop takes ``beta2`` as its squared-gradient decay (alpha) and ``momentum`` as its momentum.
+    Under ``parameterization = "mup"`` the parameters go into one group per (LR, weight-decay) multiplier
+    (workloads/models.py ``param_scales``: muP's hidden weights), each group keeping its ``lr_scale`` so
+    that the engine sets its LR to the schedule's LR x that."""
+    if getattr(spec, "parameterization", "sp") != "mup":
+        return OPTIMIZERS[spec.optimizer](spec, params)
+    groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+    for p in params:
+        groups.setdefault((getattr(p, "lr_scale", 1.0), getattr(p, "wd_scale", 1.0)), []).append(p)
+    return OPTIMIZERS[spec.optimizer](spec, [
+        {"params": ps, "lr": spec.lr * lr_scale, "weight_decay": spec.weight_decay * wd_scale, "lr_scale": lr_scale}
+        for (lr_scale, wd_scale), ps in groups.items()])
 
 
 class Schedule:

@@ -71,7 +71,7 @@ from claimbench.train.loop import train_trial
 from claimbench.train.metrics import EVAL_CHUNK, LATENCY_BATCH, batch_losses, evaluate, forward_latency, make_loss
 from claimbench.trial import TrialRecord, TrialSpec
 from claimbench.workloads import DataCache, Dataset, build_model
-from claimbench.workloads.models import SequenceModel, as_sequence
+from claimbench.workloads.models import Readout, SequenceModel, as_sequence, param_scales
 
 NADAM_MOMENTUM_DECAY = 4e-3  # torch.optim.NAdam's default, as make_optimizer leaves it
 CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s
@@ -139,6 +139,7 @@ class _Op:
     index: int = 0  # bn: which running buffers; rnn, lstm: which weight layer
     module: nn.Module | None = None  # act: the (stateless, elementwise) activation module
     nonlinearity: str = "tanh"  # rnn
+    scale: float = 1.0  # linear: a multiplier on its input (muP's readout, models.Readout)
 
 
 _PARAMETER_FREE = {nn.Dropout: "dropout", nn.AlphaDropout: "alpha_dropout", nn.Unflatten: "image",
@@ -163,7 +164,7 @@ def _plan(model: nn.Module) -> tuple[list[_Op], list[int], list[list[Place]]]:
 
     def block(m: nn.Module) -> None:
         if isinstance(m, nn.Linear):
-            ops.append(_Op("linear", take(m.weight, m.bias)))
+            ops.append(_Op("linear", take(m.weight, m.bias), scale=m.multiplier if isinstance(m, Readout) else 1.0))
             weights.append([ops[-1].params[0]])
         elif isinstance(m, nn.Conv2d):
             if m.kernel_size != (3, 3) or m.padding != (1, 1) or m.stride != (1, 1) or m.groups != 1:
@@ -267,7 +268,12 @@ class PackedEngine:
         self.dropout_p = [s.dropout for s in specs]
         self.dropout_p_max = max(self.dropout_p)
         self.last_recurrent = max([op.index for op in self.ops if op.kind in ("rnn", "lstm")], default=-1)
-        self.opt = _StackedOptimizer(specs, self.theta.detach())
+        scales = None
+        if s0.parameterization == "mup":  # muP's per-layer LR and decay multipliers, as (1, P) rows
+            per_param = [(p.numel(), ls, ws) for p, (ls, ws) in zip(template.parameters(), param_scales(template))]
+            scales = tuple(torch.cat([torch.full((n,), v[i]) for n, *v in per_param]).view(1, -1).to(device)
+                           for i in (0, 1))
+        self.opt = _StackedOptimizer(specs, self.theta.detach(), scales)
         self.clip = s0.clip
         self.clip_threshold = self.opt.col([s.clip_threshold for s in specs])
         self.checkpoints: list[tuple | None] = [None] * k
@@ -372,6 +378,8 @@ class PackedEngine:
             if kind == "linear":
                 if layout == "shared":
                     h, layout = h.unsqueeze(0).expand(k, *h.shape), "rows"
+                if op.scale != 1.0:  # muP's readout: its input x 1 / width_mult (models.Readout)
+                    h = h * op.scale
                 h = torch.baddbmm(p[1].unsqueeze(1), h, p[0].transpose(1, 2))
             elif kind == "image":
                 c, height, width = self.input_shape
@@ -547,8 +555,13 @@ class _StackedOptimizer:
     Scalars that torch computes in Python (bias corrections, step sizes) are computed here in
     Python too, per trial, and sent as one (K, m) float32 tensor per step."""
 
-    def __init__(self, specs: list[TrialSpec], theta: torch.Tensor):
+    def __init__(self, specs: list[TrialSpec], theta: torch.Tensor,
+                 scales: tuple[torch.Tensor, torch.Tensor] | None = None):
         self.kind = specs[0].optimizer
+        # muP (models.py): per-parameter LR and weight-decay multipliers, (1, P) each; None under SP
+        self.lr_scale, self.wd_scale = scales if scales is not None else (None, None)
+        if scales is not None and self.kind not in ("adam", "adamw"):
+            raise ValueError(f"packed muP implements adam and adamw, not {self.kind}")
         self.specs = list(specs)
         dev = theta.device
         col = lambda values: torch.tensor(values, dtype=theta.dtype, device=dev).view(-1, 1)  # noqa: E731
@@ -592,11 +605,14 @@ class _StackedOptimizer:
     def step(self, theta: torch.Tensor, g: torch.Tensor, lrs: list[float]) -> None:
         self.t += 1
         t, kind, specs = self.t, self.kind, self.specs
+        mup = self.lr_scale is not None
         if kind == "adamw":
-            if self.any_wd:
+            if self.any_wd and mup:  # each group's lr x its decay, as torch's AdamW per param group
+                theta.mul_(1 - (self.col(lrs) * self.lr_scale) * (self.wd * self.wd_scale))
+            elif self.any_wd:
                 theta.mul_(self.col([1 - lr * s.weight_decay for lr, s in zip(lrs, specs)]))
         elif self.any_wd:
-            g = g + self.wd * theta  # L2: torch adds weight_decay * param to the gradient
+            g = g + (self.wd * self.wd_scale if mup else self.wd) * theta  # L2: torch adds weight_decay * param
         if kind == "sgd":  # fused where torch's rounding allows: addcmul(a, s, b) = a + s*b, rounded as torch's two ops
             if self.any_momentum:
                 buf = self.state["buf"]
@@ -612,7 +628,8 @@ class _StackedOptimizer:
             exp_avg_sq.mul_(self.beta2).add_(self.one_minus_beta2 * g * g)
             scal = self.col2([[-(lr / (1 - s.beta1 ** t)), (1 - s.beta2 ** t) ** 0.5] for lr, s in zip(lrs, specs)])
             denom = exp_avg_sq.sqrt().div_(scal[:, 1:2]).add_(self.eps)
-            theta.add_(scal[:, 0:1] * exp_avg / denom)
+            step = scal[:, 0:1] * self.lr_scale if mup else scal[:, 0:1]  # muP: each group's LR
+            theta.add_(step * exp_avg / denom)
         elif kind == "nadam":
             exp_avg, exp_avg_sq = self.state["exp_avg"], self.state["exp_avg_sq"]
             exp_avg.lerp_(g, self.one_minus_beta1)

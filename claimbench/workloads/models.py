@@ -15,6 +15,22 @@
 it at each successive hidden layer, down to 4. ``dropout_kind = "alpha"`` uses AlphaDropout
 (for SELU). ``prelu`` has one learned slope per layer; ``rrelu`` draws random slopes in training
 and uses their mean in evaluation.
+
+``parameterization = "mup"`` (MLP, shape equal, Adam or AdamW): the Maximal Update Parametrization of
+Yang et al. 2022, "Tensor Programs V" (arXiv 2203.03466), in the form of its Table 8 (the one
+``microsoft/mup`` implements with ``MuReadout`` and ``MuAdam``), with width_mult m = width / base_width,
+so that at width = base_width the model and its optimizer are exactly SP's:
+
+- input weights and all biases: SP's init variance (``init``, fan_in = the inputs), multiplier 1, Adam LR lr;
+- hidden weights: SP's init variance (``init``: var ~ 1 / fan_in), multiplier 1, Adam LR lr / m;
+- output weights: SP's init variance at base_width (constant in width), multiplier 1 / m on the layer's
+  input (``Readout``), Adam LR lr.
+
+Table 3's equivalent form (output init var ~ 1 / fan_in^2, multiplier 1, Adam LR ~ 1 / fan_in) gives the
+same function and the same Adam updates. BatchNorm's scale and shift and PReLU's slope are vector-like
+(LR x 1). Weight decay on a hidden weight is x m, as ``MuAdam`` scales it (so AdamW's decoupled decay,
+lr x weight_decay, is the same at every width). The LR and decay multipliers ride on the parameters
+(``lr_scale``, ``wd_scale``; ``param_scales``), which both engines read.
 """
 
 from __future__ import annotations
@@ -23,6 +39,7 @@ import math
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from claimbench.workloads.registry import DATASET_INFO
@@ -94,21 +111,51 @@ def _block(layer: nn.Module, norm: nn.Module | None, activation: str, dropout: f
     raise ValueError(f"unknown dropout_position {dropout_position!r}; use after_act or before_bn")
 
 
+class Readout(nn.Linear):
+    """muP's output layer (``microsoft/mup``'s ``MuReadout``): a Linear whose input is scaled by
+    ``multiplier`` (1 / width_mult), so its bias is not."""
+
+    def __init__(self, n_in: int, n_out: int, multiplier: float):
+        super().__init__(n_in, n_out)
+        self.multiplier = multiplier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x * self.multiplier, self.weight, self.bias)
+
+
 def mlp(n_in: int, n_out: int, depth: int, width: int, activation: str, init: str = "he",
         init_dist: str = "normal", batchnorm: bool = False, dropout: float = 0.0, *,
-        dropout_position: str = "after_act", dropout_kind: str = "standard", shape: str = "equal") -> nn.Sequential:
+        dropout_position: str = "after_act", dropout_kind: str = "standard", shape: str = "equal",
+        parameterization: str = "sp", base_width: int = 0) -> nn.Sequential:
+    """The MLP; ``parameterization = "mup"`` applies the module docstring's table (width_mult = width /
+    base_width), with the same random draws as SP (so at width = base_width it is SP's model)."""
+    mup = parameterization == "mup"
+    if mup and (shape != "equal" or base_width <= 0):
+        raise ValueError(f"parameterization mup needs shape equal and base_width > 0, got {shape}, {base_width}")
+    mult = width / base_width if mup else 1.0
     layers: list[nn.Module] = []
     fan_in = n_in
-    for w in layer_widths(depth, width, shape):
+    for i, w in enumerate(layer_widths(depth, width, shape)):
         linear = nn.Linear(fan_in, w)
         init_linear(linear, init, init_dist)
+        if mup and i > 0:  # hidden weights: Adam LR / m (decay x m, as MuAdam)
+            linear.weight.lr_scale, linear.weight.wd_scale = 1.0 / mult, mult
         layers += _block(linear, nn.BatchNorm1d(w) if batchnorm else None, activation, dropout, dropout_kind,
                          dropout_position)
         fan_in = w
-    head = nn.Linear(fan_in, n_out)
+    head = Readout(fan_in, n_out, 1.0 / mult) if mup else nn.Linear(fan_in, n_out)
     init_linear(head, init, init_dist)
+    if mup:  # SP's variance at the base width: constant in width
+        with torch.no_grad():
+            head.weight.mul_(math.sqrt(INITS[init](base_width, n_out) / INITS[init](fan_in, n_out)))
     layers.append(head)
     return nn.Sequential(*layers)
+
+
+def param_scales(model: nn.Module) -> list[tuple[float, float]]:
+    """(LR multiplier, weight-decay multiplier) of each parameter, in ``model.parameters()`` order: (1, 1)
+    except muP's hidden weights (the module docstring)."""
+    return [(getattr(p, "lr_scale", 1.0), getattr(p, "wd_scale", 1.0)) for p in model.parameters()]
 
 
 def cnn(input_shape: tuple[int, ...], n_out: int, depth: int, width: int, activation: str, init: str = "he",
@@ -185,7 +232,8 @@ def _shape(input_shape) -> tuple[int, ...]:
 
 def _mlp(s, input_shape, n_out):
     return mlp(_flat(input_shape), n_out, s.depth, s.width, s.activation, s.init, s.init_dist, s.batchnorm, s.dropout,
-               dropout_position=s.dropout_position, dropout_kind=s.dropout_kind, shape=s.shape)
+               dropout_position=s.dropout_position, dropout_kind=s.dropout_kind, shape=s.shape,
+               parameterization=getattr(s, "parameterization", "sp"), base_width=getattr(s, "base_width", 0))
 
 
 def _cnn(s, input_shape, n_out):

@@ -55,11 +55,12 @@ TASKS = ("classification", "regression")
 PARAM_TYPES: tuple[type, ...] = (int, float, bool, str)
 #: Built-in [workload] keys a workload may read (``uses``); dataset and model are always its own.
 MODEL_FIELDS = ("n_samples", "label_noise", "outlier_frac", "seq_len", "depth", "width", "shape", "activation",
-                "init", "init_dist", "batchnorm", "dropout", "dropout_position", "dropout_kind")
+                "init", "init_dist", "batchnorm", "dropout", "dropout_position", "dropout_kind", "parameterization",
+                "base_width")
 #: [train] keys a training function honours only when it lists them in ``uses`` (it runs its own loop).
 LOOP_FIELDS = ("loss", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps",
                "schedule", "warmup_steps", "schedule_gamma", "plateau_patience", "clip", "clip_threshold",
-               "batch_size")
+               "batch_size", "batch_schedule", "batch_factor")
 #: [train] keys the trial policy implements for a training function from its reports (always allowed).
 POLICY_FIELDS = ("evals", "patience", "restore_best", "divergence_factor", "target")
 
