@@ -555,7 +555,8 @@ def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, e
             entry, lacking = merge_entry(data, m.suite, entry)
             if lacking:
                 click.echo(f"{m.suite.name}: note: the baseline has no entry for {', '.join(lacking)} yet; "
-                           f"`check` without -k refuses it until `claimbench baseline {m.suite.name}` records them")
+                           f"`check` without -k refuses it until `claimbench baseline {m.suite.name} --tier {tier} -o {output}` "
+                           "records them")
         entries.append((m.suite.name, entry))
         click.echo(f"{m.suite.name} [{tier}]: {m.total} trials, reused {m.total - m.trained}, trained {m.trained} now; "
                    f"{m.elapsed_s:.0f}s elapsed; report {m.report}")

@@ -9,10 +9,11 @@ The packs are ``make_packs``'s, for the workers the executor would have: 1 for `
 the slots of this machine (``slots_on_nodes`` over its CPUs, and GPUs when a slot asks for them). A
 cluster (``--address``) is not contacted, so its slots are unknown: the estimate is for this machine's.
 
-The time is ``packs.cost`` (the runner's cost model) times seconds per cost unit: measured from the
-records in the run dirs when they hold any (their ``wall_s``, a trial's share of its pack's time,
-over their cost), else ``DEFAULT_SECONDS_PER_COST``. The work that packs share goes over the workers;
-timing packs run alone, one after another. Ray's start is not counted.
+The time of one trial is modelled as ``DEFAULT_SECONDS_PER_TRIAL + DEFAULT_SECONDS_PER_COST x
+packs.cost(spec)`` (the runner's cost model, plus what every trial pays whatever its size), scaled by
+what the records already in the run dirs measured: the sum of their ``wall_s`` (a trial's share of its
+pack's time) over the sum the model predicts for them (1 without records). The work of shared packs
+goes over the workers; timing packs run alone, one after another. Ray's start is not counted.
 """
 
 from __future__ import annotations
@@ -27,12 +28,21 @@ from claimbench.runner.packs import cost, make_packs
 from claimbench.suite import Suite, expand
 from claimbench.trial import TrialSpec, TrialStatus
 
-#: Seconds of one worker per unit of ``packs.cost`` when no record says better: the sum of ``wall_s``
-#: over the sum of cost of the 6000 trials published in reports/faq-default and
-#: reports/batch_scaling-default (trained on this project's 2-core CPU machine: 7603 s / 13.2e6 units).
-#: Per suite it ranges from 1.2e-4 (early_stopping) to 5.3e-3 (clipping): the cost model counts steps,
-#: batch and width, not the model family, so without records the estimate is good to a factor of ~5.
-DEFAULT_SECONDS_PER_COST = 5.7e-4
+#: The model of one trial's worker seconds, ``DEFAULT_SECONDS_PER_TRIAL + DEFAULT_SECONDS_PER_COST x
+#: cost``: the least-squares fit over the 5875 completed trials published in reports/faq-default and
+#: reports/batch_scaling-default (trained on this project's 2-core CPU machine, partly shared with
+#: other work). Per suite the seconds per cost unit range from 1.2e-4 (early_stopping) to 5.3e-3
+#: (clipping): the cost model counts steps, batch and width, not the model family nor whether a trial
+#: packs, so without records the estimate is rough: batch_scaling's B4 at the smoke tier (12 trials that
+#: measure the noise scale, so train one at a time) was estimated at 10 s and took 61 s on the local
+#: executor with the 2 cores shared (load 5.6); its records then scale the model by 6.3.
+DEFAULT_SECONDS_PER_TRIAL = 0.72
+DEFAULT_SECONDS_PER_COST = 2.9e-4
+
+
+def model_seconds(spec: TrialSpec) -> float:
+    """One trial's worker seconds by the default model (before the records' scale)."""
+    return DEFAULT_SECONDS_PER_TRIAL + DEFAULT_SECONDS_PER_COST * cost(spec)
 
 
 @dataclass
@@ -51,15 +61,15 @@ class Plan:
     new: list[TrialSpec]  # distinct trials to train (suites of a group may share trials)
     packs: list[list[TrialSpec]]
     workers: int
-    seconds_per_cost: float
-    measured_from: int  # records the rate was measured from (0: the default constant)
+    scale: float  # measured / modelled seconds of the records in the run dirs (1.0 without records)
+    measured_from: int  # records the scale was measured from (0: the default model alone)
     notes: list[str] = field(default_factory=list)
 
     @property
     def estimate_s(self) -> float:
-        shared = sum(cost(s) for p in self.packs if not _exclusive(p) for s in p)
-        timed = sum(cost(s) for p in self.packs if _exclusive(p) for s in p)
-        return (shared / max(1, self.workers) + timed) * self.seconds_per_cost
+        shared = sum(model_seconds(s) for p in self.packs if not _exclusive(p) for s in p)
+        timed = sum(model_seconds(s) for p in self.packs if _exclusive(p) for s in p)
+        return (shared / max(1, self.workers) + timed) * self.scale
 
 
 def _exclusive(pack: list[TrialSpec]) -> bool:
@@ -122,7 +132,7 @@ def plan(targets: list[tuple[Suite, Path]], pack_size: int, executor: str = "ray
             wall = data.get("wall_s") or 0.0
             if data.get("status") == TrialStatus.COMPLETED.value and wall > 0:
                 spent += wall
-                units += cost(TrialSpec.from_dict(data["spec"]))
+                units += model_seconds(TrialSpec.from_dict(data["spec"]))
                 measured += 1
     workers, note = workers_for(executor, cpus_per_trial, gpus_per_trial)
     notes = [note] if note else []
@@ -131,9 +141,9 @@ def plan(targets: list[tuple[Suite, Path]], pack_size: int, executor: str = "ray
                      f"{workers} slot{'s' if workers != 1 else ''}")
     new = list(todo.values())
     packs = make_packs(new, pack_size, workers=workers) if new else []
-    rate = spent / units if measured and units > 0 else DEFAULT_SECONDS_PER_COST
+    scale = spent / units if measured and units > 0 else 1.0
     return Plan(suites=suites, new=new, packs=packs, workers=min(workers, max(1, sum(not _exclusive(p) for p in packs))),
-                seconds_per_cost=rate, measured_from=measured if units > 0 else 0, notes=notes)
+                scale=scale, measured_from=measured if units > 0 else 0, notes=notes)
 
 
 def describe(p: Plan, tier: str) -> list[str]:
@@ -141,7 +151,8 @@ def describe(p: Plan, tier: str) -> list[str]:
     lines = []
     for sp in p.suites:
         extra = f"; {sp.damaged} damaged record{'s' if sp.damaged != 1 else ''} would retrain" if sp.damaged else ""
-        lines.append(f"{sp.suite.name} [{tier}]: {sp.total} trials ({len(sp.suite.seeds)} seeds), {sp.cached} cached, "
+        lines.append(f"{sp.suite.name} [{tier}]: {sp.total} trials ({len(sp.suite.seeds)} seed{'s' if len(sp.suite.seeds) != 1 else ''}), "
+                     f"{sp.cached} cached, "
                      f"{len(sp.new)} new{extra}; run dir {sp.run_dir}")
     widths = sorted((len(pk) for pk in p.packs), reverse=True)
     timed = sum(_exclusive(pk) for pk in p.packs)
@@ -149,9 +160,9 @@ def describe(p: Plan, tier: str) -> list[str]:
     lines.append(f"new: {len(p.new)} distinct trials in {len(p.packs)} packs"
                  + (f" (widths {shown}; {timed} timing pack{'s' if timed != 1 else ''} run alone)" if p.packs else "")
                  + f" on {p.workers} worker{'s' if p.workers != 1 else ''}")
-    source = (f"{p.seconds_per_cost:.2g} s per cost unit measured from {p.measured_from} records in the run dirs"
-              if p.measured_from else f"{p.seconds_per_cost:.2g} s per cost unit, the default measured on 2 CPU cores "
-              "(no records yet; good to a factor of ~5)")
+    source = (f"the cost model scaled by {p.scale:.2g}, measured from {p.measured_from} records in the run dirs"
+              if p.measured_from else "the cost model's default, measured on 2 CPU cores (no records yet: rough, "
+              "a factor of 5 either way is possible)")
     lines.append(f"estimate: {_duration(p.estimate_s)} of training ({source}; Ray's start not counted)")
     lines += [f"note: {n}" for n in p.notes]
     lines.append("dry run: nothing was trained or written")

@@ -176,7 +176,7 @@ def test_dry_run_counts_cached_records_and_writes_nothing(grun, tmp_path):
     fresh = tmp_path / "fresh"
     code, stdout, err = cli("run", str(grun["group"]), "--tier", "smoke", "--out", str(fresh), "--dry-run")
     assert code == 0, err
-    assert "0 cached, 6 new" in stdout and "the default measured" in stdout and not fresh.exists()
+    assert "0 cached, 6 new" in stdout and "no records yet" in stdout and not fresh.exists()
 
 
 def test_seeds_changes_the_seed_count_and_the_default_out_dir(grun, tmp_path, monkeypatch):
@@ -236,3 +236,16 @@ def test_check_and_baseline_validate_the_resource_flags_as_run_does(verb, flag, 
     one_error_line(code, err, flag)
     code_run, _, err_run = cli("run", "batch_size", flag, value, "--executor", "local")
     assert err_run == err  # the same check, the same line
+
+
+def test_baseline_k_keeps_the_other_claims_of_an_entry_of_the_same_matrix(tiny_suite_path):
+    from claimbench.check import matrix_fingerprint, merge_entry
+
+    suite = load_suite(str(tiny_suite_path), "smoke")
+    old = {"matrix": matrix_fingerprint(suite), "claims": {"B2": {"verdict": "supported"}, "B3": {"verdict": "refuted"}}}
+    data = {"suites": {"tiny": {"smoke": old}}}
+    new = {"matrix": old["matrix"], "claims": {"B3": {"verdict": "inconclusive"}}}
+    entry, lacking = merge_entry(data, suite, new)
+    assert entry["claims"] == {"B2": {"verdict": "supported"}, "B3": {"verdict": "inconclusive"}} and lacking == []
+    entry, lacking = merge_entry(data, suite, {**new, "matrix": "another"})  # another matrix: nothing kept
+    assert list(entry["claims"]) == ["B3"] and lacking == ["B2"]
