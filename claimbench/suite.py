@@ -433,8 +433,10 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default", seeds: in
     try:
         specs = expand(suite)
     except ValueError as e:
+        budget = "epochs and steps" in str(e)  # the other messages name their own fix
         raise SuiteError(f"invalid combination: {e}", where=path,
-                         fix="give [budget] exactly one of epochs/steps, or sweep it in one axis") from None
+                         fix="give [budget] exactly one of epochs/steps, or sweep it in one axis" if budget else
+                         "change the values named above in [workload], [train] or the axis levels") from None
     check_specs(suite, specs)
     _check_claim_columns(v, suite, specs, base_levels, v.array(raw, "claims"))
     return suite

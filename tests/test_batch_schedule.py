@@ -91,3 +91,19 @@ def test_bad_schedules_are_refused(changes, message):
 def test_a_batch_that_outgrows_the_data_fails_with_the_reason(cache):
     record = train_trial(dataclasses.replace(BASE, batch_size=64, batch_factor=4), cache)
     assert record.status.value == "failed" and "more than the 640 training examples" in record.error
+
+
+def test_a_suite_with_a_bad_schedule_fails_on_load_naming_the_file(tmp_path):
+    from pathlib import Path
+
+    from claimbench.errors import UserError
+    from claimbench.suite import load_suite
+
+    shipped = Path(__file__).parents[1] / "suites" / "frontier" / "batch_schedule.toml"
+    bad = tmp_path / "bad.toml"
+    bad.write_text(shipped.read_text().replace("batch_factor = 5", "batch_factor = 1"))
+    with pytest.raises(UserError) as info:
+        load_suite(str(bad), tier="smoke")
+    text = str(info.value)
+    assert "bad.toml" in text and "batch_factor >= 2" in text and "\n" not in text
+    assert "epochs/steps" not in text  # the fix is the combination's, not the budget's
