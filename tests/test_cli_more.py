@@ -249,3 +249,17 @@ def test_baseline_k_keeps_the_other_claims_of_an_entry_of_the_same_matrix(tiny_s
     assert entry["claims"] == {"B2": {"verdict": "supported"}, "B3": {"verdict": "inconclusive"}} and lacking == []
     entry, lacking = merge_entry(data, suite, {**new, "matrix": "another"})  # another matrix: nothing kept
     assert list(entry["claims"]) == ["B3"] and lacking == ["B2"]
+
+
+def test_baseline_and_check_with_k_train_and_gate_only_the_selection(grun, tmp_path):
+    base = tmp_path / "baseline.json"
+    args = ("--tier", "smoke", "--executor", "local", "--quiet", "--out", str(grun["out"]), "-k", "P1")
+    code, out, err = cli("baseline", str(grun["group"]), "-o", str(base), *args)
+    assert code == 0, err
+    assert "alpha [smoke]: 6 trials, reused 6, trained 0 now" in out and "beta" not in out
+    assert list(json.loads(base.read_text())["suites"]) == ["alpha"]
+    code, out, err = cli("check", str(grun["group"]), "--baseline", str(base), *args, "--pack-size", "2")
+    assert code == 0, out + err
+    assert re.search(r"^  P1\s+ok\s", out, re.M) and "every claim holds" in out
+    code, _, err = cli("check", str(grun["group"]), "--baseline", str(base), *args[:-2])  # beta: no baseline
+    one_error_line(code, err, "no baseline for suite 'beta'")
