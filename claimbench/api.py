@@ -25,6 +25,7 @@ class RunSummary:
     trained: int  # records this run added to this suite's store
     counts: dict[str, int]  # status -> trials of the suite with that status after the run
     trained_total: int = 0  # distinct trials trained by the run (suites of a group may share trials)
+    ray_startup_s: float | None = None  # how long this run's ray.init took (None: no Ray started here)
 
 
 def default_run_dir(suite: Suite) -> Path:
@@ -82,7 +83,7 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
         for r in store.records(s.trial_id for s in specs):
             counts[r.status.value] = counts.get(r.status.value, 0) + 1
         out.append(RunSummary(run_dir=store.dir, total=len(specs), trained=len(pending), counts=counts,
-                              trained_total=len(todo)))
+                              trained_total=len(todo), ray_startup_s=getattr(ex, "startup_s", None)))
     return out
 
 

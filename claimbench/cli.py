@@ -246,9 +246,11 @@ def run(suite: str, tier: str, executor: str, address: str | None, out: str | No
         counts = ", ".join(f"{n} {st}" for st, n in sorted(summary.counts.items()))
         click.echo(f"{s.name} [{tier}]: {summary.total} trials ({counts}); {summary.trained} new; "
                    f"{summary.total - summary.trained} reused; run dir {summary.run_dir}")
-    click.echo(f"trained {summaries[0].trained_total} trials in {elapsed:.0f}s")
     click.echo(f"report: {_report(root, select=selection)}")
     _echo_data(root, [Path(summary.run_dir) for summary in summaries])
+    from claimbench.runner.progress import command_elapsed, timing_line
+    wall = command_elapsed() or time.monotonic() - start
+    click.echo(timing_line(summaries[0].trained_total, wall, summaries[0].ray_startup_s, elapsed))
 
 
 def _echo_data(root: Path, run_dirs: list[Path]) -> None:

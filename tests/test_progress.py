@@ -151,5 +151,6 @@ def test_the_command_time_counts_from_the_process_start():
     if elapsed is None:
         pytest.skip("no /proc here")
     assert elapsed + 0.05 >= time.monotonic() - IMPORTED_AT  # this process started before this module loaded
-    assert timing_line(0, 24.2, 6.4) == "trained 0 trials; the command took 24s (Ray startup 6s)"
+    assert timing_line(0, 24.2, 6.4, 2.9) == "trained 0 trials; the command took 24s (Ray startup 6s)"
+    assert timing_line(5, 30.0, None, 12.4) == "trained 5 trials in 12s; the command took 30s"
     assert timing_line(1, 3.0) == "trained 1 trial; the command took 3s"

@@ -110,7 +110,11 @@ def command_elapsed() -> float | None:
         return None
 
 
-def timing_line(trained: int, wall_s: float, ray_startup_s: float | None = None) -> str:
-    """The run's closing line: trials trained and the wall time of the whole command, with Ray's share."""
+def timing_line(trained: int, wall_s: float, ray_startup_s: float | None = None,
+                training_s: float | None = None) -> str:
+    """The run's closing line: trials trained (and the seconds their training took, when given) and the
+    wall time of the whole command — imports, Ray's startup (its share said), the report — so that a rerun
+    that finds everything cached says what it really cost."""
     ray = f" (Ray startup {ray_startup_s:.0f}s)" if ray_startup_s else ""
-    return f"trained {trained} trial{'s' if trained != 1 else ''}; the command took {wall_s:.0f}s{ray}"
+    took = f" in {training_s:.0f}s" if training_s is not None and trained else ""
+    return f"trained {trained} trial{'s' if trained != 1 else ''}{took}; the command took {wall_s:.0f}s{ray}"
