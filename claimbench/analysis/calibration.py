@@ -374,18 +374,130 @@ def _critical_batch() -> Scenario:
                      Truth("effect: 2 SD outside the band", edge + 2, False, "refuted")))
 
 
+# ------------------------------------------------------------------ frontier kinds (claims/frontier.py)
+
+#: The tuned grid of the frontier scenarios: factors of 2 (log2 values), as the default suites ship.
+TUNED_GRID = 2.0 ** np.arange(-12, 15)
+#: The optimum's scatter per cell (log2 units) and the curvature of val_acc around it (per log2 unit²).
+OPT_SIGMA, CURVATURE = 0.3, 0.02
+
+
+def _tuned_frame(rng: np.random.Generator, levels: np.ndarray, opt_log2: np.ndarray, seeds: int,
+                 column: str) -> pd.DataFrame:
+    """val_acc over the tuned grid per (level, seed), peaked at ``opt_log2`` (per level) plus a per-seed offset
+    (uniform over one grid step, so the grid's position is random) and per-cell scatter; test = val + noise."""
+    g = np.log2(TUNED_GRID)
+    offset = rng.uniform(-0.5, 0.5, seeds)
+    opt = opt_log2[:, None] + offset[None, :] + rng.normal(0, OPT_SIGMA, (len(levels), seeds))  # (levels, seeds)
+    val = 0.9 - CURVATURE * (g[None, :, None] - opt[:, None, :]) ** 2 + rng.normal(0, SIGMA_SEED, seeds)[None, None, :] \
+        + rng.normal(0, 0.002, (len(levels), len(g), seeds))
+    idx = np.indices(val.shape).reshape(3, -1)
+    frame = pd.DataFrame({"batch_size": levels[idx[0]], column: TUNED_GRID[idx[1]], "seed": idx[2],
+                          "status": "completed", "val_acc": val.ravel(), "test_acc": val.ravel(), "steps_done": 100,
+                          "b_simple": 256.0})
+    frame["trial_id"] = [f"{a}-{b}-{c}" for a, b, c in zip(*idx)]
+    return frame
+
+
+def _slope_sd(levels: np.ndarray, shape: Callable[[float], np.ndarray], lo: float, hi: float) -> float:
+    """SD of one seed's slope (fitted over [lo, hi]) under ``shape(slope=1)``, by a pilot of the same model."""
+    from claimbench.analysis.frontier import seed_slopes
+    rng = np.random.default_rng(11)
+    frame = _tuned_frame(rng, levels, shape(1.0), 400, "x")
+    best = frame.loc[frame.groupby(["batch_size", "seed"])["val_acc"].idxmax()]
+    table = best.pivot(index="seed", columns="batch_size", values="x").to_numpy(dtype=float)
+    return float(np.nanstd(seed_slopes(levels, table, lo, hi), ddof=1))
+
+
+def _power_law_slope() -> Scenario:
+    levels = np.array([8, 16, 32, 64, 128, 256], dtype=float)
+    low, high = 0.5, 1.5
+    x = np.log2(levels) - np.log2(levels).mean()
+
+    def shape(slope):
+        return slope * x
+    sd = _slope_sd(levels, shape, -math.inf, math.inf)
+
+    def build(rng, seeds, theta, s):  # theta: the slope in SD units above the band's upper edge
+        frame = _tuned_frame(rng, levels, shape(high + theta * s), seeds, "weight_decay")
+        return frame, Design(scientific=("batch_size",), nuisance=("weight_decay",), fixed=())
+
+    centre = ((low + high) / 2 - high) / sd
+    return Scenario("power_law_slope", "6 batch sizes, argbest on a 2x grid, slope band [0.5, 1.5]",
+                    {"axis": "batch_size", "of": "weight_decay", "low": low, "high": high}, build, lambda: sd,
+                    (Truth("null: slope = 1.5 (band edge)", 0.0, True),
+                     Truth("effect: slope = 1 (centre of the band)", centre, False, "supported"),
+                     Truth("effect: 1 SD above the band", 1.0, False, "refuted"),
+                     Truth("effect: 2 SD above the band", 2.0, False, "refuted")),
+                    note="per-seed slope of the argbest over a factor-2 grid; the grid's offset is random per seed")
+
+
+def _lr_surge() -> Scenario:
+    levels = np.array([8, 16, 32, 64, 128, 256, 512, 1024], dtype=float)
+    split = 256.0
+    lx, ls = np.log2(levels), math.log2(split)
+
+    def shape_of(rise, fall):
+        return np.where(lx <= ls, rise * (lx - ls), fall * (lx - ls))
+    sd = _slope_sd(levels, lambda k: shape_of(1.0, -k), split, math.inf)  # the fall side: 4 levels
+
+    def build(rng, seeds, theta, s):
+        # theta < 100: the fall slope in SD units (rise 1); theta >= 100: rise = (theta - 100) SD, fall -1
+        rise, fall = (1.0, theta * s) if theta < 100 else ((theta - 100) * s, -1.0)
+        frame = _tuned_frame(rng, levels, shape_of(rise, fall), seeds, "lr")
+        return frame, Design(scientific=("batch_size",), nuisance=("lr",), fixed=())
+
+    return Scenario("lr_surge", "8 batch sizes, split 256, argbest LR on a 2x grid",
+                    {"axis": "batch_size", "of": "lr", "split": split}, build, lambda: sd,
+                    (Truth("null: rise 1, fall slope 0 (keeps level)", 0.0, True),
+                     Truth("null: rise slope 0, fall -1", 100.0, True),
+                     Truth("effect: rise 1, fall 1 SD below 0", -1.0, False, "supported"),
+                     Truth("effect: rise 1, fall 2 SD below 0", -2.0, False, "supported"),
+                     Truth("effect: rise 1, fall 2 SD above 0 (no surge)", 2.0, False, "refuted")),
+                    note="SD: of one seed's fall slope (4 levels from the split)")
+
+
+def _noise_scale_growth() -> Scenario:
+    levels = np.array([8, 16, 32, 64, 128, 256, 512], dtype=float)
+    steps = np.arange(0, 21) * 50.0
+    sigma = 0.3  # scatter of one B_simple estimate, log units
+
+    def build(rng, seeds, theta, s):
+        # theta: log growth of B_simple over training (0: flat); two LRs per cell, the better one selected
+        rows = []
+        for b in levels:
+            for lr in (0.05, 0.1):
+                for seed in range(seeds):
+                    b_simple = 200 * np.exp(theta * steps / steps[-1] + rng.normal(0, sigma, steps.size))
+                    curve = [[float(t), 1.0, float(v)] for t, v in zip(steps, b_simple)]
+                    st = round(20 * (1 + 200 / b) * math.exp(rng.normal(0, 0.1)))
+                    rows.append({"batch_size": b, "lr": lr, "seed": seed, "status": "completed",
+                                 "val_acc": 0.9 + rng.normal(0, 0.01), "test_acc": 0.9, "noise_curve": curve,
+                                 "steps_to_target": st, "examples_to_target": st * b, "steps_done": 5000,
+                                 "trial_id": f"{b}-{lr}-{seed}"})
+        return pd.DataFrame(rows), Design(scientific=("batch_size",), nuisance=("lr",), fixed=())
+
+    return Scenario("noise_scale_growth", "7 batch sizes, 20 evaluations, B_simple scatter 0.3 (log)",
+                    {"axis": "batch_size"}, build, lambda: 1.0,
+                    (Truth("null: B_simple flat over training", 0.0, True),
+                     Truth("effect: B_simple grows 1.2x over training", math.log(1.2), False, "supported"),
+                     Truth("effect: B_simple grows 1.5x over training", math.log(1.5), False, "supported"),
+                     Truth("effect: B_simple falls to 1/1.5 over training", -math.log(1.5), False, "refuted")),
+                    note="theta is the log growth of B_simple over training, not SD units (SD column: 1)")
+
+
 def scenarios() -> list[Scenario]:
     """Every kind's scenarios (the pilot SDs are computed when first asked for)."""
     return [_paired("superiority", 0.0), _paired("superiority", 1.0), _paired("noninferiority", 1.0),
             _equivalence_arm(2.0), _equivalence_best(1.0), _best_level("all equal"), _best_level("least favourable"),
             _trend("monotone_trend"), _trend("ranking"), _widths("range_width_trend"),
             _widths("range_width_comparison"), _ratio("ratio_in_range"), _ratio("timing_ratio"), _linear_scaling(),
-            _critical_batch()]
+            _critical_batch(), _power_law_slope(), _lr_surge(), _noise_scale_growth()]
 
 
 SCENARIO_KINDS = ("paired_comparison", "equivalence", "best_level_in_range", "monotone_trend", "ranking",
                   "range_width_trend", "range_width_comparison", "ratio_in_range", "timing_ratio", "linear_scaling",
-                  "critical_batch")
+                  "critical_batch", "power_law_slope", "lr_surge", "noise_scale_growth")
 
 
 # ------------------------------------------------------------------ running
