@@ -259,15 +259,18 @@ def arm_cells(setup: Setup, sub: pd.DataFrame, claim: Claim, arm: dict[str, Any]
     return long.assign(arm=arm_label(arm))
 
 
-def selected_trials(cells: pd.DataFrame, arm_frame: pd.DataFrame, group: str, q: Quantity) -> list[dict[str, Any]]:
+def selected_trials(cells: pd.DataFrame, arm_frame: pd.DataFrame, group: str, q: Quantity,
+                    **extra: Any) -> list[dict[str, Any]]:
     """Per seed, the trials behind a cell's value (``ClaimResult.selected``): the selected trial of a
     selecting quantity (``cells``' ``trial_id``); for ``min:``/``max:`` the completed trial attaining it;
-    for other reductions every completed trial of the cell."""
+    for other reductions every completed trial of the cell. Each entry names the quantity; ``extra``
+    (e.g. ``level``) is added to each."""
     out = []
+    tag = {"quantity": q.text, **extra}
     if "trial_id" in cells.columns:
         for _, row in cells.iterrows():
             if row["trial_id"] is not None and row["trial_id"] == row["trial_id"]:
-                out.append({"group": group, "seed": int(row["seed"]), "trial_ids": [str(row["trial_id"])]})
+                out.append({"group": group, "seed": int(row["seed"]), "trial_ids": [str(row["trial_id"])], **tag})
         return out
     ok = arm_frame[arm_frame["status"] == "completed"]
     if q.column not in ok.columns:
@@ -279,7 +282,56 @@ def selected_trials(cells: pd.DataFrame, arm_frame: pd.DataFrame, group: str, q:
         else:
             ids = [str(t) for t in cell.loc[values.notna(), "trial_id"]]
         if ids:
-            out.append({"group": group, "seed": int(seed), "trial_ids": ids})
+            out.append({"group": group, "seed": int(seed), "trial_ids": ids, **tag})
+    return out
+
+
+def level_selected(long: pd.DataFrame, frame: pd.DataFrame, axis: str, levels: Sequence[Any],
+                   q: Quantity) -> list[dict[str, Any]]:
+    """``selected_trials`` per level of ``axis`` (``long``: the cells keyed by axis and seed; ``frame``:
+    the stratum's trials), each group named ``axis=level``."""
+    out = []
+    for lv in levels:
+        cells = long[long[axis] == lv] if axis in long.columns else long.iloc[0:0]
+        trials = frame[frame[axis] == lv] if axis in frame.columns else frame.iloc[0:0]
+        out += selected_trials(cells, trials, f"{axis}={_text(lv)}", q, level=_plain(lv))
+    return out
+
+
+#: How ``analysis.stats.seed_mean_ci`` intervals are computed (the ``method`` of per-level estimates).
+SEED_MEAN_METHOD = "mean over seeds; Student t interval over seeds"
+
+
+def mean_method(p: dict[str, Any]) -> str:
+    """The method of a ``seed_mean_ci`` table at the claim's ``confidence``."""
+    return f"{SEED_MEAN_METHOD} ({float(p.get('confidence', 0.95)):.0%}, two-sided)"
+
+
+def estimates(per_level: pd.DataFrame, method: str = SEED_MEAN_METHOD, label: str | None = None,
+              key: str = "level") -> list[dict[str, Any]]:
+    """``ClaimResult.estimates`` from a per-level (or per-arm) table with ``mean``, ``lo``, ``hi``, ``n``
+    (``seed_mean_ci``'s columns, and any the kind adds): its records, each with its ``group``
+    (``label=value``, or the value when ``label`` is None) and the interval's ``method``."""
+    out = []
+    for row in records(per_level):
+        value = row.get(key)
+        group = _text(value) if label is None else f"{label}={_text(value)}"
+        out.append({"group": group, **row, "method": method})
+    return out
+
+
+def arm_estimates(wide: pd.DataFrame, labels: dict[str, str], p: dict[str, Any]) -> list[dict[str, Any]]:
+    """``ClaimResult.estimates`` of two arms paired by seed (``wide``: seeds x ``a``, ``b``): each arm's
+    mean over its seeds with its Student t interval, ``side`` naming the arm and ``group`` its label."""
+    from claimbench.analysis.stats import seed_mean_ci
+
+    sides = [s for s in ("a", "b") if s in wide.columns]
+    if not sides or wide.empty:
+        return []
+    per_arm = seed_mean_ci(wide[sides].astype(float), p.get("confidence", 0.95)).rename(columns={"level": "side"})
+    out = estimates(per_arm, mean_method(p), key="side")
+    for row in out:
+        row["group"] = f"{row['side']}: {labels.get(row['side'], row['side'])}"
     return out
 
 

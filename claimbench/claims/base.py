@@ -43,8 +43,15 @@ class ClaimResult:
     ``effect``, for the report's "claimed" column and its summary figure.
     ``selected`` names the trials the statistic was computed from, one entry per
     level or arm and seed: ``{"group": "optimizer=adam", "seed": 0, "trial_ids":
-    [...]}`` (the trial each cell selected, or for a reduced quantity such as
-    ``min:steps_to_target`` the one that attains it); the learning curves draw them.
+    [...], "quantity": "test_acc"}`` (the trial each cell selected, or for a reduced quantity such as
+    ``min:steps_to_target`` the one that attains it; ``quantity``: the quantity it was selected for,
+    ``level``: the level, when the group is one); the learning curves draw them.
+    ``estimates`` are the per-level (or per-arm) estimates the figure draws, one record each:
+    ``group``, ``level`` or ``arm``, ``mean``, ``lo``, ``hi`` (the interval), ``n`` (seeds) and
+    ``method`` (how the interval was computed), plus what the kind adds (``censored``, ``inside``,
+    ``observed_rank`` ...). ``figure_data`` holds anything else the figure draws, by name, computed
+    here (a heatmap's cells, a grid's edges, a fitted line): a figure draws only what the result
+    hands it, so that it cannot disagree with the verdict beside it.
     """
 
     claim_id: str
@@ -70,6 +77,8 @@ class ClaimResult:
     detectable: str = ""
     band: dict[str, Any] | None = None
     selected: list[dict[str, Any]] = field(default_factory=list)
+    estimates: list[dict[str, Any]] = field(default_factory=list)
+    figure_data: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:

@@ -25,7 +25,7 @@ from claimbench.analysis.isolation import isolate
 from claimbench.analysis.inference import Hypothesis, decide_max_min
 from claimbench.analysis.quantities import column_unit
 from claimbench.analysis.stats import seed_mean_ci
-from claimbench.claims.arms import alpha
+from claimbench.claims.arms import alpha, mean_method
 from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, decided, register
 from claimbench.claims.common import by_stratum, grid_edge_caveats, quiet
 
@@ -33,6 +33,41 @@ from claimbench.claims.common import by_stratum, grid_edge_caveats, quiet
 def evaluate(claim: Claim, frame: pd.DataFrame, design: Design) -> ClaimResult:
     p = claim.params
     return by_stratum(claim, frame, design, p["axis"], lambda sub, stratum: _evaluate_one(claim, sub, design, stratum))
+
+
+def heatmap_cells(frame: pd.DataFrame, axis: str, design: Design, metric: str, select: str) -> dict:
+    """What the heatmap draws, against the first nuisance axis: per (level, nuisance value) ``mean`` over
+    seeds of ``metric`` of each seed's best trial over any other nuisance axes (chosen on ``select``),
+    ``select_mean`` (the same trials' mean ``select``), ``n`` trials with a record and ``diverged`` of
+    them; ``outlined``, per level, the nuisance value with the best ``select_mean`` (what isolation picks
+    most often). Empty without a nuisance axis or the columns."""
+    nuisance = next(iter(design.nuisance), None)
+    if nuisance is None or not {axis, nuisance, metric, select, "status", "seed"} <= set(frame.columns):
+        return {}
+    keys = [axis, nuisance]
+    counts = frame.groupby(keys).size().rename("n")
+    diverged = frame[frame["status"] == "diverged"].groupby(keys).size().rename("diverged")
+    ok = frame[(frame["status"] == "completed") & frame[select].notna() & frame[metric].notna()]
+    cells = pd.concat([counts, diverged], axis=1).fillna(0).astype(int)
+    if not ok.empty:
+        per_seed = ok.loc[ok.groupby([*keys, "seed"])[select].idxmax()]
+        cells = cells.join(per_seed.groupby(keys)[metric].mean().rename("mean"), how="left")
+        cells = cells.join(per_seed.groupby(keys)[select].mean().rename("select_mean"), how="left")
+    else:
+        cells = cells.assign(mean=np.nan, select_mean=np.nan)
+    cells = cells.reset_index().rename(columns={axis: "level", nuisance: "value"})
+    outlined = []
+    for level, group in cells.dropna(subset=["select_mean"]).groupby("level", sort=True):
+        ordered = group.sort_values("value", ascending=False, kind="stable")  # ties: the highest value, as drawn
+        best = ordered.iloc[int(np.argmax(ordered["select_mean"].to_numpy(dtype=float)))]
+        outlined.append({"level": _plain(level), "value": _plain(best["value"])})
+    rows = [{k: _plain(v) for k, v in r.items()} for r in cells.to_dict("records")]
+    return {"heatmap": {"axis": axis, "nuisance": nuisance, "metric": metric, "select": select,
+                        "other_nuisance": len(design.nuisance) > 1, "cells": rows, "outlined": outlined}}
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
 
 
 def _evaluate_one(claim: Claim, frame: pd.DataFrame, design: Design, stratum: dict) -> ClaimResult:
@@ -49,8 +84,13 @@ def _evaluate_one(claim: Claim, frame: pd.DataFrame, design: Design, stratum: di
     base = dict(claim_id=claim.id, kind=KIND.name, statistic=KIND.statistic, method=KIND.method, unit=unit,
                 n_seeds=int(wide.shape[0]), n_trials=len(frame), stratum=stratum,
                 caveats=grid_edge_caveats(iso, frame, design, axis), data=per_level.to_dict("records"),
-                selected=[{"group": f"{axis}={lv:g}", "level": float(lv), "seed": int(seed), "trial_ids": [str(tid)]}
-                          for lv, seed, tid in zip(iso[axis], iso["seed"], iso["trial_id"]) if tid is not None])
+                selected=[{"group": f"{axis}={lv:g}", "level": float(lv), "seed": int(seed), "trial_ids": [str(tid)],
+                           "quantity": p["metric"]}
+                          for lv, seed, tid in zip(iso[axis], iso["seed"], iso["trial_id"]) if tid is not None],
+                estimates=[{"group": f"{axis}={r['level']:g}", **r, "method": mean_method(p)}
+                           for r in per_level.to_dict("records")],
+                figure_data={**heatmap_cells(frame, axis, design, p["metric"], p["select"]),
+                             "claimed_levels": [float(lo_bound), float(hi_bound)]})
 
     if inside.all() or not inside.any():
         where = "inside" if inside.all() else "outside"

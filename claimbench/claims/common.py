@@ -84,3 +84,51 @@ def grid_edge_caveats(iso: pd.DataFrame, frame: pd.DataFrame, design: Design, ax
         cells = ", ".join(f"{axis}={r[axis]:g}/seed {r['seed']}" for _, r in empty.iterrows())
         out.append(f"no usable trial (all diverged or failed) at {cells}")
     return out
+
+
+# ------------------------------------------------------------------ learning curves of the selected trials
+
+#: Quantities whose learning curve is the validation metric with the target drawn (steps / examples to it).
+TO_TARGET = ("steps_to_target", "examples_to_target")
+#: How ``curve_summary`` computes its interval at each evaluation (the figure's caption names it).
+CURVE_METHOD = "mean over seeds at each evaluation (a seed's several trials averaged first); Student t interval " \
+               "over seeds where 2 seeds have a value"
+
+
+def curve_metric(quantity: str, columns) -> tuple[str, bool] | None:
+    """The curve column that shows ``quantity`` over training and whether a target applies to it, or None
+    when the quantity is no final metric or steps-to-target (a timing, an LR, a range width, a rate) or
+    the curves lack it. A steps-to-target quantity draws the validation metric the target is set on."""
+    from claimbench.analysis.quantities import parse_quantity
+
+    try:
+        q = parse_quantity(quantity)
+    except ValueError:
+        return None
+    if q.op not in ("select", "min", "max", "mean", "median"):
+        return None
+    if q.column in TO_TARGET:
+        return next(((m, True) for m in ("val_acc", "val_r2") if m in columns), None)
+    return (q.column, False) if q.column in columns else None
+
+
+def curve_summary(curves: pd.DataFrame, selected: list[dict], metric: str, x: str,
+                  confidence: float = 0.95) -> pd.DataFrame:
+    """Per group of ``selected`` (``ClaimResult.selected``) and per ``x`` (``step`` or ``examples``): the
+    mean over seeds of ``metric`` of the group's trials (a seed with several: their mean first), with its
+    Student t interval (``CURVE_METHOD``). Columns: group, x, mean, lo, hi, n."""
+    from claimbench.analysis.inference import t_interval
+
+    columns = ["group", "x", "mean", "lo", "hi", "n"]
+    rows = [(s["group"], s["seed"], t) for s in selected for t in s["trial_ids"]]
+    if not rows or curves.empty or metric not in curves.columns or x not in curves.columns:
+        return pd.DataFrame(columns=columns)
+    ids = pd.DataFrame(rows, columns=["group", "seed", "trial_id"])
+    sub = curves[["trial_id", x, metric]].merge(ids, on="trial_id").dropna(subset=[metric])
+    out = []
+    alpha = (1 - confidence) / 2
+    per_seed = sub.groupby(["group", x, "seed"], sort=False)[metric].mean().reset_index()
+    for (group, xv), g in per_seed.groupby(["group", x], sort=False):
+        mean, lo, hi, n = t_interval(g[metric].to_numpy(dtype=float), alpha)
+        out.append({"group": group, "x": float(xv), "mean": mean, "lo": lo, "hi": hi, "n": n})
+    return pd.DataFrame(out, columns=columns).sort_values(["group", "x"], kind="stable").reset_index(drop=True)

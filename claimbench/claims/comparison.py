@@ -32,7 +32,7 @@ import pandas as pd
 from claimbench.analysis.inference import Hypothesis, bonferroni_alpha, decide_mean
 from claimbench.analysis.quantities import restrict
 from claimbench.claims import arms
-from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, combined, decided, register
+from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, band_of, combined, decided, register
 from claimbench.claims.common import quiet
 
 NAME = "paired_comparison"
@@ -117,16 +117,18 @@ def _compare(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict, 
                 for t in arms.selected_trials(cells[name], restrict(sub, arm), f"{name}: {labels[name]}", q)]
     base = dict(claim_id=claim.id, kind=NAME, statistic=KIND.statistic, method=KIND.method, n_seeds=n_paired,
                 n_trials=int(sum(c["n_trials"].sum() for c in cells.values() if not c.empty)),
-                stratum=stratum, caveats=caveats, data=data, selected=selected)
+                stratum=stratum, caveats=caveats, data=data, selected=selected,
+                estimates=arms.arm_estimates(wide, labels, p))
     unit = "log ratio (natural)" if relative else q.unit
     reason = arms.empty_arm_reason(cells, labels)
     if reason is None and n_paired < 2:
         reason = f"{n_paired} seed(s) with a value of {q.text} in both arms: a paired CI needs 2"
+    h = hypothesis(p)
+    base["band"] = band_of(h)
     if reason:
         # one seed still gives the statistic (the CI gate tracks it per seed), never a verdict
         return arms.undecided(claim, NAME, reason, unit=unit, effect=float(np.nanmean(d)) if n_paired else None,
                               **base)
-    h = hypothesis(p)
     decision = decide_mean(d, h, level)
     effect, ci = decision.estimate, decision.ci
     with quiet():

@@ -31,7 +31,7 @@ import pandas as pd
 from claimbench.analysis.quantities import restrict, to_wide
 from claimbench.analysis.inference import Hypothesis, decide_max_min, decide_mean
 from claimbench.claims import arms
-from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, decided, register
+from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, band_of, decided, register
 from claimbench.claims.common import quiet
 
 NAME = "equivalence"
@@ -84,13 +84,15 @@ def _two_sided(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict
     base = _base(claim, cells, stratum, n_paired, caveats, arms.records(table))
     base["selected"] = [t for name in ("a", "b") if not cells[name].empty
                         for t in arms.selected_trials(cells[name], restrict(sub, p[name]), f"{name}: {labels[name]}", q)]
+    base["estimates"] = arms.arm_estimates(wide, labels, p)
+    h = Hypothesis.band(-m, m)
+    base["band"] = band_of(h)
     reason = arms.empty_arm_reason(cells, labels)
     if reason is None and n_paired < 2:
         reason = f"{n_paired} seed(s) with a value of {q.text} in both arms: a paired CI needs 2"
     if reason:
         return arms.undecided(claim, NAME, reason, unit=q.unit, effect=_mean_difference(v) if n_paired else None,
                               **base)
-    h = Hypothesis.band(-m, m)
     decision = decide_mean(v[:, 0] - v[:, 1], h, arms.alpha(p))
     effect, ci = decision.estimate, decision.ci
     summary = (f"{labels['a']} vs {labels['b']}: mean {q.text} a − b = {effect:+.4g} ({arms.fmt_ci(ci, True)}); "
@@ -133,6 +135,15 @@ def _against_best(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
     n_seeds = int(np.isfinite(values[:, 0]).sum()) if values.size else 0
     cells = {"a": a_cells, "levels": level_cells}
     base = _base(claim, cells, stratum, n_seeds, caveats, arms.records(table))
+    h = Hypothesis.greater(-m)
+    base["band"] = band_of(h)
+    if best_level is not None:
+        b_label = f"best {axis} ({best_level})"
+        best_cells = level_cells[level_cells[axis] == best_level]
+        base["estimates"] = arms.arm_estimates(table.set_index("seed")[["a", "b"]], {"a": label, "b": b_label}, p)
+        base["selected"] = (arms.selected_trials(a_cells, restrict(sub, a), f"a: {label}", q)
+                            + arms.selected_trials(best_cells, levels_frame[levels_frame[axis] == best_level],
+                                                   f"b: {b_label}", q))
     if a_cells.empty:
         return arms.undecided(claim, NAME, f"arm a ({label}) has no trials: the matrix cannot decide", **base)
     if best_level is None:
@@ -140,7 +151,6 @@ def _against_best(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
     if n_seeds < 2:
         return arms.undecided(claim, NAME, f"{n_seeds} seed(s) with a value of {q.text} in arm a: a CI needs 2",
                               unit=q.unit, effect=gap(values) if n_seeds else None, **base)
-    h = Hypothesis.greater(-m)
     # a level that is arm a itself differs from it by exactly 0: nothing to test there
     others = [i + 1 for i, lv in enumerate(levels) if not (axis in a and arms._plain(lv) == a[axis])]
     decision = decide_max_min(sign * values[:, :1], sign * values[:, others], h, arms.alpha(p))

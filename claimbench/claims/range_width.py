@@ -28,7 +28,7 @@ import pandas as pd
 from claimbench.analysis.quantities import good_range
 from claimbench.analysis.inference import Hypothesis, decide_rank_trend
 from claimbench.analysis.stats import seed_mean_ci
-from claimbench.claims.arms import alpha
+from claimbench.claims.arms import alpha, mean_method
 from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, decided, register
 from claimbench.claims.common import by_stratum
 from claimbench.claims.trend import rank_correlation
@@ -91,7 +91,9 @@ def _evaluate_one(claim: Claim, frame: pd.DataFrame, stratum: dict) -> ClaimResu
                f"{axis}={widths['level'].iloc[0]:g}, {widths['mean'].iloc[-1]:.1f} at {widths['level'].iloc[-1]:g}")
     return decided(decision, h, "Spearman rho", claim_id=claim.id, kind=KIND.name, statistic=KIND.statistic,
                    n_seeds=int(wide.shape[0]), n_trials=len(frame), method=KIND.method, summary=summary,
-                   stratum=stratum, caveats=caveats, data=data.to_dict("records"))
+                   stratum=stratum, caveats=caveats, data=data.to_dict("records"),
+                   estimates=[{"group": f"{axis}={r['level']:g}", **r, "method": mean_method(p)}
+                              for r in data.to_dict("records")])
 
 
 KIND = register(ClaimKind(

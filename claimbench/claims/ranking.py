@@ -73,7 +73,8 @@ def _evaluate_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
     per_level["observed_rank"] = observed.where(observed.notna(), None)
     base = dict(claim_id=claim.id, kind=NAME, statistic=KIND.statistic, method=KIND.method,
                 n_seeds=int(wide.shape[0]), n_trials=len(sub), stratum=stratum, caveats=caveats,
-                data=arms.records(per_level))
+                data=arms.records(per_level), estimates=arms.estimates(per_level, arms.mean_method(p), axis),
+                selected=arms.level_selected(long, sub, axis, levels, q))
     unit = "Kendall tau"
     if len(levels) < 2:
         return arms.undecided(claim, NAME, f"fewer than 2 of the ranked {axis} levels were tested", **base)

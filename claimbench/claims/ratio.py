@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from claimbench.analysis.quantities import parse_quantity
+from claimbench.analysis.quantities import parse_quantity, restrict
 from claimbench.analysis.inference import Hypothesis, decide_mean
 from claimbench.claims import arms
-from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, decided, register
+from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, band_of, decided, register
 from claimbench.claims.common import quiet
 
 RATIO, TIMING = "ratio_in_range", "timing_ratio"
@@ -115,17 +115,21 @@ def _evaluate_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
                        "arms' trials ran at different moments, under whatever else the machine was doing; compare "
                        "timings within one run, on a machine with no other load, and prefer more seeds")
     n_paired = int(np.isfinite(r).sum())
+    with quiet():
+        h = Hypothesis.band(math.log(p["low"]) if p["low"] > 0 else -math.inf,
+                            math.log(p["high"]) if p["high"] > 0 else -math.inf)
+    selected = [t for name, (where, _) in sides.items() if not cells[name].empty
+                for t in arms.selected_trials(cells[name], restrict(sub, where), f"{name}: {labels[name]}",
+                                              quantities[name])]
     base = dict(claim_id=claim.id, kind=kind, statistic=k.statistic, method=k.method, n_seeds=n_paired,
                 n_trials=int(sum(c["n_trials"].sum() for c in cells.values() if not c.empty)), stratum=stratum,
-                caveats=caveats, data=arms.records(table))
+                caveats=caveats, data=arms.records(table), selected=selected, band=band_of(h, log=True))
     reason = arms.empty_arm_reason(cells, {n: arms.arm_label(w) for n, (w, _) in sides.items()})
     if reason is None and n_paired < 2:
         reason = f"{n_paired} seed(s) with a positive value on both sides: a ratio CI needs 2"
     if reason:
         return arms.undecided(claim, kind, reason, unit=UNIT,
                               effect=math.exp(mean_log_ratio(values)) if n_paired else None, **base)
-    with quiet():
-        h = Hypothesis.band(math.log(p["low"]) if p["low"] > 0 else -math.inf, math.log(p["high"]))
     decision = decide_mean(r, h, arms.alpha(p))
     effect = math.exp(decision.estimate)
     ci = tuple(math.exp(x) for x in decision.ci)

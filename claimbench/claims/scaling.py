@@ -110,10 +110,16 @@ def _critical_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
     L = len(levels)
     joined = np.hstack([tables[k].to_numpy(dtype=float) for k in ("steps", "noise", "lr")]) if L else np.zeros((0, 0))
     point = _estimate(x, *(joined[:, i * L:(i + 1) * L] for i in range(3))) if L else None
+    # no "quantity": its steps-to-target figure is its own (the learning curves skip it)
     selected = [{"group": f"{axis}={arms._text(lv)}", "level": arms._plain(lv), "seed": int(seed), "trial_ids": [tid]}
                 for lv, seed, tid in zip(cells[axis], cells["seed"], cells["trial_id"]) if tid is not None]
+    # what the figure draws beside the fit: the edges of the LR grid these trials were tuned over
+    lr_grid = sorted(float(v) for v in pd.to_numeric(sub[lr_col], errors="coerce").dropna().unique()) \
+        if lr_col in sub.columns else []
     base = dict(claim_id=claim.id, kind=CRITICAL, statistic=KIND.statistic, method=KIND.method, n_seeds=n_seeds,
-                n_trials=len(sub), stratum=stratum, caveats=caveats, selected=selected)
+                n_trials=len(sub), stratum=stratum, caveats=caveats, selected=selected,
+                figure_data={"lr_grid": [lr_grid[0], lr_grid[-1]] if lr_grid else None,
+                             "regime_factor": float(p["regime_factor"])})
     with_values = int(np.isfinite(point["per_level"]).sum()) if point else 0
     if with_values < 3:
         base["data"] = _critical_rows(x, tables, point, 0.0, cells, axis, p) if point else []
@@ -257,12 +263,16 @@ def evaluate_linear(claim: Claim, frame: pd.DataFrame, design: Design) -> ClaimR
                             LINEAR)
 
 
-def multiplier_table(claim: Claim, setup: arms.Setup, arm: pd.DataFrame, base: float) -> pd.DataFrame:
-    """Per multiplier k > 1 of one arm: the mean paired difference q_k - q_base over seeds and its CI."""
+def multiplier_table(claim: Claim, setup: arms.Setup, arm: pd.DataFrame, base: float,
+                     selected: list | None = None) -> pd.DataFrame:
+    """Per multiplier k > 1 of one arm: the mean paired difference q_k - q_base over seeds and its CI.
+    ``selected``, when given, gets the trials behind each (level, seed) cell (``ClaimResult.selected``)."""
     p = claim.params
     axis = p["axis"]
     long = cell_quantities(arm, [axis, "seed"], setup.quantity, select=p["select"], tuned=setup.tuned)
     levels = sorted(float(v) for v in long[axis].unique())
+    if selected is not None:
+        selected += arms.level_selected(long, arm, axis, levels, setup.quantity)
     wide = to_wide(long, axis, levels)
     rows = []
     if base not in levels:
@@ -314,10 +324,15 @@ def _linear_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dic
         arm_frames = {"all trials": sub}
         caveats.append(f"no trial has {warm} > 0: judged on all trials, without warmup")
     tables = {}
+    selected: list[dict[str, Any]] = []
     for name, arm in arm_frames.items():
-        t = multiplier_table(claim, setup, arm, base)
+        picked: list[dict[str, Any]] = []
+        t = multiplier_table(claim, setup, arm, base, picked)
         if not t.empty:
             tables[name] = t.assign(arm=name)
+            # the learning curves: one line per arm and batch, the shared baseline once
+            selected += [{**e, "group": f"{name}: {e['group']}"} for e in picked
+                         if len(tables) == 1 or float(e["level"]) != base]
     judged = next(iter(tables), None)
     data = arms.records(pd.concat(tables.values(), ignore_index=True)) if tables else []
     base_lr = sorted({float(v) for v in sub.loc[batches == base, p["lr"]]})
@@ -329,7 +344,7 @@ def _linear_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dic
                            f"{', '.join(f'{k:g}' for k in bad)} (linear scaling rule not followed)")
     base_fields = dict(claim_id=claim.id, kind=LINEAR, statistic=LINEAR_KIND.statistic, method=LINEAR_KIND.method,
                        n_seeds=int(sub["seed"].nunique()), n_trials=len(sub), stratum=stratum, caveats=caveats,
-                       data=data)
+                       data=data, band=band_of(Hypothesis.greater(-p["margin"])), selected=selected)
     if judged is None:
         return arms.undecided(claim, LINEAR, f"no {axis} level beside the baseline {base:g} with a value", **base_fields)
     t = tables[judged]
@@ -362,8 +377,7 @@ def _linear_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dic
                        detectable=f"at k = {last['k']:g}: " + detectable_text(
                            Decision(verdict, float(last["mean"]), (float(last["lo"]), float(last["hi"])), p_sup, p_ref,
                                     int(last["n"]), "", mde=float(last["mde"])),
-                           Hypothesis.greater(-p["margin"]), setup.quantity.unit),
-                       band=band_of(Hypothesis.greater(-p["margin"])), **base_fields)
+                           Hypothesis.greater(-p["margin"]), setup.quantity.unit), **base_fields)
 
 
 LINEAR_KIND = register(ClaimKind(

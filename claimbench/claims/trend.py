@@ -59,6 +59,18 @@ def rank_correlation(x: np.ndarray, values: np.ndarray) -> float:
     return float(spearmanr(x[keep], means[keep]).statistic)
 
 
+def trend_line(per_level: pd.DataFrame) -> dict | None:
+    """The least-squares line of the per-level means over the level positions (``slope``, ``intercept``),
+    the direction the data take, drawn beside the verdict (which the rank correlation decides); None with
+    fewer than 2 means."""
+    mean = per_level["mean"].to_numpy(dtype=float)
+    ok = np.isfinite(mean)
+    if ok.sum() < 2:
+        return None
+    slope, intercept = np.polyfit(per_level["position"].to_numpy(dtype=float)[ok], mean[ok], 1)
+    return {"slope": float(slope), "intercept": float(intercept), "over": "position"}
+
+
 def _evaluate_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict) -> ClaimResult:
     p = claim.params
     axis, q = p["axis"], setup.quantity
@@ -77,6 +89,9 @@ def _evaluate_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
     per_level.insert(1, "position", np.arange(len(levels)))
     per_level["censored"] = [int(long.loc[long[axis] == lv, "censored"].astype(bool).sum()) for lv in levels]
     base["data"] = arms.records(per_level)
+    base["estimates"] = arms.estimates(per_level, arms.mean_method(p), axis)
+    base["selected"] = arms.level_selected(long, sub, axis, levels, q)
+    base["figure_data"] = {"trend_line": trend_line(per_level)}
     if len(levels) < 3:
         return arms.undecided(claim, NAME, f"only {len(levels)} {axis} level(s): a rank correlation needs 3", **base)
     x = np.arange(len(levels), dtype=float)

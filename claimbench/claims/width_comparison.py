@@ -25,7 +25,7 @@ import pandas as pd
 
 from claimbench.analysis.inference import Hypothesis, decide_mean
 from claimbench.claims import arms
-from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, decided, register
+from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, band_of, decided, register
 from claimbench.claims.common import quiet
 
 NAME = "range_width_comparison"
@@ -61,9 +61,13 @@ def _evaluate_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
     data = arms.records(table[keep].rename(columns={"value": "width"}))
     caveats = arms.missing_caveats(table, "arm", q) if "arm" in table else []
     n_paired = arms.paired_seeds(wide)
+    grid = sorted(float(v) for v in pd.to_numeric(sub[p["range_axis"]], errors="coerce").dropna().unique()) \
+        if p["range_axis"] in sub.columns else []
+    h = Hypothesis.greater(p["margin"], 0.0)
     base = dict(claim_id=claim.id, kind=NAME, statistic=KIND.statistic, method=KIND.method, n_seeds=n_paired,
                 n_trials=int(sum(c["n_trials"].sum() for c in cells.values() if not c.empty)), stratum=stratum,
-                caveats=caveats, data=data)
+                caveats=caveats, data=data, estimates=arms.arm_estimates(wide, labels, p), band=band_of(h),
+                figure_data={"grid": {"axis": p["range_axis"], "low": grid[0], "high": grid[-1]} if grid else None})
     reason = arms.empty_arm_reason(cells, labels)
     if reason is None and n_paired < 2:
         reason = f"{n_paired} seed(s) with a width in both arms: a paired CI needs 2"
@@ -71,7 +75,6 @@ def _evaluate_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
     if reason:
         return arms.undecided(claim, NAME, reason, unit=UNIT, effect=_mean_difference(values) if n_paired else None,
                               **base)
-    h = Hypothesis.greater(p["margin"], 0.0)
     decision = decide_mean(values[:, 0] - values[:, 1], h, arms.alpha(p))
     effect, ci = decision.estimate, decision.ci
     means = wide.mean(axis=0)

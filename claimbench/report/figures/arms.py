@@ -13,7 +13,6 @@ from matplotlib.patches import Patch
 
 from claimbench.claims.base import Claim, ClaimResult
 from claimbench.report import format as fmt
-from claimbench.analysis.stats import seed_mean_ci
 from claimbench.report.figures.base import RenderedFigure, register_figures
 from claimbench.report.figures.style import (BLUE, GREEN, GREY, ORANGE, PANEL_MAX_WIDTH, RED, _legend, _new_figure,
                                              _panels, _rc, _safe, to_svg)
@@ -28,7 +27,7 @@ def _level_panels(result: ClaimResult, inches_per_level: float) -> tuple[Any, li
     """One panel per part of ``result`` (its strata), titled, as wide as its levels need; the parts
     whose per-level table has means, with their axes (the others say there are no values)."""
     parts = _parts(result)
-    frames = [pd.DataFrame(part.data) for part in parts]
+    frames = [pd.DataFrame(part.estimates or part.data) for part in parts]
     n_levels = max((len(df) for df in frames), default=1)
     fig, axes = _panels(len(parts), max(3.2, inches_per_level * n_levels + 1.4), 3.0)
     drawn = []
@@ -54,9 +53,10 @@ def trend_figures(claim: Claim, result: ClaimResult, evaluation: "Evaluation") -
             x = np.asarray(_level_x(ax, list(df["level"])), dtype=float)
             _ci_points(ax, x, df, [ORANGE if c else BLUE for c in df.get("censored", pd.Series(0, index=df.index))])
             ok = np.isfinite(df["mean"].to_numpy(dtype=float))
-            if ok.sum() >= 2:  # least-squares line over the level positions: the fitted direction
+            line = part.figure_data.get("trend_line")
+            if line and ok.sum() >= 2:  # the claim's least-squares line over the level positions
                 pos = df["position"].to_numpy(dtype=float)[ok]
-                slope, icpt = np.polyfit(pos, df["mean"].to_numpy(dtype=float)[ok], 1)
+                slope, icpt = line["slope"], line["intercept"]
                 agrees = (slope > 0) == (direction == "increasing")
                 ax.plot(x[ok], icpt + slope * pos, linestyle="--", linewidth=1.4,
                         color=GREEN if agrees else RED, zorder=1.5)
@@ -111,7 +111,6 @@ def _paired_panels(claim: Claim, parts: list[ClaimResult], title: str, ylabel: s
                    salt: str, caption: str) -> RenderedFigure:
     """Per part: (left) the two arms' means with CIs and each seed's pair joined; (right) each seed's
     difference, the mean difference with the claim's CI, zero and the margin."""
-    conf = claim.params.get("confidence", 0.95)
     fig, axes = _row_panels(len(parts), 2, PANEL_MAX_WIDTH, 2.7)
     for (left, right), part in zip(axes, parts):
         df = pd.DataFrame(part.data)
@@ -124,7 +123,8 @@ def _paired_panels(claim: Claim, parts: list[ClaimResult], title: str, ylabel: s
         b_name = str(df["arm_b"].iloc[0]) if "arm_b" in df else "b"
         for _, row in df.iterrows():
             left.plot([0, 1], [row["a"], row["b"]], color="#cfcfcf", linewidth=0.9, zorder=1)
-        stats = seed_mean_ci(df[["a", "b"]].astype(float), conf)
+        stats = pd.DataFrame(part.estimates, columns=["side", "mean", "lo", "hi"]).set_index("side") \
+            .reindex(["a", "b"])  # each arm's mean and interval, from the claim
         _ci_points(left, [0, 1], stats, [BLUE, ORANGE], line=False)
         left.set_xticks([0, 1], [_safe(a_name), _safe(b_name)])
         left.set_xlim(-0.5, 1.5)
@@ -163,19 +163,25 @@ def _paired_panels(claim: Claim, parts: list[ClaimResult], title: str, ylabel: s
     return RenderedFigure(title=title, caption=caption, svg=to_svg(fig, salt))
 
 
+def _claimed_text(parts: list[ClaimResult]) -> str:
+    """The decision band of the first part that carries one, as the verdict table writes it."""
+    part = next((p for p in parts if p.band), None)
+    return fmt.claimed(part.band, part.unit) if part is not None else "none (the claim cannot decide)"
+
+
 @register_figures("paired_comparison")
 def paired_comparison_figures(claim: Claim, result: ClaimResult, evaluation: "Evaluation") -> list[RenderedFigure]:
     p = claim.params
-    q, margin, test = _quantity_text(claim), float(p.get("margin", 0.0)), p.get("test", "superiority")
+    q, test = _quantity_text(claim), p.get("test", "superiority")
     relative = bool(p.get("relative", False))
     what = f"log({q} a / b)" if relative else f"{q} a − b"
     signed = " (signed: positive favours a)" if p.get("goal", "higher") == "lower" else ""
+    parts = _parts(result)
     caption = (f"Left: the mean over seeds of {q} in each arm with its 95% CI (Student t over seeds); grey lines join the two "
                f"arms of one seed (same init and data). Right: each seed's {what}{signed}, their mean with the "
-               f"claim's CI, and the shaded region the CI must lie in for {test}"
-               + (f" (margin {margin:g}" + (", relative)" if relative else ")") if margin else "") + ".")
+               f"claim's CI, and the shaded region the CI must lie in for {test}: {_claimed_text(parts)}.")
     with mpl.rc_context(_rc()):
-        return [_paired_panels(claim, _parts(result), f"{q}: a vs b, paired by seed", q, what + signed,
+        return [_paired_panels(claim, parts, f"{q}: a vs b, paired by seed", q, what + signed,
                                f"{claim.id}-paired", caption)]
 
 
@@ -184,17 +190,18 @@ def paired_comparison_figures(claim: Claim, result: ClaimResult, evaluation: "Ev
 @register_figures("equivalence")
 def equivalence_figures(claim: Claim, result: ClaimResult, evaluation: "Evaluation") -> list[RenderedFigure]:
     p = claim.params
-    q, m = _quantity_text(claim), float(p.get("margin", 0.0))
+    q = _quantity_text(claim)
     best = p.get("b") == "best"
     what = f"{q} a − best {p.get('axis')}" if best else f"{q} a − b"
+    parts = _parts(result)
     caption = (f"Left: the mean over seeds of {q} for a and for "
                + (f"the best {p.get('axis')} level (chosen on all seeds)" if best else "b")
                + f", with 95% CIs (Student t over seeds); grey lines join one seed. Right: each seed's {what}, the mean "
                f"difference with the claim's CI"
-               + (" (the best level re-chosen in each resample)" if best else "")
-               + ", and the band the CI must lie in: " + (f"above −{m:g}." if best else f"±{m:g}."))
+               + (" (its bounds cover every level, so the choice of the best is accounted for)" if best else "")
+               + f", and the band the CI must lie in: {_claimed_text(parts)}.")
     with mpl.rc_context(_rc()):
-        return [_paired_panels(claim, _parts(result), f"{q}: a against " + ("the best level" if best else "b"),
+        return [_paired_panels(claim, parts, f"{q}: a against " + ("the best level" if best else "b"),
                                q, what, f"{claim.id}-equivalence", caption)]
 
 
@@ -203,8 +210,8 @@ def equivalence_figures(claim: Claim, result: ClaimResult, evaluation: "Evaluati
 def _ratio_figure(claim: Claim, result: ClaimResult, title: str, num: str, den: str) -> RenderedFigure:
     p = claim.params
     parts = _parts(result)
-    region = first_region(parts)  # the verdict's band; an undecided result has none: the claim's range
-    low, high = region if region is not None else (float(p["low"]), float(p["high"]))
+    region = first_region(parts)  # the verdict's band (undecided results carry it too)
+    low, high = region if region is not None else (np.nan, np.nan)
     labelled = any(part.stratum for part in parts)
     fig = _new_figure(max(4.2, 1.3 * len(parts) + 2.0), 3.6)
     ax = fig.subplots()
@@ -226,7 +233,8 @@ def _ratio_figure(claim: Claim, result: ClaimResult, title: str, num: str, den: 
     else:
         ymin, ymax = 0.1, 10.0
         _no_values(ax)
-    ax.axhspan(max(low, ymin / 10), min(high, ymax * 10), color=GREEN, alpha=0.12, linewidth=0, zorder=0)
+    if region is not None:
+        ax.axhspan(max(low, ymin / 10), min(high, ymax * 10), color=GREEN, alpha=0.12, linewidth=0, zorder=0)
     ax.axhline(1.0, color="black", linewidth=0.6, zorder=1)
     ratio_axis(ax, ymin, ymax, [v for v in (low, high) if np.isfinite(v) and v > 0])
     if labelled:
@@ -286,9 +294,9 @@ def range_width_comparison_figures(claim: Claim, result: ClaimResult,
         n_seeds = max((df["seed"].nunique() for df in frames if "seed" in df), default=1)
         fig, axes = _panels(len(parts), max(3.2, 0.45 * n_seeds + 1.6), 3.0)
         colors = {"a": BLUE, "b": ORANGE}
-        frame = evaluation.frame
-        grid = sorted(float(v) for v in frame[range_axis].dropna().unique()) if range_axis in frame else []
         for ax, part, df in zip(axes, parts, frames):
+            edges = part.figure_data.get("grid")  # the claim's grid of the range axis (its ends censor a range)
+            grid = [edges["low"], edges["high"]] if edges else []
             ax.set_title(_panel_title(part))
             if df.empty or not {"lo", "hi", "side"} <= set(df.columns):
                 _no_values(ax)

@@ -2,9 +2,11 @@
 
 - ``learning_curve_figure``: for a claim whose quantity is a steps-to-target or a final metric, the
   validation (or the reported) metric against steps and against examples, of the trials the claim's
-  statistic was computed from (``ClaimResult.selected``): one line per level or arm, the mean over
-  seeds with its 95% Student t interval (analysis/inference.py ``t_interval``) at each evaluation, and
-  the target drawn for steps-to-target claims.
+  statistic was computed from (``ClaimResult.selected``, each entry naming the quantity it was selected
+  for): one line per level or arm, the mean over seeds with its interval at each evaluation
+  (``claims.common.curve_summary``: the claims layer computes it, this module draws it), and the target
+  drawn for steps-to-target claims. A kind gets curves by filling ``selected``; which quantities have a
+  curve is ``claims.common.curve_metric``.
 - ``range_sweep_figure``: the LR range test's loss against LR, one line per seed (the smoothed loss),
   with each seed's suggested LR and the grid's best LR marked, for a claim that reads the range test.
 
@@ -22,9 +24,8 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from claimbench.analysis.inference import ALPHA, t_interval
-from claimbench.analysis.quantities import parse_quantity
 from claimbench.claims.base import Claim, ClaimResult
+from claimbench.claims.common import CURVE_METHOD, curve_metric, curve_summary
 from claimbench.report import format as fmt
 from claimbench.report.figures.base import RenderedFigure, register_common
 from claimbench.report.figures.panels import _no_values, _panel_title, _parts, wrap
@@ -33,77 +34,62 @@ from claimbench.report.figures.style import GREY, PANEL_MAX_WIDTH, RED, _legend,
 if TYPE_CHECKING:
     from claimbench.api import Evaluation
 
-TO_TARGET = ("steps_to_target", "examples_to_target")
 #: Line colours for up to 10 levels or arms (Okabe-Ito, then grey shades).
 LINE_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
                 "#999999", "#666666"]
 
 
 def _claim_quantity(claim: Claim) -> str:
-    """The quantity the claim names (``critical_batch`` names none: its steps-to-target figure is its own)."""
+    """The quantity the claim names, for selected entries that do not name theirs (older results)."""
     p = claim.params
     return str(p.get("metric") or p.get("quantity") or "")
 
 
-def _curve_metric(column: str, curves: pd.DataFrame) -> tuple[str, bool] | None:
-    """(the curve column to draw, whether a target applies), or None when the quantity has no curve."""
-    if column in TO_TARGET:
-        for metric in ("val_acc", "val_r2"):
-            if metric in curves.columns and curves[metric].notna().any():
-                return metric, True
-        return None
-    if column in curves.columns and curves[column].notna().any():
-        return column, False
-    return None
-
-
-def _summary_by_step(frame: pd.DataFrame, x: str, metric: str) -> pd.DataFrame:
-    """Per x (step or examples): the mean over seeds of ``metric`` (a seed with several trials: their mean
-    first) with its Student t interval (each side at ALPHA), where 2 seeds have a value."""
-    per_seed = frame.groupby([x, "seed"])[metric].mean().reset_index()
-    rows = []
-    for xv, g in per_seed.groupby(x, sort=True):
-        mean, lo, hi, n = t_interval(g[metric].to_numpy(dtype=float), ALPHA)
-        rows.append({"x": float(xv), "mean": mean, "lo": lo, "hi": hi, "n": n})
-    return pd.DataFrame(rows)
+def curve_parts(claim: Claim, result: ClaimResult, columns) -> tuple[str, bool, list[tuple[ClaimResult, list[dict]]]] | None:
+    """(the metric drawn, whether a target applies, per part its selected entries that show that metric),
+    from the claim's ``selected`` trials and the quantity each was selected for; None when no part has
+    a quantity with a learning curve (see ``claims.common.curve_metric``)."""
+    picked = None
+    out = []
+    for part in _parts(result):
+        keep = []
+        for s in part.selected:
+            m = curve_metric(str(s.get("quantity") or _claim_quantity(claim)), columns)
+            if m is None:
+                continue
+            picked = picked or m
+            if m == picked:  # one metric per figure: a group that shows another one is left out
+                keep.append(s)
+        if keep:
+            out.append((part, keep))
+    return (picked[0], picked[1], out) if picked and out else None
 
 
 @register_common
 def learning_curve_figure(claim: Claim, result: ClaimResult, evaluation: "Evaluation") -> RenderedFigure | None:
-    parts = [part for part in _parts(result) if part.selected]
-    quantity = _claim_quantity(claim)
-    if not parts or not quantity:
-        return None
-    try:
-        column = parse_quantity(quantity).column
-    except ValueError:
+    if not any(part.selected for part in _parts(result)):
         return None
     curves = evaluation.curves()
     if curves.empty:
         return None
-    picked = _curve_metric(column, curves)
-    if picked is None:
+    found = curve_parts(claim, result, {c for c in curves.columns if curves[c].notna().any()})
+    if found is None:
         return None
-    metric, with_target = picked
+    metric, with_target, chosen = found
+    confidence = float(claim.params.get("confidence", 0.95))
     frame = evaluation.frame.set_index("trial_id")
-    groups = list(dict.fromkeys(s["group"] for part in parts for s in part.selected))
+    groups = list(dict.fromkeys(s["group"] for _, selected in chosen for s in selected))
     colours = {g: LINE_COLOURS[i % len(LINE_COLOURS)] for i, g in enumerate(groups)}
+    parts = [part for part, _ in chosen]
     with mpl.rc_context(_rc()):
         fig = _new_figure(PANEL_MAX_WIDTH, 2.9 * len(parts) + 0.6 + 0.18 * -(-len(groups) // 3))
         grid = fig.subplots(len(parts), 2, squeeze=False)
         targets: set[float] = set()
-        for (ax_steps, ax_examples), part in zip(grid, parts):
+        for (ax_steps, ax_examples), (part, selected) in zip(grid, chosen):
             drew = False
-            for group in groups:
-                rows = [(s["seed"], t) for s in part.selected if s["group"] == group for t in s["trial_ids"]]
-                if not rows:
-                    continue
-                ids = pd.DataFrame(rows, columns=["seed", "trial_id"])
-                sub = curves.merge(ids, on="trial_id")
-                if sub.empty or sub[metric].isna().all():
-                    continue
-                for ax, x in ((ax_steps, "step"), (ax_examples, "examples")):
-                    stats = _summary_by_step(sub.dropna(subset=[metric]), x, metric)
+            for ax, x in ((ax_steps, "step"), (ax_examples, "examples")):
+                summary = curve_summary(curves, selected, metric, x, confidence)  # the claims layer's statistic
+                for group, stats in summary.groupby("group", sort=False):
                     stats = stats[stats["x"] > 0] if x == "examples" else stats
                     if stats.empty:
                         continue
@@ -112,9 +98,9 @@ def learning_curve_figure(claim: Claim, result: ClaimResult, evaluation: "Evalua
                     ax.fill_between(band["x"], band["lo"], band["hi"], color=colours[group], alpha=0.15,
                                     linewidth=0, zorder=2)
                     drew = True
-                if with_target and "target" in frame.columns:
-                    known = [t for t in ids["trial_id"] if t in frame.index]
-                    targets |= {float(v) for v in frame.loc[known, "target"].dropna() if float(v) > 0}
+            if with_target and "target" in frame.columns:  # the target the trials were trained with
+                known = [t for s in selected for t in s["trial_ids"] if t in frame.index]
+                targets |= {float(v) for v in frame.loc[known, "target"].dropna() if float(v) > 0}
             if not drew:
                 _no_values(ax_steps)
                 _no_values(ax_examples)
@@ -132,17 +118,17 @@ def learning_curve_figure(claim: Claim, result: ClaimResult, evaluation: "Evalua
             ax_steps.set_title(_safe(title) if title else "against steps", fontsize=9.5)
             ax_examples.set_title("against examples seen", fontsize=9.5)
         handles = [Line2D([], [], color=colours[g], linewidth=1.6, label=_safe(wrap(g, 40))) for g in groups]
-        handles.append(Patch(facecolor=GREY, alpha=0.3, label="95% CI over seeds"))
+        handles.append(Patch(facecolor=GREY, alpha=0.3, label=f"{confidence:.0%} CI over seeds"))
         if targets:
             handles.append(Line2D([], [], color=RED, linestyle="--",
                                   label=f"target {', '.join(fmt.tick(t) for t in sorted(targets))}"))
         _legend(fig, handles)
     what = ("the trial that reached the target in the fewest steps" if with_target
-            else f"the trial the claim selected (best on {claim.params.get('select') or 'val_acc'})")
+            else f"the trials the claim's statistic was computed from (the one best on "
+                 f"{claim.params.get('select') or 'val_acc'}, or every trial a mean or median is over)")
     caption = (f"{metric} at each evaluation of {what}, per seed, against training steps (left) and examples seen "
-               f"(right, log scale): one line per level or arm, the mean over seeds with its 95% CI (Student t over "
-               f"seeds, where 2 seeds have a value)"
-               + (". Dashed: the validation target of steps-to-target." if targets else "."))
+               f"(right, log scale): one line per level or arm; {CURVE_METHOD} "
+               f"({confidence:.0%})" + (". Dashed: the validation target of steps-to-target." if targets else "."))
     return RenderedFigure(title=f"learning curves ({metric})", caption=caption,
                           svg=to_svg(fig, f"{claim.id}-curves"))
 

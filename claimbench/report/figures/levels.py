@@ -30,35 +30,29 @@ if TYPE_CHECKING:
 @dataclass
 class _Heat:
     mean: pd.DataFrame  # rows: nuisance values (descending), columns: levels
-    select_mean: pd.DataFrame
+    outlined: pd.DataFrame  # True at the nuisance value the claim outlines per level
     n: pd.DataFrame  # trials with a record
     diverged: pd.DataFrame
 
 
-def _heat(frame: pd.DataFrame, axis: str, nuisance: str, metric: str, select: str,
-          levels: list[Any], values: list[Any]) -> _Heat:
-    """Per (nuisance value, level): mean over seeds of ``metric`` of the best trial over any other
-    nuisance axes (chosen on ``select``), and the counts of trials and of diverged trials."""
-    index = pd.Index(values[::-1], name=nuisance)
-    columns = pd.Index(levels, name=axis)
+def _heat(heatmap: dict[str, Any] | None, levels: list[Any], values: list[Any]) -> _Heat:
+    """The claim's heatmap cells (``ClaimResult.figure_data["heatmap"]``) shaped as nuisance values
+    (descending) x levels on the tested grid; a cell the claim has no record of is NaN / 0."""
+    index, columns = pd.Index(values[::-1]), pd.Index(levels)
+    cells = pd.DataFrame((heatmap or {}).get("cells") or [], columns=["level", "value", "n", "diverged", "mean"])
 
-    def shaped(series: pd.Series, fill=np.nan) -> pd.DataFrame:
-        if series.empty:
+    def shaped(column: str, fill) -> pd.DataFrame:
+        if cells.empty:
             return pd.DataFrame(fill, index=index, columns=columns)
-        return series.unstack(axis, fill_value=fill).reindex(index=index, columns=columns, fill_value=fill)
+        table = cells.pivot_table(index="value", columns="level", values=column, aggfunc="first", dropna=False)
+        return table.reindex(index=index, columns=columns).fillna(fill)
 
-    ok = frame[(frame["status"] == "completed") & frame[select].notna() & frame[metric].notna()]
-    if ok.empty:
-        mean = shaped(pd.Series(dtype=float))
-        select_mean = shaped(pd.Series(dtype=float))
-    else:
-        per_seed = ok.loc[ok.groupby([axis, nuisance, "seed"])[select].idxmax()]
-        mean = shaped(per_seed.groupby([axis, nuisance])[metric].mean())
-        select_mean = shaped(per_seed.groupby([axis, nuisance])[select].mean())
-    counts = frame.groupby([axis, nuisance]).size()
-    diverged = frame[frame["status"] == "diverged"].groupby([axis, nuisance]).size()
-    return _Heat(mean=mean.astype(float), select_mean=select_mean.astype(float),
-                 n=shaped(counts, 0).astype(int), diverged=shaped(diverged, 0).astype(int))
+    outlined = pd.DataFrame(False, index=index, columns=columns)
+    for o in (heatmap or {}).get("outlined") or []:
+        if o["value"] in index and o["level"] in columns:
+            outlined.loc[o["value"], o["level"]] = True
+    return _Heat(mean=shaped("mean", np.nan).astype(float), outlined=outlined,
+                 n=shaped("n", 0).astype(int), diverged=shaped("diverged", 0).astype(int))
 
 
 def _draw_heat(ax, heat: _Heat, vmin: float, vmax: float, axis: str, nuisance: str) -> None:
@@ -90,14 +84,12 @@ def _draw_heat(ax, heat: _Heat, vmin: float, vmax: float, axis: str, nuisance: s
             else:  # no record yet, or failed
                 ax.text(j + 0.5, i + 0.5, "n/a" if n == 0 else "failed", ha="center", va="center",
                         fontsize=6.5, color=GREY, zorder=3)
-    # outline the nuisance value with the best mean selection metric per level
-    sel = heat.select_mean
-    for j in range(n_cols):
-        col = sel.iloc[:, j].to_numpy(dtype=float)
-        if np.isfinite(col).any():
-            i = int(np.nanargmax(col))
-            ax.add_patch(Rectangle((j + 0.04, i + 0.04), 0.92, 0.92, fill=False, edgecolor="black",
-                                   linewidth=1.6, zorder=4))
+    # outline the nuisance value the claim names per level (its best mean selection metric)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            if heat.outlined.iat[i, j]:
+                ax.add_patch(Rectangle((j + 0.04, i + 0.04), 0.92, 0.92, fill=False, edgecolor="black",
+                                       linewidth=1.6, zorder=4))
     ax.set_xlabel(_safe(axis))
     ax.set_ylabel(_safe(nuisance))
     ax.tick_params(axis="y", rotation=0)
@@ -110,24 +102,23 @@ def best_level_figures(claim: Claim, result: ClaimResult, evaluation: "Evaluatio
     """(a) heatmap level x nuisance of the mean test metric, diverged cells marked, one panel per
     stratum; (b) the best metric per level with its CI, the claimed range shaded."""
     p = claim.params
-    axis, metric, select = p["axis"], p.get("metric", "test_acc"), p.get("select", "val_acc")
+    axis, metric = p["axis"], p.get("metric", "test_acc")
     parts = _parts(result)
-    frame = evaluation.frame
-    nuisance = next(iter(evaluation.suite.design().nuisance), None)
+    heatmap = next((part.figure_data["heatmap"] for part in parts if part.figure_data.get("heatmap")), None)
     out = []
     with mpl.rc_context(_rc()):
-        if nuisance is not None and {axis, nuisance, metric, select} <= set(frame.columns):
-            out.append(_heatmap_figure(claim, parts, evaluation, axis, nuisance, metric, select))
-        out.append(_best_level_figure(claim, parts, axis, metric, nuisance))
+        if heatmap is not None:
+            out.append(_heatmap_figure(claim, parts, evaluation, heatmap))
+        out.append(_best_level_figure(claim, parts, axis, metric, heatmap["nuisance"] if heatmap else None))
     return out
 
 
-def _heatmap_figure(claim: Claim, parts: list[ClaimResult], evaluation: "Evaluation", axis: str,
-                    nuisance: str, metric: str, select: str) -> RenderedFigure:
+def _heatmap_figure(claim: Claim, parts: list[ClaimResult], evaluation: "Evaluation",
+                    first: dict[str, Any]) -> RenderedFigure:
     frame = evaluation.frame
+    axis, nuisance, metric, select = first["axis"], first["nuisance"], first["metric"], first["select"]
     levels, values = _grid(evaluation, axis, frame), _grid(evaluation, nuisance, frame)
-    heats = [_heat(_subframe(frame, part.stratum), axis, nuisance, metric, select, levels, values)
-             for part in parts]
+    heats = [_heat(part.figure_data.get("heatmap"), levels, values) for part in parts]
     finite = np.concatenate([h.mean.to_numpy(dtype=float).ravel() for h in heats])
     finite = finite[np.isfinite(finite)]
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
@@ -148,7 +139,7 @@ def _heatmap_figure(claim: Claim, parts: list[ClaimResult], evaluation: "Evaluat
                  pad=0.02, aspect=25)
     caption = (f"Mean {metric} over seeds for each {axis} × {nuisance} cell"
                + (" (best over the other nuisance axes per seed, chosen on " + select + ")"
-                  if len(evaluation.suite.design().nuisance) > 1 else "")
+                  if first.get("other_nuisance") else "")
                + f". Outlined: the {nuisance} with the best mean {select} at each {axis} (what isolation picks"
                f" most often). × on hatching: every trial of the cell diverged; k/n×: k of its n trials"
                f" diverged (the mean is over the rest); n/a: no record yet; failed: no usable trial.")
@@ -159,7 +150,8 @@ def _heatmap_figure(claim: Claim, parts: list[ClaimResult], evaluation: "Evaluat
 def _best_level_figure(claim: Claim, parts: list[ClaimResult], axis: str, metric: str,
                        nuisance: str | None) -> RenderedFigure:
     p = claim.params
-    low, high = float(p["low"]), float(p["high"])
+    low, high = next((part.figure_data["claimed_levels"] for part in parts if part.figure_data.get("claimed_levels")),
+                     (np.nan, np.nan))  # the levels the claim calls inside, as the claim used them
 
     def shade_range(ax, log_x: bool) -> None:
         if log_x:

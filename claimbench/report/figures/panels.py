@@ -77,7 +77,8 @@ def _log_y(ax) -> None:
 
 
 def _level_frame(part: ClaimResult) -> pd.DataFrame:
-    df = pd.DataFrame(part.data)
+    """The per-level estimates of a part (``estimates``; a result without them: its ``data``), by level."""
+    df = pd.DataFrame(part.estimates or part.data)
     if df.empty or "level" not in df.columns:
         return df
     return df.sort_values("level").reset_index(drop=True)

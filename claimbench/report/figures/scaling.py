@@ -16,7 +16,7 @@ from claimbench.report import format as fmt
 from claimbench.report.figures.base import RenderedFigure, register_figures
 from claimbench.report.figures.style import (BLACK_LINE, BLUE, GREEN, GREY, ORANGE, RED, _legend, _new_figure,
                                              _panels, _rc, _safe, to_svg)
-from claimbench.report.figures.panels import first_region, _conf_label, _log_x, _log_y, _no_values, _panel_title, _parts, _subframe
+from claimbench.report.figures.panels import first_region, _conf_label, _log_x, _log_y, _no_values, _panel_title, _parts
 
 if TYPE_CHECKING:
     from claimbench.api import Evaluation
@@ -50,11 +50,6 @@ def _shade_regimes(ax, b_crit: float, factor: float, lo: float, hi: float) -> No
     ax.axvline(b_crit, color=RED, linestyle=":", linewidth=1.3, zorder=1)
 
 
-def _critical_subframe(claim: Claim, part: ClaimResult, evaluation: "Evaluation") -> pd.DataFrame:
-    from claimbench.analysis.quantities import restrict
-    return restrict(_subframe(evaluation.frame, part.stratum), claim.params.get("where"))
-
-
 @register_figures("critical_batch")
 def critical_batch_figures(claim: Claim, result: ClaimResult, evaluation: "Evaluation") -> list[RenderedFigure]:
     """Steps (and examples) to target per batch size with the fit and its regimes; the critical-batch
@@ -62,10 +57,10 @@ def critical_batch_figures(claim: Claim, result: ClaimResult, evaluation: "Evalu
     over training."""
     p = claim.params
     axis, lr_col = p.get("axis", "batch_size"), p.get("lr", "lr")
-    factor = float(p.get("regime_factor", 4.0))
     parts = [part for part in _parts(result) if any("level" in r for r in part.data)]
     if not parts:
         return []
+    factor = float(parts[0].figure_data.get("regime_factor", 4.0))  # the factor the claim's regimes used
     out = []
     with mpl.rc_context(_rc()):
         # 1. steps to target and the trade-off
@@ -191,11 +186,8 @@ def critical_batch_figures(claim: Claim, result: ClaimResult, evaluation: "Evalu
             xs = np.geomspace(x.min(), x.max(), 50)
             ax.plot(xs, lr[i] * xs / x[i], color=GREEN, linestyle="--", linewidth=1.3, label="linear rule")
             ax.plot(xs, lr[i] * np.sqrt(xs / x[i]), color=ORANGE, linestyle="--", linewidth=1.3, label="square-root rule")
-            sub = _critical_subframe(claim, part, evaluation)
-            if lr_col in sub.columns:
-                grid_lr = sorted(float(v) for v in sub[lr_col].dropna().unique())
-                for edge in (grid_lr[0], grid_lr[-1]):
-                    ax.axhline(edge, color=GREY, linestyle=":", linewidth=1)
+            for edge in part.figure_data.get("lr_grid") or ():  # the claim's LR grid (after its where)
+                ax.axhline(float(edge), color=GREY, linestyle=":", linewidth=1)
             _log_x(ax, list(x))
             _log_y(ax)
             ax.set_xlabel(_safe(axis))
@@ -284,10 +276,10 @@ def linear_scaling_figures(claim: Claim, result: ClaimResult, evaluation: "Evalu
     p = claim.params
     q = str(p["quantity"])
     parts = [part for part in _parts(result) if part.data]
-    region = first_region(parts)  # the verdict's rule: d > -margin; an undecided result: the claim's margin
-    margin = -region[0] if region is not None else float(p["margin"])
     if not parts:
         return []
+    region = first_region(parts)  # the verdict's rule: d > -margin (every result carries it, undecided too)
+    margin = -region[0] if region is not None else 0.0
     colours = {"warmup": BLUE, "none": ORANGE, "all trials": BLUE}
     with mpl.rc_context(_rc()):
         fig = _new_figure(7.6, 3.3 * len(parts) + 0.5)
