@@ -1,14 +1,23 @@
 """Claim kinds: pure predicates over trial frames -> ClaimResult.
 
-Importing this package registers every kind in ``KINDS``.
+Importing this package registers every kind in ``KINDS``: the modules imported below, then every other
+module of the package (by name), so that a new kind is one module that calls ``base.register`` (its
+statistic, and what its figure draws: ``ClaimResult.estimates``, ``band``, ``selected``,
+``figure_data``) plus one figure module in ``claimbench/report/figures/`` decorated with
+``register_figures`` (found the same way): one place each, no list to edit.
 """
+
+import importlib as _importlib
+import pkgutil as _pkgutil
 
 from claimbench.claims import best_level, range_width  # noqa: F401  (registers the kinds)
 from claimbench.claims import comparison, equivalence, ranking, ratio, trend, width_comparison  # noqa: F401
 from claimbench.claims import scaling  # noqa: F401  (critical_batch, linear_scaling: batch-size scaling)
 from claimbench.claims import frontier  # noqa: F401  (power_law_slope, lr_surge, noise_scale_growth: issue 16)
-from claimbench.claims.arms import check_params
-from claimbench.claims.base import KINDS, VERDICTS, Claim, ClaimKind, ClaimResult, Design, Param, evidence
+for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__)):  # a kind module not imported above
+    _importlib.import_module(f"claimbench.claims.{_module}")
+from claimbench.claims.arms import check_params  # noqa: E402
+from claimbench.claims.base import KINDS, VERDICTS, Claim, ClaimKind, ClaimResult, Design, Param, evidence  # noqa: E402
 
 
 def evaluate_claims(claims, frame, design) -> list[ClaimResult]:
