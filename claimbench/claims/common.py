@@ -132,3 +132,23 @@ def curve_summary(curves: pd.DataFrame, selected: list[dict], metric: str, x: st
         mean, lo, hi, n = t_interval(g[metric].to_numpy(dtype=float), alpha)
         out.append({"group": group, "x": float(xv), "mean": mean, "lo": lo, "hi": hi, "n": n})
     return pd.DataFrame(out, columns=columns).sort_values(["group", "x"], kind="stable").reset_index(drop=True)
+
+
+def noise_scale_curve(frame: pd.DataFrame, trial_ids: list[str]) -> pd.DataFrame:
+    """B_simple = tr(Σ) / |G|² over training of some trials (e.g. one level's selected trials, one per
+    seed): per step after the first, |G|² and tr(Σ) averaged over the trials before the ratio (each alone
+    is unbiased, their ratio is not); steps where the |G|² estimate is not positive are left out.
+    Columns: step, b_simple. ``frame``: the trial frame, with ``noise_curve`` ([step, g2, trace] lists)."""
+    columns = ["step", "b_simple"]
+    if "noise_curve" not in frame.columns:
+        return pd.DataFrame(columns=columns)
+    by_id = frame.set_index("trial_id")
+    curves = [pd.DataFrame(list(by_id.loc[t, "noise_curve"]), columns=["step", "g2", "trace"])
+              for t in trial_ids if t in by_id.index and by_id.loc[t, "noise_curve"] is not None]
+    if not curves:
+        return pd.DataFrame(columns=columns)
+    joined = pd.concat(curves).groupby("step").mean()
+    joined = joined[joined.index > 0]
+    ratio = joined["trace"] / joined["g2"].where(joined["g2"] > 0)
+    ok = ratio.notna() & (ratio > 0)
+    return pd.DataFrame({"step": joined.index[ok].to_numpy(dtype=float), "b_simple": ratio[ok].to_numpy(dtype=float)})

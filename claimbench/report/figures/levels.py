@@ -38,7 +38,8 @@ class _Heat:
 def _heat(heatmap: dict[str, Any] | None, levels: list[Any], values: list[Any]) -> _Heat:
     """The claim's heatmap cells (``ClaimResult.figure_data["heatmap"]``) shaped as nuisance values
     (descending) x levels on the tested grid; a cell the claim has no record of is NaN / 0."""
-    index, columns = pd.Index(values[::-1]), pd.Index(levels)
+    names = heatmap or {}
+    index, columns = pd.Index(values[::-1], name=names.get("nuisance")), pd.Index(levels, name=names.get("axis"))
     cells = pd.DataFrame((heatmap or {}).get("cells") or [], columns=["level", "value", "n", "diverged", "mean"])
 
     def shaped(column: str, fill) -> pd.DataFrame:
@@ -85,8 +86,8 @@ def _draw_heat(ax, heat: _Heat, vmin: float, vmax: float, axis: str, nuisance: s
                 ax.text(j + 0.5, i + 0.5, "n/a" if n == 0 else "failed", ha="center", va="center",
                         fontsize=6.5, color=GREY, zorder=3)
     # outline the nuisance value the claim names per level (its best mean selection metric)
-    for i in range(n_rows):
-        for j in range(n_cols):
+    for j in range(n_cols):
+        for i in range(n_rows):
             if heat.outlined.iat[i, j]:
                 ax.add_patch(Rectangle((j + 0.04, i + 0.04), 0.92, 0.92, fill=False, edgecolor="black",
                                        linewidth=1.6, zorder=4))

@@ -12,6 +12,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 
 from claimbench.claims.base import Claim, ClaimResult
+from claimbench.claims.common import noise_scale_curve
 from claimbench.report import format as fmt
 from claimbench.report.figures.base import RenderedFigure, register_figures
 from claimbench.report.figures.style import (BLACK_LINE, BLUE, GREEN, GREY, ORANGE, RED, _legend, _new_figure,
@@ -222,7 +223,6 @@ def _noise_figure(claim: Claim, parts: list[ClaimResult], evaluation: "Evaluatio
     fig, axes = _panels(len(parts), 6.0, 3.3)
     cmap = mpl.colormaps["viridis"]
     levels_all: list[float] = []
-    by_id = frame.set_index("trial_id")
     for ax, part in zip(axes, parts):
         # the fastest trial per level and seed: the trials the claim's fit used (ClaimResult.selected)
         chosen: dict[float, list[str]] = {}
@@ -232,18 +232,11 @@ def _noise_figure(claim: Claim, parts: list[ClaimResult], evaluation: "Evaluatio
         levels_all = levels
         drew = False
         for j, lv in enumerate(levels):
-            ids = [t for t in chosen[lv] if t in by_id.index]
-            curves = [pd.DataFrame(list(by_id.loc[t, "noise_curve"]), columns=["step", "g2", "trace"])
-                      for t in ids if by_id.loc[t, "noise_curve"] is not None]
-            if not curves:
-                continue
-            joined = pd.concat(curves).groupby("step").mean()  # means over seeds before the ratio
-            joined = joined[joined.index > 0]
-            ratio = joined["trace"] / joined["g2"].where(joined["g2"] > 0)
-            ok = ratio.notna() & (ratio > 0)
-            if ok.any():
+            curve = noise_scale_curve(frame, chosen[lv])  # the claims layer's estimator
+            if not curve.empty:
                 colour = cmap(j / max(len(levels) - 1, 1))
-                ax.plot(joined.index[ok] * lv, ratio[ok], color=colour, linewidth=1.2, marker="o", markersize=2.5)
+                ax.plot(curve["step"] * lv, curve["b_simple"], color=colour, linewidth=1.2, marker="o",
+                        markersize=2.5)
                 drew = True
         est = _estimate(_estimates(part), "critical batch")
         if np.isfinite(est[0]):
