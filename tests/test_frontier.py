@@ -184,3 +184,14 @@ def test_frontier_smoke_run_gives_a_verdict_row_per_claim_with_figures(tmp_path)
         assert figures_for(claim, r, ev), cid
     html = (out / "report.html").read_text()
     assert all(f">{cid}<" in html or f'"{cid}"' in html for cid in MY_CLAIMS)
+    # the CI gate can track each new kind's effect per seed (tests/test_gate_effects.py does this on published
+    # frames, which these kinds do not have yet)
+    import dataclasses
+    from claimbench.check import tracked_values
+    from claimbench.suite import ClaimCheck
+    for cid in ("B7", "B7b", "B8", "B9"):
+        ev, _ = results[cid]
+        claim = next(c for c in ev.suite.claims if c.id == cid)
+        suite = dataclasses.replace(ev.suite, checks={cid: ClaimCheck(track=("effect",))})
+        tracked = tracked_values(suite, claim, ev.frame)
+        assert tracked and all(v is not None and math.isfinite(v) for t in tracked.values() for v in t["values"]), cid
