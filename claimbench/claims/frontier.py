@@ -370,4 +370,5 @@ GROWTH_KIND = register(ClaimKind(
     statistic="mean over seeds of the per-seed mean (over batch sizes) of each trial's Spearman rho of B_simple "
               "against the step",
     method="Student t interval over seeds of the per-seed mean rho (exact sign-flip test when they do not vary)",
+    axis_params=(),  # the batch column may come from a table axis (batch_size with its step budget)
 ))
