@@ -246,12 +246,13 @@ def _ratio_figure(claim: Claim, result: ClaimResult, title: str, num: str, den: 
     ax.set_ylabel("ratio (log scale)")
     ax.set_title(_safe(wrap(f"{num} / {den}", 60)), fontsize=8.5, fontweight="normal")
     high_text = "∞" if not np.isfinite(high) else fmt.tick(high)
+    claimed = f"[{fmt.tick(low)}, {high_text}]" if region is not None else "none (the claim cannot decide)"
     _legend(fig, [Line2D([], [], marker="o", linestyle="", color=GREY, label="ratio per seed"),
                   Line2D([], [], color=BLUE, marker="o", linewidth=2, label=f"geometric mean, {_conf_label(claim)}"),
-                  Patch(facecolor=GREEN, alpha=0.25, label=f"claimed range [{fmt.tick(low)}, {high_text}]")])
+                  Patch(facecolor=GREEN, alpha=0.25, label=f"claimed range {claimed}")])
     caption = (f"Each seed's ratio ({num}) / ({den}), paired by seed, on a log scale; the blue point is the "
                f"geometric mean over seeds with its 95% CI (Student t over seeds), the shaded band the claimed range "
-               f"[{fmt.tick(low)}, {high_text}] (supported when the CI lies inside it).")
+               f"{claimed} (supported when the CI lies inside it).")
     return RenderedFigure(title=title, caption=caption, svg=to_svg(fig, f"{claim.id}-ratio"))
 
 
