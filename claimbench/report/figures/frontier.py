@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from claimbench.claims.base import Claim, ClaimResult
+from claimbench.claims.common import noise_scale_curve
 from claimbench.report import format as fmt
 from claimbench.report.figures.base import RenderedFigure, register_figures
 from claimbench.report.figures.panels import _log_y, _no_values, _panel_title, _parts
@@ -113,7 +114,6 @@ def noise_scale_growth_figures(claim: Claim, result: ClaimResult, evaluation: "E
     frame = evaluation.frame
     if not parts or "noise_curve" not in frame.columns:
         return []
-    by_id = frame.set_index("trial_id")["noise_curve"]
     cmap = mpl.colormaps["viridis"]
     with mpl.rc_context(_rc()):
         fig = _new_figure(7.6, 3.3 * len(parts) + 0.5)
@@ -125,16 +125,9 @@ def noise_scale_growth_figures(claim: Claim, result: ClaimResult, evaluation: "E
             levels = sorted(chosen)
             drew = False
             for j, lv in enumerate(levels):
-                curves = [pd.DataFrame(list(by_id[t]), columns=["step", "g2", "trace"]) for t in chosen[lv]
-                          if t in by_id.index and by_id[t] is not None]
-                if not curves:
-                    continue
-                joined = pd.concat(curves).groupby("step").mean()  # means over seeds before the ratio
-                joined = joined[joined.index > 0]
-                ratio = joined["trace"] / joined["g2"].where(joined["g2"] > 0)
-                ok = ratio.notna() & (ratio > 0)
-                if ok.any():
-                    ax.plot(joined.index[ok], ratio[ok], color=cmap(j / max(len(levels) - 1, 1)), marker="o",
+                curve = noise_scale_curve(frame, chosen[lv])  # the claims layer's estimator (means before the ratio)
+                if not curve.empty:
+                    ax.plot(curve["step"], curve["b_simple"], color=cmap(j / max(len(levels) - 1, 1)), marker="o",
                             markersize=2.5, linewidth=1.2, label=f"{axis} {fmt.tick(lv)}")
                     drew = True
             if drew:
