@@ -17,6 +17,7 @@ the step it happened at, never an exception and never a filled-in value.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -130,7 +131,9 @@ class TrialSpec:
         check_combination(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # every field is an int, float, str or bool: a shallow dict is dataclasses.asdict's result, without
+        # its recursive deep copy (which made expanding a big suite's trial ids take seconds)
+        return {f.name: getattr(self, f.name) for f in _SPEC_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrialSpec":
@@ -143,9 +146,9 @@ class TrialSpec:
         d = {k: v for k, v in self.to_dict().items() if not (k in ID_OMITS_DEFAULT and v == ID_OMITS_DEFAULT[k])}
         return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
-    @property
+    @functools.cached_property
     def trial_id(self) -> str:
-        """The id of this trial: its spec and the code that trains it (``code``)."""
+        """The id of this trial: its spec and the code that trains it (``code``); computed once per spec."""
         payload = f"rev{TRAINING_REVISION}:{self.canonical_json()}"
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -300,6 +303,9 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "base_width": (0, None, True, False),
     "batch_factor": (1, None, True, False),
 }
+
+
+_SPEC_FIELDS = dataclasses.fields(TrialSpec)
 
 
 @dataclass
