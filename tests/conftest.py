@@ -70,3 +70,24 @@ def write_suite(tmp_path: Path):
 @pytest.fixture
 def tiny_suite_path(write_suite) -> Path:
     return write_suite()
+
+
+@pytest.fixture(scope="module")
+def cache():
+    """One module's datasets, built once (claimbench.workloads.DataCache; shadows pytest's own ``cache``)."""
+    from claimbench.workloads import DataCache
+
+    return DataCache()
+
+
+@pytest.fixture
+def one_thread():
+    """Trials on one torch thread, as a runner worker slot has: fast for tiny models, the same kernels every
+    run, and on 2 shared cores a second thread only waits (runner/local.py). Modules that want it for every
+    test say ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

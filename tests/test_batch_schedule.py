@@ -12,7 +12,6 @@ from claimbench.runner.packs import pack_key, packable
 from claimbench.train import train_jointly, train_trial
 from claimbench.train.policy import DataOrder, Plan
 from claimbench.trial import TrialSpec
-from claimbench.workloads import DataCache
 from tests.test_packed import assert_match
 
 # 1000 samples of the teacher task: 640 training examples, 80 batches of 8 per epoch
@@ -20,17 +19,7 @@ BASE = TrialSpec(dataset="teacher", n_samples=1000, depth=1, width=32, batch_siz
                  lr=0.05, epochs=4, evals=4, batch_schedule="step", batch_factor=2)
 
 
-@pytest.fixture(scope="module")
-def cache():
-    return DataCache()
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_the_batch_grows_where_the_step_schedule_cuts_the_lr(cache):

@@ -16,24 +16,14 @@ from claimbench.suite import load_suite
 from claimbench.train import train_jointly, train_trial
 from claimbench.train.optim import make_optimizer
 from claimbench.trial import TrialSpec
-from claimbench.workloads import DataCache, build_model
+from claimbench.workloads import build_model
 from tests.test_packed import assert_match
 
 N_IN, N_OUT, BASE_WIDTH = 40, 10, 64  # MNIST-1D's 40 features and 10 classes; the width where muP is SP
 ETA = 0.01
 
 
-@pytest.fixture(scope="module")
-def cache():
-    return DataCache()
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def mup_spec(width: int, **changes) -> TrialSpec:

@@ -11,13 +11,11 @@ import dataclasses
 import math
 
 import pytest
-import torch
 
 from claimbench.runner import packs as packs_module
 from claimbench.runner.packs import DEFAULT_PACK_SIZE, make_packs, pack_key, packable
 from claimbench.train import train_jointly, train_pack, train_trial
 from claimbench.trial import CHOICES, TrialSpec, TrialStatus
-from claimbench.workloads import DataCache
 
 RTOL = 1e-5  # relative, on every loss of every curve point and on the final metrics
 LOSS_KEYS = ("train_loss", "val_loss", "test_loss", "train_loss_ema")
@@ -26,17 +24,7 @@ BASE = TrialSpec(dataset="teacher", n_samples=600, depth=2, width=16, batch_size
                  steps=200, evals=5)
 
 
-@pytest.fixture(scope="module")
-def cache():
-    return DataCache()
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # fast for these tiny models, and the same kernels every run
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def close(a: float, b: float, rtol: float = RTOL, atol: float = 1e-7) -> bool:

@@ -16,7 +16,9 @@ import pytest
 from claimbench.runner.packs import pack_key, packable
 from claimbench.train import train_jointly, train_pack, train_trial
 from claimbench.trial import TrialSpec, TrialStatus
-from tests.test_packed import assert_match, cache, one_thread  # noqa: F401, F811 (fixtures)
+from tests.test_packed import assert_match
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # the fixtures (cache too) are in conftest.py
 
 CNN = TrialSpec(dataset="digits", model="cnn", depth=2, width=6, batch_size=16, optimizer="adam", lr=0.003,
                 steps=50, evals=3)

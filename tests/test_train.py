@@ -17,11 +17,6 @@ BASE = TrialSpec(dataset="teacher", n_samples=600, depth=1, width=16, batch_size
                  steps=40, evals=4)
 
 
-@pytest.fixture(scope="module")
-def cache():
-    return DataCache()
-
-
 def test_registries_implement_exactly_the_declared_choices():
     assert set(BUILDERS) == set(CHOICES["dataset"])
     assert set(MODELS) == set(CHOICES["model"])

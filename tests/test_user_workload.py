@@ -46,15 +46,6 @@ def tiny_resnet():
 
 
 @pytest.fixture
-def one_thread():
-    """Trials on one torch thread: on 2 shared cores a second thread only waits (runner/local.py)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
 def fake(monkeypatch):
     """Register workloads in-process: ``fake(workload, code="pkg 1.0 abc")``."""
     def add(w: Workload, code: str = "fakepkg 1.0 0123456789ab") -> Workload:

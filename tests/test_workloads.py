@@ -20,11 +20,6 @@ BASE = TrialSpec(dataset="teacher", n_samples=600, depth=1, width=16, batch_size
                  steps=40, evals=4)
 
 
-@pytest.fixture(scope="module")
-def cache():
-    return DataCache()
-
-
 def types(model: nn.Module) -> list[type]:
     return [type(m) for m in model.children()]
 

@@ -152,19 +152,16 @@ def _slope_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict
 
 SLOPE_KIND = register(ClaimKind(
     name=SLOPE,
-    params={
-        "axis": Param(str, doc="the numeric scientific axis (x of the log-log fit), e.g. batch_size"),
-        "of": Param(str, doc="the tuned axis whose best value per level is fitted, e.g. lr or weight_decay"),
-        "low": Param(float, -math.inf, "lower end of the claimed slope (-inf: no lower end)"),
-        "high": Param(float, math.inf, "upper end of the claimed slope (inf: no upper end)"),
-        "from_level": Param(float, 0.0, "fit only levels of axis >= this"),
-        "to_level": Param(float, math.inf, "fit only levels of axis <= this"),
-        "min_levels": Param(int, 3, "levels with a value a seed's slope needs"),
-        "select": Param(str, "val_acc", "metric that selects the best trial of a cell (higher is better)"),
-        "tune": Param(list, None, "axes tuned within a cell (default: the suite's nuisance axes)"),
-        "where": Param(dict, None, "column -> value or list of values: keep only these trials"),
-        "confidence": Param(float, 0.95, "two-sided confidence of the intervals"),
-    },
+    params=arms.params(
+        exclude=("quantity", "tolerance"),
+        axis=Param(str, doc="the numeric scientific axis (x of the log-log fit), e.g. batch_size"),
+        of=Param(str, doc="the tuned axis whose best value per level is fitted, e.g. lr or weight_decay"),
+        low=Param(float, -math.inf, "lower end of the claimed slope (-inf: no lower end)"),
+        high=Param(float, math.inf, "upper end of the claimed slope (inf: no upper end)"),
+        from_level=Param(float, 0.0, "fit only levels of axis >= this"),
+        to_level=Param(float, math.inf, "fit only levels of axis <= this"),
+        min_levels=Param(int, 3, "levels with a value a seed's slope needs"),
+    ),
     evaluate=evaluate_slope,
     statistic="mean over seeds of the per-seed log-log slope of the tuned value's argbest against the axis",
     method="Student t interval over seeds of the per-seed slopes (exact sign-flip test when they do not vary)",
@@ -241,17 +238,14 @@ def _surge_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict
 
 SURGE_KIND = register(ClaimKind(
     name=SURGE,
-    params={
-        "axis": Param(str, "batch_size", "the batch-size axis"),
-        "of": Param(str, "lr", "the tuned axis whose best value per batch is fitted"),
-        "split": Param(float, doc="the batch between the rise and the fall (fixed before the run)"),
-        "noise": Param(str, "b_simple", "per-trial gradient noise scale column, reported beside the peak; \"\": none"),
-        "min_levels": Param(int, 3, "levels with a value each side's slope needs"),
-        "select": Param(str, "val_acc", "metric that selects the best trial of a cell (higher is better)"),
-        "tune": Param(list, None, "axes tuned within a cell (default: the suite's nuisance axes)"),
-        "where": Param(dict, None, "column -> value or list of values: keep only these trials"),
-        "confidence": Param(float, 0.95, "two-sided confidence of the intervals"),
-    },
+    params=arms.params(
+        exclude=("quantity", "tolerance"),
+        axis=Param(str, "batch_size", "the batch-size axis"),
+        of=Param(str, "lr", "the tuned axis whose best value per batch is fitted"),
+        split=Param(float, doc="the batch between the rise and the fall (fixed before the run)"),
+        noise=Param(str, "b_simple", "per-trial gradient noise scale column, reported beside the peak; \"\": none"),
+        min_levels=Param(int, 3, "levels with a value each side's slope needs"),
+    ),
     evaluate=evaluate_surge,
     statistic="per seed, the log-log slope of the best LR against the batch below the split (rise) and above it "
               "(fall); effect: the mean fall slope",
@@ -355,17 +349,14 @@ def _zhang_vs_fit(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, a: float) 
 
 GROWTH_KIND = register(ClaimKind(
     name=GROWTH,
-    params={
-        "axis": Param(str, "batch_size", "the batch-size axis"),
-        "min_points": Param(int, 3, "evaluations with a positive |G|² a trial's rho needs"),
-        "excess": Param(float, fx.ZHANG_EXCESS, "Zhang et al.'s critical batch: steps this fraction over perfect "
+    params=arms.params(
+        exclude=("quantity", "tolerance"),
+        axis=Param(str, "batch_size", "the batch-size axis"),
+        min_points=Param(int, 3, "evaluations with a positive |G|² a trial's rho needs"),
+        excess=Param(float, fx.ZHANG_EXCESS, "Zhang et al.'s critical batch: steps this fraction over perfect "
                                                  "scaling"),
-        "agree_within": Param(float, 2.0, "the two critical batches agree within this factor (reported)"),
-        "select": Param(str, "val_acc", "metric that selects the trial of a cell (higher is better)"),
-        "tune": Param(list, None, "axes tuned within a cell (default: the suite's nuisance axes)"),
-        "where": Param(dict, None, "column -> value or list of values: keep only these trials"),
-        "confidence": Param(float, 0.95, "two-sided confidence of the intervals"),
-    },
+        agree_within=Param(float, 2.0, "the two critical batches agree within this factor (reported)"),
+    ),
     evaluate=evaluate_growth,
     statistic="mean over seeds of the per-seed mean (over batch sizes) of each trial's Spearman rho of B_simple "
               "against the step",
