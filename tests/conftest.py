@@ -91,3 +91,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def validate_suite():
+    """Validates a raw suite table against the shipped JSON Schema, with the validator built once
+    (``jsonschema.validate`` re-checks the schema itself on every call: seconds over the shipped suites)."""
+    import jsonschema
+
+    from claimbench.suite import json_schema
+
+    schema = json_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema).validate

@@ -10,7 +10,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import SimpleNamespace
 
-import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
@@ -284,12 +283,12 @@ def test_importer_errors_name_the_file_and_the_fix(tmp_path):
 
 # ------------------------------------------------------------------ the suites
 
-def test_batch_scaling_group_loads_in_every_tier_and_is_not_in_the_faq_group():
+def test_batch_scaling_group_loads_in_every_tier_and_is_not_in_the_faq_group(validate_suite):
     group = load_group("batch_scaling")
     assert group is not None and len(group.suites) == 3
     assert not any("batch_scaling" in s for s in load_group("faq").suites)
     for path in group.suites:
-        jsonschema.validate(tomllib.loads(Path(path).read_text()), json_schema())
+        validate_suite(tomllib.loads(Path(path).read_text()))
     for tier in TIERS:
         suites = load_targets(["batch_scaling"], tier)
         claims = {c.id: c.kind for s in suites for c in s.claims}

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import multiprocessing as mp
+import os
+import pickle
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,11 +107,12 @@ def build_context(evaluations: "Evaluation | list[Evaluation]", group: dict[str,
     suite keeps its own methodology and reproduce command.
     """
     evaluations = evaluations if isinstance(evaluations, list) else [evaluations]
+    rendered = _render_all(evaluations)
     claims, suites = [], []
     for evaluation in evaluations:
         suite = evaluation.suite
         results = {r.claim_id: r for r in evaluation.results}
-        views = [_claim_view(c, results.get(c.id), evaluation) for c in suite.claims]
+        views = [_claim_view(c, results.get(c.id), evaluation, rendered) for c in suite.claims]
         # results of claims the suite no longer lists (cannot happen with evaluate_run; shown rather than lost)
         known = {c.id for c in suite.claims}
         views += [_claim_view(None, r, evaluation) for r in evaluation.results if r.claim_id not in known]
@@ -205,7 +211,51 @@ def _summary_line(claims: list[dict], verdicts: Counter) -> str:
     return f"{n} claim{'s' if n != 1 else ''}: " + ", ".join(parts) + "."
 
 
-def _claim_view(claim: Claim | None, result: ClaimResult | None, evaluation: "Evaluation") -> dict[str, Any]:
+#: Figures are drawn in this many processes at once (forked, each drawing whole claims; the SVG is the same
+#: as drawn serially: every figure's ids are salted by its own name). 1 draws in this process.
+REPORT_JOBS = int(os.environ.get("CLAIMBENCH_REPORT_JOBS", "0") or 0) or min(os.cpu_count() or 1, 8)
+_PARALLEL_FROM = 8  # claims: below this a pool costs more than it saves
+_TO_DRAW: list[tuple[Claim, ClaimResult, "Evaluation"]] = []  # what the forked workers draw (inherited)
+
+
+def _draw(i: int) -> tuple[list[figs.RenderedFigure] | None, str]:
+    claim, result, evaluation = _TO_DRAW[i]
+    try:
+        return figs.figures_for(claim, result, evaluation), ""
+    except Exception as e:  # a figure must not cost the reader the rest of the report
+        log.warning("figure for claim %s failed", claim.id, exc_info=True)
+        return None, f"{type(e).__name__}: {e}"
+
+
+def _render_all(evaluations: list["Evaluation"]) -> dict[tuple[int, str], tuple[list | None, str]]:
+    """Every claim's figures (or its error), keyed by (id of its evaluation, claim id): drawn in a pool of
+    forked processes when there are enough claims and cores (matplotlib holds the GIL: threads would not
+    help), else here. A pool that cannot start or breaks leaves the rest to be drawn here."""
+    todo = []
+    for evaluation in evaluations:
+        results = {r.claim_id: r for r in evaluation.results}
+        todo += [(c, results[c.id], evaluation) for c in evaluation.suite.claims if c.id in results]
+    keys = [(id(e), c.id) for c, _, e in todo]
+    _TO_DRAW[:] = todo
+    out: dict[tuple[int, str], tuple[list | None, str]] = {}
+    try:
+        if REPORT_JOBS > 1 and len(todo) >= _PARALLEL_FROM and "fork" in mp.get_all_start_methods():
+            try:
+                with ProcessPoolExecutor(min(REPORT_JOBS, len(todo)), mp_context=mp.get_context("fork")) as pool:
+                    out.update(zip(keys, pool.map(_draw, range(len(todo)))))
+            except (OSError, BrokenProcessPool, pickle.PicklingError) as e:  # a dead worker raises, never hangs
+                log.warning("drawing figures in parallel failed (%s); drawing them here", e)
+                out.clear()
+        for i, key in enumerate(keys):
+            if key not in out:
+                out[key] = _draw(i)
+    finally:
+        _TO_DRAW.clear()
+    return out
+
+
+def _claim_view(claim: Claim | None, result: ClaimResult | None, evaluation: "Evaluation",
+                rendered: dict[tuple[int, str], tuple[list | None, str]] | None = None) -> dict[str, Any]:
     params = dict(claim.params) if claim else {}
     view: dict[str, Any] = {
         "id": claim.id if claim else result.claim_id,
@@ -236,12 +286,14 @@ def _claim_view(claim: Claim | None, result: ClaimResult | None, evaluation: "Ev
         tables=_tables(result, params),
     )
     if claim is not None:
-        try:
-            view["figures"] = [{"title": f.title[:1].upper() + f.title[1:], "caption": f.caption, "svg": Markup(f.svg)}
-                               for f in figs.figures_for(claim, result, evaluation)]
-        except Exception as e:  # a figure must not cost the reader the rest of the report
-            log.warning("figure for claim %s failed", claim.id, exc_info=True)
-            view["figure_error"] = f"{type(e).__name__}: {e}"
+        drawn = (rendered or {}).get((id(evaluation), claim.id))
+        if drawn is None:
+            _TO_DRAW[:] = [(claim, result, evaluation)]
+            drawn = _draw(0)
+            _TO_DRAW.clear()
+        figures, view["figure_error"] = drawn
+        view["figures"] = [{"title": f.title[:1].upper() + f.title[1:], "caption": f.caption, "svg": Markup(f.svg)}
+                           for f in figures or ()]
     return view
 
 
