@@ -105,3 +105,21 @@ def validate_suite():
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema).validate
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process, as the console script does; (exit code, stdout, stderr). An exception other
+    than SystemExit fails the calling test."""
+    import contextlib
+    import io
+
+    from claimbench.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as e:
+            code = int(e.code or 0)
+    return code, out.getvalue(), err.getvalue()

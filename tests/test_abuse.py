@@ -8,8 +8,6 @@ a time limit. Training is kept to a micro suite (2 trials, well under a second e
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import os
@@ -28,12 +26,13 @@ from hypothesis import strategies as st
 
 from claimbench import limits as lim
 from claimbench.check import BaselineError, baseline_for, matrix_fingerprint, read_baseline
-from claimbench.cli import _ray_address, main
+from claimbench.cli import _ray_address
 from claimbench.errors import UserError
 from claimbench.faults import parse_faults
 from claimbench.paths import PathError, check_name, inside
 from claimbench.store import LOCK_FILE, RunStore, record_problem
 from claimbench.suite import expand, load_suite, load_targets, parse_suite
+from tests.conftest import cli
 from tests.conftest import TINY_SUITE
 
 MICRO = """
@@ -61,16 +60,6 @@ values = [0.1, 100.0]
 
 # ------------------------------------------------------------------ helpers
 
-def cli(*args: str) -> tuple[int, str, str]:
-    """The CLI in-process; (exit code, stdout, stderr). An exception other than SystemExit fails the test."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as e:
-            code = int(e.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 def run_cli(*args: str, timeout: float = 120, env: dict | None = None,

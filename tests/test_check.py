@@ -6,8 +6,6 @@ to differ) in its own out dir unless it tests reuse.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import textwrap
 import xml.etree.ElementTree as ET
@@ -16,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from claimbench.check import compare_values, read_baseline, update_baseline
-from claimbench.cli import main
+from tests.conftest import cli
 from claimbench.errors import SuiteError, UserError
 from claimbench.faults import as_trial, corrupted, parse_faults
 from claimbench.suite import load_suite
@@ -33,16 +31,6 @@ CHECKED_SUITE = TINY_SUITE.replace("seeds = 2", "seeds = 3").replace(
 ).replace("[tiers.smoke]", "[tiers.ci]\nseeds = 3\n\n[tiers.smoke]")
 
 
-def cli(*args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process (as the console script does); return (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as e:
-            code = int(e.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import sys
 
 import pytest
 
-from claimbench.cli import main
+from tests.conftest import cli
 from claimbench.store import RunStore
 from claimbench.trial import TrialStatus
 
@@ -16,15 +14,6 @@ mlflow = pytest.importorskip("mlflow")
 pytest.importorskip("tensorboard")
 
 
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as e:
-            code = int(e.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
