@@ -109,6 +109,22 @@ def _selected(long: pd.DataFrame, axis: str) -> list[dict[str, Any]]:
             for lv, seed, t in zip(long[axis], long["seed"], long["trial_id"]) if t is not None and t == t]
 
 
+# ------------------------------------------------------------------ shared by power_law_slope and lr_surge
+
+def _per_stratum_argbest(claim: Claim, frame: pd.DataFrame, design: Design, one, name: str) -> ClaimResult:
+    """Each stratum judged by ``one(claim, setup, sub, stratum)`` on the argbest of ``of`` per level of ``axis``."""
+    p = claim.params
+    setup = arms.prepare(claim, frame, design, own=[p["axis"]], quantity=f"argbest:{p['of']}")
+    arms.require(setup.frame, [p["axis"], p["of"], "seed", "status"])
+    return arms.per_stratum(claim, design, setup, lambda sub, st: one(claim, setup, sub, st), name)
+
+
+def _argbest(sub: pd.DataFrame, p: dict, setup: arms.Setup):
+    """(levels, seeds x levels table, long frame, the table as floats) of the best ``of`` per level."""
+    levels, wide, long = fx.argbest_table(sub, p["axis"], p["of"], p["select"], setup.tuned)
+    return levels, wide, long, wide.to_numpy(dtype=float) if len(levels) else np.zeros((0, 0))
+
+
 # ------------------------------------------------------------------ power_law_slope
 
 def evaluate_slope(claim: Claim, frame: pd.DataFrame, design: Design) -> ClaimResult:
@@ -116,16 +132,13 @@ def evaluate_slope(claim: Claim, frame: pd.DataFrame, design: Design) -> ClaimRe
     _hypothesis(p["low"], p["high"])
     if p["low"] > p["high"]:
         raise ValueError(f"low <= high must hold, got low={p['low']!r}, high={p['high']!r}")
-    setup = arms.prepare(claim, frame, design, own=[p["axis"]], quantity=f"argbest:{p['of']}")
-    arms.require(setup.frame, [p["axis"], p["of"], "seed", "status"])
-    return arms.per_stratum(claim, design, setup, lambda sub, st: _slope_one(claim, setup, sub, st), SLOPE)
+    return _per_stratum_argbest(claim, frame, design, _slope_one, SLOPE)
 
 
 def _slope_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict) -> ClaimResult:
     p = claim.params
     axis, of, a = p["axis"], p["of"], arms.alpha(p)
-    levels, wide, long = fx.argbest_table(sub, axis, of, p["select"], setup.tuned)
-    table = wide.to_numpy(dtype=float) if len(levels) else np.zeros((0, 0))
+    levels, wide, long, table = _argbest(sub, p, setup)
     lo_lv, hi_lv = p["from_level"], p["to_level"]
     kept = np.array([lo_lv <= lv <= hi_lv for lv in levels], dtype=bool)
     slopes = fx.seed_slopes(levels, table, lo_lv, hi_lv, p["min_levels"]) if len(levels) else np.array([])
@@ -174,16 +187,13 @@ def evaluate_surge(claim: Claim, frame: pd.DataFrame, design: Design) -> ClaimRe
     p = claim.params
     if not p["split"] > 0:
         raise ValueError(f"split must be > 0 (the batch between the rise and the fall), got {p['split']!r}")
-    setup = arms.prepare(claim, frame, design, own=[p["axis"]], quantity=f"argbest:{p['of']}")
-    arms.require(setup.frame, [p["axis"], p["of"], "seed", "status"])
-    return arms.per_stratum(claim, design, setup, lambda sub, st: _surge_one(claim, setup, sub, st), SURGE)
+    return _per_stratum_argbest(claim, frame, design, _surge_one, SURGE)
 
 
 def _surge_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict) -> ClaimResult:
     p = claim.params
     axis, of, split, a = p["axis"], p["of"], p["split"], arms.alpha(p)
-    levels, wide, long = fx.argbest_table(sub, axis, of, p["select"], setup.tuned)
-    table = wide.to_numpy(dtype=float) if len(levels) else np.zeros((0, 0))
+    levels, wide, long, table = _argbest(sub, p, setup)
     x = np.asarray(levels, dtype=float)
     rise = fx.seed_slopes(levels, table, -math.inf, split, p["min_levels"]) if len(levels) else np.array([])
     fall = fx.seed_slopes(levels, table, split, math.inf, p["min_levels"]) if len(levels) else np.array([])

@@ -213,7 +213,8 @@ def _summary_line(claims: list[dict], verdicts: Counter) -> str:
 
 #: Figures are drawn in this many processes at once (forked, each drawing whole claims; the SVG is the same
 #: as drawn serially: every figure's ids are salted by its own name). 1 draws in this process.
-REPORT_JOBS = int(os.environ.get("CLAIMBENCH_REPORT_JOBS", "0") or 0) or min(os.cpu_count() or 1, 8)
+_JOBS_ENV = os.environ.get("CLAIMBENCH_REPORT_JOBS", "").strip()
+REPORT_JOBS = int(_JOBS_ENV) if _JOBS_ENV.isdigit() and int(_JOBS_ENV) > 0 else min(os.cpu_count() or 1, 8)
 _PARALLEL_FROM = 8  # claims: below this a pool costs more than it saves
 _TO_DRAW: list[tuple[Claim, ClaimResult, "Evaluation"]] = []  # what the forked workers draw (inherited)
 
