@@ -124,7 +124,8 @@ def test_noise_scale_growth_and_the_two_critical_batches():
     # S = 20 (1 + 200 / B): B_crit = 200; the 20% point from B_0 = 8 is near 1.2 x 8 + 0.2 x 200 = 50
     assert fit["value"] == pytest.approx(200, rel=0.3) and 25 < zhang["value"] < 100
     assert "reported, not judged" in up.summary
-    assert any(f"within 2x {word}" in up.summary for word in ("agree", "disagree", "undecided"))
+    assert any(f"the two {words}" in up.summary
+               for words in ("agree within 2x", "disagree by more than 2x", "undecided whether within 2x"))
     assert evaluate("noise_scale_growth", growth_frame(-1.0)).verdict == "refuted"
     one = evaluate("noise_scale_growth", growth_frame(1.0, seeds=1))
     assert one.verdict == "inconclusive" and "an interval needs 2" in one.summary
@@ -184,14 +185,3 @@ def test_frontier_smoke_run_gives_a_verdict_row_per_claim_with_figures(tmp_path)
         assert figures_for(claim, r, ev), cid
     html = (out / "report.html").read_text()
     assert all(f">{cid}<" in html or f'"{cid}"' in html for cid in MY_CLAIMS)
-    # the CI gate can track each new kind's effect per seed (tests/test_gate_effects.py does this on published
-    # frames, which these kinds do not have yet)
-    import dataclasses
-    from claimbench.check import tracked_values
-    from claimbench.suite import ClaimCheck
-    for cid in ("B7", "B7b", "B8", "B9"):
-        ev, _ = results[cid]
-        claim = next(c for c in ev.suite.claims if c.id == cid)
-        suite = dataclasses.replace(ev.suite, checks={cid: ClaimCheck(track=("effect",))})
-        tracked = tracked_values(suite, claim, ev.frame)
-        assert tracked and all(v is not None and math.isfinite(v) for t in tracked.values() for v in t["values"]), cid

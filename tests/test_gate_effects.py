@@ -52,17 +52,13 @@ def _one_claim_per_kind():
 
 
 CASES = _one_claim_per_kind()
-#: Kinds whose suites have no published default run yet (issue 16's frontier group: reports/frontier-default
-#: is to come); tests/test_frontier.py checks their per-seed effect on smoke frames meanwhile. Remove a kind
-#: here once its frames are published.
-UNPUBLISHED = {"power_law_slope", "lr_surge", "noise_scale_growth"} - set(CASES)
 
 
 def test_every_shipped_kind_has_a_published_3_seed_fixture():
-    assert set(CASES) | UNPUBLISHED == set(KINDS), f"kinds without a fixture: {sorted(set(KINDS) - set(CASES))}"
+    assert set(CASES) == set(KINDS), f"kinds without a fixture: {sorted(set(KINDS) - set(CASES))}"
 
 
-@pytest.mark.parametrize("kind", sorted(set(KINDS) - UNPUBLISHED))
+@pytest.mark.parametrize("kind", sorted(KINDS))
 def test_tracked_effect_has_a_value_for_every_seed(kind):
     suite, claim, frame = CASES[kind]
     tracked_suite = dataclasses.replace(suite, checks={claim.id: ClaimCheck(track=("effect",))})

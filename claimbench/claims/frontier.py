@@ -338,7 +338,8 @@ def _zhang_vs_fit(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, a: float) 
     ratio = fx.log_values(zhang) - fx.log_values(b_crit)
     k = p["agree_within"]
     agree = decide_mean(ratio, Hypothesis.band(-math.log(k), math.log(k)), a)
-    word = {"supported": "agree", "refuted": "disagree", "inconclusive": "undecided"}[agree.verdict]
+    word = {"supported": f"agree within {k:g}x", "refuted": f"disagree by more than {k:g}x",
+            "inconclusive": f"undecided whether within {k:g}x"}[agree.verdict]
     gz, gf = _geo_ci(zhang, a), _geo_ci(b_crit, a)
     r = tuple(math.exp(v) if math.isfinite(v) else float("nan") for v in (agree.estimate, *agree.ci))
     out["rows"] = [
@@ -346,11 +347,11 @@ def _zhang_vs_fit(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, a: float) 
          "value": gz[0], "value_lo": gz[1], "value_hi": gz[2], "n": int(gz[3]), "pooled": pz},
         {"estimate": "critical batch B_crit = E_min / S_min (fit of S = S_min + E_min / B)", "value": gf[0],
          "value_lo": gf[1], "value_hi": gf[2], "n": int(gf[3]), "pooled": pf.b_crit},
-        {"estimate": f"Zhang / B_crit (within {k:g}x: {word}; reported, not a verdict)", "value": r[0],
+        {"estimate": f"Zhang / B_crit ({word}; reported, not a verdict)", "value": r[0],
          "value_lo": r[1], "value_hi": r[2], "n": int(agree.n), "pooled": pz / pf.b_crit if pf.b_crit else np.nan}]
     out["text"] = (f"critical batch {arms.fmt_num(gz[0])} by Zhang et al.'s definition ({p['excess']:.0%} over "
                    f"perfect scaling), B_crit {arms.fmt_num(gf[0])} by the fit; ratio {arms.fmt_num(r[0])} "
-                   f"(CI {arms.fmt_num(r[1])} to {arms.fmt_num(r[2])}): within {k:g}x {word} (reported, not judged)")
+                   f"(CI {arms.fmt_num(r[1])} to {arms.fmt_num(r[2])}): the two {word} (reported, not judged)")
     if np.isnan(zhang).all():
         out["caveats"].append(f"no tested {axis} exceeds perfect scaling by {p['excess']:.0%}: Zhang et al.'s "
                               f"critical batch lies beyond the grid")

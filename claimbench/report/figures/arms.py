@@ -16,7 +16,7 @@ from claimbench.report import format as fmt
 from claimbench.report.figures.base import RenderedFigure, register_figures
 from claimbench.report.figures.style import (BLUE, GREEN, GREY, ORANGE, PANEL_MAX_WIDTH, RED, _legend, _new_figure,
                                              _panels, _rc, _safe, to_svg)
-from claimbench.report.figures.panels import (claimed_region, first_region, ratio_axis, wrap, _ci_points, _conf_label, _level_x, _log_y, _no_values, _panel_title,
+from claimbench.report.figures.panels import (arm_tick, claimed_region, panel_heading, first_region, ratio_axis, wrap, _ci_points, _conf_label, _level_x, _log_y, _no_values, _panel_title,
                                               _parts, _quantity_text, _row_panels)
 
 if TYPE_CHECKING:
@@ -126,10 +126,10 @@ def _paired_panels(claim: Claim, parts: list[ClaimResult], title: str, ylabel: s
         stats = pd.DataFrame(part.estimates, columns=["side", "mean", "lo", "hi"]).set_index("side") \
             .reindex(["a", "b"])  # each arm's mean and interval, from the claim
         _ci_points(left, [0, 1], stats, [BLUE, ORANGE], line=False)
-        left.set_xticks([0, 1], [_safe(a_name), _safe(b_name)])
+        left.set_xticks([0, 1], [_safe(arm_tick(a_name)), _safe(arm_tick(b_name))], fontsize=7.5)
         left.set_xlim(-0.5, 1.5)
         left.set_ylabel(_safe(wrap(ylabel, 32)))
-        left.set_title(_safe(label) if label else "arms", fontsize=9.5)
+        panel_heading(left, label, "arms")
         band = claimed_region(part)  # the verdict's own rule
         d = df["difference"].to_numpy(dtype=float)
         ok = np.isfinite(d)
@@ -145,6 +145,7 @@ def _paired_panels(claim: Claim, parts: list[ClaimResult], title: str, ylabel: s
         xs = [x for x in xs if np.isfinite(x)]
         pad = 0.12 * (max(xs) - min(xs)) or 0.01
         right.set_xlim(min(xs) - pad, max(xs) + pad)
+        right.xaxis.set_major_locator(mpl.ticker.MaxNLocator(5))  # readable ticks on a narrow panel
         if band is not None:  # the region the CI must lie in, drawn within the visible range
             lo_x, hi_x = right.get_xlim()
             right.axvspan(max(band[0], lo_x), min(band[1], hi_x), color=GREEN, alpha=0.12, linewidth=0, zorder=0)
@@ -208,7 +209,6 @@ def equivalence_figures(claim: Claim, result: ClaimResult, evaluation: "Evaluati
 # ------------------------------------------------------------------ ratio_in_range and timing_ratio
 
 def _ratio_figure(claim: Claim, result: ClaimResult, title: str, num: str, den: str) -> RenderedFigure:
-    p = claim.params
     parts = _parts(result)
     region = first_region(parts)  # the verdict's band (undecided results carry it too)
     low, high = region if region is not None else (np.nan, np.nan)

@@ -28,7 +28,7 @@ from claimbench.claims.base import Claim, ClaimResult
 from claimbench.claims.common import CURVE_METHOD, curve_metric, curve_summary
 from claimbench.report import format as fmt
 from claimbench.report.figures.base import RenderedFigure, register_common
-from claimbench.report.figures.panels import _no_values, _panel_title, _parts, wrap
+from claimbench.report.figures.panels import _no_values, _panel_title, _parts, panel_heading, wrap
 from claimbench.report.figures.style import GREY, PANEL_MAX_WIDTH, RED, _legend, _new_figure, _rc, _safe, to_svg
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ def learning_curve_figure(claim: Claim, result: ClaimResult, evaluation: "Evalua
             ax_examples.xaxis.set_minor_locator(mpl.ticker.NullLocator())
             ax_steps.set_ylabel(_safe(metric))
             title = _panel_title(part).replace("\n", ", ")
-            ax_steps.set_title(_safe(title) if title else "against steps", fontsize=9.5)
+            panel_heading(ax_steps, title, "against steps")
             ax_examples.set_title("against examples seen", fontsize=9.5)
         handles = [Line2D([], [], color=colours[g], linewidth=1.6, label=_safe(wrap(g, 40))) for g in groups]
         handles.append(Patch(facecolor=GREY, alpha=0.3, label=f"{confidence:.0%} CI over seeds"))

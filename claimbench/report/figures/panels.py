@@ -200,10 +200,29 @@ def first_region(parts: list[ClaimResult]) -> tuple[float, float] | None:
     return next((r for r in (claimed_region(p) for p in parts) if r is not None), None)
 
 
-def wrap(text: str, width: int) -> str:
-    """Text broken into lines of at most ``width`` characters (a long label would leave the figure box)."""
+def wrap(text: str, width: int, max_lines: int | None = None) -> str:
+    """Text broken into lines of at most ``width`` characters (a long label would leave the figure box);
+    with ``max_lines``, the lines past it are cut to an ellipsis."""
     import textwrap
-    return "\n".join(textwrap.wrap(str(text), width)) or str(text)
+    lines = textwrap.wrap(str(text), width)
+    if max_lines is not None and len(lines) > max_lines:
+        lines = [*lines[:max_lines - 1], lines[max_lines - 1].rstrip() + " …"]
+    return "\n".join(lines) or str(text)
+
+
+def panel_heading(ax, text: str, fallback: str) -> None:
+    """A panel's title: a stratum's name, which may be long (several levels), wrapped to the panel's width
+    in at most 3 lines and set smaller when it wraps; ``fallback`` when there is none."""
+    if not text:
+        ax.set_title(fallback, fontsize=9.5)
+        return
+    ax.set_title(_safe(wrap(text, 56, max_lines=3)), fontsize=9.5 if len(text) <= 56 else 8)
+
+
+def arm_tick(name: str) -> str:
+    """An arm's name as a tick label: an arm of several levels (``a=1,b=2|a=2,b=3``) breaks at its
+    separators, in at most 5 lines of 24 characters (the caption and legend carry it whole)."""
+    return wrap(str(name).replace("|", " | ").replace(",", ", "), 24, max_lines=5)
 
 
 def ratio_axis(ax, ymin: float, ymax: float, marks: list[float] = ()) -> None:
