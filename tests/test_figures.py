@@ -298,3 +298,21 @@ def test_a_kind_and_its_figure_register_where_they_are_defined():
             assert f"{pkg.__name__}.{m.name}" in sys.modules, m.name
     assert all(k.evaluate.__module__.startswith("claimbench.claims.") for k in KINDS.values())
     assert all(fn.__module__.startswith("claimbench.report.figures.") for fn in FIGURES.values())
+
+
+def test_long_arm_names_wrap_in_ticks_and_titles_within_their_line_budget():
+    from claimbench.report.figures.panels import arm_tick, panel_heading, wrap
+    arm = "|".join(f"batch_size={b},optimizer=adam,beta2=0.9999{b}" for b in (1, 2, 4))  # B6's combined arm
+    tick = arm_tick(arm)
+    lines = tick.split("\n")
+    assert len(lines) == 5 and lines[-1].endswith("…") and all(len(x) <= 26 for x in lines)
+    assert lines[0] == "batch_size=1,"  # broken at the separators, not inside a level
+    assert arm_tick("optimizer=sgd") == "optimizer=sgd"
+    assert wrap("a b c d", 3, max_lines=2) == "a b\nc d" and wrap("a b c d e", 3, max_lines=2) == "a b\nc d …"
+    from matplotlib.figure import Figure
+    ax = Figure().subplots()
+    panel_heading(ax, "a = " + arm.replace("|", ", "), "arms")
+    title = ax.get_title()
+    assert 1 < len(title.split("\n")) <= 3 and ax.title.get_fontsize() == 8
+    panel_heading(ax, "", "arms")
+    assert ax.get_title() == "arms" and ax.title.get_fontsize() == 9.5
