@@ -51,11 +51,10 @@ def forward_flops(spec: TrialSpec, cache: DataCache, memo: dict) -> tuple[float,
 
 
 def spec_of(row: pd.Series) -> TrialSpec:
-    kw = {k: row[k] for k in FIELDS if k in row and not (isinstance(row[k], float) and math.isnan(row[k]))}
-    for k in ("workload_params", "budget", "code"):
-        kw.pop(k, None)
-    kw = {k: (v.item() if hasattr(v, "item") else v) for k, v in kw.items()}
-    return TrialSpec(**{k: v for k, v in kw.items() if k in FIELDS})
+    """The row's spec, minus what the flop count does not need (workload params, budget, code)."""
+    keep = FIELDS - {"workload_params", "budget", "code"}
+    kw = {k: row[k] for k in keep if k in row and not (isinstance(row[k], float) and math.isnan(row[k]))}
+    return TrialSpec(**{k: (v.item() if hasattr(v, "item") else v) for k, v in kw.items()})
 
 
 def measured_gflops() -> tuple[float, float]:

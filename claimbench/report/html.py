@@ -219,13 +219,18 @@ _PARALLEL_FROM = 8  # claims: below this a pool costs more than it saves
 _TO_DRAW: list[tuple[Claim, ClaimResult, "Evaluation"]] = []  # what the forked workers draw (inherited)
 
 
-def _draw(i: int) -> tuple[list[figs.RenderedFigure] | None, str]:
-    claim, result, evaluation = _TO_DRAW[i]
+def _figures(claim: Claim, result: ClaimResult, evaluation: "Evaluation") -> tuple[list[figs.RenderedFigure] | None, str]:
+    """One claim's figures and "", or None and the error that stopped them."""
     try:
         return figs.figures_for(claim, result, evaluation), ""
     except Exception as e:  # a figure must not cost the reader the rest of the report
         log.warning("figure for claim %s failed", claim.id, exc_info=True)
         return None, f"{type(e).__name__}: {e}"
+
+
+def _draw(i: int) -> tuple[list[figs.RenderedFigure] | None, str]:
+    """The pool's task: the i-th claim of ``_TO_DRAW`` (inherited by the forked worker, not pickled)."""
+    return _figures(*_TO_DRAW[i])
 
 
 def _render_all(evaluations: list["Evaluation"]) -> dict[tuple[int, str], tuple[list | None, str]]:
@@ -247,9 +252,9 @@ def _render_all(evaluations: list["Evaluation"]) -> dict[tuple[int, str], tuple[
             except (OSError, BrokenProcessPool, pickle.PicklingError) as e:  # a dead worker raises, never hangs
                 log.warning("drawing figures in parallel failed (%s); drawing them here", e)
                 out.clear()
-        for i, key in enumerate(keys):
+        for key, task in zip(keys, todo):
             if key not in out:
-                out[key] = _draw(i)
+                out[key] = _figures(*task)
     finally:
         _TO_DRAW.clear()
     return out
@@ -288,11 +293,7 @@ def _claim_view(claim: Claim | None, result: ClaimResult | None, evaluation: "Ev
     )
     if claim is not None:
         drawn = (rendered or {}).get((id(evaluation), claim.id))
-        if drawn is None:
-            _TO_DRAW[:] = [(claim, result, evaluation)]
-            drawn = _draw(0)
-            _TO_DRAW.clear()
-        figures, view["figure_error"] = drawn
+        figures, view["figure_error"] = drawn if drawn is not None else _figures(claim, result, evaluation)
         view["figures"] = [{"title": f.title[:1].upper() + f.title[1:], "caption": f.caption, "svg": Markup(f.svg)}
                            for f in figures or ()]
     return view
