@@ -77,6 +77,8 @@ NADAM_MOMENTUM_DECAY = 4e-3  # torch.optim.NAdam's default, as make_optimizer le
 CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s
 ALPHA = 1.7580993408473766  # AlphaDropout's alpha (SELU's -lambda * alpha), as ATen's
 RRELU_LOWER, RRELU_UPPER = 1.0 / 8, 1.0 / 3  # nn.RReLU's defaults
+#: Elements of each (K, P) tensor that one chunk of an optimizer step updates (``_StackedOptimizer.step``).
+STEP_CHUNK = 1 << 17
 
 
 def train_pack(specs: list[TrialSpec], cache: DataCache | None = None, device: str | torch.device = "cpu",
@@ -279,6 +281,7 @@ class PackedEngine:
         self.checkpoints: list[tuple | None] = [None] * k
         self._params: list[torch.Tensor] = []
         self.grads = torch.empty(0)
+        self._grad_buffer = torch.empty(0)
 
     @property
     def k(self) -> int:
@@ -297,7 +300,12 @@ class PackedEngine:
     def backward(self, losses: torch.Tensor, rows: list[int]) -> None:
         k = losses.shape[0]
         total = losses.sum() if len(rows) == k else losses[rows].sum()
-        grads = torch.cat([g.reshape(k, -1) for g in torch.autograd.grad(total, self._params)], 1)
+        if self._grad_buffer.shape != self.theta.shape:
+            self._grad_buffer = torch.empty_like(self.theta, requires_grad=False)
+        grads = self._grad_buffer  # each parameter's gradient copied once into its place (a transposed
+        #                            weight's gradient is a strided view: cat after reshape copied it twice)
+        for (off, size, shape), g in zip(self.places, torch.autograd.grad(total, self._params)):
+            grads[:, off:off + size].view(k, *shape).copy_(g)
         self._params = []
         if len(rows) < k:
             grads = grads[torch.tensor(rows, device=self.device)]
@@ -603,37 +611,31 @@ class _StackedOptimizer:
 
     @torch.no_grad()
     def step(self, theta: torch.Tensor, g: torch.Tensor, lrs: list[float]) -> None:
+        """One update of every row. The per-trial scalars are computed once; the elementwise update
+        then runs over column chunks of about ``STEP_CHUNK`` elements, so that its dozen passes over
+        parameters, gradients and state stay in cache (on (K, P) tensors of tens of MB the passes are
+        memory-bound, 1.7-4x slower per step, reports/performance.md). Each element's arithmetic is
+        the same in any chunking, so the results are bit for bit those of one pass."""
         self.t += 1
+        scalars = self._scalars(lrs)
+        width = max(1, STEP_CHUNK // max(1, theta.shape[0]))
+        for a in range(0, theta.shape[1], width):
+            cols = slice(a, a + width)
+            self._update(theta[:, cols], g[:, cols], {name: v[:, cols] for name, v in self.state.items()}, scalars,
+                         None if self.lr_scale is None else self.lr_scale[:, cols],
+                         None if self.wd_scale is None else self.wd_scale[:, cols])
+
+    def _scalars(self, lrs: list[float]) -> torch.Tensor:
+        """The step's per-trial scalars as one (K, m) tensor (the columns ``_update`` reads by kind);
+        NAdam's running momentum product advances here, once per step."""
         t, kind, specs = self.t, self.kind, self.specs
-        mup = self.lr_scale is not None
         if kind == "adamw":
-            if self.any_wd and mup:  # each group's lr x its decay, as torch's AdamW per param group
-                theta.mul_(1 - (self.col(lrs) * self.lr_scale) * (self.wd * self.wd_scale))
-            elif self.any_wd:
-                theta.mul_(self.col([1 - lr * s.weight_decay for lr, s in zip(lrs, specs)]))
-        elif self.any_wd:
-            g = g + (self.wd * self.wd_scale if mup else self.wd) * theta  # L2: torch adds weight_decay * param
-        if kind == "sgd":  # fused where torch's rounding allows: addcmul(a, s, b) = a + s*b, rounded as torch's two ops
-            if self.any_momentum:
-                buf = self.state["buf"]
-                torch.addcmul(g, self.momentum, buf, out=buf)  # zero-initialised: the first step sets buf = g, as torch
-                update = torch.where(self.nesterov, torch.addcmul(g, self.momentum, buf), buf) \
-                    if self.any_nesterov else buf
-            else:
-                update = g
-            theta.addcmul_(self.col([-lr for lr in lrs]), update)
-        elif kind in ("adam", "adamw"):
-            exp_avg, exp_avg_sq = self.state["exp_avg"], self.state["exp_avg_sq"]
-            exp_avg.lerp_(g, self.one_minus_beta1)
-            exp_avg_sq.mul_(self.beta2).add_(self.one_minus_beta2 * g * g)
-            scal = self.col2([[-(lr / (1 - s.beta1 ** t)), (1 - s.beta2 ** t) ** 0.5] for lr, s in zip(lrs, specs)])
-            denom = exp_avg_sq.sqrt().div_(scal[:, 1:2]).add_(self.eps)
-            step = scal[:, 0:1] * self.lr_scale if mup else scal[:, 0:1]  # muP: each group's LR
-            theta.add_(step * exp_avg / denom)
+            decay = [lr if self.lr_scale is not None else 1 - lr * s.weight_decay for lr, s in zip(lrs, specs)]
+        else:
+            decay = [0.0] * len(specs)
+        if kind in ("adam", "adamw"):
+            rows = [[-(lr / (1 - s.beta1 ** t)), (1 - s.beta2 ** t) ** 0.5] for lr, s in zip(lrs, specs)]
         elif kind == "nadam":
-            exp_avg, exp_avg_sq = self.state["exp_avg"], self.state["exp_avg_sq"]
-            exp_avg.lerp_(g, self.one_minus_beta1)
-            exp_avg_sq.mul_(self.beta2).add_(self.one_minus_beta2 * g * g)
             rows = []
             for i, (lr, s) in enumerate(zip(lrs, specs)):
                 mu = s.beta1 * (1.0 - 0.5 * 0.96 ** (t * NADAM_MOMENTUM_DECAY))
@@ -642,24 +644,61 @@ class _StackedOptimizer:
                 mp = float(self.mu_product[i])
                 rows.append([(1 - s.beta2 ** t) ** 0.5, -(lr * (1.0 - mu) / (1.0 - mp)),
                              -(lr * mu_next / (1.0 - mp * mu_next))])
-            scal = self.col2(rows)
+        elif kind == "adamax":
+            rows = [[-(lr / (1 - s.beta1 ** t))] for lr, s in zip(lrs, specs)]
+        else:  # sgd, rmsprop
+            rows = [[-lr] for lr in lrs]
+        return self.col2([[d, *r] for d, r in zip(decay, rows)])
+
+    def _update(self, theta: torch.Tensor, g: torch.Tensor, state: dict[str, torch.Tensor], scal: torch.Tensor,
+                lr_scale: torch.Tensor | None, wd_scale: torch.Tensor | None) -> None:
+        """The elementwise update of a column chunk (views of the (K, P) tensors), following the
+        arithmetic of torch's implementations; ``scal[:, 0]`` is AdamW's decay column, the rest by kind."""
+        kind, mup = self.kind, lr_scale is not None
+        decay, scal = scal[:, 0:1], scal[:, 1:]
+        if kind == "adamw":
+            if self.any_wd and mup:  # each group's lr x its decay, as torch's AdamW per param group
+                theta.mul_(1 - (decay * lr_scale) * (self.wd * wd_scale))
+            elif self.any_wd:
+                theta.mul_(decay)
+        elif self.any_wd:
+            g = g + (self.wd * wd_scale if mup else self.wd) * theta  # L2: torch adds weight_decay * param
+        if kind == "sgd":  # fused where torch's rounding allows: addcmul(a, s, b) = a + s*b, rounded as torch's two ops
+            if self.any_momentum:
+                buf = state["buf"]
+                torch.addcmul(g, self.momentum, buf, out=buf)  # zero-initialised: the first step sets buf = g, as torch
+                update = torch.where(self.nesterov, torch.addcmul(g, self.momentum, buf), buf) \
+                    if self.any_nesterov else buf
+            else:
+                update = g
+            theta.addcmul_(scal[:, 0:1], update)
+        elif kind in ("adam", "adamw"):
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            exp_avg.lerp_(g, self.one_minus_beta1)
+            exp_avg_sq.mul_(self.beta2).add_(self.one_minus_beta2 * g * g)
+            denom = exp_avg_sq.sqrt().div_(scal[:, 1:2]).add_(self.eps)
+            step = scal[:, 0:1] * lr_scale if mup else scal[:, 0:1]  # muP: each group's LR
+            theta.add_(step * exp_avg / denom)
+        elif kind == "nadam":
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            exp_avg.lerp_(g, self.one_minus_beta1)
+            exp_avg_sq.mul_(self.beta2).add_(self.one_minus_beta2 * g * g)
             denom = exp_avg_sq.sqrt().div_(scal[:, 0:1]).add_(self.eps)
             theta.add_(scal[:, 1:2] * g / denom)
             theta.add_(scal[:, 2:3] * exp_avg / denom)
         elif kind == "adamax":
-            exp_avg, exp_inf = self.state["exp_avg"], self.state["exp_inf"]
+            exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]
             exp_avg.lerp_(g, self.one_minus_beta1)
             exp_inf.mul_(self.beta2)
             torch.maximum(exp_inf, g.abs().add_(self.eps), out=exp_inf)
-            step = self.col([-(lr / (1 - s.beta1 ** t)) for lr, s in zip(lrs, specs)])
-            theta.add_(step * exp_avg / exp_inf)
+            theta.add_(scal[:, 0:1] * exp_avg / exp_inf)
         elif kind == "rmsprop":  # alpha = beta2
-            square_avg = self.state["square_avg"]
+            square_avg = state["square_avg"]
             square_avg.mul_(self.beta2).add_(self.one_minus_beta2 * g * g)
             avg = square_avg.sqrt().add_(self.eps)
-            neg_lr = self.col([-lr for lr in lrs])
+            neg_lr = scal[:, 0:1]
             if self.any_momentum:
-                buf = self.state["buf"]
+                buf = state["buf"]
                 buf.mul_(self.momentum).add_(g / avg)
                 with_momentum = neg_lr * buf
                 theta.add_(with_momentum if self.all_momentum else
