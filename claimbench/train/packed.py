@@ -77,8 +77,11 @@ NADAM_MOMENTUM_DECAY = 4e-3  # torch.optim.NAdam's default, as make_optimizer le
 CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s
 ALPHA = 1.7580993408473766  # AlphaDropout's alpha (SELU's -lambda * alpha), as ATen's
 RRELU_LOWER, RRELU_UPPER = 1.0 / 8, 1.0 / 3  # nn.RReLU's defaults
-#: Elements of each (K, P) tensor that one chunk of an optimizer step updates (``_StackedOptimizer.step``).
-STEP_CHUNK = 1 << 17
+#: An optimizer step over (K, P) tensors of more than STEP_CHUNKED elements runs in column chunks of about
+#: STEP_CHUNK elements (``_StackedOptimizer.step``): past a few MB per tensor its passes are memory-bound, and
+#: below that the chunks' extra kernel launches cost more than they save (benchmarks/engine_ab.py: 1.3-1.4x
+#: faster per trial at 1.5-2.6 M elements; 0.83x at batch 2 with 0.5 M, where the launches dominate).
+STEP_CHUNK, STEP_CHUNKED = 1 << 17, 1 << 20
 
 
 def train_pack(specs: list[TrialSpec], cache: DataCache | None = None, device: str | torch.device = "cpu",
@@ -281,7 +284,6 @@ class PackedEngine:
         self.checkpoints: list[tuple | None] = [None] * k
         self._params: list[torch.Tensor] = []
         self.grads = torch.empty(0)
-        self._grad_buffer = torch.empty(0)
 
     @property
     def k(self) -> int:
@@ -300,12 +302,7 @@ class PackedEngine:
     def backward(self, losses: torch.Tensor, rows: list[int]) -> None:
         k = losses.shape[0]
         total = losses.sum() if len(rows) == k else losses[rows].sum()
-        if self._grad_buffer.shape != self.theta.shape:
-            self._grad_buffer = torch.empty_like(self.theta, requires_grad=False)
-        grads = self._grad_buffer  # each parameter's gradient copied once into its place (a transposed
-        #                            weight's gradient is a strided view: cat after reshape copied it twice)
-        for (off, size, shape), g in zip(self.places, torch.autograd.grad(total, self._params)):
-            grads[:, off:off + size].view(k, *shape).copy_(g)
+        grads = torch.cat([g.reshape(k, -1) for g in torch.autograd.grad(total, self._params)], 1)
         self._params = []
         if len(rows) < k:
             grads = grads[torch.tensor(rows, device=self.device)]
@@ -612,13 +609,13 @@ class _StackedOptimizer:
     @torch.no_grad()
     def step(self, theta: torch.Tensor, g: torch.Tensor, lrs: list[float]) -> None:
         """One update of every row. The per-trial scalars are computed once; the elementwise update
-        then runs over column chunks of about ``STEP_CHUNK`` elements, so that its dozen passes over
-        parameters, gradients and state stay in cache (on (K, P) tensors of tens of MB the passes are
-        memory-bound, 1.7-4x slower per step, reports/performance.md). Each element's arithmetic is
-        the same in any chunking, so the results are bit for bit those of one pass."""
+        then runs in one pass or, on tensors of more than ``STEP_CHUNKED`` elements, over column chunks
+        of about ``STEP_CHUNK``, so that its dozen passes over parameters, gradients and state stay in
+        cache. Each element's arithmetic is the same in any chunking, so the results are bit for bit
+        those of one pass."""
         self.t += 1
         scalars = self._scalars(lrs)
-        width = max(1, STEP_CHUNK // max(1, theta.shape[0]))
+        width = max(1, STEP_CHUNK // max(1, theta.shape[0])) if theta.numel() > STEP_CHUNKED else theta.shape[1]
         for a in range(0, theta.shape[1], width):
             cols = slice(a, a + width)
             self._update(theta[:, cols], g[:, cols], {name: v[:, cols] for name, v in self.state.items()}, scalars,
