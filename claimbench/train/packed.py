@@ -78,9 +78,9 @@ CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s
 ALPHA = 1.7580993408473766  # AlphaDropout's alpha (SELU's -lambda * alpha), as ATen's
 RRELU_LOWER, RRELU_UPPER = 1.0 / 8, 1.0 / 3  # nn.RReLU's defaults
 #: An optimizer step over (K, P) tensors of more than STEP_CHUNKED elements runs in column chunks of about
-#: STEP_CHUNK elements (``_StackedOptimizer.step``): past a few MB per tensor its passes are memory-bound, and
-#: below that the chunks' extra kernel launches cost more than they save (benchmarks/engine_ab.py: 1.3-1.4x
-#: faster per trial at 1.5-2.6 M elements; 0.83x at batch 2 with 0.5 M, where the launches dominate).
+#: STEP_CHUNK elements (``_StackedOptimizer.step``): past a few MB per tensor its passes are memory-bound
+#: (benchmarks/engine_ab.py: packs of 1.5-4.5 M elements 1.16-1.45x faster per trial); below that a chunk
+#: would only add kernel launches to a step that is bound by them (small packs were not measured chunked).
 STEP_CHUNK, STEP_CHUNKED = 1 << 17, 1 << 20
 
 
