@@ -78,9 +78,10 @@ CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s
 ALPHA = 1.7580993408473766  # AlphaDropout's alpha (SELU's -lambda * alpha), as ATen's
 RRELU_LOWER, RRELU_UPPER = 1.0 / 8, 1.0 / 3  # nn.RReLU's defaults
 #: An optimizer step over (K, P) tensors of more than STEP_CHUNKED elements runs in column chunks of about
-#: STEP_CHUNK elements (``_StackedOptimizer.step``): past a few MB per tensor its passes are memory-bound
-#: (benchmarks/engine_ab.py: packs of 1.5-4.5 M elements 1.16-1.45x faster per trial); below that a chunk
-#: would only add kernel launches to a step that is bound by them (small packs were not measured chunked).
+#: STEP_CHUNK elements (``_StackedOptimizer.step``), and such a pack's backward copies each gradient once into
+#: a reused buffer (``PackedEngine.backward``): past a few MB per tensor the passes and copies are
+#: memory-bound (benchmarks/engine_ab.py, reports/performance.md); below that, chunks and per-parameter
+#: copies only add kernel launches (the buffer measured 0.87-0.91x on small packs).
 STEP_CHUNK, STEP_CHUNKED = 1 << 17, 1 << 20
 
 
@@ -284,6 +285,7 @@ class PackedEngine:
         self.checkpoints: list[tuple | None] = [None] * k
         self._params: list[torch.Tensor] = []
         self.grads = torch.empty(0)
+        self._grad_buffer = torch.empty(0)
 
     @property
     def k(self) -> int:
@@ -302,7 +304,15 @@ class PackedEngine:
     def backward(self, losses: torch.Tensor, rows: list[int]) -> None:
         k = losses.shape[0]
         total = losses.sum() if len(rows) == k else losses[rows].sum()
-        grads = torch.cat([g.reshape(k, -1) for g in torch.autograd.grad(total, self._params)], 1)
+        found = torch.autograd.grad(total, self._params)
+        if self.theta.numel() > STEP_CHUNKED:  # a large pack: each gradient copied once into a reused buffer
+            if self._grad_buffer.shape != self.theta.shape:  # (reshape copies a transposed weight's gradient,
+                self._grad_buffer = torch.empty_like(self.theta, requires_grad=False)  # then cat copies it again)
+            grads = self._grad_buffer
+            for (off, size, shape), g in zip(self.places, found):
+                grads[:, off:off + size].view(k, *shape).copy_(g)
+        else:  # a small one: fewer, larger kernels (the buffer measured slower there, benchmarks/engine_ab.py)
+            grads = torch.cat([g.reshape(k, -1) for g in found], 1)
         self._params = []
         if len(rows) < k:
             grads = grads[torch.tensor(rows, device=self.device)]
