@@ -85,6 +85,11 @@ RRELU_LOWER, RRELU_UPPER = 1.0 / 8, 1.0 / 3  # nn.RReLU's defaults
 STEP_CHUNK, STEP_CHUNKED = 1 << 17, 1 << 20
 
 
+def _large(t: torch.Tensor) -> bool:
+    """Whether a (K, P) pack tensor takes the large-pack paths (STEP_CHUNKED)."""
+    return t.numel() > STEP_CHUNKED
+
+
 def train_pack(specs: list[TrialSpec], cache: DataCache | None = None, device: str | torch.device = "cpu",
                inject_error: list[bool] | None = None) -> list[TrialRecord]:
     """Train ``specs``; one record per spec, in order. Never raises.
@@ -305,9 +310,9 @@ class PackedEngine:
         k = losses.shape[0]
         total = losses.sum() if len(rows) == k else losses[rows].sum()
         found = torch.autograd.grad(total, self._params)
-        if self.theta.numel() > STEP_CHUNKED:  # a large pack: each gradient copied once into a reused buffer
-            if self._grad_buffer.shape != self.theta.shape:  # (reshape copies a transposed weight's gradient,
-                self._grad_buffer = torch.empty_like(self.theta, requires_grad=False)  # then cat copies it again)
+        if _large(self.theta):  # each gradient copied once into a reused buffer (reshape would copy a
+            if self._grad_buffer.shape != self.theta.shape:  # transposed weight's gradient, then cat again)
+                self._grad_buffer = torch.empty_like(self.theta, requires_grad=False)
             grads = self._grad_buffer
             for (off, size, shape), g in zip(self.places, found):
                 grads[:, off:off + size].view(k, *shape).copy_(g)
@@ -625,7 +630,7 @@ class _StackedOptimizer:
         those of one pass."""
         self.t += 1
         scalars = self._scalars(lrs)
-        width = max(1, STEP_CHUNK // max(1, theta.shape[0])) if theta.numel() > STEP_CHUNKED else theta.shape[1]
+        width = max(1, STEP_CHUNK // max(1, theta.shape[0])) if _large(theta) else theta.shape[1]
         for a in range(0, theta.shape[1], width):
             cols = slice(a, a + width)
             self._update(theta[:, cols], g[:, cols], {name: v[:, cols] for name, v in self.state.items()}, scalars,
@@ -660,7 +665,8 @@ class _StackedOptimizer:
     def _update(self, theta: torch.Tensor, g: torch.Tensor, state: dict[str, torch.Tensor], scal: torch.Tensor,
                 lr_scale: torch.Tensor | None, wd_scale: torch.Tensor | None) -> None:
         """The elementwise update of a column chunk (views of the (K, P) tensors), following the
-        arithmetic of torch's implementations; ``scal[:, 0]`` is AdamW's decay column, the rest by kind."""
+        arithmetic of torch's implementations. ``scal[:, 0]`` is AdamW's decay column (1 - lr x decay; under
+        muP the LR alone, which each parameter's multipliers then scale); the rest by kind."""
         kind, mup = self.kind, lr_scale is not None
         decay, scal = scal[:, 0:1], scal[:, 1:]
         if kind == "adamw":
