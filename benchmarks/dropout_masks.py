@@ -36,7 +36,7 @@ HEADER = struct.Struct("<QiiQ")  # CPUGeneratorImplState's legacy part: seed, le
 def numpy_mt_mask(n: int, q: float, g: torch.Generator) -> torch.Tensor:
     """``torch.empty(n).bernoulli_(q, generator=g)`` on a non-MKL CPU path, through numpy's MT19937."""
     raw_state = bytearray(g.get_state().numpy().tobytes())
-    _seed, left, _seeded, nxt = HEADER.unpack_from(raw_state, 0)
+    seed, left, _seeded, nxt = HEADER.unpack_from(raw_state, 0)
     words = np.frombuffer(bytes(raw_state), dtype=np.uint64, count=N, offset=HEADER.size).astype(np.uint32)
     bits = np.random.MT19937()
     # torch regenerates when --left reaches 0 (left == 1 before a draw); numpy when pos reaches 624
@@ -45,7 +45,7 @@ def numpy_mt_mask(n: int, q: float, g: torch.Generator) -> torch.Tensor:
     value = ((draws[0::2] & np.uint64((1 << 21) - 1)) << np.uint64(32)) | draws[1::2]  # the low 53 bits of hi:lo
     mask = value.astype(np.float64) * 2.0 ** -53 < q
     after = bits.state["state"]
-    HEADER.pack_into(raw_state, 0, _seed, N + 1 - after["pos"], 1, after["pos"])
+    HEADER.pack_into(raw_state, 0, seed, N + 1 - after["pos"], 1, after["pos"])  # left, seeded, next as torch keeps them
     np.frombuffer(raw_state, dtype=np.uint64, count=N, offset=HEADER.size)[:] = after["key"].astype(np.uint64)
     g.set_state(torch.frombuffer(raw_state, dtype=torch.uint8).clone())
     return torch.from_numpy(mask).to(torch.float32)
