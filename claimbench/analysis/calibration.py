@@ -31,6 +31,7 @@ import pandas as pd
 
 from claimbench.analysis.inference import ALPHA
 from claimbench.analysis.isolation import Design
+from claimbench.analysis.selection import best_trials
 
 #: Trial noise: validation accuracy per trial, test minus validation, the per-seed shift.
 SIGMA_VAL, SIGMA_TEST, SIGMA_SEED = 0.01, 0.005, 0.01
@@ -404,7 +405,7 @@ def _slope_sd(levels: np.ndarray, shape: Callable[[float], np.ndarray], lo: floa
     from claimbench.analysis.frontier import seed_slopes
     rng = np.random.default_rng(11)
     frame = _tuned_frame(rng, levels, shape(1.0), 400, "x")
-    best = frame.loc[frame.groupby(["batch_size", "seed"])["val_acc"].idxmax()]
+    best = best_trials(frame, ["batch_size", "seed"], "val_acc", ["x"])
     table = best.pivot(index="seed", columns="batch_size", values="x").to_numpy(dtype=float)
     return float(np.nanstd(seed_slopes(levels, table, lo, hi), ddof=1))
 

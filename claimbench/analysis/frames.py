@@ -7,6 +7,7 @@ from typing import Iterable
 
 import pandas as pd
 
+from claimbench.analysis.selection import sort_frame
 from claimbench.trial import SPEC_FIELDS, TrialRecord, level_label
 
 #: Metric columns: NaN where a trial has none (a diverged trial; acc for regression; r2/mse for classification).
@@ -23,7 +24,8 @@ RECORD_COLUMNS = ("status", "diverged_step", "divergence_reason", "steps_done", 
 
 
 def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict]] | None = None) -> pd.DataFrame:
-    """One row per trial: ``trial_id``, every spec field, another workload's parameters, ``budget`` (e.g. "epochs=10"),
+    """One row per trial, in the canonical order (``selection.sort_frame``: by seed, then spec; never by
+    trial id, which hashes the code): ``trial_id``, every spec field, another workload's parameters, ``budget`` (e.g. "epochs=10"),
     the record's outcome columns, the metric columns (NaN where the trial has
     none, e.g. a diverged trial: never a filled-in value) and ``gap``.
     ``noise_curve``: the gradient noise-scale measurements of the curve, a list of
@@ -62,7 +64,7 @@ def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict
     for m in METRICS:
         frame[m] = frame[m].astype(float)
     frame["gap"] = frame["train_acc"] - frame["test_acc"]
-    return frame
+    return sort_frame(frame)
 
 
 def curve_frame(records: Iterable[TrialRecord]) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Isolation: compare scientific levels after re-tuning the nuisance axes.
 
 Per stratum, scientific level and seed, the best trial over the nuisance axes
-is chosen on the validation metric and reported on the test metric (the tuning
+is chosen on the validation metric (``analysis/selection.py``: the one rule) and reported on the test metric (the tuning
 playbook's protocol). Diverged and failed trials cannot be chosen; a cell whose
 trials all diverged has no value (NaN) and says so.
 """
@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+
+from claimbench.analysis.selection import best_index
 
 
 @dataclass(frozen=True)
@@ -44,14 +46,14 @@ def isolate(frame: pd.DataFrame, axis: str, design: Design, select: str = "val_a
     for key, cell in frame.groupby(keys, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         row = dict(zip(keys, key))
-        ok = cell[(cell["status"] == "completed") & cell[select].notna()]
         row["n_trials"] = len(cell)
         row["n_diverged"] = int((cell["status"] == "diverged").sum())
-        if ok.empty:
+        i = best_index(cell, select, design.nuisance)
+        if i is None:
             row.update(value=float("nan"), selected=float("nan"), trial_id=None)
             row.update({n: None for n in design.nuisance})
         else:
-            best = ok.loc[ok[select].idxmax()]
+            best = cell.loc[i]
             row.update(value=float(best[report]), selected=float(best[select]), trial_id=best["trial_id"])
             row.update({n: best[n] for n in design.nuisance})
         out.append(row)

@@ -5,8 +5,9 @@ the tuned axes (the suite's nuisance axes, or a claim's ``tune`` list). A
 *quantity* string says which scalar to take from a cell's trials:
 
 ``<col>``
-    ``col`` of the trial selected by ``select`` (argmax of ``select``, default
-    ``val_acc``, over the completed trials where it is not NaN): select on
+    ``col`` of the trial selected by ``select`` (its best value in its direction, default
+    ``val_acc``, over the completed trials where it is finite; ties broken as
+    ``analysis/selection.py`` says): select on
     validation, report on test (the tuning playbook's protocol).
 ``min:<col>``, ``max:<col>``, ``mean:<col>``, ``median:<col>``
     over the cell's completed trials (NaN values ignored). ``min:steps_to_target``
@@ -42,6 +43,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+
+from claimbench.analysis.selection import best_index, best_trials
 
 REDUCERS = ("min", "max", "mean", "median")
 AXIS_OPS = ("argbest", "max_stable", "min_diverging", "range_width")
@@ -182,16 +185,15 @@ def cell_quantities(frame: pd.DataFrame, keys: Sequence[str], quantity: str | Qu
 
 def _selected_cells(frame: pd.DataFrame, keys: list[str], q: Quantity, select: str, tuned: list[str],
                     columns: list[str]) -> pd.DataFrame:
-    """``cell_quantities`` for a selecting quantity, in one grouped pass: per cell the completed trial
-    with the highest ``select`` (the first on ties, as ``_one_cell``) gives the value."""
+    """``cell_quantities`` for a selecting quantity, in one grouped pass: per cell the selected trial
+    (``analysis/selection.py``) gives the value."""
     groups = frame.groupby(keys, sort=True, dropna=False)
     counts = pd.DataFrame({"n_trials": groups.size(),
                            "n_diverged": groups["status"].agg(lambda s: int((s == "diverged").sum()))})
-    sel = pd.to_numeric(frame[select], errors="coerce")
-    mask = (frame["status"] == "completed") & sel.notna()
-    ok = frame[mask].assign(_sel=sel[mask].to_numpy())  # an array: assigning a Series to an empty frame adds rows
-    best_idx = ok.groupby(keys, sort=True, dropna=False)["_sel"].idxmax() if not ok.empty else None
-    best_idx = best_idx.reindex(counts.index) if best_idx is not None else pd.Series(np.nan, index=counts.index)
+    best = best_trials(frame, keys, select, tuned)
+    best_idx = pd.Series(best.index, index=pd.MultiIndex.from_frame(best[keys]) if len(keys) > 1
+                         else pd.Index(best[keys[0]]), dtype=object)
+    best_idx = best_idx.reindex(counts.index)
     rows = []
     for (key, n), i in zip(counts.iterrows(), best_idx.to_numpy()):
         key = key if isinstance(key, tuple) else (key,)
@@ -213,12 +215,12 @@ def _one_cell(cell: pd.DataFrame, q: Quantity, select: str, tolerance: float, tu
     completed = cell[cell["status"] == "completed"]
     nan = float("nan")
     if q.selects:
-        ok = completed[pd.to_numeric(completed[select], errors="coerce").notna()]
         out: dict[str, Any] = {"censored": False}
-        if ok.empty:
+        i = best_index(cell, select, tuned)
+        if i is None:
             out.update(value=nan, trial_id=None, **{t: None for t in tuned})
             return out
-        best = ok.loc[pd.to_numeric(ok[select]).idxmax()]
+        best = cell.loc[i]
         out.update(value=_number(best[q.column], q.text), trial_id=best.get("trial_id"),
                    **{t: _plain(best[t]) for t in tuned})
         return out

@@ -34,6 +34,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from claimbench.analysis.selection import best_index
+
 REGIMES = ("perfect scaling", "diminishing returns", "maximal data parallelism")
 REGIME_FACTOR = 4.0  # slope -0.8 at B_crit / 4, -0.2 at 4 B_crit
 GRID_SPAN = 100.0  # B_crit is searched from min(B) / 100 to 100 max(B)
@@ -108,8 +110,8 @@ def fastest_trials(frame: pd.DataFrame, keys: Sequence[str], tuned: Sequence[str
     Columns: the keys, ``steps`` (its steps_to_target; when no completed trial of the cell reached the
     target: the largest ``steps_done`` of the cell, a lower bound, with ``censored`` true), ``examples``
     (examples_to_target, or the same bound in examples), ``censored``, ``trial_id`` and the ``tuned``
-    and ``extra`` columns of that trial (None when censored), ``n_trials``, ``n_diverged``. Ties go to the
-    trial with the higher ``select`` value. A diverged trial that reached the target before it diverged
+    and ``extra`` columns of that trial (None when censored), ``n_trials``, ``n_diverged``. The fastest trial
+    is selected by the one rule (``analysis/selection.py``), ties going to the better ``select``. A diverged trial that reached the target before it diverged
     counts (Shallue et al. count the first measurement that reaches it)."""
     keys = list(keys)
     rows = []
@@ -118,19 +120,15 @@ def fastest_trials(frame: pd.DataFrame, keys: Sequence[str], tuned: Sequence[str
         row: dict[str, Any] = {k: _plain(v) for k, v in zip(keys, key)}
         row["n_trials"] = int(len(cell))
         row["n_diverged"] = int((cell["status"] == "diverged").sum())
-        steps = pd.to_numeric(cell["steps_to_target"], errors="coerce")
-        reached = cell[steps.notna() & cell["status"].isin(("completed", "diverged"))]
-        if reached.empty:
+        i = best_index(cell, "steps_to_target", tuned, then=select, statuses=("completed", "diverged"))
+        if i is None:
             done = pd.to_numeric(cell.get("steps_done", pd.Series(dtype=float)), errors="coerce")
             bound = float(done.max()) if done.notna().any() and done.max() > 0 else float("nan")
             batch = pd.to_numeric(cell["batch_size"], errors="coerce").max() if "batch_size" in cell else np.nan
             row.update(steps=bound, examples=bound * float(batch), censored=True, trial_id=None,
                        **{c: None for c in (*tuned, *extra) if c in cell.columns})
         else:
-            order = reached.assign(_s=pd.to_numeric(reached["steps_to_target"]),
-                                   _v=-pd.to_numeric(reached[select], errors="coerce").fillna(-np.inf)
-                                   if select in reached.columns else 0.0)
-            best = order.sort_values(["_s", "_v"], kind="stable").iloc[0]
+            best = cell.loc[i]
             examples = best.get("examples_to_target")
             if examples is None or not np.isfinite(float(examples)):
                 examples = float(best["steps_to_target"]) * float(best["batch_size"])

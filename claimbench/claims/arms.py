@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from claimbench.analysis.quantities import Quantity, cell_quantities, parse_quantity, require, restrict
+from claimbench.analysis.selection import best_index
 from claimbench.claims.base import Claim, ClaimResult, Design, Param, combined
 
 #: Parameters every quantity-based kind takes.
@@ -278,7 +279,7 @@ def selected_trials(cells: pd.DataFrame, arm_frame: pd.DataFrame, group: str, q:
     for seed, cell in ok.groupby("seed", sort=True):
         values = pd.to_numeric(cell[q.column], errors="coerce")
         if q.op in ("min", "max") and values.notna().any():
-            ids = [str(cell.loc[values.idxmin() if q.op == "min" else values.idxmax(), "trial_id"])]
+            ids = [str(cell.loc[best_index(cell, q.column, sign=1 if q.op == "max" else -1), "trial_id"])]
         else:
             ids = [str(t) for t in cell.loc[values.notna(), "trial_id"]]
         if ids:

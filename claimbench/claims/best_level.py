@@ -24,6 +24,7 @@ import pandas as pd
 from claimbench.analysis.isolation import isolate
 from claimbench.analysis.inference import Hypothesis, decide_max_min
 from claimbench.analysis.quantities import column_unit
+from claimbench.analysis.selection import best_trials
 from claimbench.analysis.stats import seed_mean_ci
 from claimbench.claims.arms import alpha, mean_method
 from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, decided, register
@@ -50,7 +51,7 @@ def heatmap_cells(frame: pd.DataFrame, axis: str, design: Design, metric: str, s
     ok = frame[(frame["status"] == "completed") & frame[select].notna() & frame[metric].notna()]
     cells = pd.concat([counts, diverged], axis=1).fillna(0).astype(int)
     if not ok.empty:
-        per_seed = ok.loc[ok.groupby([*keys, "seed"])[select].idxmax()]
+        per_seed = best_trials(ok, [*keys, "seed"], select, [n for n in design.nuisance if n != nuisance])
         cells = cells.join(per_seed.groupby(keys)[metric].mean().rename("mean"), how="left")
         cells = cells.join(per_seed.groupby(keys)[select].mean().rename("select_mean"), how="left")
     else:
