@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from claimbench.analysis.isolation import strata_of
+from claimbench.analysis.selection import best_trials
 from claimbench.analysis.inference import t_interval, welch_interval
 from claimbench.claims import KINDS, Claim, ClaimResult
 from claimbench.errors import UserError
@@ -154,7 +155,8 @@ def per_seed_values(suite: Suite, claim: Claim, frame: pd.DataFrame,
             for key, sub in groups:
                 key = key if isinstance(key, tuple) else (key,)
                 label = _name(name, dict(zip(keys, (_plain(k) for k in key))))
-                best = {int(s): float(g.loc[g[select].idxmax(), name]) for s, g in sub.groupby("seed")}
+                chosen = best_trials(sub, ["seed"], select, design.nuisance)
+                best = {int(s): float(v) for s, v in zip(chosen["seed"], chosen[name])}
                 out[label] = {"seeds": seeds, "values": [best.get(s) for s in seeds]}
     return out
 
