@@ -638,6 +638,7 @@ def _parse_axes(v: "_Validator", raw_axes: dict, tier_axes: dict, tier: str,
 
 def _parse_claim(v: "_Validator", raw: Any, i: int, axes: tuple[Axis, ...]) -> Claim:
     from claimbench.claims import KINDS, Claim, check_params
+    from claimbench.claims.base import ParamError
 
     where = f"claims[{i}]"
     if not isinstance(raw, dict):
@@ -649,8 +650,12 @@ def _parse_claim(v: "_Validator", raw: Any, i: int, axes: tuple[Axis, ...]) -> C
         raise SuiteError(f"unknown claim kind {kind_name!r}", where=f"{v.path}: {where}.kind",
                          fix=f"use one of: {', '.join(sorted(KINDS))}")
     kind = KINDS[kind_name]
-    try:
+    try:  # every value against its kind's one declaration (claims/base.py Param): type, finite, range, order
         params = kind.resolve_params(v.table(raw, "params", where=where))
+    except ParamError as e:
+        declared = kind.params[e.key]
+        raise SuiteError(str(e), where=f"{v.path}: {where}.params.{e.key}",
+                         fix=_param_fix(e.key, declared)) from None
     except (KeyError, TypeError) as e:
         raise SuiteError(str(e).strip("'\""), where=f"{v.path}: {where}.params",
                          fix=f"parameters of {kind_name}: {', '.join(sorted(kind.params))}") from None
@@ -670,6 +675,19 @@ def _parse_claim(v: "_Validator", raw: Any, i: int, axes: tuple[Axis, ...]) -> C
                          fix='write faq_section = 6 or "6"')
     return Claim(id=cid, kind=kind_name, faq_section=str(section),
                  paraphrase=v.string(raw, "paraphrase", where) or "", params=params)
+
+
+def _param_fix(key: str, p: Any) -> str:
+    """The fix of a claim parameter that breaks its declaration: what the declaration allows."""
+    if p.metric:
+        return f"set {key} to a metric such as val_acc (higher is better) or val_loss (lower is better)"
+    if p.choices:
+        return f"set {key} to one of: {', '.join(map(str, p.choices))}"
+    rules = [f"{word} {b:g}" for b, word in ((p.ge, ">="), (p.gt, ">"), (p.le, "<="), (p.lt, "<")) if b is not None]
+    if p.at_most:
+        rules.append(f"<= {p.at_most}")
+    what = "a number (inf allowed, nan never)" if p.infinite else "a finite number"
+    return f"set {key} to {what}" + (f" {' and '.join(rules)}" if rules else "")
 
 
 def _parse_check(v: "_Validator", raw: Any, where: str) -> ClaimCheck:

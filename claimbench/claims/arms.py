@@ -26,11 +26,13 @@ from claimbench.claims.base import Claim, ClaimResult, Design, Param, combined
 #: Parameters every quantity-based kind takes.
 COMMON_PARAMS: dict[str, Param] = {
     "quantity": Param(str, "test_acc", "the per-cell quantity (see analysis/quantities.py)"),
-    "select": Param(str, "val_acc", "metric that selects the trial of a cell (higher is better)"),
+    "select": Param(str, "val_acc", "metric that selects the trial of a cell (in its direction: accuracies higher, "
+                                    "losses lower)", metric=True),
     "tune": Param(list, None, "axes tuned within a cell (default: the suite's nuisance axes)"),
     "where": Param(dict, None, "column -> value or list of values: keep only these trials"),
-    "confidence": Param(float, 0.95, "two-sided confidence of the intervals (each side errs at half the rest)"),
-    "tolerance": Param(float, 0.01, "range_width quantities: good is within this of the best"),
+    "confidence": Param(float, 0.95, "two-sided confidence of the intervals (each side errs at half the rest)",
+                        gt=0.0, lt=1.0),
+    "tolerance": Param(float, 0.01, "range_width quantities: good is within this of the best", ge=0.0),
 }
 
 

@@ -92,13 +92,79 @@ class ClaimResult:
 
 
 REQUIRED = object()
+#: How deep a parameter's tables and lists may nest (``where``, arms, ``order``): a claim's own are 2 deep.
+MAX_PARAM_DEPTH = 8
+
+
+class ParamError(ValueError):
+    """A claim parameter that breaks its declaration; ``key`` names it (the loader adds the file)."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
 class Param:
+    """One parameter of a claim kind, declared once: its type, default and every rule its value obeys.
+
+    Every number is finite unless ``infinite`` (NaN never is); ``ge``/``gt``/``le``/``lt`` bound it;
+    ``choices`` lists the values a string may take; ``metric`` says it names a metric whose better
+    direction is known (``analysis.selection.direction``: losses lower, accuracies higher); ``at_most``
+    names the parameter it may not exceed (``low`` <= ``high``), and the two may not both be infinite.
+    ``ClaimKind.resolve_params`` applies them all when a suite loads, before anything trains."""
+
     type: type | tuple[type, ...]
     default: Any = REQUIRED
     doc: str = ""
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    infinite: bool = False
+    choices: tuple[Any, ...] = ()
+    metric: bool = False
+    at_most: str = ""
+
+    def problem(self, value: Any) -> str:
+        """Why ``value`` breaks this declaration ("" when it does not). None is a default's "not set"."""
+        if value is None:
+            return ""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isnan(value):
+                return "must be a number, got nan"
+            if math.isinf(value) and not self.infinite:
+                return f"must be finite, got {value!r}"
+            for bound, ok, word in ((self.ge, lambda b: value >= b, ">="), (self.gt, lambda b: value > b, ">"),
+                                    (self.le, lambda b: value <= b, "<="), (self.lt, lambda b: value < b, "<")):
+                if bound is not None and not ok(bound):
+                    return f"must be {word} {bound:g}, got {value!r}"
+        if self.choices and value not in self.choices:
+            return f"must be one of {', '.join(map(str, self.choices))}, got {str(value)[:60]!r}"
+        if self.metric:
+            from claimbench.analysis.selection import direction
+            from claimbench.errors import UserError
+
+            try:
+                direction(value)
+            except UserError:
+                return (f"must name a metric whose better direction is known (higher: *_acc, *_r2; lower: *_loss, "
+                        f"*_mse), got {str(value)[:60]!r}")
+        return _nested_problem(value)
+
+
+def _nested_problem(value: Any, depth: int = 0) -> str:
+    """NaN anywhere inside a table or list (an arm, ``where``, ``order``), or nesting beyond MAX_PARAM_DEPTH."""
+    if isinstance(value, float) and math.isnan(value):
+        return "holds nan, which matches no level"
+    if isinstance(value, (dict, list)):
+        if depth >= MAX_PARAM_DEPTH:
+            return f"nests more than {MAX_PARAM_DEPTH} tables or lists deep"
+        for item in (value.values() if isinstance(value, dict) else value):
+            problem = _nested_problem(item, depth + 1)
+            if problem:
+                return problem
+    return ""
 
 
 @dataclass(frozen=True)
@@ -111,7 +177,9 @@ class ClaimKind:
     axis_params: tuple[str, ...] = ("axis",)  # params that must name a suite axis
 
     def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
-        """Defaults filled in. Raises KeyError/TypeError naming the bad key (the loader adds the file)."""
+        """Defaults filled in, every value checked against its ``Param`` declaration. Raises KeyError
+        or TypeError naming the bad key, ParamError (a ValueError, with ``key``) for a value that breaks
+        a rule (the loader adds the file)."""
         out = {}
         for key in given:
             if key not in self.params:
@@ -124,12 +192,24 @@ class ClaimKind:
                     value = float(value)
                 if isinstance(value, bool) and bool not in ok_types or not isinstance(value, ok_types):
                     names = "/".join(t.__name__ for t in ok_types)
-                    raise TypeError(f"parameter {key!r} must be {names}, got {value!r}")
+                    raise TypeError(f"parameter {key!r} must be {names}, got {str(value)[:60]!r}")
+                problem = p.problem(value)
+                if problem:
+                    raise ParamError(key, f"parameter {key!r} {problem}")
                 out[key] = value
             elif p.default is REQUIRED:
                 raise KeyError(f"missing required parameter {key!r} for claim kind {self.name!r}")
             else:
                 out[key] = p.default
+        for key, p in self.params.items():
+            other = p.at_most
+            low, high = out.get(key), out.get(other)
+            if not other or not isinstance(low, (int, float)) or not isinstance(high, (int, float)):
+                continue
+            if low > high:
+                raise ParamError(key, f"{key} <= {other} must hold, got {key}={low!r}, {other}={high!r}")
+            if math.isinf(low) and math.isinf(high):
+                raise ParamError(key, f"{key} and {other} cannot both be infinite: the claim must bound something")
         return out
 
 

@@ -147,9 +147,9 @@ KIND = register(ClaimKind(
     params=arms.params(
         a=Param((dict, list), doc="an arm {column = value, ...}, or a list of arms"),
         b=Param((dict, list), doc="the arm a is compared with, or a list of arms paired with a's"),
-        goal=Param(str, "higher", "higher or lower values of the quantity are better"),
-        test=Param(str, "superiority", "superiority or noninferiority"),
-        margin=Param(float, 0.0, "in the quantity's units (a fraction with relative = true)"),
+        goal=Param(str, "higher", "higher or lower values of the quantity are better", choices=("higher", "lower")),
+        test=Param(str, "superiority", "superiority or noninferiority", choices=("superiority", "noninferiority")),
+        margin=Param(float, 0.0, "in the quantity's units (a fraction with relative = true)", ge=0.0),
         relative=Param(bool, False, "compare log(q_a / q_b) instead of q_a − q_b"),
     ),
     evaluate=evaluate,

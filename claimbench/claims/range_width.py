@@ -101,10 +101,12 @@ KIND = register(ClaimKind(
     params={
         "axis": Param(str, doc="the scientific axis (e.g. batch_size)"),
         "range_axis": Param(str, "lr", "the nuisance axis whose good range is measured"),
-        "metric": Param(str, "val_acc", "metric that defines 'good' (higher is better)"),
-        "tolerance": Param(float, 0.01, "good: within this of the best at that level and seed (0.01 = 1 point)"),
-        "direction": Param(str, "decreasing", "claimed trend: decreasing or increasing"),
-        "confidence": Param(float, 0.95, "two-sided confidence of the interval"),
+        "metric": Param(str, "val_acc", "metric that defines 'good' (higher is better)", metric=True),
+        "tolerance": Param(float, 0.01, "good: within this of the best at that level and seed (0.01 = 1 point)",
+                           ge=0.0),
+        "direction": Param(str, "decreasing", "claimed trend: decreasing or increasing",
+                           choices=("decreasing", "increasing")),
+        "confidence": Param(float, 0.95, "two-sided confidence of the interval", gt=0.0, lt=1.0),
     },
     evaluate=evaluate,
     statistic="mean over seeds of the per-seed Spearman rho between log2(level) and the width (log2 units) of the "

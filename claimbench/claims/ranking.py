@@ -101,7 +101,7 @@ KIND = register(ClaimKind(
     params=arms.params(
         axis=Param(str, doc="the axis whose levels are ranked"),
         order=Param(list, doc="the levels, claimed worst to best"),
-        goal=Param(str, "higher", "higher or lower values of the quantity are better"),
+        goal=Param(str, "higher", "higher or lower values of the quantity are better", choices=("higher", "lower")),
     ),
     evaluate=evaluate,
     statistic="mean over seeds of the per-seed Kendall tau between the claimed rank and the quantity",

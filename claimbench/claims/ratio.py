@@ -144,8 +144,8 @@ _STAT = "geometric mean over seeds of the per-seed ratio num / den"
 _METHOD = "Student t interval over seeds of the per-seed log ratios (paired by seed), exponentiated"
 UNIT = "ratio"
 _BAND = dict(
-    low=Param(float, doc="lower end of the claimed range of the ratio (inclusive)"),
-    high=Param(float, doc="upper end (inclusive; may be inf)"),
+    low=Param(float, doc="lower end of the claimed range of the ratio (inclusive)", ge=0.0, at_most="high"),
+    high=Param(float, doc="upper end (inclusive; may be inf)", ge=0.0, infinite=True),
 )
 
 KIND = register(ClaimKind(

@@ -117,9 +117,10 @@ KIND = register(ClaimKind(
     name=NAME,
     params=arms.params(
         axis=Param(str, doc="the axis along which the quantity trends"),
-        direction=Param(str, "increasing", "claimed direction: increasing or decreasing"),
+        direction=Param(str, "increasing", "claimed direction: increasing or decreasing",
+                        choices=("increasing", "decreasing")),
         order=Param(list, None, "the levels in order (needed for a non-numeric axis)"),
-        margin=Param(float, 0.0, "how far beyond 0 rho must lie"),
+        margin=Param(float, 0.0, "how far beyond 0 rho must lie", ge=0.0, lt=1.0),
     ),
     evaluate=evaluate,
     statistic="mean over seeds of the per-seed Spearman rho between the level and the quantity",
