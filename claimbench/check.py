@@ -378,6 +378,8 @@ class ClaimOutcome:
     baseline_verdict: str | None
     gate: str
     regressions: list[str] = field(default_factory=list)  # one line each: what moved, with its evidence
+    evidence: list[str] = field(default_factory=list)  # why it was not judged on the baseline's evidence (also
+    # in ``regressions``, first): failed trials, missing tracked values, fewer seeds, strata or trials
     notes: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     summary: str = ""  # the claim's own result line
@@ -422,6 +424,7 @@ def compare_suite(suite: Suite, results: list[ClaimResult], frame: pd.DataFrame,
     if entry.get("matrix") and entry["matrix"] != matrix_fingerprint(suite):
         matrix_note = ("the suite's trial matrix differs from the baseline's (suite or training revision changed): "
                        "differences may come from that; if intended, update the baseline")
+    shortfall = trial_shortfall(frame, entry)
     for r in results:
         check = suite.checks.get(r.claim_id, ClaimCheck())
         base = base_claims.get(r.claim_id)
@@ -432,7 +435,7 @@ def compare_suite(suite: Suite, results: list[ClaimResult], frame: pd.DataFrame,
                 notes=[f"no baseline for claim {r.claim_id} (new claim?): now {r.verdict}; "
                        f"add it with `claimbench baseline {suite.name} --tier {suite.tier}`"]))
             continue
-        outcome = compare_claim(suite, by_id[r.claim_id], r, frame, base, check)
+        outcome = compare_claim(suite, by_id[r.claim_id], r, frame, base, check, shortfall)
         if matrix_note:
             outcome.notes.append(matrix_note)
         outcomes.append(outcome)
@@ -446,11 +449,68 @@ def compare_suite(suite: Suite, results: list[ClaimResult], frame: pd.DataFrame,
                       baseline_measured=entry.get("measured", ""), baseline_environment=entry.get("environment", {}))
 
 
+def trial_shortfall(frame: pd.DataFrame, entry: dict[str, Any]) -> list[str]:
+    """Why the run's trials are less evidence than the baseline's (one line each; none when they are not):
+    more failed trials than the baseline had, or fewer trials with a record."""
+    out = []
+    statuses = entry.get("statuses") if isinstance(entry.get("statuses"), dict) else {}
+    then_failed = statuses.get("failed", 0) if isinstance(statuses.get("failed", 0), int) else 0
+    now_failed = int((frame["status"] == "failed").sum()) if len(frame) and "status" in frame.columns else 0
+    if now_failed > then_failed:
+        errors = frame.loc[frame["status"] == "failed", "error"] if "error" in frame.columns else pd.Series([], dtype=object)
+        first = next((str(e) for e in errors if isinstance(e, str) and e), "no error recorded")
+        out.append(f"{now_failed} of {len(frame)} trials failed (the baseline had {then_failed}; first error: "
+                   f"{first[:200]}); fix the failure and rerun: failed trials retrain")
+    then_n = entry.get("n_trials")
+    if isinstance(then_n, int) and not isinstance(then_n, bool) and len(frame) < then_n:
+        out.append(f"only {len(frame)} trials have a record, the baseline had {then_n}; rerun to train the rest")
+    return out
+
+
+def claim_shortfall(result: ClaimResult, base: dict[str, Any]) -> list[str]:
+    """Why ``result`` was judged on less than the baseline's evidence for the claim: fewer seeds, trials or
+    strata, or an effect (overall or per stratum) the baseline had and the run has not."""
+    out = []
+    for key, what in (("n_seeds", "seeds"), ("n_trials", "trials")):
+        then, now = base.get(key), getattr(result, key)
+        if isinstance(then, int) and not isinstance(then, bool) and now < then:
+            out.append(f"judged on {now} {what}, the baseline on {then}")
+    then_strata = base.get("strata") if isinstance(base.get("strata"), list) else []
+    if len(result.strata) < len(then_strata):
+        out.append(f"judged in {len(result.strata)} strata, the baseline in {len(then_strata)}")
+    if base.get("effect") is not None and _finite(result.effect) is None and not result.strata:
+        out.append(f"no effect now (the baseline's: {base['effect']:+.4g})")
+    now_by = {json.dumps(s.stratum, sort_keys=True, default=str): s for s in result.strata}
+    for st in then_strata:
+        if not isinstance(st, dict) or st.get("effect") is None:
+            continue
+        part = now_by.get(json.dumps(st.get("stratum"), sort_keys=True, default=str))
+        if part is not None and _finite(part.effect) is None:
+            label = ", ".join(f"{k}={v}" for k, v in (st.get("stratum") or {}).items())
+            out.append(f"no effect now at {label} (the baseline's: {st['effect']:+.4g})")
+    return out
+
+
+def _values(t: dict[str, list]) -> int:
+    """How many seeds of a tracked quantity's per-seed values have a finite value."""
+    return sum(1 for v in t.get("values", []) if isinstance(v, (int, float)) and math.isfinite(v))
+
+
+def gated(check: ClaimCheck) -> bool:
+    """Whether `check` can fail the claim: a verdict gate other than ``off``, or a tracked quantity."""
+    return check.gate != "off" or bool(check.track)
+
+
 def compare_claim(suite: Suite, claim: Claim, result: ClaimResult, frame: pd.DataFrame, base: dict[str, Any],
-                  check: ClaimCheck) -> ClaimOutcome:
+                  check: ClaimCheck, shortfall: list[str] | None = None) -> ClaimOutcome:
+    """One claim against its baseline entry. Fails closed: a gated claim fails (with its reason) unless it
+    was judged on at least the baseline's evidence — no more failed trials, as many seeds, trials and
+    strata, an effect wherever the baseline had one, and every tracked quantity measured on as many
+    seeds — and held. ``shortfall``: the suite's own (``trial_shortfall``)."""
     now, then = result.verdict, base["verdict"]
     out = ClaimOutcome(suite=suite.name, tier=suite.tier, claim_id=claim.id, paraphrase=result.paraphrase,
                        status="passed", verdict=now, baseline_verdict=then, gate=check.gate, summary=result.summary)
+    out.evidence = [*(shortfall or []), *claim_shortfall(result, base)]
     effect_text = _effect_text(result)
     if now != then:
         regression = (check.gate == "supported" and then == "supported") or \
@@ -468,9 +528,15 @@ def compare_claim(suite: Suite, claim: Claim, result: ClaimResult, frame: pd.Dat
         if name not in base_tracked:
             out.notes.append(f"{name}: the baseline has no per-seed values; update the baseline to track it")
             continue
+        had = _values(base_tracked[name])
         if name not in current:
-            out.notes.append(f"{name}: in the baseline but not measured now (the strata changed?)")
+            if had:
+                out.evidence.append(f"{name}: no value now for any seed (the baseline has {had})")
+            else:
+                out.notes.append(f"{name}: in the baseline but not measured now (the strata changed?)")
             continue
+        if _values(current[name]) < had:
+            out.evidence.append(f"{name}: values for {_values(current[name])} seeds now, the baseline has {had}")
         finding = compare_values(name, base_tracked[name], current[name], check.tolerance[q],
                                  check.direction.get(q, "both"))
         out.findings.append(finding)
@@ -478,6 +544,12 @@ def compare_claim(suite: Suite, claim: Claim, result: ClaimResult, frame: pd.Dat
             out.regressions.append(finding.text)
         elif finding.status == "not judged":
             out.notes.append(finding.text)
+    if out.evidence:
+        lines = [f"not judged on the baseline's evidence: {e}" for e in out.evidence]
+        if gated(check):
+            out.regressions[:0] = lines
+        else:
+            out.notes[:0] = [line + " (gate = 'off' and nothing tracked: not gated)" for line in lines]
     if out.regressions:
         out.status = "failed"
     return out

@@ -487,17 +487,24 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
     checks = check_measured(measured, data, baseline_path, selection)
     junit_path = write_junit(checks, junit_out)
     md_paths = write_markdown(checks, md_out, baseline_path)
-    failed = 0
+    failed = unjudged = 0
     for sc in checks:
         click.echo(f"{sc.suite} [{sc.tier}]: {sc.total} trials, reused {sc.total - sc.trained}, trained {sc.trained} "
                    f"now; {sc.elapsed_s:.0f}s elapsed; report {sc.report}")
         for o in sc.outcomes:
             mark = {"passed": "ok", "failed": "REGRESSION", "skipped": "skipped"}[o.status]
+            if o.status == "failed" and len(o.regressions) == len(o.evidence):
+                mark = "FAILED"  # nothing moved: it was not judged on the baseline's evidence
+                unjudged += 1
             click.echo(f"  {o.claim_id:<4} {mark:<10} {o.headline}")
             failed += o.status == "failed"
     click.echo(f"junit: {junit_path}\nsummary: {', '.join(str(p) for p in md_paths)}")
     if failed:
-        click.echo(f"claimbench check: {failed} regression{'s' if failed != 1 else ''} against {baseline_path}", err=True)
+        moved = failed - unjudged
+        names = ", ".join(f"{sc.suite}/{o.claim_id}" for sc in checks for o in sc.outcomes if o.status == "failed")
+        what = ([f"{moved} regression{'s' if moved != 1 else ''}"] if moved else []) + \
+            ([f"{unjudged} claim{'s' if unjudged != 1 else ''} not judged on the baseline's evidence"] if unjudged else [])
+        click.echo(f"claimbench check: {' and '.join(what)} against {baseline_path}: {names}", err=True)
         sys.exit(1)
     click.echo(f"claimbench check: every claim holds against {baseline_path}")
 

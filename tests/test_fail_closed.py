@@ -124,3 +124,241 @@ def test_select_on_a_loss_loads_and_means_lower_is_better(tmp_path):
     path = _suite_with('[[claims]]\nid = "X1"\nkind = "best_level_in_range"\n'
                        'params = { axis = "batch_size", low = 2, high = 32, select = "val_loss" }\n', tmp_path)
     assert load_suite(path).claims[0].params["select"] == "val_loss"
+
+
+# ---------------------------------------------------------------- the gate fails closed
+
+#: One claim of each kind the gate tracks in a small matrix (3 seeds: a tracked quantity needs 3), each with
+#: a check table: verdict gates supported (the default), decided and off, tracked effect and test accuracy.
+GATED_SUITE = """
+[suite]
+name = "gated"
+seeds = 3
+
+[workload]
+dataset = "teacher"
+n_samples = 400
+depth = 1
+width = 8
+
+[train]
+momentum = 0.9
+evals = 2
+
+[budget]
+steps = 16
+
+[axes.batch_size]
+role = "scientific"
+values = [4, 64]
+
+[axes.optimizer]
+role = "scientific"
+values = ["sgd", "adam"]
+
+[axes.lr]
+role = "nuisance"
+values = [0.01, 1.0]
+
+[[claims]]
+id = "B2"
+kind = "best_level_in_range"
+params = { axis = "batch_size", low = 2, high = 32 }
+check = { gate = "decided", track = ["effect", "test_acc"], tolerance = { effect = 0.05, test_acc = 0.02 } }
+
+[[claims]]
+id = "B3"
+kind = "range_width_trend"
+params = { axis = "batch_size", range_axis = "lr" }
+check = { gate = "decided", track = ["effect"], tolerance = 0.5 }
+
+[[claims]]
+id = "P1"
+kind = "paired_comparison"
+params = { a = { optimizer = "adam" }, b = { optimizer = "sgd" } }
+check = { track = ["effect", "test_acc"], tolerance = 0.05 }
+
+[[claims]]
+id = "E1"
+kind = "equivalence"
+params = { a = { optimizer = "adam" }, b = { optimizer = "sgd" }, margin = 0.05 }
+check = { gate = "off", track = ["effect"], tolerance = 0.05 }
+
+[[claims]]
+id = "T1"
+kind = "monotone_trend"
+params = { axis = "batch_size", direction = "decreasing" }
+check = { gate = "decided", track = ["effect"], tolerance = 0.5 }
+
+[[claims]]
+id = "R1"
+kind = "ranking"
+params = { axis = "optimizer", order = ["sgd", "adam"] }
+check = { gate = "decided", track = ["effect"], tolerance = 0.5 }
+
+[[claims]]
+id = "Q1"
+kind = "ratio_in_range"
+params = { num = { where = { batch_size = 64 }, quantity = "argbest:lr" }, den = { where = { batch_size = 4 }, quantity = "argbest:lr" }, low = 1.0, high = inf }
+check = { gate = "decided", track = ["effect"], tolerance = 0.5 }
+
+[[claims]]
+id = "W1"
+kind = "range_width_comparison"
+params = { a = { optimizer = "adam" }, b = { optimizer = "sgd" } }
+check = { gate = "decided", track = ["effect"], tolerance = 0.5 }
+
+[[claims]]
+id = "S1"
+kind = "power_law_slope"
+params = { axis = "batch_size", of = "lr", low = 0.0 }
+check = { gate = "decided", track = ["effect"], tolerance = 0.5 }
+
+[[claims]]
+id = "Z1"
+kind = "paired_comparison"
+params = { a = { batch_size = 4 }, b = { batch_size = 64 } }
+check = { gate = "off" }
+"""
+GATED_IDS = ["B2", "B3", "P1", "E1", "T1", "R1", "Q1", "W1", "S1"]
+EVERY_TRIAL_RAISES = ";".join(f"raise:{c}" for c in "0123456789abcdef")  # every trial id starts with one
+
+
+def gated_baseline(suite_path: Path, verdict: str = "inconclusive") -> dict:
+    """A baseline of ``suite_path`` at the default tier as `claimbench baseline` writes one, with the numbers of
+    a healthy run (every trial completed, 3 seeds, an effect and 3 per-seed values of each tracked quantity):
+    a baseline is data, so the check below needs no healthy run of its own."""
+    from claimbench.check import matrix_fingerprint, new_baseline
+    from claimbench.suite import expand, load_suite
+
+    suite = load_suite(suite_path)
+    n = len(expand(suite))
+    claims = {}
+    for c in suite.claims:
+        check = suite.checks[c.id]
+        claims[c.id] = {
+            "kind": c.kind, "paraphrase": "", "verdict": verdict, "effect": 0.01, "ci": [-0.1, 0.1], "n_seeds": 3,
+            "n_trials": n, "summary": "", "strata": [], "check": check.to_dict(),
+            "tracked": {q: {"seeds": [0, 1, 2], "values": [0.5, 0.5, 0.5], "tolerance": check.tolerance[q],
+                            "direction": "both"} for q in check.track}}
+    data = new_baseline()
+    data["suites"][suite.name] = {"default": {"tier": "default", "suite_path": str(suite_path), "measured": "",
+                                              "environment": {}, "matrix": matrix_fingerprint(suite), "n_trials": n,
+                                              "statuses": {"completed": n}, "claims": claims}}
+    return data
+
+
+@pytest.fixture(scope="module")
+def gated(tmp_path_factory):
+    """The suite, its baseline (inconclusive verdicts, the probe's case), and a check with every trial failing."""
+    import json
+    import os
+
+    root = tmp_path_factory.mktemp("gated")
+    suite = root / "gated.toml"
+    suite.write_text(textwrap.dedent(GATED_SUITE), encoding="utf-8")
+    baseline = root / "baseline.json"
+    baseline.write_text(json.dumps(gated_baseline(suite)), encoding="utf-8")
+    os.environ["CLAIMBENCH_FAULTS"] = EVERY_TRIAL_RAISES
+    try:
+        result = cli("check", str(suite), "--tier", "default", "--baseline", str(baseline), "--executor", "local",
+                     "--quiet", "--out", str(root / "broken"))
+    finally:
+        del os.environ["CLAIMBENCH_FAULTS"]
+    return {"root": root, "suite": suite, "baseline": baseline, "check": result}
+
+
+def test_check_with_every_trial_failing_exits_1_and_names_every_gated_claim(gated):
+    code, out, err = gated["check"]
+    assert code == 1, out + err
+    assert "every claim holds" not in out
+    last = err.strip().splitlines()[-1]
+    assert f"{len(GATED_IDS)} claims not judged on the baseline's evidence" in last, last
+    for cid in GATED_IDS:
+        assert f"gated/{cid}" in last
+    assert "gated/Z1" not in last  # gate = "off", nothing tracked: reported, never gated
+
+
+@pytest.mark.parametrize("cid", GATED_IDS)
+def test_each_tracked_kind_fails_with_its_reason_when_its_trials_failed(gated, cid):
+    from claimbench.check import read_baseline
+
+    _, out, _ = gated["check"]
+    line = next(x for x in out.splitlines() if x.strip().startswith(cid + " "))
+    assert " FAILED " in line or " REGRESSION " in line, line
+    assert "not judged on the baseline's evidence" in line and "trials failed" in line, line
+    kind = read_baseline(gated["baseline"])["suites"]["gated"]["default"]["claims"][cid]["kind"]
+    assert kind == {"B2": "best_level_in_range", "B3": "range_width_trend", "P1": "paired_comparison",
+                    "E1": "equivalence", "T1": "monotone_trend", "R1": "ranking", "Q1": "ratio_in_range",
+                    "W1": "range_width_comparison", "S1": "power_law_slope"}[cid]
+
+
+def test_the_junit_names_the_failed_claims_with_their_reason(gated):
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(gated["root"] / "broken" / "junit.xml").getroot()
+    failures = {c.get("name").split()[0].split(".")[-1]: c.find("failure") for c in root.iter("testcase")}
+    failed = [n for n, f in failures.items() if f is not None]
+    assert len(failed) == len(GATED_IDS), failures
+    assert all("trials failed" in (failures[n].get("message") or "") + (failures[n].text or "") for n in failed)
+
+
+def _result(**kw):
+    from claimbench.claims import ClaimResult
+
+    fields = dict(claim_id="X1", kind="paired_comparison", verdict="inconclusive", statistic="", effect=0.01,
+                  ci=(-0.1, 0.1), n_seeds=3, n_trials=24, method="", summary="")
+    return ClaimResult(**{**fields, **kw})
+
+
+BASE_CLAIM = {"verdict": "inconclusive", "effect": 0.01, "ci": [-0.1, 0.1], "n_seeds": 3, "n_trials": 24,
+              "strata": [], "tracked": {"effect": {"seeds": [0, 1, 2], "values": [0.5, 0.5, 0.5]}}}
+
+
+@pytest.mark.parametrize("result,reason", [
+    (dict(n_seeds=2), "judged on 2 seeds, the baseline on 3"),
+    (dict(n_trials=20), "judged on 20 trials, the baseline on 24"),
+    (dict(effect=None, ci=None), "no effect now"),
+])
+def test_less_evidence_than_the_baseline_fails_a_gated_claim_and_is_a_note_of_an_ungated_one(result, reason,
+                                                                                           monkeypatch):
+    from claimbench import check as gate
+    from claimbench.claims import Claim
+    from claimbench.suite import ClaimCheck
+
+    monkeypatch.setattr(gate, "tracked_values", lambda *a: {})
+    claim = Claim("X1", "paired_comparison", "", "", {})
+    suite = type("S", (), {"name": "s", "tier": "ci"})()
+    held = gate.compare_claim(suite, claim, _result(), None, BASE_CLAIM, ClaimCheck())
+    assert held.status == "passed" and held.evidence == []
+    out = gate.compare_claim(suite, claim, _result(**result), None, BASE_CLAIM, ClaimCheck())
+    assert out.status == "failed" and reason in out.regressions[0] and reason in out.headline
+    off = gate.compare_claim(suite, claim, _result(**result), None, BASE_CLAIM, ClaimCheck(gate="off"))
+    assert off.status == "passed" and reason in off.notes[0]
+
+
+def test_tracked_values_missing_now_fail_where_they_were_a_note(monkeypatch):
+    from claimbench import check as gate
+    from claimbench.claims import Claim
+    from claimbench.suite import ClaimCheck
+
+    claim, suite = Claim("X1", "paired_comparison", "", "", {}), type("S", (), {"name": "s", "tier": "ci"})()
+    track = ClaimCheck(gate="off", track=("effect",), tolerance={"effect": 0.1}, direction={"effect": "both"})
+    monkeypatch.setattr(gate, "tracked_values", lambda *a: {})  # every trial failed: no per-seed value at all
+    out = gate.compare_claim(suite, claim, _result(), None, BASE_CLAIM, track)
+    assert out.status == "failed" and "effect: no value now for any seed (the baseline has 3)" in out.headline
+    monkeypatch.setattr(gate, "tracked_values", lambda *a: {"effect": {"seeds": [0, 1, 2], "values": [0.5, None, None]}})
+    out = gate.compare_claim(suite, claim, _result(), None, BASE_CLAIM, track)
+    assert out.status == "failed" and "effect: values for 1 seeds now, the baseline has 3" in out.headline
+
+
+def test_more_failed_trials_or_fewer_records_than_the_baseline():
+    import pandas as pd
+
+    from claimbench.check import trial_shortfall
+
+    frame = pd.DataFrame({"status": ["completed", "failed", "completed"], "error": [None, "boom", None]})
+    assert trial_shortfall(frame, {"statuses": {"completed": 2, "failed": 1}, "n_trials": 3}) == []
+    lines = trial_shortfall(frame, {"statuses": {"completed": 3}, "n_trials": 4})
+    assert "1 of 3 trials failed (the baseline had 0; first error: boom)" in lines[0]
+    assert "only 3 trials have a record, the baseline had 4" in lines[1]
