@@ -183,9 +183,11 @@ def evaluate_run(run_dir: str | Path, select: Callable[[str, str], bool] | None 
     info = store.info()
     frame = store.frame()
     claims = [c for c in info.suite.claims if select is None or select(info.suite.name, c.id)]
-    results = evaluate_claims(claims, frame, info.suite.design()) if len(frame) else []
-    return Evaluation(suite=info.suite, frame=frame, results=results, command=info.command,
-                      environment=info.environment, created=info.created, run_dir=store.dir)
+    ev = Evaluation(suite=info.suite, frame=frame, results=[], command=info.command,
+                    environment=info.environment, created=info.created, run_dir=store.dir)
+    if len(frame):
+        ev.results = evaluate_claims(claims, frame, info.suite.design(), ev.curves())
+    return ev
 
 
 def load_verdicts(run_dir: str | Path) -> pd.DataFrame:

@@ -20,9 +20,13 @@ from claimbench.claims.arms import check_params  # noqa: E402
 from claimbench.claims.base import KINDS, VERDICTS, Claim, ClaimKind, ClaimResult, Design, Param, evidence  # noqa: E402
 
 
-def evaluate_claims(claims, frame, design) -> list[ClaimResult]:
-    """Each claim's result on the frame, in the order given."""
-    return [KINDS[c.kind].evaluate(c, frame, design) for c in claims]
+def evaluate_claims(claims, frame, design, curves=None, variants: bool = True) -> list[ClaimResult]:
+    """Each claim's result on the frame, in the order given, judged under its protocol (diagnostics, limits
+    and robustness: ``claims/protocol.py``); ``curves`` (one row per trial and evaluation) feed the
+    convergence, failed-to-learn and checkpoint diagnostics."""
+    from claimbench.claims.protocol import judge
+
+    return judge(claims, frame, design, curves, variants)
 
 
 __all__ = ["KINDS", "VERDICTS", "Claim", "ClaimKind", "ClaimResult", "Design", "Param", "check_params",

@@ -51,7 +51,10 @@ class ClaimResult:
     ``method`` (how the interval was computed), plus what the kind adds (``censored``, ``inside``,
     ``observed_rank`` ...). ``figure_data`` holds anything else the figure draws, by name, computed
     here (a heatmap's cells, a grid's edges, a fitted line): a figure draws only what the result
-    hands it, so that it cannot disagree with the verdict beside it.
+    hands it, so that it cannot disagree with the verdict beside it. ``diagnostics`` (grid edge,
+    convergence, failed to learn, flat objective, ties, and the ``limits`` that left it undecided) and
+    ``robustness`` (``label``: robust / fragile: flips to X under Y / undecided; the variants' verdicts)
+    come from ``claims/protocol.py``.
     """
 
     claim_id: str
@@ -79,6 +82,9 @@ class ClaimResult:
     selected: list[dict[str, Any]] = field(default_factory=list)
     estimates: list[dict[str, Any]] = field(default_factory=list)
     figure_data: dict[str, Any] = field(default_factory=dict)
+    #: protocol diagnostics and robustness (claims/protocol.py; empty when the claim was evaluated alone)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    robustness: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
