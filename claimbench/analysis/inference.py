@@ -35,6 +35,8 @@ Methods (each states itself in ``Decision.method``):
   the within-seed permutation test of level labels (exact under "every level the same": levels are
   exchangeable within a seed); the interval is Student t over the per-seed correlations. With a margin
   the t test decides.
+- :func:`decide_change` — the CI gate: a tracked quantity's change from its baseline, against the
+  gate's tolerance band (paired by seed: Student t on the per-seed changes; otherwise Welch's t).
 - :func:`combine` — several results in one claim: all must hold (strata; the intersection-union test:
   the largest p), or any one refutes (several arms: Bonferroni over the arms).
 - :func:`adjust` — Holm's step-down over every one-sided hypothesis of a report.
@@ -54,6 +56,11 @@ ALPHA = 0.025
 #: The power at which the minimum detectable effect is stated.
 POWER = 0.8
 VERDICTS = ("supported", "refuted", "inconclusive")
+
+#: Relative tolerance under which two values count as equal (per-seed values that differ only by floating-point
+#: rounding, e.g. slopes of ±1e-15 where the best value is the same at every level): never decided on the sign of
+#: the rounding.
+ROUNDING = 1e-9
 
 T_METHOD = "Student t interval over seeds of the per-seed values (exact sign-flip test when they do not vary)"
 MAX_MIN_METHOD = ("paired Student t bounds per pair of levels, Bonferroni-corrected over the levels chosen "
@@ -129,8 +136,10 @@ def _p_above(mean: float, se: float, df: int, bound: float, signs: np.ndarray | 
         return 0.0
     if se > 0:
         return float(sps.t.sf((mean - bound) / se, df))
-    # no spread: the exact sign-flip test on the values minus the bound (all equal): 2^-n when above
-    return float(0.5 ** (df + 1)) if mean > bound else 1.0
+    # no spread: the exact sign-flip test on the values minus the bound (all equal): 2^-n when above by more
+    # than rounding (ROUNDING), else no evidence either way
+    above = mean - bound > ROUNDING * max(1.0, abs(mean), abs(bound))
+    return float(0.5 ** (df + 1)) if above else 1.0
 
 
 def _p_below(mean: float, se: float, df: int, bound: float) -> float:
@@ -271,6 +280,52 @@ def decide_max_min(a: np.ndarray, b: np.ndarray, h: Hypothesis, alpha: float = A
     p_sup, p_ref = (p_lower, p_upper) if h.kind == "greater" else (p_upper, p_lower)
     mde = _mde(float(np.median(ses)), n - 1, alpha / max(na, nb))
     return Decision(verdict_of(p_sup, p_ref, alpha), estimate, ci, p_sup, p_ref, n, MAX_MIN_METHOD, mde=mde)
+
+
+CHANGE_METHOD = ("Student t interval over seeds of the per-seed changes (paired by seed; exact sign-flip test when "
+                 "they do not vary), or Welch's t interval when the seeds differ")
+#: The gate's test in words, for every output that states it (check, JUnit, Markdown).
+CHANGE_TEST = f"95% interval, {CHANGE_METHOD}, of the change now − baseline of the mean over seeds"
+
+
+def change_hypothesis(tolerance: float, direction: str = "both") -> Hypothesis:
+    """The gate's tolerance band as a Hypothesis on Δ = current − baseline: it *holds* inside the band and is
+    *refuted* (a regression) when Δ beyond it on the gated side is shown."""
+    if direction == "decrease":
+        return Hypothesis.greater(-tolerance)
+    if direction == "increase":
+        return Hypothesis.less(tolerance)
+    if direction != "both":
+        raise ValueError(f"direction must be both, increase or decrease, got {direction!r}")
+    return Hypothesis.band(-tolerance, tolerance)
+
+
+def decide_change(baseline: Sequence[float], current: Sequence[float], tolerance: float, direction: str = "both",
+                  paired: bool = True, alpha: float = ALPHA) -> Decision:
+    """The gate's decision on a tracked quantity: ``refuted`` means a regression beyond ``tolerance`` on the
+    gated side is shown. ``paired``: ``baseline`` and ``current`` are per-seed values of the same seeds, in
+    the same order (NaN pairs left out)."""
+    h = change_hypothesis(tolerance, direction)
+    b, c = (np.asarray(v, dtype=float) for v in (baseline, current))
+    if paired:
+        d = decide_mean(c - b, h, alpha)
+        d.method = CHANGE_METHOD
+        return d
+    b, c = b[np.isfinite(b)], c[np.isfinite(c)]
+    if b.size < 2 or c.size < 2:
+        est = float(c.mean() - b.mean()) if b.size and c.size else float("nan")
+        return Decision("inconclusive", est, (float("nan"), float("nan")), 1.0, 1.0, int(min(b.size, c.size)),
+                        CHANGE_METHOD, notes=["an unpaired interval needs 2 seeds on each side"])
+    vb, vc = b.var(ddof=1) / b.size, c.var(ddof=1) / c.size
+    est, se = float(c.mean() - b.mean()), math.sqrt(vb + vc)
+    if se <= ROUNDING * max(1.0, abs(est)):
+        se, df = 0.0, int(b.size + c.size - 2)
+    else:
+        df = max(1, int(round((vb + vc) ** 2 / (vb ** 2 / (b.size - 1) + vc ** 2 / (c.size - 1)))))
+    half = _t_quantile(1 - alpha, df) * se
+    p_sup, p_ref = _ps(est, se, df, h)
+    return Decision(verdict_of(p_sup, p_ref, alpha), est, (est - half, est + half), p_sup, p_ref,
+                    int(min(b.size, c.size)), CHANGE_METHOD, mde=_mde(se, df, alpha))
 
 
 RANK_METHOD = ("within-seed permutation test of level labels on the mean per-seed rank correlation (against no "

@@ -31,7 +31,7 @@ the tuned axes (the suite's nuisance axes, or a claim's ``tune`` list). A
     the fraction of the cell's trials with that status (``rate:diverged``).
 
 ``cell_quantities`` returns the long table (one row per cell); ``to_wide``
-pivots it to seeds x levels for the paired bootstrap of ``analysis.stats``.
+pivots it to seeds x levels for the paired intervals of ``analysis.inference``.
 """
 
 from __future__ import annotations

@@ -9,8 +9,13 @@ column ``of`` (e.g. ``weight_decay``, ``lr``), ``select`` and the strata. Params
 ``high`` (the claimed range of the slope; ``-inf``/``inf`` for a one-sided claim), ``from_level``,
 ``to_level`` (fit only the levels of ``axis`` in this range; default all), ``min_levels`` (3: levels with a
 value a seed's fit needs), ``select``, ``tune``, ``where``, ``confidence``.
-Per (stratum, level, seed) cell: the ``of`` of the trial best on ``select`` (``argbest:<of>``; the other
-tuned axes are tuned too). Per seed: the least-squares slope of log(best ``of``) on log(level). Statistic:
+Per (stratum, level, seed) cell: the ``of`` of the trial best on ``select`` (``argbest:<of>``, the one selection
+rule; the other tuned axes are tuned too), interpolated between its grid neighbours: the vertex of the parabola
+through the cell's best ``select`` at that value and its two neighbours, over log(``of``) (analysis/frontier.py,
+``interpolate_argbest``; the grid value itself at a grid edge, next to a failed neighbour, or where the three are
+equal). One grid serves every seed, so the grid value alone would round every seed's optimum the same way and
+bias the slope by the grid's position, out of sight of any interval over seeds (reports/calibration.md, the
+fixed-grid rows). Per seed: the least-squares slope of log(best ``of``) on log(level). Statistic:
 the mean over seeds of the per-seed slopes; Student t interval over seeds. Supported when the CI lies inside
 [low, high] (two one-sided tests; with one infinite end, the one-sided test), refuted when it lies wholly
 outside, inconclusive otherwise; fewer than 2 seeds with a slope cannot decide. Argbest values on the edge
@@ -22,7 +27,7 @@ scale, train/loop.py) for the peak's comparison. Params: ``axis``, ``of`` (``lr`
 separates the rise from the fall, fixed in the suite before any run; the split level, when tested, belongs
 to both sides), ``noise``, ``min_levels`` (3 per side), ``select``, ``tune``, ``where``, ``confidence``.
 Per seed: the slope of log(best LR) on log(batch) over the levels <= split (*rise*) and over the levels >=
-split (*fall*). Verdict: supported when the rise's CI lies above 0 and the fall's below 0 (both must hold:
+split (*fall*), the best LR per cell interpolated between its grid neighbours as for ``power_law_slope``. Verdict: supported when the rise's CI lies above 0 and the fall's below 0 (both must hold:
 the larger p-value); refuted when either is shown on the wrong side (the LR keeps rising past the split, or
 falls from the start; Bonferroni over the two); inconclusive otherwise. Effect: the mean fall slope.
 Reported beside it (not decided): the slope over every level, the per-seed peak batch (the level of the
@@ -53,7 +58,7 @@ import numpy as np
 import pandas as pd
 
 from claimbench.analysis import frontier as fx
-from claimbench.analysis.inference import Evidence, Hypothesis, combine, decide_mean, t_interval
+from claimbench.analysis.inference import Evidence, Hypothesis, combine, decide_mean, t_interval, verdict_of
 from claimbench.analysis.quantities import cell_quantities, to_wide
 from claimbench.analysis.scaling import fastest_trials, fit_steps_vs_batch, geometric_mean
 from claimbench.claims import arms
@@ -177,7 +182,8 @@ SLOPE_KIND = register(ClaimKind(
         min_levels=Param(int, 3, "levels with a value a seed's slope needs", ge=2),
     ),
     evaluate=evaluate_slope,
-    statistic="mean over seeds of the per-seed log-log slope of the tuned value's argbest against the axis",
+    statistic="mean over seeds of the per-seed log-log slope of the tuned value's argbest (interpolated between its "
+              "grid neighbours) against the axis",
     method="Student t interval over seeds of the per-seed slopes (exact sign-flip test when they do not vary)",
 ))
 
@@ -231,7 +237,7 @@ def _surge_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict
                               f"needs 2", unit=SLOPE_UNIT, effect=d_fall.estimate if d_fall.n else None, **base)
     # rise and fall must both hold (the larger p); either shown on the wrong side refutes (Bonferroni over 2)
     joint = combine([Evidence(d.verdict, d.p_supported, d.p_refuted) for d in (d_rise, d_fall)], "any")
-    verdict = "supported" if joint.p_supported < a else "refuted" if joint.p_refuted < a else "inconclusive"
+    verdict = verdict_of(joint.p_supported, joint.p_refuted, a)
     ratio = peak[0] / b_noise[0] if math.isfinite(peak[0]) and math.isfinite(b_noise[0]) and b_noise[0] > 0 \
         else float("nan")
     summary = (f"best {of} against {axis}: slope {d_rise.estimate:+.3g} ({arms.fmt_ci(d_rise.ci, True)}) up to "
@@ -258,8 +264,8 @@ SURGE_KIND = register(ClaimKind(
         min_levels=Param(int, 3, "levels with a value each side's slope needs", ge=2),
     ),
     evaluate=evaluate_surge,
-    statistic="per seed, the log-log slope of the best LR against the batch below the split (rise) and above it "
-              "(fall); effect: the mean fall slope",
+    statistic="per seed, the log-log slope of the best LR (interpolated between its grid neighbours) against the "
+              "batch below the split (rise) and above it (fall); effect: the mean fall slope",
     method="Student t intervals over seeds of the per-seed slopes; supported when both hold (the larger p), "
            "refuted when either is shown on the wrong side (Bonferroni over the two)",
 ))

@@ -50,7 +50,8 @@ import pandas as pd
 from claimbench.analysis.quantities import cell_quantities, to_wide
 from claimbench.analysis.scaling import (REGIME_FACTOR, fastest_trials, fit_steps_vs_batch, geometric_mean,
                                          power_law_exponent, regime)
-from claimbench.analysis.inference import Decision, Evidence, Hypothesis, combine, decide_mean, t_interval
+from claimbench.analysis.inference import (Decision, Evidence, Hypothesis, combine, decide_mean, t_interval,
+                                          verdict_of)
 from claimbench.claims import arms
 from claimbench.claims.base import Claim, ClaimKind, ClaimResult, Design, Param, band_of, detectable_text, register
 from claimbench.claims.common import quiet
@@ -171,7 +172,7 @@ def _critical_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
     if np.isfinite(point["lr_exponent"]):
         text += f"; optimal {lr_col} grows as {axis}^{point['lr_exponent']:.2f} ({arms.fmt_ci(alpha_ci)})"
     if not p["noise"]:
-        verdict = "supported" if in_range.verdict == "supported" else "inconclusive"
+        verdict = verdict_of(in_range.p_supported, 1.0, a)
         return ClaimResult(verdict=verdict, effect=fit.b_crit, ci=b_crit_ci, summary=text, unit="examples per batch",
                            p_supported=in_range.p_supported, p_refuted=1.0,
                            band=band_of(Hypothesis.band(math.log(lo_b), math.log(hi_b)), log=True), **base)
@@ -183,7 +184,7 @@ def _critical_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
     joint = combine([Evidence(agreement.verdict, agreement.p_supported, agreement.p_refuted),
                      Evidence(in_range.verdict, in_range.p_supported, 1.0)], "all")
     p_sup, p_ref = joint.p_supported, agreement.p_refuted
-    verdict = "refuted" if agreement.verdict == "refuted" else "supported" if p_sup < a else "inconclusive"
+    verdict = verdict_of(p_sup, p_ref, a)
     geo = float(np.exp(agreement.estimate))
     text += (f"; B_simple = {point['b_noise']:.3g} ({arms.fmt_ci(noise_ci)}); B_crit / B_simple = "
              f"{point['ratio']:.3g} pooled, {geo:.3g} as the geometric mean of the per-seed ratios "
@@ -235,7 +236,7 @@ KIND = register(ClaimKind(
         "noise": Param(str, "b_simple_at_target", "per-trial gradient noise scale column; \"\" skips the comparison"),
         "agree_within": Param(float, 3.0, "the fit's B_crit and B_simple must agree within this factor", ge=1.0),
         "regime_factor": Param(float, REGIME_FACTOR, "perfect scaling below B_crit / this, maximal data "
-                                                     "parallelism above B_crit x this"),
+                                                     "parallelism above B_crit x this", ge=1.0),
         "lr": Param(str, "lr", "the learning-rate column (the optimal LR per batch size)"),
         "select": Param(str, "val_acc", "breaks ties between trials equally fast to the target", metric=True),
         "tune": Param(list, None, "axes tuned within a cell (default: the suite's nuisance axes)"),
@@ -366,7 +367,7 @@ def _linear_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dic
                               min(1.0, k_all * r["p_breaks"])) for _, r in upto.iterrows()], "all")
     p_sup = joint.p_supported
     p_ref = float(min(1.0, k_all * upto["p_breaks"].min()))
-    verdict = "refuted" if upto["breaks"].any() else "supported" if upto["holds"].all() else "inconclusive"
+    verdict = verdict_of(p_sup, p_ref, a)
     last = upto.sort_values("k").iloc[-1]
     summary = (f"{p['quantity']} at k x {base:g} (lr x k) minus at {base:g}, within {p['margin']:g} up to "
                f"k = {p['min_k']:g} claimed: at k = {last['k']:g} ({judged}) {last['mean']:+.4f} "

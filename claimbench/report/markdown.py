@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from claimbench.analysis.inference import CHANGE_TEST
+
 if TYPE_CHECKING:
     from claimbench.check import ClaimOutcome, SuiteCheck
 
@@ -58,8 +60,8 @@ def render_markdown(checks: "list[SuiteCheck]", baseline: str | Path = "") -> st
     if notes:
         lines += ["", "### Notes", ""]
         lines += [f"- {_cell(o.suite)} {_cell(o.claim_id)}: {_cell(n)}" for o, n in notes]
-    lines += ["", "Tracked quantities: a regression needs the 95% percentile bootstrap CI (over seeds) of the "
-              "difference of means to lie wholly beyond the tolerance.", ""]
+    lines += ["", f"Tracked quantities: a regression needs the {CHANGE_TEST} to show the change beyond the "
+              "tolerance on the gated side.", ""]
     for sc in checks:
         lines.append(f"- {_cell(sc.suite)} [{sc.tier}]: {sc.total} trials ({sc.trained} trained now, "
                      f"{sc.elapsed_s:.0f}s); report `{sc.report}`")
