@@ -9,7 +9,9 @@
   (how the interval and p-values were computed), ``p_supported``, ``p_refuted``, ``n_seeds``, ``n_trials``,
   ``mde`` (the statistic's minimum detectable effect at 80% power, on the statistic's scale),
   ``detectable`` (the same in words, in the unit), ``claimed`` (the decision band in words), ``statistic``
-  and ``summary``. Versioned (``schema``) and carrying the run's environment.
+  and ``summary``; for a claim also ``robustness`` (robust / fragile: flips to X under Y / undecided),
+  ``robust``, ``registered_verdict`` (what the statistic alone gave), ``protocol_limits`` (why it is not
+  decided), ``diagnostics`` and ``variants`` (the verdict under each robustness variant; claims/protocol.py). Versioned (``schema``) and carrying the run's environment.
 - per suite run dir: ``trials.parquet`` (the trial frame), ``curves.parquet`` (one row per trial and
   evaluation) and ``range_curves.parquet`` (one row per trial and LR of the range test's sweep:
   ``trial_id``, ``seed``, ``lr``, ``loss``, ``smoothed``).
@@ -58,7 +60,26 @@ def _row(r: ClaimResult, suite: str, level: str, adjusted: str | None) -> dict[s
         "n_seeds": int(r.n_seeds), "n_trials": int(r.n_trials), "mde": _number(r.mde),
         "detectable": r.detectable, "claimed": fmt.claimed(r.band, r.unit) if r.band else "",
         "statistic": r.statistic, "summary": r.summary,
+        "robustness": fmt.protocol_label(r.robustness) if r.robustness else None,
+        "robust": (r.robustness or {}).get("robust") if r.robustness else None,
+        "registered_verdict": (r.diagnostics or {}).get("registered_verdict"),
+        "protocol_limits": list((r.diagnostics or {}).get("limits", [])),
+        "diagnostics": _plain(r.diagnostics) if r.diagnostics else None,
+        "variants": _plain((r.robustness or {}).get("variants")) if r.robustness else None,
     }
+
+
+def _plain(x: Any) -> Any:
+    """``x`` with numpy scalars and non-finite floats made JSON-plain (None for NaN)."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items() if k != "trial_ids"}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if hasattr(x, "item"):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
 
 
 def verdict_rows(evaluations: "Evaluation | list[Evaluation]") -> list[dict[str, Any]]:

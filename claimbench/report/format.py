@@ -239,3 +239,46 @@ def claimed(band: dict[str, Any] | None, unit: str) -> str:
     if band.get("refute") != band.get("support"):
         out += f" (refuted {opposite} {f(band.get('refute'))})"
     return out
+
+
+def protocol_label(robustness: dict | None) -> str:
+    """A verdict's robustness label (claims/protocol.py): robust, fragile: flips to X under Y, undecided."""
+    return (robustness or {}).get("label", "") or DASH
+
+
+def protocol_lines(diagnostics: dict | None) -> list[str]:
+    """A claim's protocol diagnostics in words, one line each (claims/protocol.py, analysis/diagnostics.py)."""
+    d = diagnostics or {}
+    if not d:
+        return []
+    out = [f"not decided — {reason}" for reason in d.get("limits", [])]
+    edge = d.get("edge", {})
+    if edge.get("cells"):
+        sides = "; ".join(f"{a}: {s['low']} at the lower edge, {s['high']} at the upper" for a, s in
+                          edge.get("sides", {}).items())
+        out.append(f"grid edge: {edge['share']:.0%} of {edge['cells']} selected cells on an extendable edge"
+                   + (f" ({sides})" if sides else ""))
+    conv = d.get("convergence", {})
+    if conv.get("measured"):
+        w = conv.get("worst") or {}
+        text = f"convergence: the largest gain in {conv['metric']} over the last quarter of the budget is " \
+               f"{w.get('gain', float('nan')):.3g} ({w.get('group', '')})"
+        if conv.get("spread"):
+            text += f"; spread between the groups {conv['spread']['gain']:.3g}"
+        out.append(text)
+    else:
+        out.append("convergence: not measured (no learning curves)")
+    ftl = d.get("failed_to_learn", {})
+    if ftl.get("count"):
+        out.append(f"failed to learn: {ftl['count']} of {ftl['of']} completed trials end no better than at step 0"
+                   + (f" ({ftl['where']})" if ftl.get("where") else ""))
+    flat = d.get("flat", {})
+    if flat.get("groups"):
+        out.append(f"flat objective: the tuned value is within seed noise of the best at {', '.join(flat['groups'])}")
+    ties = d.get("ties", {})
+    if ties.get("cells"):
+        out.append(f"ties: {ties['count']} of {ties['cells']} cells have an exact tie on the selection metric "
+                   f"(broken by grid order)")
+    for e in d.get("extensions", []):
+        out.append(f"extended: {e}")
+    return out

@@ -208,7 +208,17 @@ def _summary_line(claims: list[dict], verdicts: Counter) -> str:
     pending = verdicts.get("pending", 0)
     if pending:
         parts.append(f"{pending} not evaluated (no trial records yet)")
-    return f"{n} claim{'s' if n != 1 else ''}: " + ", ".join(parts) + "."
+    line = f"{n} claim{'s' if n != 1 else ''}: " + ", ".join(parts) + "."
+    decided = [c for c in claims if c["verdict"] in ("supported", "refuted") and c.get("robust") is not None]
+    if decided:
+        robust = sum(1 for c in decided if c["robust"])
+        line += f" Robust to the protocol: {robust} of the {len(decided)} decided ({len(decided) - robust} fragile)."
+    limited = [c["id"] for c in claims if c.get("result") is not None
+               and (c["result"].diagnostics or {}).get("limits")
+               and c["result"].diagnostics.get("registered_verdict") in ("supported", "refuted")]
+    if limited:
+        line += f" Not decided for their protocol (edge- or budget-limited): {', '.join(limited)}."
+    return line
 
 
 #: Figures are drawn in this many processes at once (forked, each drawing whole claims; the SVG is the same
@@ -272,7 +282,7 @@ def _claim_view(claim: Claim | None, result: ClaimResult | None, evaluation: "Ev
         "verdict": "pending", "statistic": "", "method": "", "summary": "no trial records yet: nothing to evaluate",
         "effect": fmt.DASH, "ci": fmt.DASH, "n_seeds": 0, "n_trials": 0, "caveats": [], "strata": [],
         "figures": [], "figure_error": "", "tables": [], "unit": "", "unit_note": "", "claimed": fmt.DASH,
-        "p_values": "", "detectable": "",
+        "p_values": "", "detectable": "", "robustness": "", "robust": None, "protocol": [],
         "evidence": None, "adjusted": "", "result": None,
     }
     if result is None:
@@ -284,6 +294,8 @@ def _claim_view(claim: Claim | None, result: ClaimResult | None, evaluation: "Ev
         n_seeds=result.n_seeds, n_trials=result.n_trials, caveats=list(result.caveats),
         p_values=fmt.p_values(result.p_supported, result.p_refuted), detectable=result.detectable,
         evidence=evidence(result), result=result,
+        robustness=fmt.protocol_label(result.robustness) if result.robustness else "",
+        robust=(result.robustness or {}).get("robust"), protocol=fmt.protocol_lines(result.diagnostics),
         strata=[{"label": fmt.stratum(s.stratum), "verdict": s.verdict, "summary": s.summary,
                  "effect": _effect(s), "ci": fmt.interval_in_unit(s.ci, s.unit), "unit": s.unit,
                  "claimed": fmt.claimed(s.band, s.unit),
