@@ -4,7 +4,11 @@ the optimal-LR surge, the growth of the gradient noise scale during training, an
 Every statistic here is one value per seed (or per trial, then averaged within a seed), so that the seeds are
 the replicates and ``analysis/inference.py`` decides on them; nothing here decides.
 
-- :func:`argbest_table` — seeds x levels of the tuned axis's best value (selected on validation) per level.
+- :func:`argbest_table` — seeds x levels of the tuned axis's best value (selected on validation) per level,
+  interpolated between its grid neighbours (:func:`interpolate_argbest`).
+- :func:`interpolate_argbest` — per cell, the vertex of the parabola through the selection metric at the selected
+  grid value and its two neighbours, over log(tuned value): a tuned value between grid points, so that a grid
+  shared by every seed does not round every seed's value the same way.
 - :func:`seed_slopes` — per seed, the log-log least-squares slope of a seeds x levels table against the levels
   (``analysis/scaling.py`` ``power_law_exponent``), optionally over the levels inside ``[low, high]`` only.
 - :func:`peak_levels` — per seed, the level at which a row peaks (ties: the geometric mean of the tied levels).
@@ -25,6 +29,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from claimbench.analysis.quantities import cell_quantities, to_wide
+from claimbench.analysis.selection import direction
 from claimbench.analysis.scaling import power_law_exponent
 
 #: Zhang et al. (2024): the critical batch is where the steps exceed perfect (linear) scaling by 20%.
@@ -35,13 +40,76 @@ def argbest_table(frame: pd.DataFrame, axis: str, of: str, select: str = "val_ac
                   tuned: Sequence[str] = ()) -> tuple[list[float], pd.DataFrame, pd.DataFrame]:
     """(levels, seeds x levels of the best ``of`` per (level, seed) cell, the long cell table).
 
-    The best ``of`` is the value of the trial with the highest ``select`` over the cell's completed trials
-    (``argbest:<of>`` of analysis/quantities.py); NaN where no trial completed. ``tuned``: further axes
-    tuned within the cell (they take no part in the slope)."""
+    The cell's selected trial is the one rule's (``argbest:<of>`` of analysis/quantities.py, through
+    ``analysis/selection.py``); NaN where no trial completed. Its ``of`` is then interpolated between its grid
+    neighbours (:func:`interpolate_argbest`): the table and the long table's ``value`` hold the interpolated
+    value, the long table's ``of`` column the selected trial's grid value (what grid-edge checks read).
+    ``tuned``: further axes tuned within the cell (they take no part in the slope)."""
     long = cell_quantities(frame, [axis, "seed"], f"argbest:{of}", select=select, tuned=list(dict.fromkeys([of, *tuned])))
+    if not long.empty:
+        long = long.assign(value=interpolate_argbest(frame, long, [axis, "seed"], of, select))
     levels = sorted({float(v) for v in long[axis].dropna()}) if not long.empty else []
     wide = to_wide(long, axis, levels) if not long.empty else pd.DataFrame()
     return levels, wide, long
+
+
+def interpolate_argbest(frame: pd.DataFrame, long: pd.DataFrame, keys: Sequence[str], of: str,
+                        select: str) -> np.ndarray:
+    """Per row of ``long`` (one cell of ``keys`` with the selected trial's ``of`` in ``value``), the tuned value
+    interpolated from a local quadratic fit: the vertex of the parabola through the cell's profile of ``select``
+    (the best completed trial at each grid value of ``of``, in the metric's direction) at the selected value and
+    its two grid neighbours, over log(``of``) (a standard refinement of a grid search; the vertex lies within half
+    a grid step of the selected value, and two tied neighbours give their midpoint whichever the tie rule chose).
+
+    A grid shared by every seed rounds every seed's optimum to the same grid value; a slope over those values
+    is then biased by the grid's position, identically on every seed, and no interval over seeds can see it
+    (``reports/calibration.md``, the fixed-grid rows). The interpolated value moves with the metric instead.
+
+    The selected grid value is kept, not interpolated, when it is the cell's lowest or highest tested value (a
+    grid edge: the optimum may lie outside), when a neighbour has no completed trial with a finite ``select``,
+    when the three profile values are equal (no curvature), or when ``of`` is not a positive number."""
+    sign = direction(select)
+    values = pd.to_numeric(long["value"], errors="coerce").to_numpy(dtype=float).copy()
+    if frame.empty or long.empty:
+        return values
+    x = pd.to_numeric(frame[of], errors="coerce").to_numpy(dtype=float)
+    y = sign * pd.to_numeric(frame[select], errors="coerce").to_numpy(dtype=float)
+    done = (frame["status"] == "completed").to_numpy()
+    grids: dict[tuple, set] = {}
+    profile: dict[tuple, float] = {}
+    for key, xi, yi, ok in zip(zip(*(frame[k].to_numpy() for k in keys)), x, y, done):
+        if not (math.isfinite(xi) and xi > 0):
+            continue
+        grids.setdefault(key, set()).add(xi)
+        if ok and math.isfinite(yi) and yi > profile.get((*key, xi), -math.inf):
+            profile[(*key, xi)] = yi
+    for i, key in enumerate(zip(*(long[k].to_numpy() for k in keys))):
+        x1 = values[i]
+        grid = sorted(grids.get(key, ()))
+        if not (math.isfinite(x1) and x1 > 0) or x1 not in grid:
+            continue
+        j = grid.index(x1)
+        if j == 0 or j == len(grid) - 1:
+            continue
+        x0, x2 = grid[j - 1], grid[j + 1]
+        y0, y1, y2 = (profile.get((*key, v)) for v in (x0, x1, x2))
+        if y0 is None or y1 is None or y2 is None:
+            continue
+        values[i] = _vertex(x0, x1, x2, y0, y1, y2)
+    return values
+
+
+def _vertex(x0: float, x1: float, x2: float, y0: float, y1: float, y2: float) -> float:
+    """The vertex of the parabola through (log x, y) at x0 < x1 < x2 with y1 the largest; x1 itself when the
+    three are equal or the neighbours balance exactly (so equal cells give bit-equal values)."""
+    a, b = math.log(x1) - math.log(x0), math.log(x2) - math.log(x1)
+    d0, d2 = y1 - y0, y1 - y2  # both >= 0: x1 is the best
+    q = -(d0 / a + d2 / b) / (a + b)  # the curvature (<= 0)
+    if not q < 0:
+        return x1
+    p = -d2 / b - q * b  # the slope at x1
+    t = min(max(-p / (2 * q), -a / 2), b / 2)
+    return x1 if t == 0 else float(math.exp(math.log(x1) + t))
 
 
 def seed_slopes(levels: Sequence[float], table: np.ndarray, low: float = -math.inf, high: float = math.inf,
