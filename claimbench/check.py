@@ -55,6 +55,9 @@ TEST_TEXT = (f"{CONFIDENCE:.0%} Student t interval over seeds (paired by seed, e
              f"now − baseline of the mean over seeds")
 
 
+#: The largest baseline file read (the committed one, of every suite and tier, is a few hundred KiB).
+MAX_BASELINE_BYTES = 64 * 2**20
+
 #: The largest magnitude a baseline number may have: anything beyond is damage, not a measurement
 #: (``1e308`` would make a mean overflow to inf and every comparison vacuous).
 ABSURD = 1e12
@@ -232,12 +235,16 @@ def read_baseline(path: str | Path, must_exist: bool = True) -> dict[str, Any]:
     """A baseline file, validated; a missing one is a ``BaselineError`` (or a new one, if not ``must_exist``)."""
     p = Path(path)
     fix_new = f"write one with `claimbench baseline SUITE... -o {p}`"
-    if not p.is_file():
+    if not p.exists() and not p.is_symlink():
         if must_exist:
             raise BaselineError("baseline file not found", where=str(p), fix=fix_new)
         return new_baseline()
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+    from claimbench.store import Unreadable, read_json_bounded
+
+    try:  # without blocking, a regular file, bounded (a FIFO or a symlink to a device is refused, not read)
+        data = read_json_bounded(p, MAX_BASELINE_BYTES)
+    except Unreadable as e:
+        raise BaselineError(str(e), where=str(p), fix=f"give the baseline file itself: {fix_new}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BaselineError(f"not valid JSON ({str(e).splitlines()[0]})", where=str(p),
                             fix=f"restore it from version control, or rewrite it: {fix_new}") from None
@@ -309,6 +316,21 @@ def write_baseline(path: str | Path, data: dict[str, Any]) -> Path:
     p = Path(path)
     atomic_write_text(p, json.dumps(data, indent=1, sort_keys=False, default=str) + "\n")
     return p
+
+
+def commit_baseline(path: str | Path, entries: list[tuple[Suite, dict[str, Any]]], environment: dict[str, Any],
+                    merge: bool = False) -> Path:
+    """Put the suites' ``entries`` into the baseline file ``path``, as its one writer: under an exclusive
+    lock (``store.exclusive``) the file is read again, the entries replace those of their suites and tiers
+    (with ``merge``, ``baseline -k``: merged into the suite's entry, ``merge_entry``) and it is written
+    atomically. So two `baseline` commands for different suites that write one file at once both land;
+    read at the start of a long run, the file would lose the entry of whichever wrote first."""
+    from claimbench.store import exclusive
+
+    with exclusive(path):
+        data = read_baseline(path, must_exist=False)
+        named = [(suite.name, merge_entry(data, suite, entry)[0] if merge else entry) for suite, entry in entries]
+        return write_baseline(path, update_baseline(data, named, environment))
 
 
 def baseline_for(data: dict[str, Any], suite: Suite, path: str | Path,

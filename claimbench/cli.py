@@ -384,8 +384,11 @@ def schema(output: str | None, workloads: bool = False) -> None:
               help="Simulated frames per (kind, seed count, truth).")
 @click.option("--markdown", "markdown_path", default=None, help="Also write the table as Markdown to this file.")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@click.option("--grid", default="any", show_default=True, type=click.Choice(["any", "fixed", "per-seed"]),
+              help="Only the argbest scenarios whose tuned grid is fixed (one grid for every seed of an experiment, "
+                   "as a suite runs) or drawn per seed; any: every scenario.")
 @click.option("--quiet", is_flag=True, help="Print only the closing line.")
-def calibrate(kinds: tuple[str, ...], seeds: str, reps: int, markdown_path: str | None, jobs: int,
+def calibrate(kinds: tuple[str, ...], seeds: str, reps: int, markdown_path: str | None, jobs: int, grid: str,
               quiet: bool) -> None:
     """Measure each claim kind's false-supported and false-refuted rates, and its power, by simulation.
 
@@ -406,7 +409,12 @@ def calibrate(kinds: tuple[str, ...], seeds: str, reps: int, markdown_path: str 
                         f"{', '.join(calibration.SCENARIO_KINDS)}")
     out = output_file(markdown_path, "--markdown") if markdown_path else None
     start = time.perf_counter()
-    rows = calibration.run(list(kinds) or None, counts, reps, progress=None if quiet else click.echo, jobs=jobs)
+    rows = calibration.run(list(kinds) or None, counts, reps, progress=None if quiet else click.echo, jobs=jobs,
+                           grid=grid)
+    if not rows:
+        raise UserError(f"no calibration scenario of {', '.join(kinds) or 'any kind'} has a {grid} grid",
+                        where="--grid", fix="fixed takes best_level_in_range, critical_batch, power_law_slope and "
+                                            "lr_surge, per-seed the last two; or leave --grid out")
     seconds = time.perf_counter() - start
     if out is not None:
         out.write_text(calibration.markdown(rows, reps, seconds), encoding="utf-8")

@@ -171,7 +171,7 @@ def text_lines(comparison: Comparison) -> list[str]:
             lines.append(f"{suite}:")
         line = f"  {c.claim_id:<4} {c.status:<10} verdict {_verdicts(c)}; {_effect(c)}"
         if c.regressions:  # what `check` would fail on, by name (its full lines: `claimbench check`)
-            line += f" [check would fail: {'; '.join(r.split(':')[0] for r in c.regressions)}]"
+            line += f" [check would fail: {'; '.join(dict.fromkeys(r.split(':')[0] for r in c.regressions))}]"
         lines.append(line)
     lines.append(summary_line(comparison) + " (regression: where `claimbench check` with A as the baseline would "
                  "fail; changed: another verdict, or a per-seed change whose 95% CI lies beyond the tolerance)")

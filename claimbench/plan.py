@@ -18,7 +18,6 @@ goes over the workers; timing packs run alone, one after another. Ray's start is
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -79,7 +78,7 @@ def _exclusive(pack: list[TrialSpec]) -> bool:
 def _cached(run_dir: Path, ids: set[str]) -> tuple[dict[str, dict], int]:
     """Final, verified records of ``ids`` in ``run_dir`` (id -> record data), and how many files of
     ``ids`` fail verification; read without moving anything (``RunStore.records`` would quarantine)."""
-    from claimbench.store import record_problem
+    from claimbench.store import MAX_RECORD_BYTES, read_json_bounded, record_problem
 
     trials = run_dir / "trials"
     found, damaged = {}, 0
@@ -88,8 +87,8 @@ def _cached(run_dir: Path, ids: set[str]) -> tuple[dict[str, dict], int]:
     for p in trials.glob("*.json"):
         if p.stem not in ids:
             continue
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
+        try:  # as the store reads them: without blocking, a regular file, bounded (a FIFO is damage, not a hang)
+            data = read_json_bounded(p, MAX_RECORD_BYTES)
         except (OSError, ValueError, RecursionError):
             damaged += 1
             continue

@@ -5,7 +5,8 @@ name: ``-k B2`` keeps claim B2 (and any id containing "b2"), ``-k batch`` every 
 name contains "batch". Words combine with ``and``, ``or``, ``not`` and parentheses (``not`` binds
 tightest, then ``and``, then ``or``); a comma is an ``or`` of lowest precedence: ``-k "B2,L3"`` keeps
 both. ``-k "E1 and not E1b"`` keeps E1 without E1b. Words are letters, digits and ``_-./``. An
-expression that does not parse, or one that keeps no claim of the targets, is one line and exit 2.
+expression that does not parse, or one that keeps no claim of the targets, is one line and exit 2; so is
+one nested deeper than ``MAX_DEPTH`` parentheses and ``not``s together, or longer than ``MAX_CHARS``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from claimbench.errors import UserError
 _TOKEN = re.compile(r"\s*(?:(\()|(\))|(,)|([A-Za-z0-9_.\-/]+))")
 _KEYWORDS = ("and", "or", "not")
 _FIX = 'e.g. -k B2, -k "B2 or L3", -k "batch_size and not B3", -k "B1,B4"'
+#: The deepest nesting of parentheses and ``not``s an expression may have (the parser recurses once per level).
+MAX_DEPTH = 32
+#: The longest expression parsed.
+MAX_CHARS = 4096
 
 
 class SelectionError(UserError):
@@ -38,8 +43,11 @@ class Selection:
 
 def parse(expr: str) -> Selection:
     """``expr`` parsed (see the module docstring), or a SelectionError naming what is wrong."""
+    if len(expr) > MAX_CHARS:
+        raise SelectionError(f"the expression has {len(expr)} characters, more than {MAX_CHARS}", where="-k", fix=_FIX)
     tokens = _tokens(expr)
     pos = 0
+    depth = 0
 
     def peek() -> str | None:
         return tokens[pos] if pos < len(tokens) else None
@@ -73,17 +81,29 @@ def parse(expr: str) -> Selection:
             parts.append(negated())
         return parts[0] if len(parts) == 1 else (lambda s, c: all(p(s, c) for p in parts))
 
+    def deeper() -> None:
+        nonlocal depth
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise SelectionError(f"the expression nests more than {MAX_DEPTH} parentheses and 'not's deep",
+                                 where="-k", fix="write it flatter: " + _FIX)
+
     def negated():
+        nonlocal depth
         token = peek()
         if token is None:
             raise fail("the expression ends where a word was expected")
         if token == "not":
             take()
+            deeper()
             inner = negated()
+            depth -= 1
             return lambda s, c: not inner(s, c)
         if token == "(":
             take()
+            deeper()
             inner = comma_list()
+            depth -= 1
             if peek() != ")":
                 raise fail("a '(' is not closed")
             take()

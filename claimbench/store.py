@@ -12,10 +12,16 @@ place, so that killing the driver at any moment leaves every record either
 whole or absent: a rerun of the same command trains exactly the trials that
 have no final record (none, or ``failed``), and no trial appears twice.
 
-Each record is verified when read: it parses, its ``trial_id`` is its file's
-name and the hash of its own spec, its fields have their types. One that fails
-is quarantined (moved to ``trials/.damaged/``, logged) and so retrained; the
-run and the report say how many and which (``damaged()``).
+Each record is verified when read: it is a regular file of at most ``MAX_RECORD_BYTES`` (opened
+without blocking, checked after opening, read up to the limit: a FIFO, a device or a symlink to one
+is damage, never a hang), it parses, its ``trial_id`` is its file's name and the hash of its own
+spec, its fields have their types, and its ``digest`` is the hash of its content (so an edited metric
+is found). One that fails is quarantined (moved to ``trials/.damaged/``, logged) and so retrained;
+the run and the report say how many and which (``damaged()``).
+
+A write the file system refuses for want of space, a read-only file system or permissions (ENOSPC,
+EDQUOT, EROFS, EACCES, EPERM) is a ``StorageError``: one line naming the path and the fix (exit 2),
+and a half-written file never replaces a whole one (``atomic_write_text``).
 
 Every path written goes through ``RunStore.path`` (``paths.inside``): it
 resolves inside the run dir or is refused.
@@ -23,12 +29,16 @@ resolves inside the run dir or is refused.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import fcntl
+import hashlib
 import json
 import math
 import os
 import socket
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -54,19 +64,138 @@ MAX_RECORD_BYTES = 64 * 2**20
 _HELD: dict[str, int] = {}
 
 
+#: The errors of a write that the user fixes (space, a read-only file system, permissions), by errno.
+STORAGE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is exceeded",
+                  errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                  errno.EPERM: "the operation is not permitted", errno.EFBIG: "the file is too large"}
+
+
+class StorageError(StoreError):
+    """A write (or read) the file system refused: one line naming the path and the fix."""
+
+
+def storage_error(e: OSError, path: str | Path | None = None, what: str = "write") -> StorageError | None:
+    """The StorageError of ``e`` when its errno is one the user fixes (``STORAGE_ERRNOS``), else None."""
+    if e.errno not in STORAGE_ERRNOS:
+        return None
+    where = str(path or e.filename or "")
+    fix = ("free space on that file system, or choose another output path" if e.errno in (errno.ENOSPC, errno.EDQUOT,
+                                                                                            errno.EFBIG)
+           else "make it writable, or choose another output path")
+    return StorageError(f"cannot {what} it: {STORAGE_ERRNOS[e.errno]}", where=where or None, fix=fix)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """``text`` into ``path`` whole or not at all: a temporary file beside it, flushed, fsynced and renamed
+    over it. A refused write (``STORAGE_ERRNOS``) is a StorageError naming ``path``; ``path`` is untouched."""
+    path = Path(path)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from other users of a shared run dir
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        error = storage_error(e, path)
+        if error is None:
+            raise
+        raise error from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def exclusive(path: str | Path) -> Iterable[None]:
+    """Hold an exclusive advisory lock for writing ``path`` (a file several commands may update, such as a
+    baseline): writers queue behind each other, so each can read, modify and write it in turn.
+
+    The lock is taken on ``path``'s directory (``flock``: released when the holder exits, however it
+    exits; nothing is left behind), or, where the file system cannot lock a directory, on a lock file
+    ``.NAME.lock`` beside it."""
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise storage_error(e, parent, "open") or e from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # e.g. NFS, where flock is a POSIX lock and needs a file open for writing
+            os.close(fd)
+            lock = parent / f".{Path(path).name}.lock"
+            try:
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+            except OSError as e:
+                fd = -1
+                raise storage_error(e, lock, "create") or e from None
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)  # closing drops the lock
+
+
+class Unreadable(ValueError):
+    """A file that is not one to read: not a regular file (a FIFO, a device), or larger than its limit."""
+
+
+def read_bounded(path: str | Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them, read without ever blocking.
+
+    Opened with O_NONBLOCK (a FIFO with no writer opens at once instead of waiting for one), then checked
+    on the open descriptor (``fstat``: what was opened, not what the name pointed to a moment before): a
+    FIFO, a device (a symlink to /dev/zero reports size 0) or a directory is ``Unreadable``, and so is a
+    file larger than ``limit``, also when it grows while being read (at most ``limit + 1`` bytes are read).
+    Other errors are OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+                    else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a file")
+            raise Unreadable(f"is {kind}, not a regular file")
+        if st.st_size > limit:
+            raise Unreadable(f"larger than {limit} bytes")
+        chunks, n = [], 0
+        while n <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - n))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            n += len(chunk)
+        if n > limit:
+            raise Unreadable(f"larger than {limit} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_json_bounded(path: str | Path, limit: int) -> Any:
+    """``read_bounded`` parsed as UTF-8 JSON (ValueError, Unreadable or RecursionError as json raises them)."""
+    return json.loads(read_bounded(path, limit).decode("utf-8"))
+
+
+#: The key of a record's content digest (``record_digest``), written beside its fields.
+DIGEST_KEY = "digest"
+
+
+def record_digest(data: dict[str, Any]) -> str:
+    """The sha256 of a record's every field but the digest itself, as canonical JSON (sorted keys, no
+    spaces): written with the record, checked when it is read, so an edited result is found."""
+    body = {k: v for k, v in data.items() if k != DIGEST_KEY}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -139,7 +268,10 @@ class RunStore:
                 shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
                 raise StoreError(f"exists, is not empty ({shown}) and holds no claimbench run (no run.json)",
                                  where=str(self.dir), fix="choose another --out, or pass --force to write into it")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise storage_error(e, self.dir, "create") or e from None
         lock_path = self.path(LOCK_FILE)
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -168,9 +300,12 @@ class RunStore:
                 same_host = host in ("", socket.gethostname())
                 if pid and pid != os.getpid() and same_host and not _pid_alive(pid):
                     notes.append(f"took over the lock of {self.dir} left by pid {pid}, which is no longer running")
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} host {socket.gethostname()} since "
-                          f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}\n".encode(), 0)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"pid {os.getpid()} host {socket.gethostname()} since "
+                              f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}\n".encode(), 0)
+            except OSError as e:  # a full disk or quota: the lock is held, but who holds it cannot be written
+                raise storage_error(e, lock_path) or e from None
         except BaseException:
             os.close(fd)
             raise
@@ -218,7 +353,9 @@ class RunStore:
             raise StoreError("not a claimbench run directory (no run.json)", where=str(self.dir),
                              fix="give the --out directory of a `claimbench run`")
         try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
+            meta = read_json_bounded(path, MAX_RECORD_BYTES)
+        except Unreadable as e:
+            raise StoreError(f"run.json {e}", where=str(path), fix=fix_rerun) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise StoreError(f"run.json is not valid JSON ({str(e).splitlines()[0]})", where=str(path),
                              fix=fix_rerun) from None
@@ -251,8 +388,10 @@ class RunStore:
 
     # -- records ----------------------------------------------------------
     def append(self, record: TrialRecord) -> None:
-        atomic_write_text(self.path("trials", f"{_plain_id(record.trial_id)}.json"),
-                          json.dumps(record.to_dict(), default=str))
+        """Write ``record`` (whole or not at all), sealed with the digest of its content (``record_digest``)."""
+        data = json.loads(json.dumps(record.to_dict(), default=str))  # as it will read back
+        data[DIGEST_KEY] = record_digest(data)
+        atomic_write_text(self.path("trials", f"{_plain_id(record.trial_id)}.json"), json.dumps(data))
 
     def records(self, ids: Iterable[str] | None = None) -> list[TrialRecord]:
         """Verified records on disk (only ``ids``, when given); a damaged one is quarantined and left out;
@@ -278,15 +417,17 @@ class RunStore:
 
     def _verified(self, p: Path) -> TrialRecord | None:
         try:
-            if p.stat().st_size > MAX_RECORD_BYTES:
-                return self._quarantine(p, f"larger than {MAX_RECORD_BYTES} bytes")
-            data = json.loads(p.read_text(encoding="utf-8"))
+            data = read_json_bounded(p, MAX_RECORD_BYTES)
+        except Unreadable as e:
+            return self._quarantine(p, str(e))
         except (json.JSONDecodeError, UnicodeDecodeError):
             return self._quarantine(p, "does not parse as JSON")
         except RecursionError:
             return self._quarantine(p, "nested too deeply")
         except IsADirectoryError:
             return self._quarantine(p, "is a directory")
+        except FileNotFoundError:
+            return None  # a dangling symlink, or gone since the listing: no record
         except OSError as e:
             raise StoreError(f"cannot read a trial record ({e.strerror})", where=str(p), fix="make it readable") from None
         if isinstance(data, dict) and isinstance(data.get("schema"), int) and not isinstance(data["schema"], bool) \
@@ -446,6 +587,11 @@ def record_problem(data: Any, stem: str) -> str:
             return f"{key} must be {'a ' + kind if kind != _INT else 'an integer'}{' or null' if nullable else ''}"
     if "stopped_early" in data and not isinstance(data["stopped_early"], bool):
         return "stopped_early must be true or false"
+    digest = data.get(DIGEST_KEY)
+    if not isinstance(digest, str):
+        return "no content digest (edited, or written before records carried one)"
+    if digest != record_digest(data):
+        return "its content does not match its digest (an edited record)"
     return ""
 
 

@@ -254,13 +254,15 @@ MAX_FILE_BYTES = 4 * 2**20
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     """A TOML file as a dict; every way it can fail to parse is one ``SuiteError`` line."""
+    from claimbench.store import Unreadable, read_bounded
+
     p = Path(path)
-    try:
-        size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise SuiteError(f"file is {size} bytes, more than a suite may have ({MAX_FILE_BYTES})", where=str(p),
-                             fix="write the matrix with axes and logspace, not listed values")
-        return tomllib.loads(p.read_text(encoding="utf-8"))
+    try:  # without blocking, a regular file, at most MAX_FILE_BYTES read (a FIFO or /dev/zero is refused)
+        return tomllib.loads(read_bounded(p, MAX_FILE_BYTES).decode("utf-8"))
+    except Unreadable as e:
+        fix = ("write the matrix with axes and logspace, not listed values" if "larger" in str(e)
+               else "give a .toml file")
+        raise SuiteError(f"the suite {e}", where=str(p), fix=fix) from None
     except tomllib.TOMLDecodeError as e:
         raise SuiteError(f"TOML syntax error: {e}", where=str(p), fix="correct the TOML syntax at that line") from None
     except UnicodeDecodeError:
@@ -686,6 +688,9 @@ def _param_fix(key: str, p: Any) -> str:
     rules = [f"{word} {b:g}" for b, word in ((p.ge, ">="), (p.gt, ">"), (p.le, "<="), (p.lt, "<")) if b is not None]
     if p.at_most:
         rules.append(f"<= {p.at_most}")
+    types = p.type if isinstance(p.type, tuple) else (p.type,)
+    if not {int, float} & set(types):
+        return f"write {key} as its kind declares it: {p.doc}"
     what = "a number (inf allowed, nan never)" if p.infinite else "a finite number"
     return f"set {key} to {what}" + (f" {' and '.join(rules)}" if rules else "")
 

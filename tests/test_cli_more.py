@@ -201,12 +201,15 @@ def test_compare_a_run_with_itself_and_with_shifted_records(grun, tmp_path):
     assert code == 0, err
     assert re.search(r"^  P1\s+same\s+verdict \w+;", stdout, re.M)
     assert "1 claim: 0 regression, 0 changed, 1 same" in stdout
+    from claimbench.store import record_digest
+
     shifted = tmp_path / "shifted"
     shutil.copytree(out, shifted)
     for p in (shifted / "alpha" / "trials").glob("*.json"):  # arm a loses 0.3 of test accuracy on every seed
         record = json.loads(p.read_text())
         if record["spec"]["optimizer"] == "adam":
             record["metrics"]["test_acc"] -= 0.3
+            record["digest"] = record_digest(record)  # another result, sealed as the store seals one
             p.write_text(json.dumps(record))
     md = tmp_path / "compare.md"
     code, stdout, err = cli("compare", str(out), str(shifted), "--markdown", str(md))

@@ -362,3 +362,222 @@ def test_more_failed_trials_or_fewer_records_than_the_baseline():
     lines = trial_shortfall(frame, {"statuses": {"completed": 3}, "n_trials": 4})
     assert "1 of 3 trials failed (the baseline had 0; first error: boom)" in lines[0]
     assert "only 3 trials have a record, the baseline had 4" in lines[1]
+
+
+# ---------------------------------------------------------------- records: read without blocking, verified by content
+
+SMALL = TINY_SUITE.replace("seeds = 2", "seeds = 1").replace("values = [4, 16, 64]", "values = [4, 64]").replace(
+    "values = [0.01, 0.1, 100.0]", "values = [0.01, 0.1]")
+
+
+@pytest.fixture
+def made_run(tmp_path):
+    """A run dir of SMALL (4 trials) with made-up completed records, written by the store: no training."""
+    from claimbench.store import RunStore
+    from claimbench.suite import expand, load_suite
+    from claimbench.trial import TrialRecord, TrialStatus
+
+    suite_path = tmp_path / "small.toml"
+    suite_path.write_text(textwrap.dedent(SMALL), encoding="utf-8")
+    suite = load_suite(suite_path)
+    store = RunStore(tmp_path / "run")
+    store.init(suite, "claimbench run small.toml", {})
+    for i, spec in enumerate(expand(suite)):
+        store.append(TrialRecord(trial_id=spec.trial_id, spec=spec.to_dict(), status=TrialStatus.COMPLETED,
+                                 metrics={"val_acc": 0.5 + i / 100, "test_acc": 0.5, "train_acc": 0.5,
+                                          "val_loss": 1.0, "test_loss": 1.0, "train_loss": 1.0}, steps_done=30))
+    store.release()
+    return suite_path, store.dir
+
+
+def test_an_edited_metric_is_quarantined_by_the_content_digest(made_run):
+    import json
+
+    from claimbench.store import RunStore
+
+    _, run = made_run
+    path = sorted((run / "trials").glob("*.json"))[0]
+    data = json.loads(path.read_text())
+    assert len(data["digest"]) == 64
+    data["metrics"]["test_acc"] = 0.99  # the spec (and so the trial id) intact, a result edited
+    path.write_text(json.dumps(data))
+    store = RunStore(run)
+    assert len(store.records()) == 3
+    assert [d.reason for d in store.quarantined] == ["its content does not match its digest (an edited record)"]
+    del data["digest"]  # and without a digest at all
+    other = sorted((run / "trials").glob("*.json"))[0]
+    other.write_text(json.dumps({**json.loads(other.read_text()), "digest": None}))
+    assert len(RunStore(run).records()) == 2
+
+
+def test_a_fifo_and_a_symlink_to_dev_zero_in_place_of_records_are_quarantined_without_hanging(made_run):
+    """Run in a child with 20 s and 2 GiB of address space: before, the FIFO blocked the reader forever and
+    /dev/zero (size 0 by stat) was read until memory ran out."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    _, run = made_run
+    first, second = sorted((run / "trials").glob("*.json"))[:2]
+    first.unlink()
+    os.mkfifo(first)
+    second.unlink()
+    second.symlink_to("/dev/zero")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
+
+    code = ("import sys; from claimbench.store import RunStore; s = RunStore(sys.argv[1]); "
+            "print(len(s.records()), sorted(d.reason for d in s.quarantined))")
+    done = subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True, timeout=20,
+                          preexec_fn=limit, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2 ['is a FIFO, not a regular file', 'is a device, not a regular file']"
+    assert not first.exists() and not second.is_symlink()  # moved to trials/.damaged/, never deleted
+
+
+def test_a_fifo_as_the_baseline_or_the_suite_is_one_line(made_run, tmp_path):
+    import os
+
+    suite_path, _ = made_run
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    code, _, err = cli("check", str(suite_path), "--baseline", str(fifo), "--executor", "local", "--out",
+                       str(tmp_path / "c"))
+    one_line(code, err, str(fifo), "is a FIFO")
+    fifo_suite = tmp_path / "fifo.toml"
+    os.mkfifo(fifo_suite)
+    code, _, err = cli("run", str(fifo_suite), "--dry-run")
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+# ---------------------------------------------------------------- storage errors: one line, records whole
+
+def _full_disk(monkeypatch, when):
+    """Make every atomic replace (and the lock's pwrite) whose target satisfies ``when`` fail with ENOSPC."""
+    import errno
+    import os
+
+    real_replace, real_pwrite = os.replace, os.pwrite
+
+    def replace(src, dst, *a, **k):
+        if when(str(dst)):
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        return real_replace(src, dst, *a, **k)
+
+    def pwrite(fd, data, offset):
+        if when(os.readlink(f"/proc/self/fd/{fd}")):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "pwrite", pwrite)
+
+
+def test_a_full_disk_when_the_lock_is_written_is_one_line(made_run, monkeypatch, tmp_path):
+    suite_path, _ = made_run
+    out = tmp_path / "new"
+    _full_disk(monkeypatch, lambda p: p.endswith(".claimbench.lock"))
+    code, _, err = cli("run", str(suite_path), "--executor", "local", "--quiet", "--out", str(out))
+    one_line(code, err, str(out / ".claimbench.lock"), "no space left", "fix: free space")
+
+
+def test_a_report_that_does_not_fit_after_training_is_one_line_and_the_records_stay_whole(made_run, monkeypatch,
+                                                                                          tmp_path):
+    from claimbench.store import RunStore
+
+    suite_path, run = made_run
+    _full_disk(monkeypatch, lambda p: p.endswith(".html"))
+    code, _, err = cli("run", str(suite_path), "--executor", "local", "--quiet", "--out", str(run))
+    one_line(code, err, str(run / "report.html"), "no space left")
+    assert len(RunStore(run).records()) == 4 and not (run / "report.html").exists()
+    code, _, err = cli("report", str(run), "-o", str(tmp_path / "elsewhere.html"))
+    one_line(code, err, str(tmp_path / "elsewhere.html"), "no space left")
+    assert not list(tmp_path.glob(".elsewhere.html.*"))  # no half-written temporary left behind
+
+
+def test_report_o_writes_only_the_file_it_names(made_run, tmp_path):
+    _, run = made_run
+
+    def tree():
+        return {str(p.relative_to(run)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(run.rglob("*"))}
+
+    before = tree()
+    code, out, err = cli("report", str(run), "-o", str(tmp_path / "r.html"))
+    assert code == 0, err
+    assert (tmp_path / "r.html").is_file() and tree() == before  # no verdicts.json, no frames in the run dir
+    assert "verdicts.json" not in out
+
+
+def test_report_into_a_read_only_run_dir_is_one_line(made_run, monkeypatch):
+    import errno
+    import os
+
+    _, run = made_run
+    real = os.replace
+
+    def read_only(src, dst, *a, **k):
+        if str(dst).startswith(str(run)):
+            raise OSError(errno.EROFS, "Read-only file system", str(dst))
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", read_only)
+    code, _, err = cli("report", str(run))
+    one_line(code, err, str(run), "read-only", "fix:")
+
+
+# ---------------------------------------------------------------- one writer per baseline file
+
+EVERY_WORKER_CRASHES = ";".join(f"crash:{c}" for c in "0123456789abcdef")  # local: failed, nothing trained
+
+
+def _baseline_child(path: str, out: str, runs: str) -> None:
+    import os
+
+    os.environ["CLAIMBENCH_FAULTS"] = EVERY_WORKER_CRASHES
+    code, _, err = cli("baseline", path, "--tier", "default", "-o", out, "--executor", "local", "--quiet",
+                       "--out", runs)
+    os._exit(code if not err.strip() or code else 3)
+
+
+def test_two_baselines_for_different_suites_writing_one_file_at_once_both_land(tmp_path):
+    """Two `baseline` commands (forked from this process: no imports to wait for; every trial recorded failed
+    without training) write one -o file at once. Each read the file when it started and wrote it when it
+    ended, so the second to write dropped the first's entry."""
+    import json
+    import multiprocessing
+
+    out = tmp_path / "baseline.json"
+    ctx = multiprocessing.get_context("fork")
+    procs = []
+    for name in ("one", "two"):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(textwrap.dedent(SMALL).replace('name = "tiny"', f'name = "{name}"'), encoding="utf-8")
+        procs.append(ctx.Process(target=_baseline_child, args=(str(path), str(out), str(tmp_path / f"runs-{name}"))))
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0, p.exitcode
+    assert sorted(json.loads(out.read_text())["suites"]) == ["one", "two"]
+
+
+# ---------------------------------------------------------------- bounded parsing
+
+@pytest.mark.parametrize("expr", ["(" * 500 + "B2" + ")" * 500, "not " * 1000 + "B2", "not " * 3000 + "B2"])
+def test_k_nested_beyond_its_depth_is_one_line(expr):
+    code, _, err = cli("run", "tiny", "--executor", "local", "-k", expr)
+    one_line(code, err, "-k")
+
+
+def test_k_at_its_stated_depth_parses():
+    from claimbench.selection import MAX_DEPTH, parse
+
+    expr = "(" * (MAX_DEPTH // 2) + "not " * (MAX_DEPTH // 2) + "b2" + ")" * (MAX_DEPTH // 2)  # an even number of nots
+    assert parse(expr)("s", "b2") and not parse(expr)("s", "x")
+
+
+def test_pack_size_that_is_not_a_number_is_one_line():
+    code, _, err = cli("run", "tiny", "--pack-size", "abc")
+    one_line(code, err, "--pack-size", "'abc'")

@@ -13,6 +13,13 @@ count and truth it counts how often the verdict is *supported* and how often *re
   SD is the standard deviation of one seed's difference of the cell quantity between two levels with
   the same truth (measured by a pilot simulation of the same model): power.
 
+The argbest and slope kinds (best_level_in_range, critical_batch, power_law_slope, lr_surge) also run as a real
+suite shapes them (the **fixed-grid** scenarios, ``Scenario.grid == "fixed"``): ONE tuned grid for every seed of
+an experiment, its offset against the optimum drawn once per experiment (not per seed, which would make the
+grid's rounding look like seed noise), and the metric rounded as the store records it (val_acc to 1/800 and
+test_acc to 1/1000, the built-in mnist1d's validation and test splits; steps to target up to the suite's next
+evaluation). ``claimbench calibrate --grid fixed`` runs only those.
+
 Every rate comes with its Monte Carlo standard error sqrt(p (1 - p) / reps). A rule passes at a seed
 count when each null rate is at most ALPHA + 2 SE. ``claimbench calibrate`` prints the table;
 ``reports/calibration.md`` holds the full one.
@@ -43,10 +50,11 @@ PILOT_SEEDS = 20000
 
 @dataclass(frozen=True)
 class Truth:
-    """One truth of a scenario: ``theta`` in SD units, and which verdict would be false or right there."""
+    """One truth of a scenario: ``theta`` in SD units (or a function of the scenario's SD giving it), and which
+    verdict would be false or right there."""
 
     label: str
-    theta: float
+    theta: float | Callable[[float], float]
     null: bool  # on a boundary: both verdicts count as errors to bound
     right: str = ""  # for an effect: the verdict that is right (its rate is the power)
 
@@ -61,6 +69,9 @@ class Scenario:
     sd: Callable[[], float]
     truths: tuple[Truth, ...]
     note: str = ""
+    #: the tuned grid of an argbest kind: "per-seed" (its offset drawn per seed), "fixed" (one grid for every
+    #: seed of an experiment, as a suite runs it); "" where the kind reads no tuned grid's argbest
+    grid: str = ""
 
 
 @dataclass
@@ -200,6 +211,65 @@ def _best_level(config: str) -> Scenario:
                      Truth("effect: the inside levels 1 SD better", 1.0, False, "supported"),
                      Truth("effect: the inside levels 2 SD better", 2.0, False, "supported"),
                      Truth("effect: the outside levels 2 SD better", -2.0, False, "refuted")))
+
+
+#: The fixed-grid best_level_in_range scenario: a learning-rate grid of factors of 2 (log2 -10 to -2) shared by
+#: every seed, the LR optimum moving half a grid step per level (so neighbouring levels sit at different grid
+#: phases and the grid's rounding penalizes them differently), and val_acc falling CURVATURE per squared log2 step.
+LEVEL_LR_GRID = 2.0 ** np.arange(-10, -1)
+
+
+def _fixed_level_values(rng: np.random.Generator, means: np.ndarray, seeds: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validation and test accuracy per (level, LR, seed) on one LR grid for the whole experiment, rounded as
+    the store rounds them (1/N_VAL, 1/N_TEST); the level means are the accuracies at each level's optimal LR."""
+    g = np.log2(LEVEL_LR_GRID)
+    opt = _fixed_offsets(rng, means, -6.0 + 0.5 * np.arange(len(means)), seeds, OPT_SIGMA)  # (levels, seeds)
+    shift = rng.normal(0, SIGMA_SEED, seeds)
+    val = means[:, None, None] - CURVATURE * (g[None, :, None] - opt[:, None, :]) ** 2 + shift[None, None, :] \
+        + rng.normal(0, SIGMA_VAL, (len(means), len(g), seeds))
+    test = val + rng.normal(0, SIGMA_TEST, val.shape)
+    return _rounded(val, N_VAL), _rounded(test, N_TEST)
+
+
+def _fixed_selected_sd() -> float:
+    """SD, within one experiment (one grid), of one seed's difference of the selected trial's test accuracy
+    between two neighbouring levels with the same truth; pooled over 400 experiments of 20 seeds (the
+    difference's mean, the grid's rounding, is what an interval over seeds cannot see, and is left out)."""
+    rng = np.random.default_rng(54321)
+    variances = []
+    for _ in range(400):
+        val, test = _fixed_level_values(rng, np.zeros(2), 20)
+        pick = np.take_along_axis(test, val.argmax(axis=1)[:, None, :], axis=1)[:, 0, :]  # ties: the lowest LR
+        variances.append(np.var(pick[0] - pick[1], ddof=1))
+    return float(math.sqrt(np.mean(variances)))
+
+
+def _best_level_fixed() -> Scenario:
+    levels = [2, 4, 8, 16, 32, 64]  # inside [2, 8]: 2, 4, 8
+    sd = _lazy(_fixed_selected_sd)
+
+    def build(rng, seeds, theta, s):
+        # least favourable: one level inside and one outside at the top (1.5 grid steps apart in LR, so at
+        # opposite grid phases), the rest 3 SD below
+        base = np.array([0.0, -3.0, -3.0, 0.0, -3.0, -3.0]) * s
+        base[:3] += max(theta, 0) * s
+        base[3:] += max(-theta, 0) * s
+        val, test = _fixed_level_values(rng, 0.9 + base, seeds)
+        idx = np.indices(val.shape).reshape(3, -1)
+        frame = pd.DataFrame({"batch_size": np.asarray(levels)[idx[0]], "lr": LEVEL_LR_GRID[idx[1]], "seed": idx[2],
+                              "status": "completed", "val_acc": val.ravel(), "test_acc": test.ravel(),
+                              "steps_done": 100})
+        frame["trial_id"] = [f"{a}-{b}-{c}" for a, b, c in zip(*idx)]
+        return frame, Design(scientific=("batch_size",), nuisance=("lr",), fixed=())
+
+    prefix, note = _grid_words(OPT_SIGMA)
+    return Scenario("best_level_in_range", f"{prefix}6 levels, 3 inside; null least favourable",
+                    {"axis": "batch_size", "low": 2, "high": 8}, build, sd,
+                    (Truth("null: best inside = best outside (least favourable, at the optimal LR)", 0.0, True),
+                     Truth("effect: the inside levels 1 SD better", 1.0, False, "supported"),
+                     Truth("effect: the inside levels 2 SD better", 2.0, False, "supported"),
+                     Truth("effect: the outside levels 2 SD better", -2.0, False, "refuted")),
+                    note=f"9 LRs (factors of 2), the LR optimum half a step further per level; {note}", grid="fixed")
 
 
 def _trend(kind: str) -> Scenario:
@@ -375,6 +445,68 @@ def _critical_batch() -> Scenario:
                      Truth("effect: 2 SD outside the band", edge + 2, False, "refuted")))
 
 
+#: The fixed-grid critical_batch scenario, shaped like suites/batch_scaling/steps_to_target.toml's default tier:
+#: its step budget per batch size with 50 evaluations each (so steps to target are multiples of budget / 50,
+#: rounded up to the evaluation that first reaches the target, and a trial past its budget never reaches it),
+#: its LR grid (factors of 2, 2^-8 to 1) shared by every seed, the optimal LR growing as batch^0.75, and the
+#: steps growing by a factor exp(STEPS_CURVATURE) per squared log2 step away from it.
+CRIT_BUDGET = {4: 6000, 8: 3500, 16: 2000, 32: 1000, 64: 600, 128: 400, 256: 300, 512: 300, 1024: 300}
+CRIT_LR_GRID = 2.0 ** np.arange(-8, 1)
+STEPS_CURVATURE = 0.1
+
+
+def _critical_batch_fixed() -> Scenario:
+    from claimbench.analysis.scaling import fit_steps_vs_batch
+    batches = np.array(sorted(CRIT_BUDGET), dtype=float)
+    budget = np.array([CRIT_BUDGET[b] for b in sorted(CRIT_BUDGET)], dtype=float)[:, None, None]
+    every = budget / 50
+    s_min, b_crit, sigma, sigma_noise = 40.0, 128.0, 0.15, 0.15
+    k = 3.0
+    g = np.log2(CRIT_LR_GRID)
+
+    def sample(rng, seeds, b_noise):
+        opt = _fixed_offsets(rng, batches, -7.0 + 0.75 * np.log2(batches / 4), seeds, OPT_SIGMA)
+        steps = (s_min * (1 + b_crit / batches))[:, None, None] * np.exp(
+            STEPS_CURVATURE * (g[None, :, None] - opt[:, None, :]) ** 2 + rng.normal(0, sigma, (len(batches), len(g), seeds)))
+        st = np.ceil(steps / every) * every
+        st = np.where(st <= budget, st, np.nan)
+        noise = b_noise * np.exp(rng.normal(0, sigma_noise, steps.shape))
+        return st, noise
+
+    def pilot_sd() -> float:
+        rng = np.random.default_rng(3)
+        variances = []
+        for _ in range(30):
+            steps, noise = sample(rng, 10, b_crit)
+            arg = np.nanargmin(steps, axis=1)  # ties: the lowest LR
+            best = np.take_along_axis(steps, arg[:, None, :], axis=1)[:, 0, :]
+            nb = np.take_along_axis(noise, arg[:, None, :], axis=1)[:, 0, :]
+            logs = [math.log(fit_steps_vs_batch(batches, best[:, s]).b_crit) - float(np.log(nb[:, s]).mean())
+                    for s in range(best.shape[1])]
+            variances.append(np.var(logs, ddof=1))
+        return float(math.sqrt(np.mean(variances)))
+
+    def build(rng, seeds, theta, s):
+        ratio = math.exp(theta * s)  # theta: log(B_crit / B_noise) in SD units
+        steps, noise = sample(rng, seeds, b_crit / ratio)
+        idx = np.indices(steps.shape).reshape(3, -1)
+        st = steps.ravel()
+        frame = pd.DataFrame({"batch_size": batches[idx[0]], "lr": CRIT_LR_GRID[idx[1]], "seed": idx[2],
+                              "status": "completed", "steps_to_target": st, "examples_to_target": st * batches[idx[0]],
+                              "steps_done": budget[idx[0], 0, 0], "val_acc": 0.9, "test_acc": 0.9,
+                              "b_simple_at_target": noise.ravel()})
+        frame["trial_id"] = [f"{a}-{b}-{c}" for a, b, c in zip(*idx)]
+        return frame, Design(scientific=("batch_size",), nuisance=("lr",), fixed=())
+
+    prefix, note = _grid_words(OPT_SIGMA, "steps to target rounded up to the suite's evaluations (budget / 50)")
+    return Scenario("critical_batch", f"{prefix}9 batch sizes, B_crit / B_simple against [1/3, 3]",
+                    {"axis": "batch_size", "agree_within": k}, build, _lazy(pilot_sd),
+                    (Truth("null: B_crit / B_simple = 3 (band edge)", lambda sd: math.log(k) / sd, True),
+                     Truth("effect: B_crit / B_simple = 1", 0.0, False, "supported"),
+                     Truth("effect: 2 SD outside the band", lambda sd: math.log(k) / sd + 2, False, "refuted")),
+                    note=f"9 LRs (factors of 2), the optimal LR as batch^0.75; {note}", grid="fixed")
+
+
 # ------------------------------------------------------------------ frontier kinds (claims/frontier.py)
 
 #: The tuned grid of the frontier scenarios: factors of 2 (log2 values), as the default suites ship.
@@ -400,62 +532,145 @@ def _tuned_frame(rng: np.random.Generator, levels: np.ndarray, opt_log2: np.ndar
     return frame
 
 
-def _slope_sd(levels: np.ndarray, shape: Callable[[float], np.ndarray], lo: float, hi: float) -> float:
-    """SD of one seed's slope (fitted over [lo, hi]) under ``shape(slope=1)``, by a pilot of the same model."""
+#: The validation and test split sizes the metric is rounded to: the built-in mnist1d at its default 5000
+#: examples keeps 1000 for test and 800 of the other 4000 for validation (workloads/data.py), so its val_acc is a
+#: multiple of 1/800 and test_acc of 1/1000, as the store records them.
+N_VAL, N_TEST = 800, 1000
+
+
+def _rounded(values: np.ndarray, n: int) -> np.ndarray:
+    """An accuracy as a count of ``n`` examples: rounded to 1/n and kept inside [0, 1]."""
+    return np.clip(np.round(np.asarray(values) * n), 0, n) / n
+
+
+def _fixed_offsets(rng: np.random.Generator, levels: np.ndarray, opt_log2: np.ndarray, seeds: int,
+                   scatter: float) -> np.ndarray:
+    """The optimum per (level, seed) relative to ONE grid shared by every seed of the experiment: the grid's
+    offset (uniform over one step) is drawn once per call, i.e. once per simulated experiment, as a real suite
+    fixes its grid before the run; only the per-cell scatter varies by seed."""
+    offset = rng.uniform(-0.5, 0.5)
+    return opt_log2[:, None] + offset + rng.normal(0, scatter, (len(levels), seeds))
+
+
+def _fixed_tuned_frame(rng: np.random.Generator, levels: np.ndarray, opt_log2: np.ndarray, seeds: int,
+                       column: str, scatter: float) -> pd.DataFrame:
+    """As :func:`_tuned_frame`, shaped like a real run: one grid for every seed (its offset drawn once per
+    experiment, :func:`_fixed_offsets`), the optimum's per-cell scatter ``scatter`` grid steps, and val_acc and
+    test_acc rounded as the store records them (to 1/N_VAL and 1/N_TEST)."""
+    g = np.log2(TUNED_GRID)
+    opt = _fixed_offsets(rng, levels, opt_log2, seeds, scatter)
+    val = 0.9 - CURVATURE * (g[None, :, None] - opt[:, None, :]) ** 2 + rng.normal(0, SIGMA_SEED, seeds)[None, None, :] \
+        + rng.normal(0, 0.002, (len(levels), len(g), seeds))
+    test = val + rng.normal(0, SIGMA_TEST, val.shape)
+    idx = np.indices(val.shape).reshape(3, -1)
+    frame = pd.DataFrame({"batch_size": levels[idx[0]], column: TUNED_GRID[idx[1]], "seed": idx[2],
+                          "status": "completed", "val_acc": _rounded(val, N_VAL).ravel(),
+                          "test_acc": _rounded(test, N_TEST).ravel(), "steps_done": 100, "b_simple": 256.0})
+    frame["trial_id"] = [f"{a}-{b}-{c}" for a, b, c in zip(*idx)]
+    return frame
+
+
+def _tuned_table(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """Seeds x levels of the kind's own per-cell tuned value (analysis/frontier.py: the one selection rule, then
+    the interpolation between grid neighbours)."""
+    from claimbench.analysis.frontier import argbest_table
+    _, wide, _ = argbest_table(frame, "batch_size", column, "val_acc")
+    return wide.to_numpy(dtype=float)
+
+
+def _slope_sd(levels: np.ndarray, shape: Callable[[float], np.ndarray], lo: float, hi: float,
+              fixed_scatter: float | None = None) -> float:
+    """SD of one seed's slope (fitted over [lo, hi]) under ``shape(slope=1)``, by a pilot of the same model and
+    the kind's own statistic. Per-seed grid: 400 seeds in one frame. Fixed grid (``fixed_scatter``: the per-cell
+    scatter): the SD within an experiment, pooled over 40 experiments of 10 seeds (each its own grid offset):
+    the spread an interval over seeds sees."""
     from claimbench.analysis.frontier import seed_slopes
     rng = np.random.default_rng(11)
-    frame = _tuned_frame(rng, levels, shape(1.0), 400, "x")
-    best = best_trials(frame, ["batch_size", "seed"], "val_acc", ["x"])
-    table = best.pivot(index="seed", columns="batch_size", values="x").to_numpy(dtype=float)
-    return float(np.nanstd(seed_slopes(levels, table, lo, hi), ddof=1))
+    if fixed_scatter is None:
+        table = _tuned_table(_tuned_frame(rng, levels, shape(1.0), 400, "x"), "x")
+        return float(np.nanstd(seed_slopes(levels, table, lo, hi), ddof=1))
+    variances = [np.nanvar(seed_slopes(levels, _tuned_table(
+        _fixed_tuned_frame(rng, levels, shape(1.0), 10, "x", fixed_scatter), "x"), lo, hi), ddof=1)
+        for _ in range(40)]
+    return float(math.sqrt(np.mean(variances)))
 
 
-def _power_law_slope() -> Scenario:
+def _lazy(compute: Callable[[], float]) -> Callable[[], float]:
+    """A pilot SD computed when first asked for (a row of its scenario runs), then kept."""
+    box: list[float] = []
+
+    def sd() -> float:
+        if not box:
+            box.append(compute())
+        return box[0]
+    return sd
+
+
+def _grid_words(fixed_scatter: float | None, rounded: str = f"val_acc rounded to 1/{N_VAL}, test_acc to 1/{N_TEST}"
+                ) -> tuple[str, str]:
+    """(the scenario name's prefix, its note) for a per-seed or a fixed grid whose metric is ``rounded``."""
+    if fixed_scatter is None:
+        return "", "the grid's offset is drawn per seed"
+    return (f"fixed grid, scatter {fixed_scatter:g} step: ",
+            f"one grid for every seed, its offset drawn per experiment; the optimum's per-cell scatter "
+            f"{fixed_scatter:g} grid step; {rounded}")
+
+
+def _power_law_slope(fixed_scatter: float | None = None) -> Scenario:
     levels = np.array([8, 16, 32, 64, 128, 256], dtype=float)
     low, high = 0.5, 1.5
     x = np.log2(levels) - np.log2(levels).mean()
 
     def shape(slope):
         return slope * x
-    sd = _slope_sd(levels, shape, -math.inf, math.inf)
+    sd = _lazy(lambda: _slope_sd(levels, shape, -math.inf, math.inf, fixed_scatter))
 
     def build(rng, seeds, theta, s):  # theta: the slope in SD units above the band's upper edge
-        frame = _tuned_frame(rng, levels, shape(high + theta * s), seeds, "weight_decay")
+        opt = shape(high + theta * s)
+        frame = _tuned_frame(rng, levels, opt, seeds, "weight_decay") if fixed_scatter is None \
+            else _fixed_tuned_frame(rng, levels, opt, seeds, "weight_decay", fixed_scatter)
         return frame, Design(scientific=("batch_size",), nuisance=("weight_decay",), fixed=())
 
-    centre = ((low + high) / 2 - high) / sd
-    return Scenario("power_law_slope", "6 batch sizes, argbest on a 2x grid, slope band [0.5, 1.5]",
-                    {"axis": "batch_size", "of": "weight_decay", "low": low, "high": high}, build, lambda: sd,
-                    (Truth("null: slope = 1.5 (band edge)", 0.0, True),
-                     Truth("effect: slope = 1 (centre of the band)", centre, False, "supported"),
-                     Truth("effect: 1 SD above the band", 1.0, False, "refuted"),
-                     Truth("effect: 2 SD above the band", 2.0, False, "refuted")),
-                    note="per-seed slope of the argbest over a factor-2 grid; the grid's offset is random per seed")
+    prefix, note = _grid_words(fixed_scatter)
+    truths = (Truth("null: slope = 1.5 (band edge)", 0.0, True),
+              Truth("effect: slope = 1 (centre of the band)", lambda sd: ((low + high) / 2 - high) / sd, False,
+                    "supported"),
+              Truth("effect: 1 SD above the band", 1.0, False, "refuted"),
+              Truth("effect: 2 SD above the band", 2.0, False, "refuted"))
+    return Scenario("power_law_slope", f"{prefix}6 batch sizes, argbest on a 2x grid, slope band [0.5, 1.5]",
+                    {"axis": "batch_size", "of": "weight_decay", "low": low, "high": high}, build, sd, truths,
+                    note=f"per-seed slope of the interpolated argbest over a factor-2 grid; {note}",
+                    grid="fixed" if fixed_scatter is not None else "per-seed")
 
 
-def _lr_surge() -> Scenario:
+def _lr_surge(fixed_scatter: float | None = None) -> Scenario:
     levels = np.array([8, 16, 32, 64, 128, 256, 512, 1024], dtype=float)
     split = 256.0
     lx, ls = np.log2(levels), math.log2(split)
 
     def shape_of(rise, fall):
         return np.where(lx <= ls, rise * (lx - ls), fall * (lx - ls))
-    sd = _slope_sd(levels, lambda k: shape_of(1.0, -k), split, math.inf)  # the fall side: 4 levels
+    sd = _lazy(lambda: _slope_sd(levels, lambda k: shape_of(1.0, -k), split, math.inf,
+                                 fixed_scatter))  # the fall side: 4 levels
 
     def build(rng, seeds, theta, s):
         # theta < 100: the fall slope in SD units (rise 1); theta >= 100: rise = (theta - 100) SD, fall -1
         rise, fall = (1.0, theta * s) if theta < 100 else ((theta - 100) * s, -1.0)
-        frame = _tuned_frame(rng, levels, shape_of(rise, fall), seeds, "lr")
+        opt = shape_of(rise, fall)
+        frame = _tuned_frame(rng, levels, opt, seeds, "lr") if fixed_scatter is None \
+            else _fixed_tuned_frame(rng, levels, opt, seeds, "lr", fixed_scatter)
         return frame, Design(scientific=("batch_size",), nuisance=("lr",), fixed=())
 
-    return Scenario("lr_surge", "8 batch sizes, split 256, argbest LR on a 2x grid",
-                    {"axis": "batch_size", "of": "lr", "split": split}, build, lambda: sd,
+    prefix, note = _grid_words(fixed_scatter)
+    return Scenario("lr_surge", f"{prefix}8 batch sizes, split 256, argbest LR on a 2x grid",
+                    {"axis": "batch_size", "of": "lr", "split": split}, build, sd,
                     (Truth("null: rise 1, fall slope 0 (keeps level)", 0.0, True),
                      Truth("null: rise slope 0, fall -1", 100.0, True),
                      Truth("effect: rise 1, fall 1 SD below 0", -1.0, False, "supported"),
                      Truth("effect: rise 1, fall 2 SD below 0", -2.0, False, "supported"),
                      Truth("effect: rise 1, fall 2 SD above 0 (no surge)", 2.0, False, "refuted")),
-                    note="SD: of one seed's fall slope (4 levels from the split)")
+                    note=f"SD: of one seed's fall slope (4 levels from the split); {note}",
+                    grid="fixed" if fixed_scatter is not None else "per-seed")
 
 
 def _noise_scale_growth() -> Scenario:
@@ -489,11 +704,14 @@ def _noise_scale_growth() -> Scenario:
 
 def scenarios() -> list[Scenario]:
     """Every kind's scenarios (the pilot SDs are computed when first asked for)."""
+    # the argbest and slope kinds (best_level_in_range, critical_batch, power_law_slope, lr_surge) also as a real
+    # run shapes them, each beside its other scenarios: one grid for every seed of an experiment ("fixed grid")
     return [_paired("superiority", 0.0), _paired("superiority", 1.0), _paired("noninferiority", 1.0),
             _equivalence_arm(2.0), _equivalence_best(1.0), _best_level("all equal"), _best_level("least favourable"),
-            _trend("monotone_trend"), _trend("ranking"), _widths("range_width_trend"),
+            _best_level_fixed(), _trend("monotone_trend"), _trend("ranking"), _widths("range_width_trend"),
             _widths("range_width_comparison"), _ratio("ratio_in_range"), _ratio("timing_ratio"), _linear_scaling(),
-            _critical_batch(), _power_law_slope(), _lr_surge(), _noise_scale_growth()]
+            _critical_batch(), _critical_batch_fixed(), _power_law_slope(), _power_law_slope(0.1),
+            _power_law_slope(OPT_SIGMA), _lr_surge(), _lr_surge(0.1), _noise_scale_growth()]
 
 
 SCENARIO_KINDS = ("paired_comparison", "equivalence", "best_level_in_range", "monotone_trend", "ranking",
@@ -513,11 +731,16 @@ def _scenarios_cached() -> list[Scenario]:
 
 
 def _one(task: tuple[int, int, int, int, int]) -> Row:
-    """Simulate one (scenario, seed count, truth): ``reps`` frames through the kind's real evaluate."""
+    """Simulate one (scenario index, seed count, truth index, reps, seed) task of :func:`run`."""
+    i, n, t_i, reps, seed = task
+    return simulate(_scenarios_cached()[i], n, t_i, reps, seed)
+
+
+def simulate(sc: Scenario, n: int, t_i: int, reps: int, seed: int = 0) -> Row:
+    """Simulate one (scenario, seed count, truth): ``reps`` frames through the kind's real evaluate. The random
+    stream depends on the scenario's name, the seed count, the truth and ``seed`` only."""
     from claimbench.claims import KINDS, Claim
 
-    i, n, t_i, reps, seed = task
-    sc = _scenarios_cached()[i]
     truth = sc.truths[t_i]
     kind = KINDS[sc.kind]
     claim = Claim(f"cal-{sc.kind}", sc.kind, "", sc.name, kind.resolve_params(sc.params))
@@ -525,8 +748,9 @@ def _one(task: tuple[int, int, int, int, int]) -> Row:
     rng = np.random.default_rng([seed, n, t_i, zlib.crc32(sc.name.encode())])
     counts = {"supported": 0, "refuted": 0, "inconclusive": 0}
     start = time.perf_counter()
+    theta = truth.theta(sd) if callable(truth.theta) else truth.theta
     for _ in range(reps):
-        frame, design = sc.build(rng, n, truth.theta, sd)
+        frame, design = sc.build(rng, n, theta, sd)
         counts[kind.evaluate(claim, frame, design).verdict] += 1
     row = Row(sc.kind, sc.name, n, truth.label, truth.null, truth.right, reps,
               counts["supported"] / reps, counts["refuted"] / reps, sd, time.perf_counter() - start)
@@ -536,16 +760,24 @@ def _one(task: tuple[int, int, int, int, int]) -> Row:
     return row
 
 
+GRIDS = ("any", "fixed", "per-seed")
+
+
 def run(kinds: Sequence[str] | None = None, seeds: Sequence[int] = (3, 5, 8), reps: int = 200, seed: int = 0,
-        progress: Callable[[str], None] | None = None, jobs: int = 1, nulls_only: bool = False) -> list[Row]:
+        progress: Callable[[str], None] | None = None, jobs: int = 1, nulls_only: bool = False,
+        grid: str = "any") -> list[Row]:
     """Simulate and evaluate; one Row per (scenario, seed count, truth), in a fixed order. Each row has its
-    own random stream, so the table does not depend on ``jobs``."""
+    own random stream, so the table does not depend on ``jobs``. ``grid``: every scenario ("any"), or only
+    the argbest scenarios whose tuned grid is "fixed" (one for every seed of an experiment) or "per-seed"."""
     chosen = list(kinds or SCENARIO_KINDS)
     unknown = [k for k in chosen if k not in SCENARIO_KINDS]
     if unknown:
         raise ValueError(f"no calibration scenario for {', '.join(unknown)}; known: {', '.join(SCENARIO_KINDS)}")
+    if grid not in GRIDS:
+        raise ValueError(f"grid must be one of {', '.join(GRIDS)}, got {grid!r}")
     all_sc = _scenarios_cached()
-    tasks = [(i, n, t_i, reps, seed) for i, sc in enumerate(all_sc) if sc.kind in chosen
+    tasks = [(i, n, t_i, reps, seed) for i, sc in enumerate(all_sc)
+             if sc.kind in chosen and grid in ("any", sc.grid)
              for n in seeds for t_i in range(len(sc.truths)) if sc.truths[t_i].null or not nulls_only]
     rows: list[Row] = []
     if jobs > 1:
