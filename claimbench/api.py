@@ -11,6 +11,7 @@ import pandas as pd
 
 from claimbench.claims import ClaimResult, evaluate_claims
 from claimbench.env import environment
+from claimbench.loop import Plan, read_record, run_rounds
 from claimbench.errors import StoreError
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
 from claimbench.store import RunStore
@@ -26,6 +27,7 @@ class RunSummary:
     counts: dict[str, int]  # status -> trials of the suite with that status after the run
     trained_total: int = 0  # distinct trials trained by the run (suites of a group may share trials)
     ray_startup_s: float | None = None  # how long this run's ray.init took (None: no Ray started here)
+    extensions: list[str] = field(default_factory=list)  # what the experimenter loop added (claimbench/loop.py)
 
 
 def default_run_dir(suite: Suite) -> Path:
@@ -59,31 +61,41 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
     # validates the executor before anything is written
     ex = make_executor(executor, address, cpus_per_trial=cpus, gpus_per_trial=gpus, faults=faults)
     env = environment(command, tuple(s.workload["package"] for s, _ in targets if s.workload.get("package")))
-    plans = []
-    for suite, run_dir in targets:
-        store = RunStore(run_dir)
-        store.init(suite, command, env)
-        specs = expand(suite)
-        plans.append((suite, store, specs, store.pending(specs)))
-    routes: dict[str, list[RunStore]] = {}
-    todo: dict[str, TrialSpec] = {}
-    for _, store, _, pending in plans:
-        for spec in pending:
-            routes.setdefault(spec.trial_id, []).append(store)
-            todo.setdefault(spec.trial_id, spec)
-    if todo:
-        def on_record(record: TrialRecord) -> None:
-            for store in routes.get(record.trial_id, ()):
-                store.append(record)
+    stores = [RunStore(run_dir) for _, run_dir in targets]
+    trained_ids: set[str] = set()
 
-        run_trials(list(todo.values()), ex, on_record, pack_size=pack_size, progress=progress)
+    def train(round_targets: list[tuple[Suite, RunStore]]) -> None:
+        """One round: every pending trial of these suites, through one executor; records go to every store
+        whose suite holds the trial."""
+        routes: dict[str, list[RunStore]] = {}
+        todo: dict[str, TrialSpec] = {}
+        for suite, store in round_targets:
+            store.init(suite, command, env)  # the suite as this round resolves it (extended by the loop)
+            pending = store.pending(expand(suite))
+            for spec in pending:
+                routes.setdefault(spec.trial_id, []).append(store)
+                todo.setdefault(spec.trial_id, spec)
+        if todo:
+            def on_record(record: TrialRecord) -> None:
+                for store in routes.get(record.trial_id, ()):
+                    store.append(record)
+
+            trained_ids.update(todo)
+            run_trials(list(todo.values()), ex, on_record, pack_size=pack_size, progress=progress)
+
+    train([(suite, store) for (suite, _), store in zip(targets, stores)])
+    plans = [(Plan(suite, suite), store) for (suite, _), store in zip(targets, stores)]
+    run_rounds(plans, train)
     out = []
-    for suite, store, specs, pending in plans:
+    for plan, store in plans:
+        specs = expand(plan.suite)
         counts: dict[str, int] = {}
         for r in store.records(s.trial_id for s in specs):
             counts[r.status.value] = counts.get(r.status.value, 0) + 1
-        out.append(RunSummary(run_dir=store.dir, total=len(specs), trained=len(pending), counts=counts,
-                              trained_total=len(todo), ray_startup_s=getattr(ex, "startup_s", None)))
+        mine = sum(1 for s in specs if s.trial_id in trained_ids)
+        out.append(RunSummary(run_dir=store.dir, total=len(specs), trained=mine, counts=counts,
+                              trained_total=len(trained_ids), ray_startup_s=getattr(ex, "startup_s", None),
+                              extensions=[e.text() for e in plan.extensions]))
     return out
 
 
@@ -187,6 +199,10 @@ def evaluate_run(run_dir: str | Path, select: Callable[[str, str], bool] | None 
                     environment=info.environment, created=info.created, run_dir=store.dir)
     if len(frame):
         ev.results = evaluate_claims(claims, frame, info.suite.design(), ev.curves())
+        taken = read_record(store.dir)
+        for r in ev.results:
+            r.diagnostics.setdefault("extensions", []).extend(e.get("text", "") for e in taken
+                                                             if r.claim_id in e.get("claims", []))
     return ev
 
 

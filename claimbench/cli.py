@@ -40,6 +40,24 @@ class _Tier(click.Choice):
         raise UserError(f"unknown tier {value!r}", where="--tier", fix=f"use one of: {', '.join(TIERS)}")
 
 
+class _Count(click.ParamType):
+    """A whole number option (``--pack-size``): anything else is one UserError line (exit 2), not click's usage block."""
+
+    name = "integer"
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise UserError(f"must be a whole number, got {str(value)[:40]!r}", where=self.flag,
+                            fix=f"pass a count, e.g. {self.flag} 8") from None
+
+
 def _tier_option(default: str):
     return click.option("--tier", default=default, show_default=True, type=_Tier(),
                         help="The suites' scale: smoke (seconds), ci, default (a laptop CPU) or full (a GPU cluster).")
@@ -57,7 +75,7 @@ def _plan_options(f):
                      help="GPUs of one trial's Ray slot; fractions share a GPU [default: the suite's [resources], else 0].")(f)
     f = click.option("--cpus-per-trial", type=float, default=None,
                      help="CPUs of one trial's Ray slot (torch threads) [default: the suite's [resources], else 1].")(f)
-    f = click.option("--pack-size", default=DEFAULT_PACK_SIZE, show_default=True, type=int,
+    f = click.option("--pack-size", default=DEFAULT_PACK_SIZE, show_default=True, type=_Count("--pack-size"),
                      help="The most trials per pack sent to a worker (packs are as wide as the measured width, "
                           "memory and load balance allow, up to this).")(f)
     f = click.option("--dry-run", "dry_run", is_flag=True, help=_DRY_HELP)(f)
@@ -246,6 +264,8 @@ def run(suite: str, tier: str, executor: str, address: str | None, out: str | No
         counts = ", ".join(f"{n} {st}" for st, n in sorted(summary.counts.items()))
         click.echo(f"{s.name} [{tier}]: {summary.total} trials ({counts}); {summary.trained} new; "
                    f"{summary.total - summary.trained} reused; run dir {summary.run_dir}")
+        for line in summary.extensions:
+            click.echo(f"  adaptive: {line}")
     click.echo(f"report: {_report(root, select=selection)}")
     _echo_data(root, [Path(summary.run_dir) for summary in summaries])
     from claimbench.runner.progress import command_elapsed, timing_line
@@ -261,7 +281,8 @@ def _echo_data(root: Path, run_dirs: list[Path]) -> None:
 
 @cli.command()
 @click.argument("run_dir")
-@click.option("-o", "--output", default=None, help="Where to write the HTML [default: RUN_DIR/report.html].")
+@click.option("-o", "--output", default=None, help="Where to write the HTML, and nothing else [default: "
+              "RUN_DIR/report.html, with verdicts.json and the Parquet frames beside it].")
 @click.option("-k", "expr", default=None, metavar="EXPR", help="Report only these claims (as run's -k).")
 def report(run_dir: str, output: str | None, expr: str | None = None) -> None:
     """Rebuild the report of RUN_DIR (no training; needs no Ray and no GPU), with its data: verdicts.json and
@@ -285,7 +306,8 @@ def report(run_dir: str, output: str | None, expr: str | None = None) -> None:
     keep([i.suite for i in infos], selection)
     path = _report(run_dir, output, selection)
     click.echo(f"report: {path}")
-    _echo_data(Path(run_dir), dirs)
+    if output is None:  # with -o, only the file it names is written: nothing goes into the run dir
+        _echo_data(Path(run_dir), dirs)
 
 
 @cli.command(name="list")
@@ -455,7 +477,7 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
     """Run (or reuse) SUITE... and compare each claim with the baseline: exit 0 when all hold, 1 on a regression.
 
     A regression is a gated verdict change (by default: supported -> refuted or inconclusive) or a tracked
-    quantity whose bootstrap CI over seeds of the change lies beyond its tolerance (see the suite's
+    quantity whose interval over seeds of the change shows it beyond its tolerance (see the suite's
     `check` tables). Writes JUnit XML, a Markdown summary and each suite's HTML report. With -k, only the
     selected claims are checked (and need a baseline).
     """
@@ -504,7 +526,7 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
             if o.status == "failed" and len(o.regressions) == len(o.evidence):
                 mark = "FAILED"  # nothing moved: it was not judged on the baseline's evidence
                 unjudged += 1
-            click.echo(f"  {o.claim_id:<4} {mark:<10} {o.headline}")
+            click.echo(f"  {o.claim_id:<4} {mark:<10} {o.line}")
             failed += o.status == "failed"
     click.echo(f"junit: {junit_path}\nsummary: {', '.join(str(p) for p in md_paths)}")
     if failed:
@@ -537,8 +559,7 @@ def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, e
 
     With -k, only the selected claims' entries are replaced; the suite's other claims are kept from the
     file when it measured the same trial matrix."""
-    from claimbench.check import (baseline_entry, load_check_targets, measure, merge_entry, read_baseline,
-                                  update_baseline, write_baseline)
+    from claimbench.check import baseline_entry, commit_baseline, load_check_targets, measure, merge_entry, read_baseline
     from claimbench.env import environment
     from claimbench.selection import keep
 
@@ -569,17 +590,18 @@ def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, e
     for m in measured:
         entry = baseline_entry(m.suite, m.results, m.frame, m.environment)
         if selection is not None:
-            entry, lacking = merge_entry(data, m.suite, entry)
+            _, lacking = merge_entry(data, m.suite, entry)  # the note; the merge itself is commit_baseline's
             if lacking:
                 click.echo(f"{m.suite.name}: note: the baseline has no entry for {', '.join(lacking)} yet; "
                            f"`check` without -k refuses it until `claimbench baseline {m.suite.name} --tier {tier} -o {output}` "
                            "records them")
-        entries.append((m.suite.name, entry))
+        entries.append((m.suite, entry))
         click.echo(f"{m.suite.name} [{tier}]: {m.total} trials, reused {m.total - m.trained}, trained {m.trained} now; "
                    f"{m.elapsed_s:.0f}s elapsed; report {m.report}")
         for r in m.results:
             click.echo(f"  {r.claim_id:<4} {r.verdict:<12} {r.summary}")
-    path = write_baseline(output, update_baseline(data, entries, environment(command)))
+    # re-read, merged and written under the file's lock: another `baseline` may have written it meanwhile
+    path = commit_baseline(output, entries, environment(command), merge=selection is not None)
     click.echo(f"baseline: {path}")
 
 
@@ -646,10 +668,37 @@ def _report(run_dir, output: str | None = None, select=None) -> Path:
         click.echo(f"  ({len(results)} claims: " + ", ".join(f"{n} {v}" for v, n in raw.items())
                    + "; Holm-adjusted: " + ", ".join(f"{n} {v}" for v, n in adj.items())
                    + f"; chance alone would decide about {inference.chance_decisions(len(results)):.1f})")
-    return write_report(run_dir, output, evaluations)
+    # the data beside the report (verdicts.json, the Parquet frames) go into the run dir only with the report
+    # itself: `report -o FILE` writes FILE alone, so a read-only run dir can be reported elsewhere
+    return write_report(run_dir, output, evaluations, exports=output is None)
 
 
 cli.add_command(__import__("claimbench.export.cli", fromlist=["export"]).export)  # `claimbench export mlflow|tensorboard`
+
+
+def _storage_error(e: OSError):
+    """The one line of a write the file system refused (store.STORAGE_ERRNOS); pyarrow's errors carry no errno,
+    so their message is read. None for any other OSError (a bug: its traceback stays)."""
+    import errno
+
+    from claimbench.store import storage_error
+
+    if e.errno is None:
+        text = str(e)
+        for code, words in ((errno.ENOSPC, "No space left"), (errno.EDQUOT, "quota exceeded"),
+                            (errno.EROFS, "Read-only file system"), (errno.EACCES, "Permission denied")):
+            if words.lower() in text.lower():
+                return storage_error(OSError(code, words, getattr(e, "filename", None)), _path_in(text))
+        return None
+    return storage_error(e)
+
+
+def _path_in(text: str) -> str | None:
+    """The first absolute path in an error message (pyarrow names the file it failed on), else None."""
+    import re
+
+    m = re.search(r"(/[^\s'\"]+)", text)
+    return m.group(1).rstrip(".,:;") if m else None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -665,6 +714,12 @@ def main(argv: list[str] | None = None) -> None:
         # mid-run): the user's to fix, so one line, not a traceback
         click.echo(f"claimbench: error: {e.filename or ''}: {e.strerror} — fix: make it writable, or choose "
                    "another output path", err=True)
+        sys.exit(2)
+    except OSError as e:  # a full disk, a quota or a read-only file system under a write no check foresaw
+        error = _storage_error(e)
+        if error is None:
+            raise
+        click.echo(f"claimbench: error: {error}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("claimbench: interrupted; finished trials are saved; rerun the same command to resume", err=True)

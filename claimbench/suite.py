@@ -68,7 +68,12 @@ BUDGET_KEYS = frozenset(SECTIONS["budget"])
 #: Spec fields a suite never sets: the seed comes from [suite] seeds; the workload, its parameters and its
 #: code fingerprint from [workload] and the registry.
 INTERNAL = ("seed", "workload", "workload_params", "code")
-TOP_KEYS = ("suite", "workload", "train", "budget", "axes", "tiers", "claims", "resources", "limits")
+TOP_KEYS = ("suite", "workload", "train", "budget", "axes", "tiers", "claims", "resources", "limits", "adapt")
+#: [adapt]: the adaptive rules the experimenter loop (claimbench/loop.py) may apply, fixed before the run:
+#: ``extend = { lr = 2 }`` lets a nuisance axis gain up to 2 values beyond each edge where claims are
+#: edge-limited; ``budget = 1`` lets the budget double once where a comparison is budget-limited.
+ADAPT_KEYS = ("extend", "budget")
+MAX_EXTEND = 4
 #: [resources]: one Ray slot (actor) per trial in flight; run-level, so never part of a trial id.
 #: cpus_per_trial > 0 (default 1), gpus_per_trial >= 0 (default 0; fractions share a GPU).
 RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial")
@@ -152,6 +157,7 @@ class Suite:
     limits: dict[str, int] = field(default_factory=dict)  # [limits]: the limits this suite raises (limits.py)
     code: str = ""  # the workload's code fingerprint when loaded (registry.fingerprint): in every trial id
     workload: dict[str, Any] = field(default_factory=dict)  # another workload: name, level, task, package, version
+    adapt: dict[str, Any] = field(default_factory=dict)  # [adapt]: {"extend": {axis: n}, "budget": n}
 
     @property
     def task(self) -> str:
@@ -190,7 +196,7 @@ class Suite:
             "claims": [c.__dict__ for c in self.claims],
             "checks": {k: c.to_dict() for k, c in self.checks.items()},
             "resources": dict(self.resources), "limits": dict(self.limits),
-            "code": self.code, "workload": dict(self.workload),
+            "code": self.code, "workload": dict(self.workload), "adapt": dict(self.adapt),
         }
 
     @classmethod
@@ -206,7 +212,7 @@ class Suite:
             checks={k: ClaimCheck(c["gate"], tuple(c["track"]), c["tolerance"], c["direction"])
                     for k, c in d.get("checks", {}).items()},
             resources=dict(d.get("resources", {})), limits=dict(d.get("limits", {})),
-            code=d.get("code", ""), workload=dict(d.get("workload", {})),
+            code=d.get("code", ""), workload=dict(d.get("workload", {})), adapt=dict(d.get("adapt", {})),
         )
 
 
@@ -430,6 +436,7 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default", seeds: in
         resources=_parse_resources(v, v.table(raw, "resources")),
         limits={k: n for k, n in limits.items() if n != lim.DEFAULTS[k]},
         code=registry.fingerprint(workload.name), workload=_workload_info(workload),
+        adapt=_parse_adapt(v, v.table(raw, "adapt"), axes, base),
     )
     # Resolve every trial once now, so that a bad combination fails at load time, naming the file.
     try:
@@ -596,6 +603,38 @@ def _in(x: Any, have: set[Any]) -> bool:
         return x in have
     return any(isinstance(h, (int, float)) and not isinstance(h, bool) and math.isclose(x, h, rel_tol=1e-9)
                for h in have)
+
+
+def _parse_adapt(v: "_Validator", table: dict, axes: tuple[Axis, ...], base: dict[str, Any]) -> dict[str, Any]:
+    """[adapt]: which nuisance axes may extend beyond an edge (and by how many values), and how many times the
+    budget may double. Data, fixed before the run; the loop (claimbench/loop.py) applies it."""
+    v.keys(table, ADAPT_KEYS, "adapt")
+    out: dict[str, Any] = {}
+    extend = v.table(table, "extend", where="adapt")
+    for name, n in extend.items():
+        where = f"{v.path}: adapt.extend.{name}"
+        axis = next((a for a in axes if a.name == name), None)
+        if axis is None or axis.role != "nuisance" or axis.is_table:
+            raise SuiteError(f"{name!r} is not a nuisance axis with plain values", where=where,
+                             fix="extend only a nuisance axis of the suite, e.g. extend = { lr = 2 }")
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in axis.values) or len(axis.values) < 3:
+            raise SuiteError(f"axis {name!r} needs 3 or more numeric values to extend", where=where,
+                             fix="give the axis a numeric grid of at least 3 values")
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_EXTEND:
+            raise SuiteError(f"extend must be an integer from 1 to {MAX_EXTEND}, got {n!r}", where=where,
+                             fix=f"write e.g. extend = {{ {name} = 2 }}")
+        out.setdefault("extend", {})[name] = n
+    if "budget" in table:
+        n = table["budget"]
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 2:
+            raise SuiteError(f"budget must be 0, 1 or 2 doublings, got {n!r}", where=f"{v.path}: adapt.budget",
+                             fix="write budget = 1 (double the budget once when the comparison is still moving)")
+        if n and not any(base.get(k) for k in BUDGET_KEYS):
+            raise SuiteError("a budget swept by an axis cannot extend", where=f"{v.path}: adapt.budget",
+                             fix="set [budget] epochs or steps, or remove adapt.budget")
+        if n:
+            out["budget"] = n
+    return out
 
 
 def _parse_resources(v: "_Validator", table: dict) -> dict[str, float]:

@@ -367,7 +367,7 @@ def _linear_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dic
                               min(1.0, k_all * r["p_breaks"])) for _, r in upto.iterrows()], "all")
     p_sup = joint.p_supported
     p_ref = float(min(1.0, k_all * upto["p_breaks"].min()))
-    verdict = verdict_of(p_sup, p_ref, a)
+    verdict = verdict_of(p_sup, p_ref, arms.alpha(p))
     last = upto.sort_values("k").iloc[-1]
     summary = (f"{p['quantity']} at k x {base:g} (lr x k) minus at {base:g}, within {p['margin']:g} up to "
                f"k = {p['min_k']:g} claimed: at k = {last['k']:g} ({judged}) {last['mean']:+.4f} "
