@@ -173,6 +173,8 @@ def evaluate_target(run_dir: str | Path, select: Callable[[str, str], bool] | No
     With ``select(suite, claim_id)`` (``-k``: claimbench/selection.py) only the claims it keeps are
     evaluated, and a group's suites without one are left out."""
     group = read_group(run_dir)
+    if group is None and is_published(run_dir):
+        return evaluate_published(run_dir, select)
     if group is None:
         return [evaluate_run(run_dir, select)]
     out = []
@@ -204,6 +206,52 @@ def evaluate_run(run_dir: str | Path, select: Callable[[str, str], bool] | None 
             r.diagnostics.setdefault("extensions", []).extend(e.get("text", "") for e in taken
                                                              if r.claim_id in e.get("claims", []))
     return ev
+
+
+def is_published(path: str | Path) -> bool:
+    """A published report dir (``reports/faq-default``): ``verdicts.json`` beside one ``<suite>/trials.parquet``
+    per suite, no run.json and no records."""
+    p = Path(path)
+    return (p / "verdicts.json").is_file() and not (p / "run.json").exists() and not (p / GROUP_FILE).exists() \
+        and any(p.glob("*/trials.parquet"))
+
+
+def evaluate_published(path: str | Path, select: Callable[[str, str], bool] | None = None) -> list[Evaluation]:
+    """A published report dir judged again from its frames, under this checkout's analysis: each suite as
+    shipped (``suites/``, at the tier, command and environment its verdicts.json records), its trials,
+    curves and range curves from the Parquet frames, and the loop's extensions from ``<suite>/adaptive.json``.
+    Nothing is trained; the frames stay as published."""
+    from claimbench.report.exports import read_verdicts_doc
+    from claimbench.suite import load_suite, resolve_published_suite
+
+    doc = read_verdicts_doc(path)
+    out = []
+    for entry in doc.get("suites", []):
+        name = str(entry.get("name", ""))
+        sub = Path(path) / name
+        if not (sub / "trials.parquet").is_file():
+            continue
+        suite = load_suite(resolve_published_suite(name), str(entry.get("tier", "default")))
+        if select is not None and not any(select(suite.name, c.id) for c in suite.claims):
+            continue
+        frame = pd.read_parquet(sub / "trials.parquet")
+        curves = pd.read_parquet(sub / "curves.parquet") if (sub / "curves.parquet").is_file() else pd.DataFrame()
+        ranges = pd.read_parquet(sub / "range_curves.parquet") if (sub / "range_curves.parquet").is_file() \
+            else pd.DataFrame()
+        claims = [c for c in suite.claims if select is None or select(suite.name, c.id)]
+        ev = Evaluation(suite=suite, frame=frame, results=[], command=str(entry.get("command", "")),
+                        environment=dict(entry.get("environment") or {}), created=str(entry.get("created", "")),
+                        run_dir=None, _curves=(curves, ranges))
+        ev.results = evaluate_claims(claims, frame, suite.design(), curves)
+        taken = read_record(sub)
+        for r in ev.results:
+            r.diagnostics.setdefault("extensions", []).extend(e.get("text", "") for e in taken
+                                                             if r.claim_id in e.get("claims", []))
+        out.append(ev)
+    if not out:
+        raise StoreError("no suite of this published report has its frames", where=str(path),
+                         fix="give a report dir with <suite>/trials.parquet beside verdicts.json")
+    return out
 
 
 def load_verdicts(run_dir: str | Path) -> pd.DataFrame:

@@ -287,12 +287,16 @@ def _echo_data(root: Path, run_dirs: list[Path]) -> None:
 def report(run_dir: str, output: str | None, expr: str | None = None) -> None:
     """Rebuild the report of RUN_DIR (no training; needs no Ray and no GPU), with its data: verdicts.json and
     the trials, curves and range_curves Parquet frames."""
-    from claimbench.api import read_group
+    from claimbench.api import is_published, read_group
     from claimbench.selection import keep
     from claimbench.store import RunStore
 
     if output:
         output_file(output, "-o")
+    if is_published(run_dir):  # a published report dir: judged again from its frames, nothing trained
+        path = _report(run_dir, output, _selection(expr))
+        click.echo(f"report: {path}")
+        return
     try:
         group = read_group(run_dir)
     except (RecursionError, AttributeError, TypeError):  # a hand-made group.json nested or shaped oddly
@@ -660,7 +664,8 @@ def _report(run_dir, output: str | None = None, select=None) -> Path:
     evaluations = evaluate_target(run_dir, select)
     results = [r for ev in evaluations for r in ev.results]
     for r in results:
-        click.echo(f"  {r.claim_id:<4} {r.verdict:<12} {r.summary}")
+        label = (r.robustness or {}).get("label", "")
+        click.echo(f"  {r.claim_id:<4} {r.verdict:<12} {f'[{label}] ' if label else ''}{r.summary}")
     if results:
         raw = {v: sum(r.verdict == v for r in results) for v in ("supported", "refuted", "inconclusive")}
         adjusted = inference.adjust([evidence(r) for r in results])

@@ -233,6 +233,23 @@ def resolve_suite_path(name_or_path: str) -> Path:
                      fix=f"use one of: {', '.join(suite_names())}, or a path to a .toml file")
 
 
+def resolve_published_suite(name: str) -> str:
+    """The shipped suite file of a suite name as a report records it (``frontier_weight_decay_scaling`` lives in
+    ``suites/frontier/weight_decay_scaling.toml``): searched among the shipped suites and their groups."""
+    check_name(name, "verdicts.json: suites", "suite name")
+    root = suites_dir()
+    for path in sorted(root.rglob("*.toml")):
+        try:
+            raw = read_toml(path)
+        except SuiteError:
+            continue
+        meta = raw.get("suite") if isinstance(raw, dict) else None
+        if isinstance(meta, dict) and meta.get("name") == name:
+            return str(path)
+    raise SuiteError(f"no shipped suite is named {name!r}", where=str(root),
+                     fix="give a report made from the shipped suites")
+
+
 def suite_names() -> list[str]:
     """Shipped suites (not groups)."""
     return sorted(p.stem for p in suites_dir().glob("*.toml") if not _is_group_file(p))

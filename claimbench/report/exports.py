@@ -139,9 +139,14 @@ def write_exports(run_dir: str | Path, evaluations: "Evaluation | list[Evaluatio
 
 def read_verdicts(run_dir: str | Path) -> list[dict[str, Any]] | None:
     """The rows of ``RUN_DIR/verdicts.json``, or None when there is none."""
-    path = Path(run_dir) / VERDICTS_NAME
-    if not path.is_file():
+    if not (Path(run_dir) / VERDICTS_NAME).is_file():
         return None
+    return list(read_verdicts_doc(run_dir).get("verdicts", []))
+
+
+def read_verdicts_doc(run_dir: str | Path) -> dict[str, Any]:
+    """``RUN_DIR/verdicts.json`` whole (its suites, with their environments, and its rows)."""
+    path = Path(run_dir) / VERDICTS_NAME
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -150,4 +155,4 @@ def read_verdicts(run_dir: str | Path) -> list[dict[str, Any]] | None:
     if not isinstance(doc, dict) or doc.get("kind") != VERDICTS_KIND or doc.get("schema") != VERDICTS_SCHEMA:
         raise StoreError(f"not a claimbench verdicts file of schema {VERDICTS_SCHEMA}", where=str(path),
                          fix=f"rewrite it with this version: claimbench report {run_dir}")
-    return list(doc.get("verdicts", []))
+    return doc
