@@ -37,6 +37,40 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: The vector instruction sets that change which float kernels torch runs (and so a trial's rounding): a record
+#: reproduces bit for bit within a TRAINING_REVISION on a CPU of the same model and instruction set.
+ISA_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile", "avx2", "fma", "avx")
+
+
+def cpu_isa() -> str:
+    """The widest vector instruction set this CPU has, as torch's kernels pick it: "AVX-512", "AVX2" (with FMA),
+    "AVX", or "" when unknown (e.g. not Linux)."""
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        return ""
+    if "avx512f" in flags:
+        return "AVX-512" + (" (AMX)" if "amx_tile" in flags else "")
+    if "avx2" in flags:
+        return "AVX2" + (" + FMA" if "fma" in flags else "")
+    if "avx" in flags:
+        return "AVX"
+    return "SSE" if flags else ""
+
+
+def torch_isa() -> str:
+    """The instruction set torch dispatches its CPU kernels to (``torch.backends.cpu.get_cpu_capability``)."""
+    try:
+        import torch
+        return str(torch.backends.cpu.get_cpu_capability())
+    except Exception:  # an older torch, or none
+        return ""
+
+
 def environment(command: str = "", packages: tuple[str, ...] = ()) -> dict[str, Any]:
     """Versions, devices and the command; ``packages``: more distributions to list (the packages of the
     workloads a run trains, beside ``PACKAGES``)."""
@@ -55,6 +89,6 @@ def environment(command: str = "", packages: tuple[str, ...] = ()) -> dict[str, 
         pass
     return {
         "python": sys.version.split()[0], "platform": platform.platform(), "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(), "gpus": gpus, "packages": versions,
+        "cpu_isa": cpu_isa(), "torch_cpu_capability": torch_isa(), "cpu_count": os.cpu_count(), "gpus": gpus, "packages": versions,
         "git_sha": git_sha(Path(__file__).resolve().parent) or git_sha(), "command": command,
     }

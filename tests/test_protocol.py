@@ -277,3 +277,11 @@ def test_adapt_rules_are_validated_at_load(write_suite):
         load_suite(write_suite(bad), "default")
     with pytest.raises(UserError, match="integer from 1"):
         load_suite(write_suite(ADAPT_SUITE.replace("lr = 2 }", "lr = 9 }")), "default")
+
+
+def test_environment_records_the_cpus_instruction_set():
+    from claimbench.env import environment
+
+    env = environment("x")
+    assert {"cpu", "cpu_isa", "torch_cpu_capability"} <= set(env)
+    assert env["cpu_isa"] in ("", "SSE", "AVX", "AVX2", "AVX2 + FMA", "AVX-512", "AVX-512 (AMX)")
