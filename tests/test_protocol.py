@@ -164,6 +164,19 @@ def test_a_comparison_still_moving_is_budget_limited():
     assert not together.diagnostics["convergence"]["moving"] and together.verdict == "supported"
 
 
+def test_convergence_compares_groups_within_a_stratum_only():
+    # both arms gain the same within each dropout stratum; the strata differ (they are judged apart)
+    f = pd.concat([frame(lambda b, lr: 0.9 - 0.05 * (b == 256) - abs(np.log10(lr) + 1.5) / 10).assign(dropout=d)
+                   for d in (0.1, 0.3)], ignore_index=True)
+    f["trial_id"] = f["trial_id"] + "-" + f["dropout"].astype(str)
+    design = Design(scientific=("batch_size",), nuisance=("lr",), fixed=("dropout",))
+    curves = _curves(f, lambda b: 0.0)
+    late = curves["step"] < 150
+    curves.loc[late, "val_acc"] -= np.where(curves.loc[late, "trial_id"].str.endswith("0.3"), 0.05, 0.0)
+    r = evaluate_claims([comparison()], f, design, curves, variants=False)[0]
+    assert r.diagnostics["convergence"]["flag"] and not r.diagnostics["convergence"]["moving"]
+
+
 def test_failed_to_learn_counts_trials_that_end_where_they_started():
     f = frame(lambda b, lr: 0.1 if lr == 0.3 else 0.8)
     curves = _curves(f, lambda b: 0.0)

@@ -225,9 +225,12 @@ def _curve_metric(curves: pd.DataFrame | None, metric: str) -> pd.DataFrame | No
     return curves[["trial_id", "step", metric]].dropna()
 
 
-def convergence(curves: pd.DataFrame | None, frame: pd.DataFrame, selected: Sequence[dict], metric: str) -> dict:
+def convergence(curves: pd.DataFrame | None, frame: pd.DataFrame, selected: Sequence[dict], metric: str,
+                strata: Sequence[str] = ()) -> dict:
     """The convergence diagnostic: per group, the median gain of its selected trials in ``metric`` over
-    the last quarter of the budget; ``worst`` the largest, ``flag`` when it exceeds CONVERGENCE_GAIN."""
+    the last quarter of the budget; ``worst`` the largest, ``flag`` when it exceeds CONVERGENCE_GAIN;
+    ``spread`` the largest difference between two groups compared with each other (within one stratum of
+    ``strata``: strata are judged apart), ``moving`` when it exceeds CONVERGENCE_GAIN."""
     out: dict[str, Any] = {"metric": metric, "groups": {}, "worst": None, "flag": False, "measured": False}
     points = _curve_metric(curves, metric)
     rows = _selected_rows(frame, selected)
@@ -247,14 +250,22 @@ def convergence(curves: pd.DataFrame | None, frame: pd.DataFrame, selected: Sequ
         gains[tid] = gain
     if not gains:
         return out
-    by_group = rows.assign(_gain=rows["trial_id"].map(gains)).dropna(subset=["_gain"]).groupby("_group")["_gain"]
-    out["groups"] = {str(g): float(v) for g, v in by_group.median().items()}
+    strata = [s for s in strata if s in rows.columns]
+    rows = rows.assign(_gain=rows["trial_id"].map(gains)).dropna(subset=["_gain"])
+    rows = rows.assign(_stratum=rows[strata].astype(str).agg(", ".join, axis=1) if strata else "")
+    rows = rows.assign(_label=[f"{g} [{s}]" if s and s not in str(g) else str(g)
+                               for g, s in zip(rows["_group"], rows["_stratum"])])
+    medians = rows.groupby(["_stratum", "_label"])["_gain"].median()
+    out["groups"] = {label: float(v) for (_, label), v in medians.items()}
     out["measured"] = True
     worst = max(out["groups"].items(), key=lambda kv: kv[1])
-    least = min(out["groups"].items(), key=lambda kv: kv[1])
     out["worst"] = {"group": worst[0], "gain": worst[1]}
-    out["spread"] = {"most": worst[0], "least": least[0], "gain": worst[1] - least[1]} \
-        if len(out["groups"]) > 1 else None
+    spreads = []
+    for _, within in medians.groupby(level=0):
+        if len(within) > 1:
+            hi, lo = within.idxmax()[1], within.idxmin()[1]
+            spreads.append({"most": hi, "least": lo, "gain": float(within.max() - within.min())})
+    out["spread"] = max(spreads, key=lambda s: s["gain"]) if spreads else None
     out["flag"] = worst[1] > CONVERGENCE_GAIN
     out["moving"] = bool(out["spread"] and out["spread"]["gain"] > CONVERGENCE_GAIN)
     return out
@@ -307,14 +318,15 @@ def flat_objective(frame: pd.DataFrame, selected: Sequence[dict], tuned: Sequenc
 
 
 def diagnose(frame: pd.DataFrame, curves: pd.DataFrame | None, selected: Sequence[dict], tuned: Sequence[str],
-             select: str, argbest: bool = False, performance: bool = True) -> dict[str, Any]:
+             select: str, argbest: bool = False, performance: bool = True,
+             strata: Sequence[str] = ()) -> dict[str, Any]:
     """Every diagnostic of one claim, as plain data, and ``limits``: the reasons it is not decided. ``selected``:
     the trials the claim read (``ClaimResult.selected``); when it names none with one trial per cell, the
     cells' selected trials by the one rule (``selected_cells``)."""
     if not any(len(e.get("trial_ids") or []) == 1 for e in selected):
         selected = selected_cells(frame, tuned, select)
     edge = grid_edges(frame, selected, tuned, select)
-    conv = convergence(curves, frame, selected, select)
+    conv = convergence(curves, frame, selected, select, strata)
     failed = failed_to_learn(curves, frame, select)
     flat = flat_objective(frame, selected, tuned, select) if argbest else {"share": 0.0, "groups": [], "flag": False}
     keys = [c for c in frame.columns if c not in (*tuned, "trial_id", "code")]

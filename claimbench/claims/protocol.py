@@ -181,7 +181,8 @@ def judge(claims: Sequence[Claim], frame: pd.DataFrame, design: Design, curves: 
         select = _select(claim)
         tuned = tuned_axes(claim, design, frame)
         argbest = claim.kind in ARGBEST_KINDS or str(claim.params.get("quantity", "")).startswith("argbest:")
-        diag = dx.diagnose(frame, curves, r.selected, tuned, select, argbest, reads_performance(claim))
+        diag = dx.diagnose(frame, curves, r.selected, tuned, select, argbest, reads_performance(claim),
+                           strata=[a for a in design.fixed if a not in tuned])
         raw = r.verdict
         seen: dict[str, Any] = {}
         if variants:
