@@ -176,6 +176,8 @@ def judge(claims: Sequence[Claim], frame: pd.DataFrame, design: Design, curves: 
     """Each claim's result under its registered protocol, with ``diagnostics`` and ``robustness`` (see the
     module docstring). ``variants=False`` skips the re-judging (diagnostics and limits still apply)."""
     results = [_evaluate(c, frame, design) for c in claims]
+    noisy = [dx.perturb(frame, seed) for seed in range(NOISE_DRAWS)] if variants else []
+    checkpoints: dict[str, pd.DataFrame | None] = {}  # per selection metric
     out = []
     for claim, r in zip(claims, results):
         select = _select(claim)
@@ -186,7 +188,9 @@ def judge(claims: Sequence[Claim], frame: pd.DataFrame, design: Design, curves: 
         raw = r.verdict
         seen: dict[str, Any] = {}
         if variants:
-            ckpt = at_best_checkpoint(frame, curves, select)
+            if select not in checkpoints:
+                checkpoints[select] = at_best_checkpoint(frame, curves, select)
+            ckpt = checkpoints[select]
             if ckpt is not None:
                 seen["best-validation checkpoint"] = _quiet(lambda: _evaluate(claim, ckpt, design))
             with tie_order(True):
@@ -198,8 +202,7 @@ def judge(claims: Sequence[Claim], frame: pd.DataFrame, design: Design, curves: 
             trimmed = without_edges(frame, diag["edge"])
             if trimmed is not None:
                 seen["grid without its edge values"] = _quiet(lambda: _evaluate(claim, trimmed, design))
-            seen["numerical noise"] = [_quiet(lambda: _evaluate(claim, dx.perturb(frame, seed), design))
-                                       for seed in range(NOISE_DRAWS)]
+            seen["numerical noise"] = [_quiet(lambda: _evaluate(claim, g, design)) for g in noisy]
         final = raw
         summary = r.summary
         if raw in ("supported", "refuted") and diag["limits"]:
@@ -211,12 +214,3 @@ def judge(claims: Sequence[Claim], frame: pd.DataFrame, design: Design, curves: 
         out.append(replace(r, verdict=final, summary=summary, diagnostics=diag, robustness=rob))
     return out
 
-
-def counts(results: Sequence[ClaimResult]) -> dict[str, int]:
-    """Decided verdicts that are robust, fragile, and protocol-limited claims, for a report's header."""
-    decided = [r for r in results if r.verdict in ("supported", "refuted")]
-    return {"decided": len(decided),
-            "robust": sum(1 for r in decided if (r.robustness or {}).get("robust")),
-            "fragile": sum(1 for r in decided if not (r.robustness or {}).get("robust")),
-            "limited": sum(1 for r in results if (r.diagnostics or {}).get("limits")
-                           and (r.diagnostics or {}).get("registered_verdict") in ("supported", "refuted"))}
