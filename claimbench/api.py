@@ -50,12 +50,14 @@ def run_suite(suite: Suite, run_dir: str | Path | None = None, executor: str = "
 def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", address: str | None = None,
                pack_size: int = DEFAULT_PACK_SIZE, command: str = "", progress: bool = True,
                faults: tuple = (), cpus_per_trial: float | None = None,
-               gpus_per_trial: float | None = None) -> list[RunSummary]:
+               gpus_per_trial: float | None = None, trial_timeout: float | None = None) -> list[RunSummary]:
     """Run several suites, each into its own run dir, through one executor (one Ray session, one queue).
 
-    Every record goes to the store of each suite that contains its trial id, as it arrives.
+    Every record goes to the store of each suite that contains its trial id, as it arrives. Each trial
+    has a wall-clock limit: ``trial_timeout`` seconds, else its suite's, else its estimate's
+    (``runner.trial_timeouts``).
     """
-    from claimbench.runner import make_executor, run_trials  # torch and Ray load only when training
+    from claimbench.runner import make_executor, run_trials, trial_timeouts  # torch and Ray load only when training
 
     cpus, gpus = slot_resources([s for s, _ in targets], cpus_per_trial, gpus_per_trial)
     # validates the executor before anything is written
@@ -69,9 +71,12 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
         whose suite holds the trial."""
         routes: dict[str, list[RunStore]] = {}
         todo: dict[str, TrialSpec] = {}
+        limits = []
         for suite, store in round_targets:
             store.init(suite, command, env)  # the suite as this round resolves it (extended by the loop)
-            pending = store.pending(expand(suite))
+            specs = expand(suite)
+            pending = store.pending(specs)
+            limits.append((suite, store, specs, pending))
             for spec in pending:
                 routes.setdefault(spec.trial_id, []).append(store)
                 todo.setdefault(spec.trial_id, spec)
@@ -81,7 +86,8 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
                     store.append(record)
 
             trained_ids.update(todo)
-            run_trials(list(todo.values()), ex, on_record, pack_size=pack_size, progress=progress)
+            run_trials(list(todo.values()), ex, on_record, pack_size=pack_size, progress=progress,
+                       timeouts=trial_timeouts(limits, trial_timeout))
 
     train([(suite, store) for (suite, _), store in zip(targets, stores)])
     plans = [(Plan(suite, suite), store) for (suite, _), store in zip(targets, stores)]

@@ -678,7 +678,7 @@ def load_check_targets(names: list[str], tier: str, seeds: int | None = None) ->
 def measure(suites: list[Suite], out: str | Path, executor: str = "ray", address: str | None = None,
             command: str = "", progress: bool = True, faults: tuple = (), html: bool = True,
             pack_size: int = DEFAULT_PACK_SIZE, cpus_per_trial: float | None = None,
-            gpus_per_trial: float | None = None, select=None) -> list[Measured]:
+            gpus_per_trial: float | None = None, select=None, trial_timeout: float | None = None) -> list[Measured]:
     """Run the suites through one executor, each into ``out/<suite>/`` (only missing trials train),
     then evaluate each (only the claims ``select(suite, claim_id)`` keeps, when given: ``-k``) and write
     its HTML report. ``elapsed_s`` is the whole run's wall time. ``pack_size`` and the slot resources
@@ -693,7 +693,7 @@ def measure(suites: list[Suite], out: str | Path, executor: str = "ray", address
     start = time.monotonic()
     summaries = run_suites([(s, inside(out, s.name)) for s in suites], executor=executor, address=address,
                            command=command, progress=progress, faults=faults, pack_size=pack_size,
-                           cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
+                           cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, trial_timeout=trial_timeout)
     measured = []
     for s, summary in zip(suites, summaries):
         ev = evaluate_run(summary.run_dir, select)

@@ -78,6 +78,9 @@ def _plan_options(f):
     f = click.option("--pack-size", default=DEFAULT_PACK_SIZE, show_default=True, type=_Count("--pack-size"),
                      help="The most trials per pack sent to a worker (packs are as wide as the measured width, "
                           "memory and load balance allow, up to this).")(f)
+    f = click.option("--trial-timeout", "trial_timeout", default=None, metavar="SECONDS",
+                     help="Each trial's wall-clock limit: past it, it is recorded failed and the run goes on "
+                          "[default: the suite's [limits] trial_timeout, else its estimate x 10, at least 300 s].")(f)
     f = click.option("--dry-run", "dry_run", is_flag=True, help=_DRY_HELP)(f)
     f = click.option("--seeds", "seeds", default=None, metavar="N", help=_SEEDS_HELP)(f)
     return click.option("-k", "expr", default=None, metavar="EXPR", help=_K_HELP)(f)
@@ -105,6 +108,22 @@ def _seed_count(seeds: str | None) -> int | None:
         raise UserError(f"must be a whole number of seeds >= 1, got {seeds!r}", where="--seeds",
                         fix="pass a count, e.g. --seeds 5")
     return n
+
+
+def _seconds(value: str | None) -> float | None:
+    """``--trial-timeout SECONDS`` as a number > 0 (finite), or None."""
+    import math
+
+    if value is None:
+        return None
+    try:
+        x = float(value)
+    except ValueError:
+        x = math.nan
+    if not (math.isfinite(x) and x > 0):
+        raise UserError(f"must be a number of seconds > 0, got {str(value)[:40]!r}", where="--trial-timeout",
+                        fix="pass e.g. --trial-timeout 600")
+    return x
 
 
 def _seeds_suffix(seeds: int | None) -> str:
@@ -221,7 +240,7 @@ def cli() -> None:
 @_writer_options
 def run(suite: str, tier: str, executor: str, address: str | None, out: str | None, pack_size: int, quiet: bool,
         cpus_per_trial: float | None, gpus_per_trial: float | None, expr: str | None = None, dry_run: bool = False,
-        seeds: str | None = None, force: bool = False, wait: bool = False) -> None:
+        seeds: str | None = None, force: bool = False, wait: bool = False, trial_timeout: str | None = None) -> None:
     """Run SUITE (a suite or group name from `claimbench list`, or a .toml path); only missing trials are trained.
 
     A group (e.g. `faq`) runs all its suites through one executor into RUN_DIR/<suite>/ and writes one report.
@@ -230,6 +249,7 @@ def run(suite: str, tier: str, executor: str, address: str | None, out: str | No
     from claimbench.selection import keep
 
     _check_run_options(executor, address, pack_size, cpus_per_trial, gpus_per_trial)  # flags first: before any work
+    timeout = _seconds(trial_timeout)
     n_seeds = _seed_count(seeds)
     selection = _selection(expr)
     group = load_group(suite)
@@ -258,7 +278,7 @@ def run(suite: str, tier: str, executor: str, address: str | None, out: str | No
         write_group(root, group, tier, members)
     summaries = run_suites(targets, executor=executor, address=address, pack_size=pack_size,
                            command=command, progress=not quiet, faults=faults,
-                           cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
+                           cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, trial_timeout=timeout)
     elapsed = time.monotonic() - start
     for (s, _), summary in zip(targets, summaries):
         counts = ", ".join(f"{n} {st}" for st, n in sorted(summary.counts.items()))
@@ -477,7 +497,7 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
           markdown: str | None, executor: str, address: str | None, quiet: bool, expr: str | None = None,
           dry_run: bool = False, seeds: str | None = None, pack_size: int = DEFAULT_PACK_SIZE,
           cpus_per_trial: float | None = None, gpus_per_trial: float | None = None, force: bool = False,
-          wait: bool = False) -> None:
+          wait: bool = False, trial_timeout: str | None = None) -> None:
     """Run (or reuse) SUITE... and compare each claim with the baseline: exit 0 when all hold, 1 on a regression.
 
     A regression is a gated verdict change (by default: supported -> refuted or inconclusive) or a tracked
@@ -495,6 +515,7 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
     if out:
         output_dir(out, "--out")
     _check_run_options(executor, address, pack_size, cpus_per_trial, gpus_per_trial)  # as run checks them
+    timeout = _seconds(trial_timeout)
     n_seeds = _seed_count(seeds)
     selection = _selection(expr)
     data = read_baseline(baseline_path)  # a missing or malformed baseline is a usage error, before any training
@@ -517,7 +538,7 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
     _open_run_dirs([(s, inside(root, s.name)) for s in loaded], root, force, wait, faults)
     measured = measure(loaded, root, executor=executor, address=address, command=command,
                        progress=not quiet, faults=faults, pack_size=pack_size, cpus_per_trial=cpus_per_trial,
-                       gpus_per_trial=gpus_per_trial, select=selection)
+                       gpus_per_trial=gpus_per_trial, select=selection, trial_timeout=timeout)
     checks = check_measured(measured, data, baseline_path, selection)
     junit_path = write_junit(checks, junit_out)
     md_paths = write_markdown(checks, md_out, baseline_path)
@@ -558,7 +579,8 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
 def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, executor: str, address: str | None,
              quiet: bool, expr: str | None = None, dry_run: bool = False, seeds: str | None = None,
              pack_size: int = DEFAULT_PACK_SIZE, cpus_per_trial: float | None = None,
-             gpus_per_trial: float | None = None, force: bool = False, wait: bool = False) -> None:
+             gpus_per_trial: float | None = None, force: bool = False, wait: bool = False,
+             trial_timeout: str | None = None) -> None:
     """Run (or reuse) SUITE... and write their verdicts, effects and tracked per-seed values as the baseline.
 
     With -k, only the selected claims' entries are replaced; the suite's other claims are kept from the
@@ -571,6 +593,7 @@ def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, e
     if out:
         output_dir(out, "--out")
     _check_run_options(executor, address, pack_size, cpus_per_trial, gpus_per_trial)  # as run checks them
+    timeout = _seconds(trial_timeout)
     n_seeds = _seed_count(seeds)
     selection = _selection(expr)
     data = read_baseline(output, must_exist=False)  # an unreadable existing file is refused, never overwritten
@@ -589,7 +612,7 @@ def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, e
     _open_run_dirs([(s, inside(root, s.name)) for s in loaded], root, force, wait, faults)
     measured = measure(loaded, root, executor=executor, address=address, command=command,
                        progress=not quiet, faults=faults, pack_size=pack_size, cpus_per_trial=cpus_per_trial,
-                       gpus_per_trial=gpus_per_trial, select=selection)
+                       gpus_per_trial=gpus_per_trial, select=selection, trial_timeout=timeout)
     entries = []
     for m in measured:
         entry = baseline_entry(m.suite, m.results, m.frame, m.environment)

@@ -1,7 +1,8 @@
 """Every size limit in one table, checked when a suite loads: before anything is expanded or allocated.
 
 A suite may raise a limit for itself with a ``[limits]`` table (``trials = 200000``), up to the
-limit's ceiling. Each refusal is one line naming the file, the key, the value, the limit and the
+limit's ceiling. ``trial_timeout`` (seconds) sets every trial's wall-clock limit instead of the
+estimate the runner derives (runner/__init__.py ``trial_timeouts``). Each refusal is one line naming the file, the key, the value, the limit and the
 ``[limits]`` key that raises it. The fault variable (``CLAIMBENCH_FAULTS``) goes through the same
 checks (``check_spec`` on the spec that a ``corrupt`` fault makes train).
 
@@ -50,6 +51,8 @@ _TABLE = (
     Limit("seq_len", 10_000, 1_000_000, "sequence length of the adding problem (seq_len)"),
     Limit("samples", 10_000_000, 1_000_000_000, "examples of a generated dataset (n_samples)"),
     Limit("memory_mb", 8_192, 1_048_576, "memory of one trial in MiB: parameters and dataset, as estimated"),
+    Limit("trial_timeout", 0, 604_800, "seconds one trial may train before it is recorded failed (default, 0: "
+                                       "its estimated time x 10, at least 300 s; --trial-timeout overrides)"),
 )
 LIMITS: dict[str, Limit] = {lim.key: lim for lim in _TABLE}
 #: TrialSpec parameters bounded directly, and the limit that bounds each.

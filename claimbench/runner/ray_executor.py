@@ -12,7 +12,15 @@ until a node can hold it), keeps at most ``inflight_per_actor`` packs queued on
 each, streams results with ``ray.wait`` as packs finish, and owns the store
 (workers only return records). A pack whose actor dies — its process, or its
 whole node — is resubmitted up to ``max_attempts`` times, then recorded as
-``failed`` with the reason.
+``failed`` with the reason. When an actor dies, each of its packs whose result had already come back
+is kept (a completed pack is never charged for its successor's crash); the attempt is charged to the
+oldest pack that had not, the one it was running; the rest go back uncharged.
+
+Every trial has a wall-clock limit (``timeouts``). A user's workload trains in a child process of the
+actor (``child.run_isolated``): past its limit, or after an exit or a crash, that trial is a failed
+record and the pack goes on. A pack of the built-in workloads has the sum of its trials' limits: past
+it (counted from when the actor began the pack), the driver kills the actor and records the pack's
+trials failed, "timed out after N s", without a retry; a fresh actor takes the slot.
 
 Exclusive packs (timing blocks, ``packs.timing_blocks``) run in a phase of their own, after every
 other pack has finished: one at a time, on one worker, while the others sit idle, so that nothing
@@ -38,6 +46,7 @@ from typing import Any, Callable, Iterator
 
 from claimbench.errors import UserError
 from claimbench.faults import Fault, as_trial, corrupted, should_crash, should_raise
+from claimbench.runner.child import STARTUP_S, Isolator, needs_child, run_isolated, timed_out_text
 from claimbench.trial import TrialRecord, TrialSpec
 
 log = logging.getLogger(__name__)
@@ -191,25 +200,35 @@ class _Worker:
         self.cache = DataCache()  # each dataset built once per actor, kept on its device
         self.faults = faults
         self.progress = progress  # the driver's _ProgressSink, or None
+        self.isolator = Isolator()  # a user's workload trains in its children; it dies with this actor
 
     def describe(self) -> dict[str, Any]:
         """Where this slot runs; the driver sends packs only once this has answered."""
         return {"node_id": self.node_id, "host": self.host, "device": self.device, "gpu_ids": self.gpu_ids,
                 "threads": self.threads, "warning": self.warning}
 
-    def run_pack(self, specs: list[dict[str, Any]], attempt: int = 1) -> list[dict[str, Any]]:
+    def run_pack(self, specs: list[dict[str, Any]], attempt: int = 1,
+                 timeouts: dict[str, float] | None = None) -> list[dict[str, Any]]:
         from claimbench.train import train_pack
         from claimbench.train.policy import observing
 
         pack = [TrialSpec.from_dict(d) for d in specs]
         if any(should_crash(self.faults, spec.trial_id, attempt) for spec in pack):
             os._exit(1)  # injected: the worker process dies mid-pack
-        with observing(_Reporter(self.progress)) if self.progress else contextlib.nullcontext():
-            records = train_pack([corrupted(self.faults, s) for s in pack], self.cache, self.device,
-                                 inject_error=[should_raise(self.faults, s.trial_id) for s in pack])
+        reporter = _Reporter(self.progress) if self.progress else None
+        records: list[TrialRecord] = []
+        isolated = [s for s in pack if needs_child(s)]
+        if isolated:  # a user's workload: in a child process, each trial within its limit
+            run_isolated(isolated, timeouts or {}, self.faults, records.append, reporter, self.device, self.threads,
+                         isolator=self.isolator)
+        builtin = [s for s in pack if not needs_child(s)]
+        if builtin:
+            with observing(reporter) if reporter else contextlib.nullcontext():
+                trained = train_pack([corrupted(self.faults, s) for s in builtin], self.cache, self.device,
+                                     inject_error=[should_raise(self.faults, s.trial_id) for s in builtin])
+            records += [as_trial(r, s) for r, s in zip(trained, builtin)]
         out = []
-        for record, spec in zip(records, pack):
-            record = as_trial(record, spec)
+        for record in records:
             record.node_id = self.node_id
             out.append(record.to_dict())
         return out
@@ -320,9 +339,11 @@ class RayExecutor:
         return self.num_workers or self._slots(ray, self._connection[1])
 
     def run(self, packs: list[list[TrialSpec]], on_record: Callable[[TrialRecord], None],
-            on_eval: Callable[[str, int, int], None] | None = None) -> None:
+            on_eval: Callable[[str, int, int], None] | None = None,
+            timeouts: dict[str, float] | None = None) -> None:
         """Train ``packs``; ``on_record`` per trial as packs finish, ``on_eval(trial_id, step, total)`` as
-        the workers' trials evaluate (every ``_PROGRESS_EVERY_S`` at most)."""
+        the workers' trials evaluate (every ``_PROGRESS_EVERY_S`` at most); ``timeouts``: each trial's
+        wall-clock limit in seconds (none where absent)."""
         import ray
 
         connection, self._connection = self._connection, None
@@ -332,14 +353,17 @@ class RayExecutor:
             return
         connected, embedded = connection or self._connect()
         try:
-            self._run(ray, packs, on_record, embedded, on_eval)
+            self._run(ray, packs, on_record, embedded, on_eval, timeouts)
         finally:
             if connected:
                 ray.shutdown()
 
     def _run(self, ray, packs: list[list[TrialSpec]], on_record: Callable[[TrialRecord], None],
-             embedded: bool = False, on_eval: Callable[[str, int, int], None] | None = None) -> None:
+             embedded: bool = False, on_eval: Callable[[str, int, int], None] | None = None,
+             timeouts: dict[str, float] | None = None) -> None:
         from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+
+        timeouts = timeouts or {}
 
         self._sink = (ray.remote(_ProgressSink).options(num_cpus=0, max_restarts=0).remote()
                       if on_eval is not None else None)
@@ -378,6 +402,7 @@ class RayExecutor:
         inflight: dict[Any, tuple[int, list[TrialSpec] | None, int]] = {}
         order: dict[Any, int] = {}  # ref -> submission number: an actor runs its tasks in this order
         sent_at: dict[Any, float] = {}  # ref -> when it was submitted (for the stall message)
+        running_since: dict[int, float] = {}  # slot -> when its actor began its oldest pack in flight
         counter = itertools.count()
         warned: set[str] = set()
         self.nodes_used = {}
@@ -388,8 +413,22 @@ class RayExecutor:
         def start(i: int) -> None:
             actors[i] = self._new_actor()
             started.pop(i, None)
+            running_since.pop(i, None)
             load[i] = 0
             inflight[actors[i].describe.remote()] = (i, None, 0)
+
+        def limit(pack: list[TrialSpec]) -> float | None:
+            """The pack's deadline from when its actor begins it: the sum of its trials' limits, plus a child's
+            start for each trial of a user's workload (their own limits are enforced in the actor)."""
+            each = [timeouts.get(s.trial_id) for s in pack]
+            if not each or any(x is None for x in each):
+                return None
+            return sum(each) + STARTUP_S * sum(needs_child(s) for s in pack)
+
+        def oldest(i: int) -> Any | None:
+            """Slot ``i``'s oldest pack in flight (the one its actor is running), by ref."""
+            mine = [(order[r], r) for r, (j, p, _) in inflight.items() if j == i and p is not None]
+            return min(mine)[1] if mine else None
 
         def lose(i: int) -> None:
             """Slot ``i``'s actor died: start a fresh one (it waits for resources if its node is gone);
@@ -404,11 +443,65 @@ class RayExecutor:
             start(i)
 
         def send(i: int, pack: list[TrialSpec], attempt: int) -> None:
-            ref = actors[i].run_pack.remote([s.to_dict() for s in pack], attempt)
+            ref = actors[i].run_pack.remote([s.to_dict() for s in pack], attempt,
+                                            {s.trial_id: timeouts[s.trial_id] for s in pack if s.trial_id in timeouts})
+            if oldest(i) is None:
+                running_since[i] = time.monotonic()  # an idle actor begins it at once
             inflight[ref] = (i, pack, attempt)
             order[ref] = next(counter)
             sent_at[ref] = time.monotonic()
             load[i] += 1
+
+        def finished(i: int) -> None:
+            """A pack of slot ``i`` came back: its actor begins the next one now."""
+            if oldest(i) is not None:
+                running_since[i] = time.monotonic()
+
+        def expire(now: float) -> None:
+            """Each slot whose running pack is past its limit: record the pack failed, kill its actor (the
+            packs queued behind go back uncharged) and start a fresh one."""
+            for i in list(actors):
+                ref = oldest(i)
+                if ref is None or i not in running_since:
+                    continue
+                _, pack, attempt = inflight[ref]
+                seconds = limit(pack)
+                if seconds is None or now - running_since[i] <= seconds:
+                    continue
+                del inflight[ref]
+                log.warning("pack of %d trials ran past its limit of %.0f s; its worker is replaced", len(pack),
+                            seconds)
+                lose(i)
+                for s in pack:
+                    on_record(TrialRecord.failed(s, timed_out_text(seconds, len(pack)), attempts=attempt))
+
+        def next_deadline(now: float) -> float:
+            """Seconds until the first running pack's limit (inf without one)."""
+            left = [running_since[i] + seconds - now for i in actors
+                    if (ref := oldest(i)) is not None and i in running_since
+                    and (seconds := limit(inflight[ref][1])) is not None]
+            return min(left) if left else math.inf
+
+        def harvest(i: int, failed: Any) -> None:
+            """Slot ``i``'s actor died (``failed``: the ref that said so). Packs of it whose results had already
+            come back are handled as finished: only a pack that had not can have been running."""
+            for o, r in sorted((order[r], r) for r, (j, p, _) in inflight.items()
+                               if j == i and p is not None and r is not failed):
+                if order[r] > order[failed]:
+                    break  # queued behind the failed one: never began
+                done, _ = ray.wait([r], timeout=1.0)  # a result sent before the death is delivered by now
+                if not done:
+                    continue
+                try:
+                    result = ray.get(r)
+                except Exception:
+                    continue  # it died with the actor
+                _, pack, attempt = inflight.pop(r)
+                load[i] -= 1
+                for d in result:
+                    record = TrialRecord.from_dict(d)
+                    record.attempts = attempt
+                    on_record(record)
 
         def submit() -> None:
             for i in sorted(started, key=load.get):
@@ -428,7 +521,14 @@ class RayExecutor:
         try:
             while queue or timed or packs_inflight():
                 t0 = time.monotonic()
-                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=poll)
+                expire(t0)
+                if not (queue or timed or packs_inflight()):
+                    break
+                if not inflight:  # every pack expired and its actor is being replaced: send what is queued
+                    submit()
+                    continue
+                wait = max(0.05, min(poll, next_deadline(t0)))
+                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=wait)
                 drain()
                 if not ready:
                     waited += time.monotonic() - t0
@@ -465,9 +565,14 @@ class RayExecutor:
                     try:
                         records = [TrialRecord.from_dict(d) for d in ray.get(ref)]
                     except RayActorError as e:
-                        # All of a dead actor's refs fail at once, in any order. Only its oldest pack was
-                        # running (an actor runs its tasks in submission order): charge the attempt to
-                        # that one; the packs queued behind it go back uncharged (lose() requeues them).
+                        # All of a dead actor's refs fail at once, in any order, and a pack that finished
+                        # just before the death may not have been read yet: keep those (harvest). Of the
+                        # rest, only the oldest was running (an actor runs its tasks in submission order):
+                        # charge the attempt to that one; the packs queued behind it go back uncharged
+                        # (lose() requeues them).
+                        inflight[ref] = (i, pack, attempt)
+                        harvest(i, ref)
+                        del inflight[ref]
                         older = [(order[r], r) for r, (j, p, _) in inflight.items()
                                  if j == i and p is not None and order[r] < order[ref]]
                         if older:
@@ -487,6 +592,7 @@ class RayExecutor:
                     except (RayTaskError, GetTimeoutError) as e:  # a bug outside train_trial's own catch
                         records = [TrialRecord.failed(s, f"{type(e).__name__}: {str(e).splitlines()[0][:300]}",
                                                       attempts=attempt) for s in pack]
+                    finished(i)
                     for r in records:
                         r.attempts = attempt
                         on_record(r)
