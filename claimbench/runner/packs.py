@@ -263,7 +263,9 @@ def make_packs(specs: list[TrialSpec], pack_size: int = DEFAULT_PACK_SIZE, worke
     of similar cost); a group goes out in the fewest packs of at most ``pack_width`` trials, and in
     more (of near-equal size) when a pack would exceed a worker's fair share of the run's cost, so
     that a small run still keeps every worker busy. Exclusive trials (timing) follow as their
-    ``timing_blocks``, in order. Deterministic: the same specs give the same packs.
+    ``timing_blocks``, in order. Deterministic: the same specs give the same packs, and specs that differ
+    only in their code fingerprint (``TrialSpec.code``) give the same packs of the same trials, so that a
+    code change that leaves the arithmetic alone leaves every record as it was.
     """
     if pack_size < 1:
         raise ValueError(f"pack_size must be >= 1, got {pack_size}")
@@ -273,12 +275,15 @@ def make_packs(specs: list[TrialSpec], pack_size: int = DEFAULT_PACK_SIZE, worke
     rest = [s for s in specs if not s.exclusive]
     share = sum(cost(s) for s in rest) / workers
     packs = []
-    ordered = sorted(rest, key=lambda s: (repr(group_key(s)), -cost(s), s.trial_id))
+    # ties go by config_id, not trial_id: the id holds the code fingerprint, so ordering by it would regroup
+    # the packs whenever the code changes, and a trial packed with other neighbours moves by rounding
+    config = {s.trial_id: s.config_id for s in rest}
+    ordered = sorted(rest, key=lambda s: (repr(group_key(s)), -cost(s), config[s.trial_id]))
     for _, group in groupby(ordered, key=lambda s: repr(group_key(s))):
         group = list(group)
         n = math.ceil(len(group) / pack_width(group[0], pack_size))
         if workers > 1:
             n = max(n, min(len(group), math.ceil(sum(cost(s) for s in group) / share - 1e-9)))
         packs += _chunks(group, n)
-    packs.sort(key=lambda p: (-sum(cost(s) for s in p), p[0].trial_id))
+    packs.sort(key=lambda p: (-sum(cost(s) for s in p), config[p[0].trial_id]))
     return packs + timing_blocks(timed)
