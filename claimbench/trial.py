@@ -26,8 +26,9 @@ from typing import Any
 
 from claimbench.workloads.registry import BUILTIN, DATASETS, MODELS
 
-#: The record layout's revision (kept in every record); training code changes retrain through ``code``.
-TRAINING_REVISION = 2
+#: The training semantics' revision (kept in every record; part of every trial id). 3: packs break ties by
+#: config_id, so a trial's pack neighbours, and with them its rounding, no longer follow the code fingerprint.
+TRAINING_REVISION = 3
 
 #: Fields added after TRAINING_REVISION 2 whose default changes nothing: left out of the id at that default.
 ID_OMITS_DEFAULT: dict[str, object] = {"measure_noise_scale": False, "exclusive": False, "workload": BUILTIN,
