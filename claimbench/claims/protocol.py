@@ -90,6 +90,42 @@ def tuned_axes(claim: Claim, design: Design, frame: pd.DataFrame) -> tuple[str, 
     return tuple(a for a in dict.fromkeys(axes) if a not in own and a in frame.columns)
 
 
+def _matches(frame: pd.DataFrame, table: dict[str, Any]) -> pd.Series:
+    mask = pd.Series(True, index=frame.index)
+    for col, value in table.items():
+        if col not in frame.columns:
+            return pd.Series(False, index=frame.index)
+        values = list(value) if isinstance(value, (list, tuple, set)) else [value]
+        mask &= frame[col].isin(values)
+    return mask
+
+
+def claim_frame(claim: Claim, frame: pd.DataFrame) -> pd.DataFrame:
+    """The trials a claim reads, for its diagnostics: its ``where``, and within it the union of its arms
+    (``a``/``b`` tables, or ``num``/``den`` ``where`` tables) when it names them all; else every trial
+    (an arm such as ``b = "best"`` compares with every level)."""
+    p = claim.params
+    out = frame[_matches(frame, p["where"])] if isinstance(p.get("where"), dict) else frame
+    def tables(x: Any) -> list[dict] | None:
+        if isinstance(x, dict):
+            return [x]
+        if isinstance(x, list) and x and all(isinstance(t, dict) for t in x):
+            return list(x)
+        return None
+
+    sides = [tables(p[k]) for k in ("a", "b") if k in p and p[k] is not None]
+    if any(t is None for t in sides):  # "best": every level takes part
+        return out
+    arms = [t for side in sides for t in side]
+    arms += [p[k]["where"] for k in ("num", "den") if isinstance(p.get(k), dict) and isinstance(p[k].get("where"), dict)]
+    if arms:
+        mask = pd.Series(False, index=out.index)
+        for arm in arms:
+            mask |= _matches(out, arm)
+        out = out[mask]
+    return out
+
+
 def at_best_checkpoint(frame: pd.DataFrame, curves: pd.DataFrame | None, select: str) -> pd.DataFrame | None:
     """``frame`` with each completed trial's metrics taken at its evaluation with the best ``select`` (the
     checkpoint a restore-best protocol keeps) instead of its final step; None without curves."""
@@ -183,8 +219,8 @@ def judge(claims: Sequence[Claim], frame: pd.DataFrame, design: Design, curves: 
         select = _select(claim)
         tuned = tuned_axes(claim, design, frame)
         argbest = claim.kind in ARGBEST_KINDS or str(claim.params.get("quantity", "")).startswith("argbest:")
-        diag = dx.diagnose(frame, curves, r.selected, tuned, select, argbest, reads_performance(claim),
-                           strata=[a for a in design.fixed if a not in tuned])
+        diag = dx.diagnose(claim_frame(claim, frame), curves, r.selected, tuned, select, argbest,
+                           reads_performance(claim), strata=[a for a in design.fixed if a not in tuned])
         raw = r.verdict
         seen: dict[str, Any] = {}
         if variants:
