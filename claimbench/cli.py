@@ -498,12 +498,15 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
           dry_run: bool = False, seeds: str | None = None, pack_size: int = DEFAULT_PACK_SIZE,
           cpus_per_trial: float | None = None, gpus_per_trial: float | None = None, force: bool = False,
           wait: bool = False, trial_timeout: str | None = None) -> None:
-    """Run (or reuse) SUITE... and compare each claim with the baseline: exit 0 when all hold, 1 on a regression.
+    """Run (or reuse) SUITE... and compare each claim with the baseline: exit 0 only when every gated claim was
+    judged on at least the baseline's evidence and held, 1 otherwise.
 
     A regression is a gated verdict change (by default: supported -> refuted or inconclusive) or a tracked
     quantity whose interval over seeds of the change shows it beyond its tolerance (see the suite's
-    `check` tables). Writes JUnit XML, a Markdown summary and each suite's HTML report. With -k, only the
-    selected claims are checked (and need a baseline).
+    `check` tables). A claim judged on less than the baseline's evidence (more failed trials, fewer records,
+    seeds, trials or strata, a missing effect or tracked value) fails too, with the reason. Writes JUnit XML,
+    a Markdown summary and each suite's HTML report. With -k, only the selected claims are checked (and need
+    a baseline).
     """
     from claimbench.check import baseline_for, check_measured, load_check_targets, measure, read_baseline
     from claimbench.report.junit import write_junit
