@@ -78,14 +78,17 @@ def _paths(value, prefix=()):
 
 def mutate(data, doc):
     """``doc`` (parsed JSON or TOML) with 1-3 of its values, at random paths, replaced by random values."""
+    def holds(parent, k) -> bool:  # an earlier replacement may have changed what lies on the path
+        return (isinstance(parent, dict) and k in parent) or (
+            isinstance(parent, list) and isinstance(k, int) and k < len(parent))
+
     paths = [p for p in _paths(doc) if p]
     for _ in range(data.draw(st.integers(1, 3))):
         where = data.draw(st.sampled_from(paths))
         parent = doc
         for k in where[:-1]:
-            parent = parent[k] if isinstance(parent, (dict, list)) and (
-                k in parent if isinstance(parent, dict) else k < len(parent)) else None
-        if isinstance(parent, dict) or (isinstance(parent, list) and where[-1] < len(parent)):
+            parent = parent[k] if holds(parent, k) else None
+        if holds(parent, where[-1]) or (isinstance(parent, dict) and isinstance(where[-1], str)):
             parent[where[-1]] = data.draw(VALUES)
     return doc
 
