@@ -27,9 +27,10 @@ scale, train/loop.py) for the peak's comparison. Params: ``axis``, ``of`` (``lr`
 separates the rise from the fall, fixed in the suite before any run; the split level, when tested, belongs
 to both sides), ``noise``, ``min_levels`` (3 per side), ``select``, ``tune``, ``where``, ``confidence``.
 Per seed: the slope of log(best LR) on log(batch) over the levels <= split (*rise*) and over the levels >=
-split (*fall*), the best LR per cell interpolated between its grid neighbours as for ``power_law_slope``. Verdict: supported when the rise's CI lies above 0 and the fall's below 0 (both must hold:
-the larger p-value); refuted when either is shown on the wrong side (the LR keeps rising past the split, or
-falls from the start; Bonferroni over the two); inconclusive otherwise. Effect: the mean fall slope.
+split (*fall*), the best LR per cell interpolated between its grid neighbours as for ``power_law_slope``.
+Verdict: supported when the rise's CI lies above 0 and the fall's below 0 (both must hold: the larger
+p-value); refuted when either is shown on the wrong side (the LR keeps rising past the split, or falls from
+the start; Bonferroni over the two); inconclusive otherwise. Effect: the mean fall slope.
 Reported beside it (not decided): the slope over every level, the per-seed peak batch (the level of the
 largest best LR; geometric mean over seeds, Student t on the logs) and the geometric mean of ``noise`` over
 the selected trials, and their ratio.
