@@ -39,7 +39,7 @@ import pandas as pd
 
 from claimbench.analysis.isolation import strata_of
 from claimbench.analysis.selection import best_trials
-from claimbench.analysis.inference import t_interval, welch_interval
+from claimbench.analysis.inference import CHANGE_TEST, decide_change
 from claimbench.claims import KINDS, Claim, ClaimResult
 from claimbench.errors import UserError
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
@@ -48,11 +48,9 @@ from claimbench.suite import ClaimCheck, Suite, expand
 
 BASELINE_SCHEMA = 1
 BASELINE_KIND = "claimbench-baseline"
-CONFIDENCE = 0.95
 MIN_SEEDS = 3  # fewer seeds than this: a tracked quantity is shown, not judged
 
-TEST_TEXT = (f"{CONFIDENCE:.0%} Student t interval over seeds (paired by seed, else Welch) of the difference "
-             f"now − baseline of the mean over seeds")
+TEST_TEXT = CHANGE_TEST  # stated once, in analysis/inference.py
 
 
 #: The largest baseline file read (the committed one, of every suite and tier, is a few hundred KiB).
@@ -406,6 +404,7 @@ class ClaimOutcome:
     findings: list[Finding] = field(default_factory=list)
     summary: str = ""  # the claim's own result line
     time_s: float = 0.0
+    robustness: str = ""  # the verdict's robustness label (claims/protocol.py), printed beside it
 
     @property
     def headline(self) -> str:
@@ -416,6 +415,11 @@ class ClaimOutcome:
             return self.notes[0] if self.notes else "skipped"
         return f"verdict {self.verdict} (baseline {self.baseline_verdict})" + \
             "".join(f"; {f.name} within tolerance" for f in self.findings if f.status == "ok")
+
+    @property
+    def line(self) -> str:
+        """The headline with the verdict's robustness label beside it."""
+        return self.headline + (f" [{self.robustness}]" if self.robustness else "")
 
 
 @dataclass
@@ -531,7 +535,8 @@ def compare_claim(suite: Suite, claim: Claim, result: ClaimResult, frame: pd.Dat
     seeds — and held. ``shortfall``: the suite's own (``trial_shortfall``)."""
     now, then = result.verdict, base["verdict"]
     out = ClaimOutcome(suite=suite.name, tier=suite.tier, claim_id=claim.id, paraphrase=result.paraphrase,
-                       status="passed", verdict=now, baseline_verdict=then, gate=check.gate, summary=result.summary)
+                       status="passed", verdict=now, baseline_verdict=then, gate=check.gate, summary=result.summary,
+                       robustness=(result.robustness or {}).get("label", ""))
     out.evidence = [*(shortfall or []), *claim_shortfall(result, base)]
     effect_text = _effect_text(result)
     if now != then:
@@ -601,7 +606,6 @@ def compare_values(name: str, base: dict[str, list], now: dict[str, list], toler
     c = {int(s): v for s, v in zip(now["seeds"], now["values"]) if v is not None and math.isfinite(v)}
     paired = set(base["seeds"]) == set(now["seeds"])
     f = Finding(name=name, tolerance=tolerance, direction=direction, status="ok", paired=paired)
-    alpha = (1 - CONFIDENCE) / 2
     if paired:
         common = sorted(set(b) & set(c))
         bv, cv = np.array([b[s] for s in common]), np.array([c[s] for s in common])
@@ -609,14 +613,12 @@ def compare_values(name: str, base: dict[str, list], now: dict[str, list], toler
     else:
         bv, cv = np.array(list(b.values())), np.array(list(c.values()))
         f.n = min(len(bv), len(cv))
+    decision = None
     if f.n:
         f.baseline_mean, f.current_mean = float(bv.mean()), float(cv.mean())
         f.diff = f.current_mean - f.baseline_mean
-        if paired:
-            _, lo, hi, _ = t_interval(cv - bv, alpha)
-        else:
-            _, lo, hi, _ = welch_interval(cv, bv, alpha)
-        f.ci = (lo, hi)
+        decision = decide_change(bv, cv, tolerance, direction, paired)
+        f.ci = decision.ci
     how = f"{'paired' if paired else 'unpaired'}, n={f.n} seeds"
     if f.n < MIN_SEEDS:
         f.status = "not judged"
@@ -624,8 +626,7 @@ def compare_values(name: str, base: dict[str, list], now: dict[str, list], toler
                   + (f"; mean {f.baseline_mean:+.4f} -> {f.current_mean:+.4f}" if f.n else ""))
         return f
     lo, hi = f.ci
-    up, down = lo > tolerance, hi < -tolerance
-    bad = {"both": up or down, "increase": up, "decrease": down}[direction]
+    bad = decision is not None and decision.verdict == "refuted"
     side = {"both": f"|Δ| > {tolerance:g}", "increase": f"Δ > +{tolerance:g}", "decrease": f"Δ < -{tolerance:g}"}[direction]
     f.status = "regression" if bad else "ok"
     verdict = "beyond tolerance" if bad else "within tolerance"

@@ -634,9 +634,9 @@ def _parse_adapt(v: "_Validator", table: dict, axes: tuple[Axis, ...], base: dic
         if axis is None or axis.role != "nuisance" or axis.is_table:
             raise SuiteError(f"{name!r} is not a nuisance axis with plain values", where=where,
                              fix="extend only a nuisance axis of the suite, e.g. extend = { lr = 2 }")
-        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in axis.values) or len(axis.values) < 3:
-            raise SuiteError(f"axis {name!r} needs 3 or more numeric values to extend", where=where,
-                             fix="give the axis a numeric grid of at least 3 values")
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in axis.values):
+            raise SuiteError(f"axis {name!r} needs numeric values to extend", where=where,
+                             fix="extend an axis of numbers (a tier's grid of fewer than 3 values never extends)")
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_EXTEND:
             raise SuiteError(f"extend must be an integer from 1 to {MAX_EXTEND}, got {n!r}", where=where,
                              fix=f"write e.g. extend = {{ {name} = 2 }}")
@@ -1156,5 +1156,15 @@ def json_schema(workloads: tuple[Workload, ...] | list[Workload] = ()) -> dict[s
             "limits": {"type": "object", "additionalProperties": False, "properties": {
                 k: {"type": "integer", "minimum": 1, "maximum": x.ceiling, "description": x.what}
                 for k, x in lim.LIMITS.items()}},
+            "adapt": {"type": "object", "additionalProperties": False,
+                      "description": "adaptive rules the experimenter loop applies (claimbench/loop.py)",
+                      "properties": {
+                          "extend": {"type": "object", "description": "nuisance axis -> values it may gain "
+                                     "beyond each edge where a claim is edge-limited",
+                                     "additionalProperties": {"type": "integer", "minimum": 1,
+                                                              "maximum": MAX_EXTEND}},
+                          "budget": {"type": "integer", "minimum": 0, "maximum": 2,
+                                     "description": "times the budget may double where a comparison is "
+                                                    "budget-limited"}}},
         },
     }

@@ -202,9 +202,13 @@ def test_noise_within_tolerance_holds_and_direction_is_respected():
 def test_one_noisy_number_is_never_judged():
     few = compare_values("effect", values([0.1, 0.2]), values([0.9, 0.95]), 0.01)
     assert few.status == "not judged" and "need 3" in few.text
-    unpaired = compare_values("effect", {"seeds": [0, 1, 2], "values": [0.1, 0.1, 0.1]},
-                              {"seeds": [3, 4, 5], "values": [0.5, 0.5, 0.5]}, 0.1)
+    unpaired = compare_values("effect", {"seeds": [0, 1, 2], "values": [0.1, 0.12, 0.11]},
+                              {"seeds": [3, 4, 5], "values": [0.5, 0.52, 0.49]}, 0.1)
     assert unpaired.status == "regression" and not unpaired.paired
+    # identical values on 3 + 3 seeds: the exact test cannot reach 2.5% (p = 2^-5), so no certainty is claimed
+    same = compare_values("effect", {"seeds": [0, 1, 2], "values": [0.1] * 3},
+                          {"seeds": [3, 4, 5], "values": [0.5] * 3}, 0.1)
+    assert same.status == "ok" and "within tolerance" in same.text
 
 
 # ------------------------------------------------------------------ suite check tables and the fault

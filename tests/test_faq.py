@@ -61,7 +61,7 @@ def test_faq_smoke_run_answers_every_claim_in_one_report(tmp_path):
     for section in sections:
         cid = re.search(r'id="([^"]+)"', section).group(1)
         assert "<figure>" in section and "could not be drawn" not in section, cid
-    faq_heads = re.findall(r'<tr class="section"><th colspan="9">FAQ §(\d+)', html)
+    faq_heads = re.findall(r'<tr class="section"><th colspan="10">FAQ §(\d+)', html)
     assert faq_heads == sorted(faq_heads, key=int) and len(faq_heads) == len(set(FAQ_SECTIONS.values()))
 
     from tests.cdp import Browser, find_chromium

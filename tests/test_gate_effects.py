@@ -108,7 +108,10 @@ def test_baseline_of_paired_and_ratio_claims_holds_numbers_and_a_shift_fails():
     assert not same.failed
     shifted = frame.copy()
     adam = shifted["optimizer"] == "adam"
-    shifted.loc[adam, ["test_acc", "val_acc"]] -= 0.05
+    # a loss of 4 to 6 points, seed by seed (a shift identical on all 3 seeds is p = 1/8 under the exact
+    # sign-flip test: 3 seeds never claim certainty, in the gate as in every claim)
+    for col in ("test_acc", "val_acc"):
+        shifted.loc[adam, col] -= 0.04 + 0.01 * shifted.loc[adam, "seed"]
     now = compare_suite(suite, evaluate_claims(suite.claims, shifted, suite.design()), shifted, entry, Path("."))
     failed = {o.claim_id for o in now.outcomes if o.status == "failed"}
     assert failed == {"K3", "K4"}, [o.regressions for o in now.outcomes]

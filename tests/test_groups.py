@@ -60,7 +60,7 @@ def test_run_group_one_report_grouped_by_faq_section(group_path, tmp_path, capsy
     printed = capsys.readouterr().out
     assert "trained 6 trials" in printed and printed.count("; 6 new;") == 2  # shared trials trained once
     html = (out / "report.html").read_text(encoding="utf-8")
-    sections = re.findall(r'<tr class="section"><th colspan="9">(.*?)</th>', html)
+    sections = re.findall(r'<tr class="section"><th colspan="10">(.*?)</th>', html)
     assert sections == ["FAQ §6 · Batch size", "FAQ §9 · Momentum"]
     for cid in ("B2", "B3", "X2", "X3"):
         assert f'id="{cid}"' in html

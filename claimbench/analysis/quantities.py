@@ -191,12 +191,12 @@ def _selected_cells(frame: pd.DataFrame, keys: list[str], q: Quantity, select: s
     counts = pd.DataFrame({"n_trials": groups.size(),
                            "n_diverged": groups["status"].agg(lambda s: int((s == "diverged").sum()))})
     best = best_trials(frame, keys, select, tuned)
-    best_idx = pd.Series(best.index, index=pd.MultiIndex.from_frame(best[keys]) if len(keys) > 1
-                         else pd.Index(best[keys[0]]), dtype=object)
-    best_idx = best_idx.reindex(counts.index)
+    lookup = {tuple(_missing_key(v) for v in key): i
+              for i, key in zip(best.index, best[keys].itertuples(index=False, name=None))}
     rows = []
-    for (key, n), i in zip(counts.iterrows(), best_idx.to_numpy()):
+    for key, n in counts.iterrows():
         key = key if isinstance(key, tuple) else (key,)
+        i = lookup.get(tuple(_missing_key(v) for v in key))
         row: dict[str, Any] = dict(zip(keys, (_plain(k) for k in key)))
         if i is None or (isinstance(i, float) and math.isnan(i)):
             row.update(value=float("nan"), censored=False, trial_id=None, **{t: None for t in tuned})
@@ -208,6 +208,11 @@ def _selected_cells(frame: pd.DataFrame, keys: list[str], q: Quantity, select: s
         rows.append(row)
     out = pd.DataFrame(rows)
     return out[[*columns, *[c for c in out.columns if c not in columns]]]
+
+
+def _missing_key(value: Any) -> Any:
+    """A group key with None and NaN made one hashable value (groupby(dropna=False) keeps both as keys)."""
+    return "\0missing" if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
 def _one_cell(cell: pd.DataFrame, q: Quantity, select: str, tolerance: float, tuned: list[str],
