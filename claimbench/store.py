@@ -310,7 +310,22 @@ class RunStore:
             os.close(fd)
             raise
         _HELD[key] = fd
+        self._sweep_partial_writes()
         return notes
+
+    def _sweep_partial_writes(self) -> None:
+        """Remove the temporary files of writes a killed driver left half done (``atomic_write_text`` writes a
+        hidden ``.NAME.*.tmp`` and renames it): this process holds the lock, so no one else is writing them,
+        and a record that was never renamed into place was never a record."""
+        for where in (self.dir, self.path("trials")):
+            if not where.is_dir():
+                continue
+            for tmp in where.glob(".*.tmp"):
+                try:
+                    if tmp.is_file() and not tmp.is_symlink():
+                        tmp.unlink()
+                except OSError:
+                    pass
 
     def release(self) -> None:
         """Give up the lock this process holds on the run dir (if any)."""

@@ -113,3 +113,21 @@ def test_a_run_dir_of_another_suite_is_refused(finished_run, write_suite):
     other = load_suite(write_suite(TINY_SUITE.replace('name = "tiny"', 'name = "other"'), "other.toml"))
     with pytest.raises(StoreError, match="holds a run of suite 'tiny'"):
         run_suite(other, run_dir, executor="local", progress=False)
+
+
+def test_a_killed_writers_temporary_files_are_swept_when_the_lock_is_taken(tmp_path):
+    """A driver killed inside an atomic write leaves a hidden .NAME.*.tmp: the next writer removes it."""
+    from claimbench.store import RunStore
+
+    store = RunStore(tmp_path / "run")
+    (tmp_path / "run" / "trials").mkdir(parents=True)
+    (tmp_path / "run" / "run.json").write_text("{}")
+    leftover = tmp_path / "run" / "trials" / ".abc.json.x1y2.tmp"
+    leftover.write_text('{"half": ')
+    record = tmp_path / "run" / "trials" / "abc.json"
+    record.write_text("{}")
+    store.open_for_writing()
+    try:
+        assert not leftover.exists() and record.exists()
+    finally:
+        store.release()
