@@ -298,3 +298,16 @@ def test_environment_records_the_cpus_instruction_set():
     env = environment("x")
     assert {"cpu", "cpu_isa", "torch_cpu_capability"} <= set(env)
     assert env["cpu_isa"] in ("", "SSE", "AVX", "AVX2", "AVX2 + FMA", "AVX-512", "AVX-512 (AMX)")
+
+
+def test_packs_do_not_depend_on_the_order_of_the_specs():
+    import random
+
+    from claimbench.runner import make_packs
+    from claimbench.suite import expand
+
+    specs = expand(load_suite("batch_size", "ci"))
+    shuffled = specs[:]
+    random.Random(1).shuffle(shuffled)
+    packs = [[[s.trial_id for s in p] for p in make_packs(order, workers=2)] for order in (specs, specs[::-1], shuffled)]
+    assert len(packs[0]) > 10 and packs[0] == packs[1] == packs[2]
