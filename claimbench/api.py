@@ -207,11 +207,16 @@ def evaluate_run(run_dir: str | Path, select: Callable[[str, str], bool] | None 
                     environment=info.environment, created=info.created, run_dir=store.dir)
     if len(frame):
         ev.results = evaluate_claims(claims, frame, info.suite.design(), ev.curves())
-        taken = read_record(store.dir)
-        for r in ev.results:
-            r.diagnostics.setdefault("extensions", []).extend(e.get("text", "") for e in taken
-                                                             if r.claim_id in e.get("claims", []))
+        _with_extensions(ev.results, store.dir)
     return ev
+
+
+def _with_extensions(results: list[ClaimResult], run_dir: str | Path) -> None:
+    """Each result's diagnostics name the experimenter loop's extensions it triggered (``adaptive.json``)."""
+    taken = read_record(run_dir)
+    for r in results:
+        r.diagnostics.setdefault("extensions", []).extend(e.get("text", "") for e in taken
+                                                         if r.claim_id in e.get("claims", []))
 
 
 def is_published(path: str | Path) -> bool:
@@ -249,10 +254,7 @@ def evaluate_published(path: str | Path, select: Callable[[str, str], bool] | No
                         environment=dict(entry.get("environment") or {}), created=str(entry.get("created", "")),
                         run_dir=None, _curves=(curves, ranges))
         ev.results = evaluate_claims(claims, frame, suite.design(), curves)
-        taken = read_record(sub)
-        for r in ev.results:
-            r.diagnostics.setdefault("extensions", []).extend(e.get("text", "") for e in taken
-                                                             if r.claim_id in e.get("claims", []))
+        _with_extensions(ev.results, sub)
         out.append(ev)
     if not out:
         raise StoreError("no suite of this published report has its frames", where=str(path),

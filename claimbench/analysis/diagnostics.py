@@ -329,9 +329,7 @@ def diagnose(frame: pd.DataFrame, curves: pd.DataFrame | None, selected: Sequenc
     conv = convergence(curves, frame, selected, select, strata)
     failed = failed_to_learn(curves, frame, select)
     flat = flat_objective(frame, selected, tuned, select) if argbest else {"share": 0.0, "groups": [], "flag": False}
-    keys = [c for c in frame.columns if c not in (*tuned, "trial_id", "code")]
-    cell_keys = cells_of(frame, tuned) if len(frame) else pd.Series([], dtype=object)
-    n_ties, n_cells = tie_count(frame.assign(_cell=cell_keys), ["_cell"], select) if len(frame) and keys \
+    n_ties, n_cells = tie_count(frame.assign(_cell=cells_of(frame, tuned)), ["_cell"], select) if len(frame) \
         else (0, 0)
     ftl_rows = frame[frame["trial_id"].isin(set(failed))] if len(failed) else frame.iloc[0:0]
     out = {"edge": edge, "convergence": conv,

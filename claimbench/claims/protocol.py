@@ -27,6 +27,7 @@ import pandas as pd
 
 from claimbench.analysis import diagnostics as dx
 from claimbench.analysis.inference import ALPHA
+from claimbench.analysis.quantities import restrict
 from claimbench.analysis.selection import direction, tie_order
 from claimbench.claims.base import KINDS, Claim, ClaimResult, Design
 from claimbench.errors import UserError
@@ -90,22 +91,12 @@ def tuned_axes(claim: Claim, design: Design, frame: pd.DataFrame) -> tuple[str, 
     return tuple(a for a in dict.fromkeys(axes) if a not in own and a in frame.columns)
 
 
-def _matches(frame: pd.DataFrame, table: dict[str, Any]) -> pd.Series:
-    mask = pd.Series(True, index=frame.index)
-    for col, value in table.items():
-        if col not in frame.columns:
-            return pd.Series(False, index=frame.index)
-        values = list(value) if isinstance(value, (list, tuple, set)) else [value]
-        mask &= frame[col].isin(values)
-    return mask
-
-
 def claim_frame(claim: Claim, frame: pd.DataFrame) -> pd.DataFrame:
     """The trials a claim reads, for its diagnostics: its ``where``, and within it the union of its arms
     (``a``/``b`` tables, or ``num``/``den`` ``where`` tables) when it names them all; else every trial
     (an arm such as ``b = "best"`` compares with every level)."""
     p = claim.params
-    out = frame[_matches(frame, p["where"])] if isinstance(p.get("where"), dict) else frame
+    out = restrict(frame, p["where"]) if isinstance(p.get("where"), dict) else frame
     def tables(x: Any) -> list[dict] | None:
         if isinstance(x, dict):
             return [x]
@@ -118,11 +109,9 @@ def claim_frame(claim: Claim, frame: pd.DataFrame) -> pd.DataFrame:
         return out
     arms = [t for side in sides for t in side]
     arms += [p[k]["where"] for k in ("num", "den") if isinstance(p.get(k), dict) and isinstance(p[k].get("where"), dict)]
+    arms = [arm for arm in arms if set(arm) <= set(out.columns)]
     if arms:
-        mask = pd.Series(False, index=out.index)
-        for arm in arms:
-            mask |= _matches(out, arm)
-        out = out[mask]
+        out = out.loc[sorted(set().union(*(restrict(out, arm).index for arm in arms)))]
     return out
 
 
