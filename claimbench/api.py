@@ -9,9 +9,9 @@ from typing import Callable
 
 import pandas as pd
 
-from claimbench.claims import ClaimResult, evaluate_claims
+from claimbench.claims import ClaimResult
 from claimbench.env import environment
-from claimbench.loop import Plan, read_record, run_rounds
+from claimbench.loop import Plan, evaluate, rules_of, run_rounds
 from claimbench.errors import StoreError
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
 from claimbench.store import RunStore
@@ -27,7 +27,8 @@ class RunSummary:
     counts: dict[str, int]  # status -> trials of the suite with that status after the run
     trained_total: int = 0  # distinct trials trained by the run (suites of a group may share trials)
     ray_startup_s: float | None = None  # how long this run's ray.init took (None: no Ray started here)
-    extensions: list[str] = field(default_factory=list)  # what the experimenter loop added (claimbench/loop.py)
+    extensions: list[str] = field(default_factory=list)  # what the experimenter loop did (claimbench/loop.py)
+    skipped: int = 0  # trials of the full matrix the adaptive rules left untrained
 
 
 def default_run_dir(suite: Suite) -> Path:
@@ -37,21 +38,25 @@ def default_run_dir(suite: Suite) -> Path:
 def run_suite(suite: Suite, run_dir: str | Path | None = None, executor: str = "ray", address: str | None = None,
               pack_size: int = DEFAULT_PACK_SIZE, command: str = "", progress: bool = True,
               faults: tuple = (), cpus_per_trial: float | None = None,
-              gpus_per_trial: float | None = None) -> RunSummary:
-    """Train every trial of ``suite`` that has no final record in ``run_dir``; records are stored as they arrive.
+              gpus_per_trial: float | None = None, exhaustive: bool = False) -> RunSummary:
+    """Train the trials of ``suite`` the experimenter loop plans (every trial when ``exhaustive``) that have
+    no final record in ``run_dir``; records are stored as they arrive.
 
     ``cpus_per_trial`` / ``gpus_per_trial`` (a Ray slot) override the suite's ``[resources]``.
     """
     run_dir = Path(run_dir) if run_dir else default_run_dir(suite)
     return run_suites([(suite, run_dir)], executor, address, pack_size, command, progress, faults,
-                      cpus_per_trial, gpus_per_trial)[0]
+                      cpus_per_trial, gpus_per_trial, exhaustive=exhaustive)[0]
 
 
 def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", address: str | None = None,
                pack_size: int = DEFAULT_PACK_SIZE, command: str = "", progress: bool = True,
                faults: tuple = (), cpus_per_trial: float | None = None,
-               gpus_per_trial: float | None = None, trial_timeout: float | None = None) -> list[RunSummary]:
-    """Run several suites, each into its own run dir, through one executor (one Ray session, one queue).
+               gpus_per_trial: float | None = None, trial_timeout: float | None = None,
+               exhaustive: bool = False) -> list[RunSummary]:
+    """Run several suites, each into its own run dir, through one executor (one Ray session, one queue), in
+    the experimenter loop's rounds (``loop.py``); ``exhaustive`` trains every seed of the full matrix in
+    round 0 (the registered grid and budget extensions still apply).
 
     Every record goes to the store of each suite that contains its trial id, as it arrives. Each trial
     has a wall-clock limit: ``trial_timeout`` seconds, else its suite's, else its estimate's
@@ -66,15 +71,14 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
     stores = [RunStore(run_dir) for _, run_dir in targets]
     trained_ids: set[str] = set()
 
-    def train(round_targets: list[tuple[Suite, RunStore]]) -> None:
-        """One round: every pending trial of these suites, through one executor; records go to every store
-        whose suite holds the trial."""
+    def train(round_targets: list[tuple[Suite, RunStore, list[TrialSpec]]]) -> None:
+        """One round: the pending trials the loop wants of these suites, through one executor; records go
+        to every store whose suite holds the trial."""
         routes: dict[str, list[RunStore]] = {}
         todo: dict[str, TrialSpec] = {}
         limits = []
-        for suite, store in round_targets:
+        for suite, store, specs in round_targets:
             store.init(suite, command, env)  # the suite as this round resolves it (extended by the loop)
-            specs = expand(suite)
             pending = store.pending(specs)
             limits.append((suite, store, specs, pending))
             for spec in pending:
@@ -89,19 +93,21 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
             run_trials(list(todo.values()), ex, on_record, pack_size=pack_size, progress=progress,
                        timeouts=trial_timeouts(limits, trial_timeout))
 
-    train([(suite, store) for (suite, _), store in zip(targets, stores)])
-    plans = [(Plan(suite, suite), store) for (suite, _), store in zip(targets, stores)]
+    plans = [(Plan(suite, suite, rules=rules_of(suite, exhaustive)), store)
+             for (suite, _), store in zip(targets, stores)]
     run_rounds(plans, train)
     out = []
     for plan, store in plans:
         specs = expand(plan.suite)
+        wanted = {s.trial_id for s in plan.wanted()}
         counts: dict[str, int] = {}
         for r in store.records(s.trial_id for s in specs):
             counts[r.status.value] = counts.get(r.status.value, 0) + 1
         mine = sum(1 for s in specs if s.trial_id in trained_ids)
         out.append(RunSummary(run_dir=store.dir, total=len(specs), trained=mine, counts=counts,
                               trained_total=len(trained_ids), ray_startup_s=getattr(ex, "startup_s", None),
-                              extensions=[e.text() for e in plan.extensions]))
+                              extensions=[*(e.text() for e in plan.extensions), *(k.text() for k in plan.looks)],
+                              skipped=sum(s.trial_id not in wanted for s in specs)))
     return out
 
 
@@ -206,17 +212,8 @@ def evaluate_run(run_dir: str | Path, select: Callable[[str, str], bool] | None 
     ev = Evaluation(suite=info.suite, frame=frame, results=[], command=info.command,
                     environment=info.environment, created=info.created, run_dir=store.dir)
     if len(frame):
-        ev.results = evaluate_claims(claims, frame, info.suite.design(), ev.curves())
-        _with_extensions(ev.results, store.dir)
+        ev.results = evaluate(claims, frame, info.suite.design(), ev.curves(), store.dir)
     return ev
-
-
-def _with_extensions(results: list[ClaimResult], run_dir: str | Path) -> None:
-    """Each result's diagnostics name the experimenter loop's extensions it triggered (``adaptive.json``)."""
-    taken = read_record(run_dir)
-    for r in results:
-        r.diagnostics.setdefault("extensions", []).extend(e.get("text", "") for e in taken
-                                                         if r.claim_id in e.get("claims", []))
 
 
 def is_published(path: str | Path) -> bool:
@@ -253,8 +250,7 @@ def evaluate_published(path: str | Path, select: Callable[[str, str], bool] | No
         ev = Evaluation(suite=suite, frame=frame, results=[], command=str(entry.get("command", "")),
                         environment=dict(entry.get("environment") or {}), created=str(entry.get("created", "")),
                         run_dir=None, _curves=(curves, ranges))
-        ev.results = evaluate_claims(claims, frame, suite.design(), curves)
-        _with_extensions(ev.results, sub)
+        ev.results = evaluate(claims, frame, suite.design(), curves, sub)
         out.append(ev)
     if not out:
         raise StoreError("no suite of this published report has its frames", where=str(path),

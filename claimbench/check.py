@@ -694,7 +694,8 @@ def measure(suites: list[Suite], out: str | Path, executor: str = "ray", address
     start = time.monotonic()
     summaries = run_suites([(s, inside(out, s.name)) for s in suites], executor=executor, address=address,
                            command=command, progress=progress, faults=faults, pack_size=pack_size,
-                           cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, trial_timeout=trial_timeout)
+                           cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, trial_timeout=trial_timeout,
+                           exhaustive=True)  # the gate compares the same trials as its baseline: no adaptive rules
     measured = []
     for s, summary in zip(suites, summaries):
         ev = evaluate_run(summary.run_dir, select)

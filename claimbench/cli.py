@@ -236,11 +236,14 @@ def cli() -> None:
 @click.option("--address", default=None, help="Attach to a running Ray cluster (auto or HOST:PORT) instead of starting one.")
 @click.option("--out", "out", default=None, help="Run directory [default: runs/SUITE-TIER, runs/SUITE-TIER-seedsN with --seeds].")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--exhaustive", is_flag=True,
+              help="Train every seed of the full matrix in one round: no looks, futility stops or pruning.")
 @_plan_options
 @_writer_options
 def run(suite: str, tier: str, executor: str, address: str | None, out: str | None, pack_size: int, quiet: bool,
         cpus_per_trial: float | None, gpus_per_trial: float | None, expr: str | None = None, dry_run: bool = False,
-        seeds: str | None = None, force: bool = False, wait: bool = False, trial_timeout: str | None = None) -> None:
+        seeds: str | None = None, force: bool = False, wait: bool = False, trial_timeout: str | None = None,
+        exhaustive: bool = False) -> None:
     """Run SUITE (a suite or group name from `claimbench list`, or a .toml path); only missing trials are trained.
 
     A group (e.g. `faq`) runs all its suites through one executor into RUN_DIR/<suite>/ and writes one report.
@@ -278,12 +281,15 @@ def run(suite: str, tier: str, executor: str, address: str | None, out: str | No
         write_group(root, group, tier, members)
     summaries = run_suites(targets, executor=executor, address=address, pack_size=pack_size,
                            command=command, progress=not quiet, faults=faults,
-                           cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, trial_timeout=timeout)
+                           cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, trial_timeout=timeout,
+                           exhaustive=exhaustive)
     elapsed = time.monotonic() - start
     for (s, _), summary in zip(targets, summaries):
         counts = ", ".join(f"{n} {st}" for st, n in sorted(summary.counts.items()))
-        click.echo(f"{s.name} [{tier}]: {summary.total} trials ({counts}); {summary.trained} new; "
-                   f"{summary.total - summary.trained} reused; run dir {summary.run_dir}")
+        held = summary.total - summary.skipped
+        skipped = f" ({summary.skipped} of {summary.total} left untrained by the adaptive rules)" if summary.skipped else ""
+        click.echo(f"{s.name} [{tier}]: {held} trials ({counts}){skipped}; {summary.trained} new; "
+                   f"{held - summary.trained} reused; run dir {summary.run_dir}")
         for line in summary.extensions:
             click.echo(f"  adaptive: {line}")
     click.echo(f"report: {_report(root, select=selection)}")

@@ -11,11 +11,26 @@ fixed before the run, decide what the next round trains:
 - ``budget = n`` — where some comparison is budget-limited (its groups' gains over the last quarter of the
   budget spread by more than ``CONVERGENCE_GAIN``), the budget doubles; at most ``n`` times.
 
-Each round's decisions are recorded in the run dir (``adaptive.json``) and shown in the report. Nothing here
-reads a verdict: only the diagnostics. The rounds depend only on the records, so the same command gives the
-same extensions, and a rerun (records present) trains nothing new. A claim whose diagnostics still fail
-after the allowed extensions stays undecided, with the reason. Later adaptive rules (seeds at planned looks,
-futility, pruning) are further planners of the same loop.
+Three further rules spend compute where a verdict can still change (defaults below, each overridable in
+``[adapt]``; ``--exhaustive`` turns them off and trains every seed of the full matrix in round 0):
+
+- ``looks = [3, 5]`` — seeds come in planned looks: round 0 trains the first 3 seeds, the next look opens
+  seeds up to 5, the last all of them. Seeds stay a prefix, so an adaptive and an exhaustive run share their
+  trials. No claim is decided before the last look: only futility stops a claim early, and stopping can only
+  remove decisions, so the final test keeps its level and its place in the Holm adjustment.
+- ``futility = 0.3`` from ``futility_from = 5`` seeds — at a look, a claim whose one-sided p-values against
+  both of its boundaries (``p_supported``, ``p_refuted``) are above 0.3 is stopped: it is reported
+  inconclusive, with the look and both p-values, and its trials are no longer needed for later seeds.
+- ``prune = 3`` — for seeds after the first look, a claim whose statistic reads only its tuned value
+  (``claims.reads``) needs only the ``prune`` best tuned values of each of its groups (by the mean of its
+  selection metric over the seeds so far); a claim that reads the whole grid (divergence limits, range
+  widths, timings) needs every cell. Later seeds train the union of what the claims still running need.
+
+Each round's decisions are recorded in the run dir (``adaptive.json``) and shown in the report. The
+extensions read only the diagnostics, futility only the p-values, pruning only the selection metric. The
+rounds depend only on the records, so the same command gives the same rounds, and a rerun (records
+present) trains nothing new. A claim whose diagnostics still fail after the allowed extensions stays
+undecided, with the reason.
 """
 
 from __future__ import annotations
@@ -26,10 +41,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+import pandas as pd
+
 from claimbench.analysis.diagnostics import beyond
 from claimbench.analysis.frames import curve_frame, trial_frame
+from claimbench.analysis.selection import direction
+from claimbench.claims import evaluate_claims, reads
+from claimbench.claims.protocol import claim_frame, tuned_axes
 from claimbench.store import RunStore, atomic_write_text
 from claimbench.suite import Axis, Suite, expand
+from claimbench.trial import TrialSpec
 
 ADAPT_FILE = "adaptive.json"
 #: Rounds after the first at most: every rule is bounded on its own; this bounds their sum.
@@ -55,34 +77,192 @@ class Extension:
                 f" ({', '.join(self.claims)}: {self.reason})")
 
 
+#: The compute rules' defaults: a suite's ``[adapt]`` overrides each (``suite.py``); ``--exhaustive`` turns
+#: them off. Chosen on the published faq-default frames (futility at 5 seeds with 0.3, and top-3 pruning,
+#: changed no verdict there); ``claimbench calibrate --adaptive`` measures their error rates.
+LOOKS = (3, 5)
+FUTILITY = 0.3
+FUTILITY_FROM = 5
+PRUNE = 3
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The compute rules a run applies: the seed counts judged before the last look, the futility threshold
+    (0: off) and the first look it applies at, and how many tuned values per group later seeds keep (0: off)."""
+
+    looks: tuple[int, ...] = ()
+    futility: float = 0.0
+    futility_from: int = FUTILITY_FROM
+    prune: int = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.looks)
+
+
+def rules_of(suite: Suite, exhaustive: bool = False) -> Rules:
+    """The rules ``suite`` registers (its ``[adapt]``, else the defaults), for its seed count; none when
+    ``exhaustive`` or when the suite has too few seeds for a look."""
+    if exhaustive:
+        return Rules()
+    a = suite.adapt
+    n = len(suite.seeds)
+    looks = tuple(k for k in a.get("looks", LOOKS) if 0 < k < n)
+    if not looks:
+        return Rules()
+    return Rules(looks=looks, futility=float(a.get("futility", FUTILITY)),
+                 futility_from=int(a.get("futility_from", FUTILITY_FROM)), prune=int(a.get("prune", PRUNE)))
+
+
+@dataclass
+class Look:
+    """What the loop decided at one look: the seeds judged, the claims stopped for futility (id -> why),
+    how many cells later seeds keep of how many, and the seeds opened next."""
+
+    round: int
+    seeds: int
+    stopped: dict[str, dict[str, Any]]
+    kept: int
+    cells: int
+    opened: int
+
+    def text(self) -> str:
+        out = f"round {self.round}: look at {self.seeds} seeds"
+        if self.stopped:
+            out += f"; stopped for futility: {', '.join(sorted(self.stopped))}"
+        if self.kept < self.cells:
+            out += f"; later seeds train {self.kept} of {self.cells} cells"
+        return out + f"; seeds opened to {self.opened}"
+
+
 @dataclass
 class Plan:
-    """A suite's state in the loop: the suite as now extended and the extensions so far."""
+    """A suite's state in the loop: the suite as now extended, the extensions and looks so far, how many
+    seeds are open, and the cells each look let later seeds train (ids of their first seed's trial)."""
 
     registered: Suite
     suite: Suite
     extensions: list[Extension] = field(default_factory=list)
+    rules: Rules = field(default_factory=Rules)
+    open: int = 0
+    looks: list[Look] = field(default_factory=list)
+    #: pruning decisions: (the first seed index they apply to, the cells kept, the cells they ranked); a cell
+    #: an extension adds later was not ranked, so it is trained
+    keeps: list[tuple[int, set[str], set[str]]] = field(default_factory=list)
+    claim_cells: dict[str, set[str]] = field(default_factory=dict)  # each claim's cells, at the last round
+
+    def __post_init__(self) -> None:
+        if not self.open:
+            self.open = self.rules.looks[0] if self.rules.active else len(self.suite.seeds)
 
     def used(self, axis: str, side: str) -> int:
         return sum(len(e.values) if e.axis != "budget" else 1 for e in self.extensions
                    if e.axis == axis and e.side == side)
 
+    @property
+    def stopped(self) -> dict[str, dict[str, Any]]:
+        return {c: why for look in self.looks for c, why in look.stopped.items()}
 
-def adaptive(suite: Suite) -> bool:
-    return bool(suite.adapt.get("extend") or suite.adapt.get("budget"))
+    def wanted(self) -> list[TrialSpec]:
+        """The trials this plan trains so far: every cell for the seeds before the first look, the kept
+        cells (and any cell an extension added since) for the seeds opened after it."""
+        seeds = self.suite.seeds
+        first = seeds[0]
+        index = {s: i for i, s in enumerate(seeds)}
+        specs = expand(self.suite)
+        out = []
+        for s in specs:
+            i = index[s.seed]
+            if i >= self.open:
+                continue
+            rule = next((k for k in reversed(self.keeps) if k[0] <= i), None)
+            if rule is not None:
+                cell = cell_of(s, first)
+                if cell in rule[2] and cell not in rule[1]:
+                    continue
+            out.append(s)
+        return out
+
+
+def cell_of(spec: TrialSpec, first_seed: int) -> str:
+    """A trial's cell: the id of the same trial at the suite's first seed."""
+    return spec.trial_id if spec.seed == first_seed else dataclasses.replace(spec, seed=first_seed).trial_id
+
+
+def adaptive(plan: Plan) -> bool:
+    s = plan.registered
+    return bool(s.adapt.get("extend") or s.adapt.get("budget")) or plan.rules.active
 
 
 def judge_store(suite: Suite, store: RunStore):
     """Every claim of ``suite`` judged on ``store``'s records of its trials (no robustness variants)."""
-    from claimbench.claims import evaluate_claims
+    return judge_records(suite, list(store.records({s.trial_id for s in expand(suite)})))
 
-    ids = {s.trial_id for s in expand(suite)}
-    records = list(store.records(ids))
+
+def judge_records(suite: Suite, records: list):
     tables = {a.name: list(a.values) for a in suite.axes if a.is_table}
     frame = trial_frame(records, tables)
     if frame.empty:
-        return []
-    return evaluate_claims(list(suite.claims), frame, suite.design(), curve_frame(records), variants=False)
+        return [], frame
+    return evaluate_claims(list(suite.claims), frame, suite.design(), curve_frame(records), variants=False), frame
+
+
+def take_look(plan: Plan, results: list, frame, round_no: int) -> Look:
+    """At a look: stop the claims that are futile, choose the cells later seeds train, open the next seeds."""
+    rules, suite = plan.rules, plan.suite
+    seeds_seen = plan.open
+    stopped = dict(plan.stopped)
+    new_stops: dict[str, dict[str, Any]] = {}
+    if rules.futility and seeds_seen >= rules.futility_from:
+        for r in results:
+            if r.claim_id in stopped or r.p_supported is None or r.p_refuted is None:
+                continue
+            if r.p_supported > rules.futility and r.p_refuted > rules.futility:
+                new_stops[r.claim_id] = {"look": len(plan.looks) + 1, "seeds": seeds_seen,
+                                         "p_supported": float(r.p_supported), "p_refuted": float(r.p_refuted),
+                                         "threshold": rules.futility}
+    stopped.update(new_stops)
+    first = suite.seeds[0]
+    cells = set(frame.loc[frame["seed"] == first, "trial_id"]) if len(frame) else set()
+    keep: set[str] = set()
+    design = suite.design()
+    for claim in suite.claims:
+        if claim.id in stopped:
+            continue
+        keep |= needed_cells(claim, frame, design, rules.prune, first)
+    nxt = next((k for k in rules.looks if k > seeds_seen), len(suite.seeds))
+    look = Look(round_no, seeds_seen, new_stops, len(keep & cells), len(cells), nxt)
+    plan.looks.append(look)
+    plan.keeps.append((seeds_seen, keep, cells))
+    plan.open = nxt
+    return look
+
+
+def needed_cells(claim, frame, design, prune: int, first_seed: int) -> set[str]:
+    """The cells (first-seed trial ids) a running claim needs for later seeds: all of its cells when its
+    statistic reads the whole grid or pruning is off, else the ``prune`` best tuned values per group."""
+    cf = claim_frame(claim, frame)
+    base = cf[cf["seed"] == first_seed]
+    tuned = tuned_axes(claim, design, cf)
+    if not prune or reads(claim) != "tuned" or not tuned:
+        return set(base["trial_id"])
+    select = claim.params.get("select", "val_acc")
+    if select not in cf.columns:
+        return set(base["trial_id"])
+    axes = [a for a in (*design.scientific, *design.nuisance, *design.fixed) if a in cf.columns]
+    groups = [a for a in axes if a not in tuned]
+    score = cf[select].astype(float) * direction(select)
+    score = score.where(cf["status"] == "completed")  # diverged or failed trials rank last
+    t = cf.assign(_score=score.fillna(-np.inf))
+    mean = t.groupby([*groups, *tuned], dropna=False, sort=True)["_score"].mean().reset_index()
+    keep_rows = []
+    for _, g in (mean.groupby(groups, dropna=False, sort=True) if groups else [((), mean)]):
+        keep_rows.append(g.sort_values("_score", ascending=False, kind="stable").head(prune))
+    kept = pd.concat(keep_rows) if keep_rows else mean.iloc[:0]
+    key = [*groups, *tuned]
+    chosen = base.merge(kept[key], on=key, how="inner")
+    return set(chosen["trial_id"])
 
 
 def next_round(plan: Plan, results: list, round_no: int) -> Suite | None:
@@ -130,39 +310,139 @@ def next_round(plan: Plan, results: list, round_no: int) -> Suite | None:
 
 
 def write_record(store: RunStore, plan: Plan) -> None:
-    """``adaptive.json`` in the run dir: the registered rules and every extension taken."""
-    doc = {"schema": 1, "rules": plan.registered.adapt,
-           "extensions": [dataclasses.asdict(e) | {"text": e.text()} for e in plan.extensions]}
+    """``adaptive.json`` in the run dir: the registered rules, every extension and look taken, the claims
+    stopped for futility and how many trials of the full matrix the rules left untrained."""
+    full = expand(plan.suite)
+    trained = {s.trial_id for s in plan.wanted()}
+    doc = {"schema": 2, "rules": plan.registered.adapt, "compute": dataclasses.asdict(plan.rules),
+           "extensions": [dataclasses.asdict(e) | {"text": e.text()} for e in plan.extensions],
+           "looks": [dataclasses.asdict(k) | {"text": k.text()} for k in plan.looks],
+           "stopped": plan.stopped, "full": len(full), "skipped": sum(s.trial_id not in trained for s in full),
+           "skipped_by_claim": skipped_by_claim(plan, full, trained)}
     atomic_write_text(store.dir / ADAPT_FILE, json.dumps(doc, indent=1, default=str) + "\n")
+
+
+def skipped_by_claim(plan: Plan, full: list[TrialSpec], trained: set[str]) -> dict[str, int]:
+    """Per claim, the trials of its cells that the rules left untrained (0 for an exhaustive run)."""
+    if len(full) == len(trained):
+        return {}
+    first = plan.suite.seeds[0]
+    by_cell: dict[str, int] = {}
+    for s in full:
+        if s.trial_id not in trained:
+            c = cell_of(s, first)
+            by_cell[c] = by_cell.get(c, 0) + 1
+    out = {}
+    for claim in plan.suite.claims:
+        ids = plan.claim_cells.get(claim.id, set())
+        out[claim.id] = sum(by_cell.get(c, 0) for c in ids)
+    return out
+
+
+def read_doc(run_dir: str | Path) -> dict[str, Any]:
+    """The run dir's ``adaptive.json`` ({} when the run had no rules, or the file is unreadable)."""
+    path = Path(run_dir) / ADAPT_FILE
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def read_record(run_dir: str | Path) -> list[dict[str, Any]]:
     """The extensions recorded in a run dir (empty when the run had none, or no adaptive rules)."""
-    path = Path(run_dir) / ADAPT_FILE
-    if not path.is_file():
-        return []
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    ext = doc.get("extensions") if isinstance(doc, dict) else None
+    ext = read_doc(run_dir).get("extensions")
     return [e for e in ext if isinstance(e, dict)] if isinstance(ext, list) else []
 
 
-def run_rounds(plans: list[tuple[Plan, RunStore]], train: Callable[[list[tuple[Suite, RunStore]]], None]) -> None:
-    """Round 0 has been trained by the caller; plan and train further rounds until no rule applies."""
+def run_rounds(plans: list[tuple[Plan, RunStore]],
+               train: Callable[[list[tuple[Suite, RunStore, list[TrialSpec]]]], None]) -> None:
+    """Train round 0 (every plan's open seeds), then plan and train further rounds until no rule applies:
+    at each round the registered extensions first; where none applies, the next look."""
+    train([(plan.suite, store, plan.wanted()) for plan, store in plans])
     for round_no in range(1, MAX_ROUNDS + 1):
         todo = []
         for plan, store in plans:
-            if not adaptive(plan.registered):
+            if not adaptive(plan):
                 continue
-            nxt = next_round(plan, judge_store(plan.suite, store), round_no)
+            results, frame = judge_store(plan.suite, store)
+            plan.claim_cells = claim_cells(plan, frame)
+            nxt = next_round(plan, results, round_no)
             if nxt is not None:
                 plan.suite = nxt
-                todo.append((nxt, store))
-        for plan, store in plans:
-            if adaptive(plan.registered):
-                write_record(store, plan)
+            elif plan.rules.active and plan.open < len(plan.suite.seeds):
+                take_look(plan, results, frame, round_no)
+            else:
+                continue
+            todo.append((plan.suite, store, plan.wanted()))
+        for plan, store in plans:  # every run dir says what this run's rules did (an exhaustive run: nothing)
+            write_record(store, plan)
         if not todo:
             return
         train(todo)
+
+
+def claim_cells(plan: Plan, frame) -> dict[str, set[str]]:
+    """Each claim's cells (first-seed trial ids) in ``frame``."""
+    if frame is None or not len(frame):
+        return {}
+    first = plan.suite.seeds[0]
+    out = {}
+    for claim in plan.suite.claims:
+        cf = claim_frame(claim, frame)
+        out[claim.id] = set(cf.loc[cf["seed"] == first, "trial_id"])
+    return out
+
+
+def evaluate(claims: list, frame, design, curves, run_dir: str | Path | None, variants: bool = True) -> list:
+    """Each claim's result (``claims.evaluate_claims``), in order, with what the loop did for it: a claim
+    stopped for futility is judged on the seeds of its look only (later seeds may hold only other claims'
+    cells) and reported inconclusive (``apply_stops``)."""
+    stopped = read_doc(run_dir).get("stopped", {}) if run_dir is not None else {}
+    stopped = stopped if isinstance(stopped, dict) else {}
+    at: dict[int, list] = {}
+    for c in claims:
+        why = stopped.get(c.id)
+        n = int(why.get("seeds", 0)) if isinstance(why, dict) else 0
+        at.setdefault(n, []).append(c)
+    by_id = {}
+    seeds = sorted(frame["seed"].unique()) if "seed" in frame.columns else []
+    for n, group in at.items():
+        part = frame if not n else frame[frame["seed"].isin(seeds[:n])]
+        cur = curves
+        if n and curves is not None and len(curves) and "trial_id" in curves.columns:
+            cur = curves[curves["trial_id"].isin(part["trial_id"])]
+        for r in evaluate_claims(group, part, design, cur, variants):
+            by_id[r.claim_id] = r
+    results = [by_id[c.id] for c in claims]
+    if run_dir is not None:
+        apply_stops(results, run_dir)
+    return results
+
+
+def apply_stops(results: list, run_dir: str | Path) -> None:
+    """Each result's diagnostics carry what the loop did for its claim (extensions, the look it stopped at,
+    the trials pruning skipped); a claim stopped for futility is inconclusive, with the look's p-values."""
+    doc = read_doc(run_dir)
+    taken = [e for e in doc.get("extensions", []) if isinstance(e, dict)]
+    stopped = doc.get("stopped") if isinstance(doc.get("stopped"), dict) else {}
+    skipped = doc.get("skipped_by_claim") if isinstance(doc.get("skipped_by_claim"), dict) else {}
+    for r in results:
+        r.diagnostics.setdefault("extensions", []).extend(e.get("text", "") for e in taken
+                                                         if r.claim_id in e.get("claims", []))
+        if r.claim_id in skipped:
+            r.diagnostics["pruned"] = int(skipped[r.claim_id])
+        why = stopped.get(r.claim_id)
+        if not isinstance(why, dict):
+            continue
+        text = (f"stopped for futility at look {why.get('look')} ({why.get('seeds')} seeds): p_supported "
+                f"{float(why.get('p_supported', 1)):.2g} and p_refuted {float(why.get('p_refuted', 1)):.2g} "
+                f"both above {float(why.get('threshold', FUTILITY)):g}")
+        r.diagnostics["stopped"] = dict(why) | {"text": text}
+        r.verdict = "inconclusive"
+        r.p_supported, r.p_refuted = float(why.get("p_supported", 1.0)), float(why.get("p_refuted", 1.0))
+        r.summary = f"{text}; {r.summary}"
+        if r.robustness:
+            r.robustness = dict(r.robustness) | {"label": "undecided"}

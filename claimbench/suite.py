@@ -72,7 +72,7 @@ TOP_KEYS = ("suite", "workload", "train", "budget", "axes", "tiers", "claims", "
 #: [adapt]: the adaptive rules the experimenter loop (claimbench/loop.py) may apply, fixed before the run:
 #: ``extend = { lr = 2 }`` lets a nuisance axis gain up to 2 values beyond each edge where claims are
 #: edge-limited; ``budget = 1`` lets the budget double once where a comparison is budget-limited.
-ADAPT_KEYS = ("extend", "budget")
+ADAPT_KEYS = ("extend", "budget", "looks", "futility", "futility_from", "prune")
 MAX_EXTEND = 4
 #: [resources]: one Ray slot (actor) per trial in flight; run-level, so never part of a trial id.
 #: cpus_per_trial > 0 (default 1), gpus_per_trial >= 0 (default 0; fractions share a GPU).
@@ -651,6 +651,34 @@ def _parse_adapt(v: "_Validator", table: dict, axes: tuple[Axis, ...], base: dic
                              fix="set [budget] epochs or steps, or remove adapt.budget")
         if n:
             out["budget"] = n
+    return out | _parse_compute(v, table)
+
+
+def _parse_compute(v: "_Validator", table: dict) -> dict[str, Any]:
+    """[adapt]'s compute rules (looks, futility, futility_from, prune): data, fixed before the run; the
+    loop's defaults (``loop.LOOKS`` ...) apply to the keys not given."""
+    out: dict[str, Any] = {}
+    if "looks" in table:
+        looks = table["looks"]
+        ok = isinstance(looks, list) and all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in looks) \
+            and looks == sorted(set(looks)) and len(looks) <= 4
+        if not ok:
+            raise SuiteError(f"looks must be up to 4 increasing seed counts, got {looks!r}",
+                             where=f"{v.path}: adapt.looks", fix="write looks = [3, 5] (or [] for no looks)")
+        out["looks"] = list(looks)
+    if "futility" in table:
+        f = table["futility"]
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not (f == 0 or 0.05 <= f < 1):
+            raise SuiteError(f"futility must be 0 (off) or a p-value threshold from 0.05 to below 1, got {f!r}",
+                             where=f"{v.path}: adapt.futility", fix="write futility = 0.3")
+        out["futility"] = float(f)
+    for key, low, high, example in (("futility_from", 2, 1024, 5), ("prune", 0, 64, 3)):
+        if key in table:
+            n = table[key]
+            if isinstance(n, bool) or not isinstance(n, int) or not low <= n <= high:
+                raise SuiteError(f"{key} must be an integer from {low} to {high}, got {n!r}",
+                                 where=f"{v.path}: adapt.{key}", fix=f"write {key} = {example}")
+            out[key] = n
     return out
 
 
@@ -1165,6 +1193,16 @@ def json_schema(workloads: tuple[Workload, ...] | list[Workload] = ()) -> dict[s
                                                               "maximum": MAX_EXTEND}},
                           "budget": {"type": "integer", "minimum": 0, "maximum": 2,
                                      "description": "times the budget may double where a comparison is "
-                                                    "budget-limited"}}},
+                                                    "budget-limited"},
+                          "looks": {"type": "array", "maxItems": 4, "items": {"type": "integer", "minimum": 1},
+                                    "description": "seed counts judged before the last look (default [3, 5])"},
+                          "futility": {"type": "number", "minimum": 0, "exclusiveMaximum": 1,
+                                       "description": "stop a claim at a look when both one-sided p-values "
+                                                      "exceed this (default 0.3; 0: off)"},
+                          "futility_from": {"type": "integer", "minimum": 2, "maximum": 1024,
+                                            "description": "the first seed count futility applies at (default 5)"},
+                          "prune": {"type": "integer", "minimum": 0, "maximum": 64,
+                                    "description": "tuned values per group that later seeds keep for claims "
+                                                   "reading only the tuned value (default 3; 0: off)"}}},
         },
     }

@@ -249,6 +249,7 @@ values = [0.001, 0.002, 0.004]
 
 [adapt]
 extend = { lr = 2 }
+looks = []  # this suite tests the grid extension alone: every seed from round 0
 
 [[claims]]
 id = "P1"
@@ -281,7 +282,7 @@ def test_the_loop_extends_an_edge_grid_records_it_and_a_rerun_trains_nothing(wri
     again = run_suite(suite, out, executor="local", progress=False)
     assert again.trained == 0 and read_record(out) == taken
     doc = json.loads((out / "adaptive.json").read_text())
-    assert doc["rules"] == {"extend": {"lr": 2}}
+    assert doc["rules"] == {"extend": {"lr": 2}, "looks": []}
 
 
 def test_adapt_rules_are_validated_at_load(write_suite):

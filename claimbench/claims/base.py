@@ -181,6 +181,11 @@ class ClaimKind:
     statistic: str
     method: str
     axis_params: tuple[str, ...] = ("axis",)  # params that must name a suite axis
+    #: Which trials of a cell the statistic reads: "tuned" (only the trial selected over the tuned axes, so
+    #: the experimenter loop may prune tuned values that cannot win), "grid" (every trial: divergence limits,
+    #: range widths, timings, reductions over the cell) or "quantity" (decided by the claim's quantities,
+    #: ``reads``). A kind that says nothing is never pruned.
+    reads: str = "grid"
 
     def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
         """Defaults filled in, every value checked against its ``Param`` declaration. Raises KeyError
@@ -220,6 +225,24 @@ class ClaimKind:
 
 
 KINDS: dict[str, ClaimKind] = {}
+
+
+def reads(claim: Claim) -> str:
+    """``"tuned"`` when the claim's statistic reads only each cell's selected trial (a bare column, or
+    ``argbest:``), else ``"grid"``: what the experimenter loop may prune for it (``loop.needed_cells``)."""
+    kind = KINDS.get(claim.kind)
+    if kind is None or kind.reads != "quantity":
+        return "grid" if kind is None else kind.reads
+    p = claim.params
+    texts = [p[k] for k in ("quantity", "metric") if isinstance(p.get(k), str)]
+    texts += [p[s]["quantity"] for s in ("num", "den") if isinstance(p.get(s), dict)
+              and isinstance(p[s].get("quantity"), str)]
+    selected = all(":" not in t or t.split(":", 1)[0] == "argbest" for t in texts)
+    return "tuned" if texts and selected and not any(t.split(":")[-1] in TIMINGS for t in texts) else "grid"
+
+
+#: Per-trial timing columns: a timing is a property of every trial, never of a selection.
+TIMINGS = ("time_per_step_s", "examples_per_s", "wall_s")
 
 
 def register(kind: ClaimKind) -> ClaimKind:

@@ -119,6 +119,7 @@ def _evaluate_one(claim: Claim, frame: pd.DataFrame, design: Design, stratum: di
 
 KIND = register(ClaimKind(
     name="best_level_in_range",
+    reads="tuned",
     params={
         "axis": Param(str, doc="the scientific axis"),
         "low": Param(float, doc="lower end of the claimed range (inclusive)", at_most="high"),

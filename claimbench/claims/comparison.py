@@ -144,6 +144,7 @@ def _compare(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict, 
 
 KIND = register(ClaimKind(
     name=NAME,
+    reads="quantity",
     params=arms.params(
         a=Param((dict, list), doc="an arm {column = value, ...}, or a list of arms"),
         b=Param((dict, list), doc="the arm a is compared with, or a list of arms paired with a's"),

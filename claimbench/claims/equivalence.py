@@ -168,6 +168,7 @@ def _against_best(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
 
 KIND = register(ClaimKind(
     name=NAME,
+    reads="quantity",
     params=arms.params(
         a=Param(dict, doc="the arm claimed to be as good"),
         b=Param((dict, str), doc='an arm, or "best" (with axis)'),

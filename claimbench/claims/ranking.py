@@ -98,6 +98,7 @@ def _evaluate_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
 
 KIND = register(ClaimKind(
     name=NAME,
+    reads="quantity",
     params=arms.params(
         axis=Param(str, doc="the axis whose levels are ranked"),
         order=Param(list, doc="the levels, claimed worst to best"),

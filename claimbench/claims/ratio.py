@@ -150,6 +150,7 @@ _BAND = dict(
 
 KIND = register(ClaimKind(
     name=RATIO,
+    reads="quantity",
     params=arms.params(
         num=Param(dict, doc="{where = {...}, quantity = \"...\"}: the numerator"),
         den=Param(dict, doc="{where = {...}, quantity = \"...\"}: the denominator"),

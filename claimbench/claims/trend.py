@@ -115,6 +115,7 @@ def _evaluate_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: d
 
 KIND = register(ClaimKind(
     name=NAME,
+    reads="quantity",
     params=arms.params(
         axis=Param(str, doc="the axis along which the quantity trends"),
         direction=Param(str, "increasing", "claimed direction: increasing or decreasing",

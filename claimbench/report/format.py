@@ -281,4 +281,9 @@ def protocol_lines(diagnostics: dict | None) -> list[str]:
                    f"(broken by grid order)")
     for e in d.get("extensions", []):
         out.append(f"extended: {e}")
+    if d.get("stopped"):
+        out.append(f"adaptive: {d['stopped']['text']}")
+    if d.get("pruned"):
+        out.append(f"adaptive: {d['pruned']} trials of this claim's cells left untrained (for later seeds: tuned values "
+                   f"that could not win, or the claim stopped)")
     return out

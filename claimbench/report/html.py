@@ -24,6 +24,7 @@ from markupsafe import Markup
 
 from claimbench.analysis import inference
 from claimbench.claims.base import VERDICTS, Claim, ClaimResult, evidence
+from claimbench.loop import read_doc
 from claimbench.report import figures as figs
 from claimbench.report import format as fmt
 from claimbench.report.figures.summary import summary_figure
@@ -377,6 +378,8 @@ def _methodology(evaluation: "Evaluation") -> dict[str, Any]:
     frame = evaluation.frame
     counts = Counter(frame["status"]) if "status" in frame.columns else Counter()
     expected = _expected_trials(suite)
+    doc = read_doc(evaluation.run_dir) if evaluation.run_dir is not None else {}
+    skipped = int(doc.get("skipped", 0) or 0)  # trials the adaptive rules chose not to train (loop.py)
     status_rows = [(s, counts.get(s, 0)) for s in STATUSES]
     status_rows += [(s, n) for s, n in sorted(counts.items()) if s not in STATUSES]
     damaged = frame.attrs.get("damaged", [])  # store.RunStore.frame: records quarantined in this run dir
@@ -397,7 +400,9 @@ def _methodology(evaluation: "Evaluation") -> dict[str, Any]:
         "status_rows": status_rows,
         "n_records": int(len(frame)),
         "expected": expected,
-        "missing": max(expected - int(len(frame)), 0) if expected is not None else None,
+        "missing": max(expected - int(len(frame)) - skipped, 0) if expected is not None else None,
+        "skipped": skipped,
+        "adaptive": [str(k.get("text", "")) for k in doc.get("looks", []) if isinstance(k, dict)],
     }
 
 

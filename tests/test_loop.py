@@ -1,0 +1,106 @@
+"""The experimenter loop's compute rules (claimbench/loop.py): seeds in looks, futility stops, claim-aware
+pruning; an adaptive run trains a prefix of the exhaustive run's trials and says what it left out."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from claimbench.analysis.isolation import Design
+from claimbench.claims import Claim, reads
+from claimbench.errors import UserError
+from claimbench.loop import needed_cells, rules_of
+from claimbench.suite import expand, load_suite
+
+from tests.conftest import TINY_SUITE
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+LOOKS = TINY_SUITE.replace("seeds = 2\n", "seeds = 6\n", 1).replace(
+    "[budget]", "[adapt]\nlooks = [2, 4]\nfutility_from = 4\nprune = 1\n\n[budget]", 1)
+
+
+def claim(kind: str, **params) -> Claim:
+    return Claim(id="X", kind=kind, faq_section="0", paraphrase="", params=params)
+
+
+def test_a_claim_says_which_cells_it_reads():
+    assert reads(claim("best_level_in_range", axis="batch_size")) == "tuned"
+    assert reads(claim("paired_comparison", quantity="test_acc")) == "tuned"
+    assert reads(claim("paired_comparison", quantity="argbest:lr")) == "tuned"
+    # divergence limits, range widths, reductions over a cell and timings read every trial of a cell
+    for q in ("max_stable:lr", "min_diverging:lr", "range_width:lr", "min:steps_to_target", "mean:test_acc",
+              "time_per_step_s"):
+        assert reads(claim("paired_comparison", quantity=q)) == "grid", q
+    assert reads(claim("range_width_trend", axis="batch_size")) == "grid"
+    assert reads(claim("no_such_kind")) == "grid"  # a kind that says nothing is never pruned
+
+
+def test_pruning_keeps_the_best_tuned_values_of_each_group_by_their_mean():
+    rows = []
+    for seed in range(3):
+        for b in (8, 32):
+            for i, lr in enumerate((0.1, 0.2, 0.4, 0.8)):
+                acc = {8: [0.5, 0.9, 0.7, 0.1], 32: [0.2, 0.3, 0.6, 0.8]}[b][i] + 0.01 * seed
+                rows.append({"trial_id": f"{b}-{lr}-{seed}", "seed": seed, "batch_size": b, "lr": lr,
+                             "val_acc": acc, "test_acc": acc, "status": "completed" if lr < 0.8 or b == 32 else "diverged"})
+    frame = pd.DataFrame(rows)
+    frame["trial_id"] = [f"{b}-{lr}-0" if s == 0 else t for t, b, lr, s in
+                         zip(frame["trial_id"], frame["batch_size"], frame["lr"], frame["seed"])]
+    design = Design(scientific=("batch_size",), nuisance=("lr",), fixed=())
+    c = claim("best_level_in_range", axis="batch_size")
+    assert needed_cells(c, frame, design, 2, 0) == {"8-0.2-0", "8-0.4-0", "32-0.8-0", "32-0.4-0"}
+    assert needed_cells(c, frame, design, 0, 0) == set(frame.loc[frame["seed"] == 0, "trial_id"])  # off
+    grid = claim("range_width_trend", axis="batch_size")
+    assert needed_cells(grid, frame, design, 2, 0) == set(frame.loc[frame["seed"] == 0, "trial_id"])
+
+
+def test_rules_come_from_the_suite_with_defaults_and_exhaustive_turns_them_off(write_suite):
+    suite = load_suite(write_suite(LOOKS), "default")
+    r = rules_of(suite)
+    assert (r.looks, r.futility, r.futility_from, r.prune) == ((2, 4), 0.3, 4, 1)
+    assert not rules_of(suite, exhaustive=True).active
+    default = load_suite(write_suite(TINY_SUITE.replace("seeds = 2\n", "seeds = 8\n", 1)), "default")
+    assert rules_of(default).looks == (3, 5)
+    assert not rules_of(load_suite(write_suite(TINY_SUITE), "default")).active  # 2 seeds: no look
+
+
+@pytest.mark.parametrize("text,match", [("looks = [4, 2]", "increasing"), ("futility = 1.5", "futility must"),
+                                        ("prune = -1", "prune must"), ("futility_from = true", "futility_from must")])
+def test_bad_compute_rules_are_one_line_errors(write_suite, text, match):
+    bad = TINY_SUITE.replace("[budget]", f"[adapt]\n{text}\n\n[budget]", 1)
+    with pytest.raises(UserError, match=match):
+        load_suite(write_suite(bad), "default")
+
+
+def test_an_adaptive_run_trains_a_prefix_of_the_exhaustive_run_and_records_what_it_left(write_suite, tmp_path):
+    from claimbench.api import evaluate_run, run_suite
+
+    suite = load_suite(write_suite(LOOKS), "default")
+    out = tmp_path / "run"
+    first = run_suite(suite, out, executor="local", progress=False)
+    doc = json.loads((out / "adaptive.json").read_text())
+    full = {s.trial_id: s for s in expand(suite)}
+    assert doc["full"] == len(full) == first.total
+    trained = set(evaluate_run(out).frame["trial_id"])
+    assert trained <= set(full) and len(trained) == first.trained == first.total - first.skipped
+    assert [k["seeds"] for k in doc["looks"]] == [2, 4] and doc["skipped"] == first.skipped
+    # every cell trains the seeds before the first look; later seeds only the cells some claim still needs
+    by_seed = pd.Series([full[t].seed for t in trained]).value_counts().sort_index()
+    assert by_seed[0] == by_seed[1] == len(full) // 6 and by_seed[5] <= by_seed[0]
+    ev = evaluate_run(out)
+    for r in ev.results:
+        if r.claim_id in doc["stopped"]:  # futile: inconclusive, judged on the seeds of its look, saying so
+            assert r.verdict == "inconclusive" and r.summary.startswith("stopped for futility")
+            assert r.n_seeds == doc["stopped"][r.claim_id]["seeds"]
+            assert r.p_supported > 0.3 and r.p_refuted > 0.3
+    again = run_suite(suite, out, executor="local", progress=False)
+    assert again.trained == 0 and json.loads((out / "adaptive.json").read_text())["looks"] == doc["looks"]
+    # --exhaustive trains exactly what the adaptive run left, and no claim stays stopped
+    rest = run_suite(suite, out, executor="local", progress=False, exhaustive=True)
+    assert rest.trained == first.skipped and rest.skipped == 0
+    assert json.loads((out / "adaptive.json").read_text())["stopped"] == {}
+    assert all(not r.summary.startswith("stopped") for r in evaluate_run(out).results)
