@@ -11,7 +11,7 @@ import pandas as pd
 
 from claimbench.claims import ClaimResult
 from claimbench.env import environment
-from claimbench.loop import Plan, evaluate, rules_of, run_rounds
+from claimbench.loop import Plan, evaluate, read_doc, rules_of, run_rounds
 from claimbench.errors import StoreError
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
 from claimbench.store import RunStore
@@ -212,7 +212,7 @@ def evaluate_run(run_dir: str | Path, select: Callable[[str, str], bool] | None 
     ev = Evaluation(suite=info.suite, frame=frame, results=[], command=info.command,
                     environment=info.environment, created=info.created, run_dir=store.dir)
     if len(frame):
-        ev.results = evaluate(claims, frame, info.suite.design(), ev.curves(), store.dir)
+        ev.results = evaluate(claims, frame, info.suite.design(), ev.curves(), read_doc(store.dir))
     return ev
 
 
@@ -250,7 +250,7 @@ def evaluate_published(path: str | Path, select: Callable[[str, str], bool] | No
         ev = Evaluation(suite=suite, frame=frame, results=[], command=str(entry.get("command", "")),
                         environment=dict(entry.get("environment") or {}), created=str(entry.get("created", "")),
                         run_dir=None, _curves=(curves, ranges))
-        ev.results = evaluate(claims, frame, suite.design(), curves, sub)
+        ev.results = evaluate(claims, frame, suite.design(), curves, read_doc(sub))
         out.append(ev)
     if not out:
         raise StoreError("no suite of this published report has its frames", where=str(path),

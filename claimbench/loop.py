@@ -396,11 +396,11 @@ def claim_cells(plan: Plan, frame) -> dict[str, set[str]]:
     return out
 
 
-def evaluate(claims: list, frame, design, curves, run_dir: str | Path | None, variants: bool = True) -> list:
-    """Each claim's result (``claims.evaluate_claims``), in order, with what the loop did for it: a claim
-    stopped for futility is judged on the seeds of its look only (later seeds may hold only other claims'
-    cells) and reported inconclusive (``apply_stops``)."""
-    stopped = read_doc(run_dir).get("stopped", {}) if run_dir is not None else {}
+def evaluate(claims: list, frame, design, curves, doc: dict[str, Any], variants: bool = True) -> list:
+    """Each claim's result (``claims.evaluate_claims``), in order, with what the loop did for it (``doc``: a
+    run dir's ``adaptive.json``, ``read_doc``): a claim stopped for futility is judged on the seeds of its
+    look only (later seeds may hold only other claims' cells) and reported inconclusive (``apply_doc``)."""
+    stopped = doc.get("stopped", {})
     stopped = stopped if isinstance(stopped, dict) else {}
     at: dict[int, list] = {}
     for c in claims:
@@ -417,15 +417,13 @@ def evaluate(claims: list, frame, design, curves, run_dir: str | Path | None, va
         for r in evaluate_claims(group, part, design, cur, variants):
             by_id[r.claim_id] = r
     results = [by_id[c.id] for c in claims]
-    if run_dir is not None:
-        apply_stops(results, run_dir)
+    apply_doc(results, doc)
     return results
 
 
-def apply_stops(results: list, run_dir: str | Path) -> None:
+def apply_doc(results: list, doc: dict[str, Any]) -> None:
     """Each result's diagnostics carry what the loop did for its claim (extensions, the look it stopped at,
     the trials pruning skipped); a claim stopped for futility is inconclusive, with the look's p-values."""
-    doc = read_doc(run_dir)
     taken = [e for e in doc.get("extensions", []) if isinstance(e, dict)]
     stopped = doc.get("stopped") if isinstance(doc.get("stopped"), dict) else {}
     skipped = doc.get("skipped_by_claim") if isinstance(doc.get("skipped_by_claim"), dict) else {}

@@ -1,0 +1,152 @@
+"""Adaptive against exhaustive: what the experimenter loop's compute rules save, and what they change.
+
+    python benchmarks/adaptive.py faq --tier default          # runs both ways, back to back (tens of minutes)
+    python benchmarks/adaptive.py --replay reports/faq-default  # offline, on a published run's frames (minutes)
+
+Run mode trains SUITE (a suite or group) at TIER twice into fresh run dirs, on this checkout's revision:
+``claimbench run`` (adaptive, the default) and ``claimbench run --exhaustive``. It prints each one's trials,
+summed trial time and wall time, and the verdict agreement, raw and Holm-adjusted, with every difference.
+
+Replay mode judges a published (exhaustive) report's frames the way the loop would have trained them: the
+seeds of each look, the futility stops, the pruned cells (``claimbench.loop``: the same functions), and
+compares the final verdicts with the published frames' own. "saved" is the share of the summed trial time
+of the trials the rules leave out; the wall-clock saving is smaller, since pruning thins the packs.
+
+The last line: ``adaptive_wall_ratio=X verdicts_same=N/M holm_same=N/M`` (run mode; replay mode prints
+``adaptive_time_share=X`` instead of the wall ratio: the summed trial time the rules keep).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+
+def verdicts(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
+    """(suite, claim) -> (verdict, Holm-adjusted verdict) of a verdicts.json's claim-level rows."""
+    doc = json.loads((path / "verdicts.json").read_text())
+    return {(r["suite"], r["claim_id"]): (r["verdict"], r.get("adjusted_verdict", r["verdict"]))
+            for r in doc["verdicts"] if r.get("level", "claim") == "claim"}
+
+
+def compare(a: dict, b: dict) -> tuple[int, int, int, list[str]]:
+    keys = sorted(set(a) & set(b))
+    raw = sum(a[k][0] == b[k][0] for k in keys)
+    holm = sum(a[k][1] == b[k][1] for k in keys)
+    diffs = [f"{s}/{c}: adaptive {a[(s, c)][0]} (Holm {a[(s, c)][1]}), exhaustive {b[(s, c)][0]} "
+             f"(Holm {b[(s, c)][1]})" for s, c in keys if a[(s, c)] != b[(s, c)]]
+    return raw, holm, len(keys), diffs
+
+
+def summed_time(run_dir: Path) -> tuple[int, float]:
+    frames = [pd.read_parquet(p) for p in run_dir.rglob("trials.parquet")]
+    f = pd.concat(frames) if frames else pd.DataFrame({"wall_s": []})
+    return len(f), float(f["wall_s"].sum())
+
+
+def run_mode(suite: str, tier: str, out: Path) -> str:
+    times = {}
+    for mode, extra in (("exhaustive", ["--exhaustive"]), ("adaptive", [])):
+        cmd = [sys.executable, "-m", "claimbench", "run", suite, "--tier", tier, "--out", str(out / mode),
+               "--quiet", *extra]
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        times[mode] = time.perf_counter() - start
+        n, summed = summed_time(out / mode)
+        print(f"{mode:10s} trials={n} summed_trial_s={summed:.0f} wall_s={times[mode]:.0f}", flush=True)
+    raw, holm, n, diffs = compare(verdicts(out / "adaptive"), verdicts(out / "exhaustive"))
+    for d in diffs:
+        print("  differs:", d)
+    return f"adaptive_wall_ratio={times['adaptive'] / times['exhaustive']:.3f} verdicts_same={raw}/{n} holm_same={holm}/{n}"
+
+
+def replay(path: Path) -> str:
+    from claimbench.analysis import inference
+    from claimbench.api import evaluate_published
+    from claimbench.claims import evaluate_claims, evidence
+    from claimbench.loop import Plan, evaluate, needed_cells, rules_of
+
+    evs = evaluate_published(path)
+    ref, got, kept_s, all_s = [], [], 0.0, 0.0
+    for ev in evs:
+        suite, frame, curves = ev.suite, ev.frame, ev.curves()
+        rules = rules_of(suite)
+        plan = Plan(suite, suite, rules=rules)
+        seeds = sorted(frame["seed"].unique())
+        axes = [a.name for a in suite.axes if a.name in frame.columns]
+        frame = frame.assign(_cell=[tuple(map(str, r)) for r in frame[axes].itertuples(index=False)],
+                             _i=frame["seed"].map({s: i for i, s in enumerate(seeds)}))
+        design = suite.design()
+        opened = rules.looks[0] if rules.active else len(seeds)
+        trained = frame[frame["_i"] < opened]
+        stopped: dict[str, dict] = {}
+        while opened < len(seeds):
+            part = curves[curves["trial_id"].isin(trained["trial_id"])] if len(curves) else curves
+            results = evaluate_claims(list(suite.claims), trained, design, part, variants=False)
+            if rules.futility and opened >= rules.futility_from:
+                for r in results:
+                    if r.claim_id not in stopped and r.p_supported is not None and r.p_refuted is not None \
+                            and min(r.p_supported, r.p_refuted) > rules.futility:
+                        stopped[r.claim_id] = {"look": len(plan.looks) + 1, "seeds": opened, "threshold": rules.futility,
+                                               "p_supported": r.p_supported, "p_refuted": r.p_refuted}
+            first = trained[trained["_i"] == 0]
+            keep: set[str] = set()
+            for c in suite.claims:
+                if c.id not in stopped:
+                    keep |= needed_cells(c, trained, design, rules.prune, seeds[0])
+            keep_cells = set(first.loc[first["trial_id"].isin(keep), "_cell"])
+            ranked = set(first["_cell"])
+            nxt = next((k for k in rules.looks if k > opened), len(seeds))
+            new = frame[(frame["_i"] >= opened) & (frame["_i"] < nxt)
+                        & (frame["_cell"].isin(keep_cells) | ~frame["_cell"].isin(ranked))]
+            trained = pd.concat([trained, new])
+            plan.looks.append(None)
+            opened = nxt
+        trained = trained.drop(columns=["_cell", "_i"])
+        part = curves[curves["trial_id"].isin(trained["trial_id"])] if len(curves) else curves
+        mine = evaluate(list(suite.claims), trained, design, part, {"stopped": stopped})
+        kept_s += float(trained["wall_s"].sum())
+        all_s += float(frame["wall_s"].sum())
+        for r, q in zip(ev.results, mine):
+            ref.append((suite.name, r))
+            got.append((suite.name, q))
+        print(f"{suite.name:28s} trials {len(trained):5d} of {len(frame):5d}; stopped: {', '.join(sorted(stopped)) or '-'}",
+              flush=True)
+    adj_ref = inference.adjust([evidence(r) for _, r in ref])
+    adj_got = inference.adjust([evidence(r) for _, r in got])
+    a = {(s, r.claim_id): (r.verdict, h) for (s, r), h in zip(got, adj_got)}
+    b = {(s, r.claim_id): (r.verdict, h) for (s, r), h in zip(ref, adj_ref)}
+    raw, holm, n, diffs = compare(a, b)
+    for d in diffs:
+        print("  differs:", d)
+    return f"adaptive_time_share={kept_s / all_s:.3f} verdicts_same={raw}/{n} holm_same={holm}/{n}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("suite", nargs="?", help="suite or group to run both ways")
+    ap.add_argument("--tier", default="default")
+    ap.add_argument("--out", default=None, help="where the two run dirs go [a temporary dir]")
+    ap.add_argument("--replay", default=None, help="a published report dir to replay instead of training")
+    args = ap.parse_args()
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}")
+    if args.replay:
+        print(replay(Path(args.replay)))
+    elif args.suite:
+        out = Path(args.out or tempfile.mkdtemp(prefix="cb-adaptive-"))
+        print(run_mode(args.suite, args.tier, out))
+    else:
+        ap.error("give a suite or --replay DIR")
+
+
+if __name__ == "__main__":
+    main()
