@@ -355,11 +355,7 @@ def _critical_batch() -> Scenario:
 #: its LR grid (factors of 2, 2^-8 to 1) shared by every seed, the optimal LR growing as batch^0.75, and the
 #: steps growing by a factor exp(STEPS_CURVATURE) per squared log2 step away from it.
 CRIT_BUDGET = {4: 6000, 8: 3500, 16: 2000, 32: 1000, 64: 600, 128: 400, 256: 300, 512: 300, 1024: 300}
-
-
 CRIT_LR_GRID = 2.0 ** np.arange(-8, 1)
-
-
 STEPS_CURVATURE = 0.1
 
 

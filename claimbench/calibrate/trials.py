@@ -15,15 +15,9 @@ from claimbench.analysis.isolation import Design
 
 #: Trial noise: validation accuracy per trial, test minus validation, the per-seed shift.
 SIGMA_VAL, SIGMA_TEST, SIGMA_SEED = 0.01, 0.005, 0.01
-
-
 #: Learning-rate penalties (three LRs tuned per level): close enough that noise changes the pick.
 LR_PENALTY = (0.0, -0.005, -0.012)
-
-
 LRS = (0.01, 0.03, 0.1)
-
-
 PILOT_SEEDS = 20000
 
 
@@ -67,12 +61,8 @@ def levels_builder(axis: str, levels: Sequence[Any], means: Callable[[float, flo
 
 #: The tuned grid of the frontier scenarios: factors of 2 (log2 values), as the default suites ship.
 TUNED_GRID = 2.0 ** np.arange(-12, 15)
-
-
 #: The optimum's scatter per cell (log2 units) and the curvature of val_acc around it (per log2 unit²).
 OPT_SIGMA, CURVATURE = 0.3, 0.02
-
-
 #: The validation and test split sizes the metric is rounded to: the built-in mnist1d at its default 5000
 #: examples keeps 1000 for test and 800 of the other 4000 for validation (workloads/data.py), so its val_acc is a
 #: multiple of 1/800 and test_acc of 1/1000, as the store records them.
