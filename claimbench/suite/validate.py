@@ -86,7 +86,7 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default", seeds: in
         raise SuiteError(f"workload {workload.name!r} is a training function, whose budget is steps, not epochs",
                          where=f"{path}: budget", fix="write [budget] steps = N")
 
-    # Count the matrix before expanding it: a product of 10^9 is refused here, in microseconds.
+    # Count the matrix before expanding it: a product of 10^9 is refused here, before a single trial is built.
     n_trials = math.prod(len(a.values) for a in axes) * len(seeds)
     shape = " x ".join([*(f"{len(a.values)} {a.name}" for a in axes), f"{len(seeds)} seeds"])
     lim.check_count("trials", n_trials, limits, f"{path}: axes",
