@@ -31,9 +31,9 @@ from claimbench.trial import TrialSpec, TrialStatus
 
 #: The model of one trial's worker seconds, ``DEFAULT_SECONDS_PER_TRIAL + DEFAULT_SECONDS_PER_COST x
 #: cost``: a least-squares fit over the completed trials published in reports/faq-default and
-#: reports/batch_scaling-default (trained on 2 CPU cores). The cost model counts steps, batch and width,
-#: not the model family nor whether a trial packs, so the seconds per cost unit differ several-fold
-#: between suites and, without records, the estimate is rough; the records in a run dir rescale it.
+#: reports/batch_scaling-default. The cost model counts steps, batch and width, not the model family nor
+#: whether a trial packs, so without records the estimate is rough; the records in a run dir rescale it.
+#: The fit and its accuracy: reports/performance.md, "The dry-run estimate".
 DEFAULT_SECONDS_PER_TRIAL = 0.72
 DEFAULT_SECONDS_PER_COST = 2.9e-4
 
