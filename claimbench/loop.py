@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from claimbench.analysis.diagnostics import beyond
 from claimbench.analysis.frames import curve_frame, trial_frame
+from claimbench.claims import evaluate_claims
 from claimbench.store import RunStore, atomic_write_text
 from claimbench.suite import Axis, Suite, expand
 
@@ -74,8 +75,6 @@ def adaptive(suite: Suite) -> bool:
 
 def judge_store(suite: Suite, store: RunStore):
     """Every claim of ``suite`` judged on ``store``'s records of its trials (no robustness variants)."""
-    from claimbench.claims import evaluate_claims
-
     ids = {s.trial_id for s in expand(suite)}
     records = list(store.records(ids))
     tables = {a.name: list(a.values) for a in suite.axes if a.is_table}
