@@ -1,7 +1,7 @@
-"""This checkout's training engines against an earlier commit's, on real packs of the FAQ's costliest suites.
+"""This checkout's training engines against another revision's, on real packs of the FAQ's costliest suites.
 
-    python benchmarks/engine_ab.py --against dc87600          # about 5 minutes on 2 CPU cores
-    python benchmarks/engine_ab.py --against dc87600 --quick  # fewer steps and one repeat
+    python benchmarks/engine_ab.py --against REV          # REV: a git revision; about 5 minutes on 2 CPU cores
+    python benchmarks/engine_ab.py --against REV --quick  # fewer steps and one repeat
 
 Each case is one pack of a suite's default-tier trials (a selection such as ``width=512``, the first
 trials of it, as many as the runner packs together: ``runner.packs.pack_width``), with its budget cut

@@ -447,7 +447,7 @@ def calibrate(kinds: tuple[str, ...], seeds: str, reps: int, markdown_path: str 
     KINDS: claim kinds (default: all). Exits 1 when a null rate exceeds 2.5% + 2 Monte Carlo SE.
     """
 
-    from claimbench.analysis import calibration
+    from claimbench import calibrate as calibration
 
     try:
         counts = sorted({int(x) for x in seeds.split(",") if x.strip()})

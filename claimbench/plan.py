@@ -24,17 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from claimbench.runner.packs import cost, make_packs
+from claimbench.runner.ray_executor import slots_on_nodes
+from claimbench.store import MAX_RECORD_BYTES, read_json_bounded, record_problem
 from claimbench.suite import Suite, expand
 from claimbench.trial import TrialSpec, TrialStatus
 
 #: The model of one trial's worker seconds, ``DEFAULT_SECONDS_PER_TRIAL + DEFAULT_SECONDS_PER_COST x
-#: cost``: the least-squares fit over the 5875 completed trials published in reports/faq-default and
-#: reports/batch_scaling-default (trained on this project's 2-core CPU machine, partly shared with
-#: other work). Per suite the seconds per cost unit range from 1.2e-4 (early_stopping) to 5.3e-3
-#: (clipping): the cost model counts steps, batch and width, not the model family nor whether a trial
-#: packs, so without records the estimate is rough: batch_scaling's B4 at the smoke tier (12 trials that
-#: measure the noise scale, so train one at a time) was estimated at 10 s and took 61 s on the local
-#: executor with the 2 cores shared (load 5.6); its records then scale the model by 6.3.
+#: cost``: a least-squares fit over the completed trials published in reports/faq-default and
+#: reports/batch_scaling-default. The cost model counts steps, batch and width, not the model family nor
+#: whether a trial packs, so without records the estimate is rough; the records in a run dir rescale it.
+#: The fit and its accuracy: reports/performance.md, "The dry-run estimate".
 DEFAULT_SECONDS_PER_TRIAL = 0.72
 DEFAULT_SECONDS_PER_COST = 2.9e-4
 
@@ -78,8 +77,6 @@ def _exclusive(pack: list[TrialSpec]) -> bool:
 def _cached(run_dir: Path, ids: set[str]) -> tuple[dict[str, dict], int]:
     """Final, verified records of ``ids`` in ``run_dir`` (id -> record data), and how many files of
     ``ids`` fail verification; read without moving anything (``RunStore.records`` would quarantine)."""
-    from claimbench.store import MAX_RECORD_BYTES, read_json_bounded, record_problem
-
     trials = run_dir / "trials"
     found, damaged = {}, 0
     if not trials.is_dir():
@@ -101,13 +98,11 @@ def _cached(run_dir: Path, ids: set[str]) -> tuple[dict[str, dict], int]:
 
 def workers_for(executor: str, cpus_per_trial: float, gpus_per_trial: float) -> tuple[int, str]:
     """The workers ``executor`` would start on this machine, and a note when that is a guess."""
-    from claimbench.runner.ray_executor import slots_on_nodes
-
     if executor == "local":
         return 1, ""
     gpus = 0
     if gpus_per_trial:
-        import torch  # only when a slot asks for a GPU
+        import torch  # lazy: only a slot that asks for a GPU needs torch; a dry run otherwise never imports it
 
         gpus = torch.cuda.device_count()
     slots = slots_on_nodes([{"CPU": float(os.cpu_count() or 1), "GPU": float(gpus)}], cpus_per_trial, gpus_per_trial)

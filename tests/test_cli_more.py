@@ -114,7 +114,7 @@ def test_list_shows_every_shipped_claim_of_group_members():
 
 def test_list_is_driven_by_the_group_files(tmp_path, monkeypatch):
     write_tree(tmp_path)
-    monkeypatch.setattr("claimbench.suite.suites_dir", lambda: tmp_path)
+    monkeypatch.setattr("claimbench.suite.load.suites_dir", lambda: tmp_path)
     code, out, err = cli("list")
     assert code == 0, err
     lines = out.splitlines()

@@ -157,7 +157,7 @@ def test_frontier_suites_load_at_every_tier_with_the_claims_and_the_beta2_rule()
 def test_calibration_has_a_scenario_for_each_frontier_kind():
     # the null rows only, 10 repetitions (the full table: claimbench calibrate power_law_slope lr_surge
     # noise_scale_growth --reps 200; the pilots of every kind's scenarios take most of this test's time)
-    from claimbench.analysis import calibration
+    from claimbench import calibrate as calibration
     kinds = ["power_law_slope", "lr_surge", "noise_scale_growth"]
     assert set(kinds) <= set(calibration.SCENARIO_KINDS)
     rows = calibration.run(kinds, seeds=(3,), reps=10, nulls_only=True)

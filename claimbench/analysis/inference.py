@@ -2,7 +2,7 @@
 
 Claim kinds compute a statistic; this module decides. Seeds are the replicates: one value per seed
 (or one row per seed, paired across levels by seed: the same init and data order). Every rule here
-is calibrated by simulation at the seed counts the tiers ship (``analysis/calibration.py``,
+is calibrated by simulation at the seed counts the tiers ship (``calibrate/``,
 ``claimbench calibrate``, ``reports/calibration.md``).
 
 What a claim says of its statistic θ is a :class:`Hypothesis`:

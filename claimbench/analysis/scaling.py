@@ -23,7 +23,7 @@ batch sizes) is flagged ``edge``: the data show only one regime.
 
 Frames: the trial frame (one row per trial: ``seed``, ``status``,
 ``steps_to_target``, ``examples_to_target``, ``steps_done``, the batch column,
-the tuned columns), or one imported from published data (analysis/shallue.py).
+the tuned columns), or one imported from published data (importers/shallue.py).
 """
 
 from __future__ import annotations

@@ -1,20 +1,19 @@
-"""Calibration as the suites run (issue 24): one tuned grid shared by every seed of an experiment, the metric
+"""Calibration as the suites run: one tuned grid shared by every seed of an experiment, the metric
 rounded as the store rounds it, and the slope statistic that stays calibrated there (the argbest interpolated
 between its grid neighbours, analysis/frontier.py)."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from claimbench.analysis import calibration as cal
 from claimbench.analysis import frontier as fx
 from claimbench.analysis.isolation import Design
 from claimbench.analysis.selection import tie_order
+from claimbench.calibrate import format_row, scenarios, simulate, simulator, trials
 from claimbench.claims import KINDS, Claim
+from claimbench.cli import main
 
 GRID = 2.0 ** np.arange(-8, 1)
 
@@ -86,22 +85,21 @@ def test_an_optimum_flat_across_levels_gives_equal_tuned_values_and_decides_noth
 def test_the_fixed_grid_simulator_shares_one_grid_across_seeds_and_rounds_as_the_store():
     rng = np.random.default_rng(0)
     levels = np.array([8.0, 16.0, 32.0])
-    opt = cal._fixed_offsets(rng, levels, np.array([0.0, 1.0, 2.0]), 8, scatter=0.0)
+    opt = trials.fixed_offsets(rng, levels, np.array([0.0, 1.0, 2.0]), 8, scatter=0.0)
     assert np.ptp(opt, axis=1).max() == 0  # one offset for every seed of the experiment...
     assert np.ptp(opt - np.array([[0.0], [1.0], [2.0]])) == 0  # ...and for every level
-    again = cal._fixed_offsets(rng, levels, np.array([0.0, 1.0, 2.0]), 8, scatter=0.0)
+    again = trials.fixed_offsets(rng, levels, np.array([0.0, 1.0, 2.0]), 8, scatter=0.0)
     assert again[0, 0] != opt[0, 0]  # a new experiment, a new offset
-    frame = cal._fixed_tuned_frame(rng, levels, np.array([0.0, 1.0, 2.0]), 8, "lr", scatter=0.0)
-    for column, n in (("val_acc", cal.N_VAL), ("test_acc", cal.N_TEST)):
+    frame = trials.fixed_tuned_frame(rng, levels, np.array([0.0, 1.0, 2.0]), 8, "lr", scatter=0.0)
+    for column, n in (("val_acc", trials.N_VAL), ("test_acc", trials.N_TEST)):
         counts = frame[column].to_numpy() * n
         assert np.allclose(counts, np.round(counts), atol=1e-9)
     assert frame.groupby("seed")["lr"].apply(lambda s: tuple(sorted(s))).nunique() == 1
-    kinds = {sc.kind for sc in cal._scenarios_cached() if sc.grid == "fixed"}
+    kinds = {sc.kind for sc in simulator._scenarios_cached() if sc.grid == "fixed"}
     assert kinds == {"power_law_slope", "lr_surge", "best_level_in_range", "critical_batch"}
 
 
 def test_calibrate_grid_flag_refuses_a_kind_without_that_grid(capsys):
-    from claimbench.cli import main
     with pytest.raises(SystemExit) as err:
         main(["calibrate", "best_level_in_range", "--grid", "per-seed", "--reps", "10", "--quiet"])
     assert err.value.code == 2 and "--grid: no calibration scenario of best_level_in_range" in capsys.readouterr().err
@@ -111,7 +109,7 @@ def test_power_law_slope_on_one_fixed_grid_keeps_its_null():
     # the optimum's scatter 0.1 grid step, the slope on the band's edge (1.5), 8 seeds: the argbest rounded
     # to one grid gave every seed the same biased slope and decided about 30% of these experiments (both
     # sides together; reports/calibration.md); interpolated, about 5% (2.5% per side)
-    sc = cal._power_law_slope(0.1)
+    sc = scenarios._power_law_slope(0.1)
     null = next(i for i, t in enumerate(sc.truths) if t.null)
-    row = cal.simulate(sc, 8, null, reps=80, seed=1)
-    assert row.supported + row.refuted <= 0.12, cal.format_row(row)
+    row = simulate(sc, 8, null, reps=80, seed=1)
+    assert row.supported + row.refuted <= 0.12, format_row(row)

@@ -33,6 +33,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from claimbench.claims import KINDS, Claim, Design
 from claimbench.errors import UserError
 
 STATUSES = {"COMPLETE": "completed", "INFEASIBLE": "diverged", "INCOMPLETE": "failed"}
@@ -147,8 +148,6 @@ def published_result(frame: pd.DataFrame, claim_id: str = "published", regime_fa
     critical batch, the optimal LR per batch (no noise-scale comparison: the release has none, and one
     run per configuration, so there is no CI over seeds). Returns (Claim, ClaimResult); the figures of
     ``report.figures.critical_batch_figures`` take them with ``types.SimpleNamespace(frame=frame)``."""
-    from claimbench.claims import KINDS, Claim, Design
-
     tuned = list(tune) if tune is not None else tuned_columns(frame)
     params = KINDS["critical_batch"].resolve_params({"noise": "", "tune": tuned, "regime_factor": regime_factor,
                                                      "select": "val_acc"})

@@ -1,51 +1,22 @@
-"""Calibration: the error rates of every claim kind's real decision rule, measured by simulation.
-
-For each kind a *scenario* simulates trial frames whose truth is known — the shape of the shipped
-suites: scientific levels (or arms), learning rates tuned per level (the trial best on validation
-is reported on test), one shift per seed shared by every level (what pairing removes), independent
-trial noise — and runs the kind's own ``evaluate`` on them, exactly as a suite would. Per kind, seed
-count and truth it counts how often the verdict is *supported* and how often *refuted*:
-
-- the **null** rows put the truth exactly on a decision boundary (no effect; or an effect exactly at
-  the claim's margin or band edge): there a supported (or refuted) verdict is a false decision, and
-  a calibrated rule errs at most ``ALPHA`` = 2.5% of the time per side;
-- the **effect** rows put the truth 1 or 2 SD beyond the supported boundary (or the refuted one), where
-  SD is the standard deviation of one seed's difference of the cell quantity between two levels with
-  the same truth (measured by a pilot simulation of the same model): power.
-
-The argbest and slope kinds (best_level_in_range, critical_batch, power_law_slope, lr_surge) also run as a real
-suite shapes them (the **fixed-grid** scenarios, ``Scenario.grid == "fixed"``): ONE tuned grid for every seed of
-an experiment, its offset against the optimum drawn once per experiment (not per seed, which would make the
-grid's rounding look like seed noise), and the metric rounded as the store records it (val_acc to 1/800 and
-test_acc to 1/1000, the built-in mnist1d's validation and test splits; steps to target up to the suite's next
-evaluation). ``claimbench calibrate --grid fixed`` runs only those.
-
-Every rate comes with its Monte Carlo standard error sqrt(p (1 - p) / reps). A rule passes at a seed
-count when each null rate is at most ALPHA + 2 SE. ``claimbench calibrate`` prints the table;
-``reports/calibration.md`` holds the full one.
-"""
+"""The calibration scenarios, one or more per claim kind: simulated frames whose truth is known (``Truth``), on a
+decision boundary (null) or beyond it (effect), in units of the SD of one seed's difference."""
 
 from __future__ import annotations
 
 import math
-import time
-import zlib
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from claimbench.analysis.inference import ALPHA
 from claimbench.analysis.isolation import Design
-from claimbench.analysis.selection import best_trials
-
-#: Trial noise: validation accuracy per trial, test minus validation, the per-seed shift.
-SIGMA_VAL, SIGMA_TEST, SIGMA_SEED = 0.01, 0.005, 0.01
-#: Learning-rate penalties (three LRs tuned per level): close enough that noise changes the pick.
-LR_PENALTY = (0.0, -0.005, -0.012)
-LRS = (0.01, 0.03, 0.1)
-PILOT_SEEDS = 20000
+from claimbench.analysis.quantities import good_range
+from claimbench.analysis.scaling import fit_steps_vs_batch
+from claimbench.calibrate.trials import (CURVATURE, LRS, N_TEST, N_VAL, OPT_SIGMA, SIGMA_SEED, SIGMA_TEST, SIGMA_VAL,
+                                         cell_values, fixed_offsets, fixed_tuned_frame, grid_words, lazy_sd,
+                                         level_frame, levels_builder, rounded_accuracy, selected_sd, slope_sd,
+                                         tuned_frame)
 
 
 @dataclass(frozen=True)
@@ -74,73 +45,8 @@ class Scenario:
     grid: str = ""
 
 
-@dataclass
-class Row:
-    kind: str
-    scenario: str
-    seeds: int
-    truth: str
-    null: bool
-    right: str
-    reps: int
-    supported: float
-    refuted: float
-    sd: float
-    seconds: float
-    exceeds: list[str] = field(default_factory=list)
-
-    def se(self, p: float) -> float:
-        return math.sqrt(max(p * (1 - p), 1e-12) / self.reps)
-
-    @property
-    def power(self) -> float | None:
-        return {"supported": self.supported, "refuted": self.refuted}.get(self.right)
-
-
-# ------------------------------------------------------------------ the trial model
-
-def _cell_values(rng: np.random.Generator, means: np.ndarray, seeds: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validation and test accuracy per (level, lr, seed) for level means ``means``."""
-    shift = rng.normal(0, SIGMA_SEED, seeds)
-    lr = np.asarray(LR_PENALTY)
-    val = means[:, None, None] + lr[None, :, None] + shift[None, None, :] \
-        + rng.normal(0, SIGMA_VAL, (len(means), len(lr), seeds))
-    test = val + rng.normal(0, SIGMA_TEST, val.shape)
-    return val, test
-
-
-def _frame(axis: str, levels: Sequence[Any], val: np.ndarray, test: np.ndarray, **extra: np.ndarray) -> pd.DataFrame:
-    n_lv, n_lr, n_s = val.shape
-    idx = np.indices(val.shape).reshape(3, -1)
-    lv = np.asarray(levels, dtype=object)[idx[0]]
-    frame = pd.DataFrame({axis: list(lv), "lr": np.asarray(LRS)[idx[1]], "seed": idx[2],
-                          "status": "completed", "val_acc": val.ravel(), "test_acc": test.ravel(),
-                          "steps_done": 100})
-    frame["trial_id"] = [f"{a}-{b}-{c}" for a, b, c in zip(idx[0], idx[1], idx[2])]
-    for name, values in extra.items():
-        frame[name] = values.ravel()
-    return frame
-
-
-def _selected_sd() -> float:
-    """SD of one seed's difference of the selected trial's test accuracy between two equal levels."""
-    rng = np.random.default_rng(12345)
-    val, test = _cell_values(rng, np.zeros(2), PILOT_SEEDS)
-    pick = np.take_along_axis(test, val.argmax(axis=1)[:, None, :], axis=1)[:, 0, :]
-    return float(np.std(pick[0] - pick[1], ddof=1))
-
-
-def _levels_builder(axis: str, levels: Sequence[Any], means: Callable[[float, float], np.ndarray]):
-    def build(rng, seeds, theta, sd):
-        val, test = _cell_values(rng, means(theta, sd), seeds)
-        return _frame(axis, levels, val, test), Design(scientific=(axis,), nuisance=("lr",), fixed=())
-    return build
-
-
-# ------------------------------------------------------------------ scenarios, one or more per kind
-
 def _paired(test: str, margin_sd: float) -> Scenario:
-    sd = _selected_sd()
+    sd = selected_sd()
     margin = margin_sd * sd
     support, refute = (margin, 0.0) if test == "superiority" else (-margin, -margin)
 
@@ -154,15 +60,15 @@ def _paired(test: str, margin_sd: float) -> Scenario:
                  Truth("effect: 2 SD below the refuted boundary", refute / sd - 2, False, "refuted")))
     return Scenario("paired_comparison", f"{test}, margin {margin_sd:g} SD",
                     {"a": {"arm": "a"}, "b": {"arm": "b"}, "test": test, "margin": margin},
-                    _levels_builder("arm", ["a", "b"], means), lambda: sd, truths)
+                    levels_builder("arm", ["a", "b"], means), lambda: sd, truths)
 
 
 def _equivalence_arm(margin_sd: float) -> Scenario:
-    sd = _selected_sd()
+    sd = selected_sd()
     m = margin_sd * sd
     return Scenario("equivalence", f"two arms, margin ±{margin_sd:g} SD", {"a": {"arm": "a"}, "b": {"arm": "b"},
                                                                             "margin": m},
-                    _levels_builder("arm", ["a", "b"], lambda t, s: np.array([t * s, 0.0])), lambda: sd,
+                    levels_builder("arm", ["a", "b"], lambda t, s: np.array([t * s, 0.0])), lambda: sd,
                     (Truth("null: a − b = +margin (band edge)", margin_sd, True),
                      Truth("null: a − b = −margin (band edge)", -margin_sd, True),
                      Truth("effect: a − b = 0 (centre of the band)", 0.0, False, "supported"),
@@ -171,15 +77,15 @@ def _equivalence_arm(margin_sd: float) -> Scenario:
 
 
 def _equivalence_best(margin_sd: float) -> Scenario:
-    sd = _selected_sd()
+    sd = selected_sd()
     m = margin_sd * sd
     levels = [0.001, 0.003, 0.01, 0.03]  # a fixed "lr" arm vs the best level of the axis "lrx"
 
     def build(rng, seeds, theta, s):
         # arm a ("fixed") at theta SD relative to the best of three levels; one of them is the best
         means = np.array([theta * s, 0.0, -3 * s, -3 * s])
-        val, test = _cell_values(rng, means, seeds)
-        frame = _frame("lrx", ["fixed", *levels[1:]], val, test)
+        val, test = cell_values(rng, means, seeds)
+        frame = level_frame("lrx", ["fixed", *levels[1:]], val, test)
         return frame, Design(scientific=("lrx",), nuisance=("lr",), fixed=())
 
     return Scenario("equivalence", f'against "best" of 3 levels, margin {margin_sd:g} SD',
@@ -192,7 +98,7 @@ def _equivalence_best(margin_sd: float) -> Scenario:
 
 
 def _best_level(config: str) -> Scenario:
-    sd = _selected_sd()
+    sd = selected_sd()
     levels = [2, 4, 8, 16, 32, 64]  # inside [2, 8]: 2, 4, 8
 
     def means(theta, s):
@@ -205,7 +111,7 @@ def _best_level(config: str) -> Scenario:
         return base
 
     return Scenario("best_level_in_range", f"6 levels, 3 inside; null {config}",
-                    {"axis": "batch_size", "low": 2, "high": 8}, _levels_builder("batch_size", levels, means),
+                    {"axis": "batch_size", "low": 2, "high": 8}, levels_builder("batch_size", levels, means),
                     lambda: sd,
                     (Truth(f"null: best inside = best outside ({config})", 0.0, True),
                      Truth("effect: the inside levels 1 SD better", 1.0, False, "supported"),
@@ -223,12 +129,12 @@ def _fixed_level_values(rng: np.random.Generator, means: np.ndarray, seeds: int)
     """Validation and test accuracy per (level, LR, seed) on one LR grid for the whole experiment, rounded as
     the store rounds them (1/N_VAL, 1/N_TEST); the level means are the accuracies at each level's optimal LR."""
     g = np.log2(LEVEL_LR_GRID)
-    opt = _fixed_offsets(rng, means, -6.0 + 0.5 * np.arange(len(means)), seeds, OPT_SIGMA)  # (levels, seeds)
+    opt = fixed_offsets(rng, means, -6.0 + 0.5 * np.arange(len(means)), seeds, OPT_SIGMA)  # (levels, seeds)
     shift = rng.normal(0, SIGMA_SEED, seeds)
     val = means[:, None, None] - CURVATURE * (g[None, :, None] - opt[:, None, :]) ** 2 + shift[None, None, :] \
         + rng.normal(0, SIGMA_VAL, (len(means), len(g), seeds))
     test = val + rng.normal(0, SIGMA_TEST, val.shape)
-    return _rounded(val, N_VAL), _rounded(test, N_TEST)
+    return rounded_accuracy(val, N_VAL), rounded_accuracy(test, N_TEST)
 
 
 def _fixed_selected_sd() -> float:
@@ -246,7 +152,7 @@ def _fixed_selected_sd() -> float:
 
 def _best_level_fixed() -> Scenario:
     levels = [2, 4, 8, 16, 32, 64]  # inside [2, 8]: 2, 4, 8
-    sd = _lazy(_fixed_selected_sd)
+    sd = lazy_sd(_fixed_selected_sd)
 
     def build(rng, seeds, theta, s):
         # least favourable: one level inside and one outside at the top (1.5 grid steps apart in LR, so at
@@ -262,7 +168,7 @@ def _best_level_fixed() -> Scenario:
         frame["trial_id"] = [f"{a}-{b}-{c}" for a, b, c in zip(*idx)]
         return frame, Design(scientific=("batch_size",), nuisance=("lr",), fixed=())
 
-    prefix, note = _grid_words(OPT_SIGMA)
+    prefix, note = grid_words(OPT_SIGMA)
     return Scenario("best_level_in_range", f"{prefix}6 levels, 3 inside; null least favourable",
                     {"axis": "batch_size", "low": 2, "high": 8}, build, sd,
                     (Truth("null: best inside = best outside (least favourable, at the optimal LR)", 0.0, True),
@@ -273,7 +179,7 @@ def _best_level_fixed() -> Scenario:
 
 
 def _trend(kind: str) -> Scenario:
-    sd = _selected_sd()
+    sd = selected_sd()
     levels = [1, 2, 3, 4, 5]
 
     def means(theta, s):  # a linear trend whose first-to-last change is theta SD
@@ -284,7 +190,7 @@ def _trend(kind: str) -> Scenario:
         params.update(order=levels)
     else:
         params.update(direction="increasing")
-    return Scenario(kind, "5 levels, linear trend (first to last)", params, _levels_builder("level", levels, means),
+    return Scenario(kind, "5 levels, linear trend (first to last)", params, levels_builder("level", levels, means),
                     lambda: sd, (Truth("null: no trend (every level the same)", 0.0, True),
                                  Truth("effect: +1 SD first to last", 1.0, False, "supported"),
                                  Truth("effect: +2 SD first to last", 2.0, False, "supported"),
@@ -331,7 +237,6 @@ def _width_values(rng, half: np.ndarray, seeds: int, grid: np.ndarray, tol: floa
 
 
 def _width_sd(tol: float, grid: np.ndarray, half: float) -> float:
-    from claimbench.analysis.quantities import good_range
     rng = np.random.default_rng(7)
     val = _width_values(rng, np.array([half, half]), 400, grid, tol)
     widths = np.zeros((2, 400))
@@ -383,7 +288,7 @@ def _linear_scaling() -> Scenario:
         batches = [base, *[base * k for k in ks], *[base * k for k in ks]]
         warm = [0, *[100] * len(ks), *[0] * len(ks)]
         mu = np.array([0.0] + [-margin + theta * s] * (2 * len(ks)))
-        val, test = _cell_values(rng, mu, seeds)
+        val, test = cell_values(rng, mu, seeds)
         val, test = val[:, :1, :], test[:, :1, :]  # one LR per cell: lr = k x base lr
         idx = np.indices(val.shape).reshape(3, -1)
         frame = pd.DataFrame({"batch_size": np.asarray(batches)[idx[0]], "warmup_steps": np.asarray(warm)[idx[0]],
@@ -402,7 +307,6 @@ def _linear_scaling() -> Scenario:
 
 
 def _critical_batch() -> Scenario:
-    from claimbench.analysis.scaling import fit_steps_vs_batch
     batches = np.array([4, 8, 16, 32, 64, 128, 256, 512, 1024], dtype=float)
     s_min, b_crit, sigma, sigma_noise = 40.0, 128.0, 0.15, 0.15
     k = 3.0
@@ -456,7 +360,6 @@ STEPS_CURVATURE = 0.1
 
 
 def _critical_batch_fixed() -> Scenario:
-    from claimbench.analysis.scaling import fit_steps_vs_batch
     batches = np.array(sorted(CRIT_BUDGET), dtype=float)
     budget = np.array([CRIT_BUDGET[b] for b in sorted(CRIT_BUDGET)], dtype=float)[:, None, None]
     every = budget / 50
@@ -465,7 +368,7 @@ def _critical_batch_fixed() -> Scenario:
     g = np.log2(CRIT_LR_GRID)
 
     def sample(rng, seeds, b_noise):
-        opt = _fixed_offsets(rng, batches, -7.0 + 0.75 * np.log2(batches / 4), seeds, OPT_SIGMA)
+        opt = fixed_offsets(rng, batches, -7.0 + 0.75 * np.log2(batches / 4), seeds, OPT_SIGMA)
         steps = (s_min * (1 + b_crit / batches))[:, None, None] * np.exp(
             STEPS_CURVATURE * (g[None, :, None] - opt[:, None, :]) ** 2 + rng.normal(0, sigma, (len(batches), len(g), seeds)))
         st = np.ceil(steps / every) * every
@@ -498,125 +401,13 @@ def _critical_batch_fixed() -> Scenario:
         frame["trial_id"] = [f"{a}-{b}-{c}" for a, b, c in zip(*idx)]
         return frame, Design(scientific=("batch_size",), nuisance=("lr",), fixed=())
 
-    prefix, note = _grid_words(OPT_SIGMA, "steps to target rounded up to the suite's evaluations (budget / 50)")
+    prefix, note = grid_words(OPT_SIGMA, "steps to target rounded up to the suite's evaluations (budget / 50)")
     return Scenario("critical_batch", f"{prefix}9 batch sizes, B_crit / B_simple against [1/3, 3]",
-                    {"axis": "batch_size", "agree_within": k}, build, _lazy(pilot_sd),
+                    {"axis": "batch_size", "agree_within": k}, build, lazy_sd(pilot_sd),
                     (Truth("null: B_crit / B_simple = 3 (band edge)", lambda sd: math.log(k) / sd, True),
                      Truth("effect: B_crit / B_simple = 1", 0.0, False, "supported"),
                      Truth("effect: 2 SD outside the band", lambda sd: math.log(k) / sd + 2, False, "refuted")),
                     note=f"9 LRs (factors of 2), the optimal LR as batch^0.75; {note}", grid="fixed")
-
-
-# ------------------------------------------------------------------ frontier kinds (claims/frontier.py)
-
-#: The tuned grid of the frontier scenarios: factors of 2 (log2 values), as the default suites ship.
-TUNED_GRID = 2.0 ** np.arange(-12, 15)
-#: The optimum's scatter per cell (log2 units) and the curvature of val_acc around it (per log2 unit²).
-OPT_SIGMA, CURVATURE = 0.3, 0.02
-
-
-def _tuned_frame(rng: np.random.Generator, levels: np.ndarray, opt_log2: np.ndarray, seeds: int,
-                 column: str) -> pd.DataFrame:
-    """val_acc over the tuned grid per (level, seed), peaked at ``opt_log2`` (per level) plus a per-seed offset
-    (uniform over one grid step, so the grid's position is random) and per-cell scatter; test = val + noise."""
-    g = np.log2(TUNED_GRID)
-    offset = rng.uniform(-0.5, 0.5, seeds)
-    opt = opt_log2[:, None] + offset[None, :] + rng.normal(0, OPT_SIGMA, (len(levels), seeds))  # (levels, seeds)
-    val = 0.9 - CURVATURE * (g[None, :, None] - opt[:, None, :]) ** 2 + rng.normal(0, SIGMA_SEED, seeds)[None, None, :] \
-        + rng.normal(0, 0.002, (len(levels), len(g), seeds))
-    idx = np.indices(val.shape).reshape(3, -1)
-    frame = pd.DataFrame({"batch_size": levels[idx[0]], column: TUNED_GRID[idx[1]], "seed": idx[2],
-                          "status": "completed", "val_acc": val.ravel(), "test_acc": val.ravel(), "steps_done": 100,
-                          "b_simple": 256.0})
-    frame["trial_id"] = [f"{a}-{b}-{c}" for a, b, c in zip(*idx)]
-    return frame
-
-
-#: The validation and test split sizes the metric is rounded to: the built-in mnist1d at its default 5000
-#: examples keeps 1000 for test and 800 of the other 4000 for validation (workloads/data.py), so its val_acc is a
-#: multiple of 1/800 and test_acc of 1/1000, as the store records them.
-N_VAL, N_TEST = 800, 1000
-
-
-def _rounded(values: np.ndarray, n: int) -> np.ndarray:
-    """An accuracy as a count of ``n`` examples: rounded to 1/n and kept inside [0, 1]."""
-    return np.clip(np.round(np.asarray(values) * n), 0, n) / n
-
-
-def _fixed_offsets(rng: np.random.Generator, levels: np.ndarray, opt_log2: np.ndarray, seeds: int,
-                   scatter: float) -> np.ndarray:
-    """The optimum per (level, seed) relative to ONE grid shared by every seed of the experiment: the grid's
-    offset (uniform over one step) is drawn once per call, i.e. once per simulated experiment, as a real suite
-    fixes its grid before the run; only the per-cell scatter varies by seed."""
-    offset = rng.uniform(-0.5, 0.5)
-    return opt_log2[:, None] + offset + rng.normal(0, scatter, (len(levels), seeds))
-
-
-def _fixed_tuned_frame(rng: np.random.Generator, levels: np.ndarray, opt_log2: np.ndarray, seeds: int,
-                       column: str, scatter: float, peak: float = 2.0) -> pd.DataFrame:
-    """As :func:`_tuned_frame`, shaped like a real run: one grid for every seed (its offset drawn once per
-    experiment, :func:`_fixed_offsets`), the optimum's per-cell scatter ``scatter`` grid steps, and val_acc and
-    test_acc rounded as the store records them (to 1/N_VAL and 1/N_TEST). ``peak``: val_acc falls as
-    CURVATURE |distance|^peak from the optimum (2: a parabola, which the interpolation fits exactly)."""
-    g = np.log2(TUNED_GRID)
-    opt = _fixed_offsets(rng, levels, opt_log2, seeds, scatter)
-    d = g[None, :, None] - opt[:, None, :]
-    fall = d ** 2 if peak == 2.0 else np.abs(d) ** peak
-    val = 0.9 - CURVATURE * fall + rng.normal(0, SIGMA_SEED, seeds)[None, None, :] \
-        + rng.normal(0, 0.002, (len(levels), len(g), seeds))
-    test = val + rng.normal(0, SIGMA_TEST, val.shape)
-    idx = np.indices(val.shape).reshape(3, -1)
-    frame = pd.DataFrame({"batch_size": levels[idx[0]], column: TUNED_GRID[idx[1]], "seed": idx[2],
-                          "status": "completed", "val_acc": _rounded(val, N_VAL).ravel(),
-                          "test_acc": _rounded(test, N_TEST).ravel(), "steps_done": 100, "b_simple": 256.0})
-    frame["trial_id"] = [f"{a}-{b}-{c}" for a, b, c in zip(*idx)]
-    return frame
-
-
-def _tuned_table(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """Seeds x levels of the kind's own per-cell tuned value (analysis/frontier.py: the one selection rule, then
-    the interpolation between grid neighbours)."""
-    from claimbench.analysis.frontier import argbest_table
-    _, wide, _ = argbest_table(frame, "batch_size", column, "val_acc")
-    return wide.to_numpy(dtype=float)
-
-
-def _slope_sd(levels: np.ndarray, shape: Callable[[float], np.ndarray], lo: float, hi: float,
-              fixed_scatter: float | None = None) -> float:
-    """SD of one seed's slope (fitted over [lo, hi]) under ``shape(slope=1)``, by a pilot of the same model and
-    the kind's own statistic. Per-seed grid: 400 seeds in one frame. Fixed grid (``fixed_scatter``: the per-cell
-    scatter): the SD within an experiment, pooled over 40 experiments of 10 seeds (each its own grid offset):
-    the spread an interval over seeds sees."""
-    from claimbench.analysis.frontier import seed_slopes
-    rng = np.random.default_rng(11)
-    if fixed_scatter is None:
-        table = _tuned_table(_tuned_frame(rng, levels, shape(1.0), 400, "x"), "x")
-        return float(np.nanstd(seed_slopes(levels, table, lo, hi), ddof=1))
-    variances = [np.nanvar(seed_slopes(levels, _tuned_table(
-        _fixed_tuned_frame(rng, levels, shape(1.0), 10, "x", fixed_scatter), "x"), lo, hi), ddof=1)
-        for _ in range(40)]
-    return float(math.sqrt(np.mean(variances)))
-
-
-def _lazy(compute: Callable[[], float]) -> Callable[[], float]:
-    """A pilot SD computed when first asked for (a row of its scenario runs), then kept."""
-    box: list[float] = []
-
-    def sd() -> float:
-        if not box:
-            box.append(compute())
-        return box[0]
-    return sd
-
-
-def _grid_words(fixed_scatter: float | None, rounded: str = f"val_acc rounded to 1/{N_VAL}, test_acc to 1/{N_TEST}"
-                ) -> tuple[str, str]:
-    """(the scenario name's prefix, its note) for a per-seed or a fixed grid whose metric is ``rounded``."""
-    if fixed_scatter is None:
-        return "", "the grid's offset is drawn per seed"
-    return (f"fixed grid, scatter {fixed_scatter:g} step: ",
-            f"one grid for every seed, its offset drawn per experiment; the optimum's per-cell scatter "
-            f"{fixed_scatter:g} grid step; {rounded}")
 
 
 def _power_law_slope(fixed_scatter: float | None = None, peak: float = 2.0) -> Scenario:
@@ -626,15 +417,15 @@ def _power_law_slope(fixed_scatter: float | None = None, peak: float = 2.0) -> S
 
     def shape(slope):
         return slope * x
-    sd = _lazy(lambda: _slope_sd(levels, shape, -math.inf, math.inf, fixed_scatter))
+    sd = lazy_sd(lambda: slope_sd(levels, shape, -math.inf, math.inf, fixed_scatter))
 
     def build(rng, seeds, theta, s):  # theta: the slope in SD units above the band's upper edge
         opt = shape(high + theta * s)
-        frame = _tuned_frame(rng, levels, opt, seeds, "weight_decay") if fixed_scatter is None \
-            else _fixed_tuned_frame(rng, levels, opt, seeds, "weight_decay", fixed_scatter, peak)
+        frame = tuned_frame(rng, levels, opt, seeds, "weight_decay") if fixed_scatter is None \
+            else fixed_tuned_frame(rng, levels, opt, seeds, "weight_decay", fixed_scatter, peak)
         return frame, Design(scientific=("batch_size",), nuisance=("weight_decay",), fixed=())
 
-    prefix, note = _grid_words(fixed_scatter)
+    prefix, note = grid_words(fixed_scatter)
     if peak != 2.0:
         prefix = prefix.replace(" step: ", f" step, peak |d|^{peak:g}: ")
     truths = (Truth("null: slope = 1.5 (band edge)", 0.0, True),
@@ -655,18 +446,18 @@ def _lr_surge(fixed_scatter: float | None = None) -> Scenario:
 
     def shape_of(rise, fall):
         return np.where(lx <= ls, rise * (lx - ls), fall * (lx - ls))
-    sd = _lazy(lambda: _slope_sd(levels, lambda k: shape_of(1.0, -k), split, math.inf,
+    sd = lazy_sd(lambda: slope_sd(levels, lambda k: shape_of(1.0, -k), split, math.inf,
                                  fixed_scatter))  # the fall side: 4 levels
 
     def build(rng, seeds, theta, s):
         # theta < 100: the fall slope in SD units (rise 1); theta >= 100: rise = (theta - 100) SD, fall -1
         rise, fall = (1.0, theta * s) if theta < 100 else ((theta - 100) * s, -1.0)
         opt = shape_of(rise, fall)
-        frame = _tuned_frame(rng, levels, opt, seeds, "lr") if fixed_scatter is None \
-            else _fixed_tuned_frame(rng, levels, opt, seeds, "lr", fixed_scatter)
+        frame = tuned_frame(rng, levels, opt, seeds, "lr") if fixed_scatter is None \
+            else fixed_tuned_frame(rng, levels, opt, seeds, "lr", fixed_scatter)
         return frame, Design(scientific=("batch_size",), nuisance=("lr",), fixed=())
 
-    prefix, note = _grid_words(fixed_scatter)
+    prefix, note = grid_words(fixed_scatter)
     return Scenario("lr_surge", f"{prefix}8 batch sizes, split 256, argbest LR on a 2x grid",
                     {"axis": "batch_size", "of": "lr", "split": split}, build, sd,
                     (Truth("null: rise 1, fall slope 0 (keeps level)", 0.0, True),
@@ -724,132 +515,9 @@ SCENARIO_KINDS = ("paired_comparison", "equivalence", "best_level_in_range", "mo
                   "critical_batch", "power_law_slope", "lr_surge", "noise_scale_growth")
 
 
-# ------------------------------------------------------------------ running
-
-_CACHE: dict[str, list[Scenario]] = {}
-
-
-def _scenarios_cached() -> list[Scenario]:
-    if "all" not in _CACHE:
-        _CACHE["all"] = scenarios()
-    return _CACHE["all"]
-
-
-def _one(task: tuple[int, int, int, int, int]) -> Row:
-    """Simulate one (scenario index, seed count, truth index, reps, seed) task of :func:`run`."""
-    i, n, t_i, reps, seed = task
-    return simulate(_scenarios_cached()[i], n, t_i, reps, seed)
-
-
-def simulate(sc: Scenario, n: int, t_i: int, reps: int, seed: int = 0) -> Row:
-    """Simulate one (scenario, seed count, truth): ``reps`` frames through the kind's real evaluate. The random
-    stream depends on the scenario's name, the seed count, the truth and ``seed`` only."""
-    from claimbench.claims import KINDS, Claim
-
-    truth = sc.truths[t_i]
-    kind = KINDS[sc.kind]
-    claim = Claim(f"cal-{sc.kind}", sc.kind, "", sc.name, kind.resolve_params(sc.params))
-    sd = sc.sd()
-    rng = np.random.default_rng([seed, n, t_i, zlib.crc32(sc.name.encode())])
-    counts = {"supported": 0, "refuted": 0, "inconclusive": 0}
-    start = time.perf_counter()
-    theta = truth.theta(sd) if callable(truth.theta) else truth.theta
-    for _ in range(reps):
-        frame, design = sc.build(rng, n, theta, sd)
-        counts[kind.evaluate(claim, frame, design).verdict] += 1
-    row = Row(sc.kind, sc.name, n, truth.label, truth.null, truth.right, reps,
-              counts["supported"] / reps, counts["refuted"] / reps, sd, time.perf_counter() - start)
-    if truth.null:
-        row.exceeds = [side for side in ("supported", "refuted")
-                       if getattr(row, side) > ALPHA + 2 * row.se(ALPHA)]
-    return row
-
-
 def stress_scenarios() -> list[Scenario]:
     """power_law_slope on one fixed grid whose peak is not a parabola (val_acc falls as |d|^1, a cusp, or |d|^4,
     a flat top), at the optimum's scatter 0.1 and 0.3 grid step: where the interpolation (exact for a parabola)
     leaves part of the grid's bias. Not in :func:`scenarios` (not a gate); reports/calibration.md gives their
     null rates, measured with :func:`simulate`."""
     return [_power_law_slope(scatter, peak) for peak in (1.0, 4.0) for scatter in (0.1, OPT_SIGMA)]
-
-
-GRIDS = ("any", "fixed", "per-seed")
-
-
-def run(kinds: Sequence[str] | None = None, seeds: Sequence[int] = (3, 5, 8), reps: int = 200, seed: int = 0,
-        progress: Callable[[str], None] | None = None, jobs: int = 1, nulls_only: bool = False,
-        grid: str = "any") -> list[Row]:
-    """Simulate and evaluate; one Row per (scenario, seed count, truth), in a fixed order. Each row has its
-    own random stream, so the table does not depend on ``jobs``. ``grid``: every scenario ("any"), or only
-    the argbest scenarios whose tuned grid is "fixed" (one for every seed of an experiment) or "per-seed"."""
-    chosen = list(kinds or SCENARIO_KINDS)
-    unknown = [k for k in chosen if k not in SCENARIO_KINDS]
-    if unknown:
-        raise ValueError(f"no calibration scenario for {', '.join(unknown)}; known: {', '.join(SCENARIO_KINDS)}")
-    if grid not in GRIDS:
-        raise ValueError(f"grid must be one of {', '.join(GRIDS)}, got {grid!r}")
-    all_sc = _scenarios_cached()
-    tasks = [(i, n, t_i, reps, seed) for i, sc in enumerate(all_sc)
-             if sc.kind in chosen and grid in ("any", sc.grid)
-             for n in seeds for t_i in range(len(sc.truths)) if sc.truths[t_i].null or not nulls_only]
-    rows: list[Row] = []
-    if jobs > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("fork").Pool(jobs) as pool:
-            for row in pool.imap(_one, tasks):
-                rows.append(row)
-                if progress:
-                    progress(format_row(row))
-    else:
-        for task in tasks:
-            rows.append(_one(task))
-            if progress:
-                progress(format_row(rows[-1]))
-    return rows
-
-
-def power_summary(rows: Sequence[Row], effect: str = "2 SD", target: float = 0.8) -> list[str]:
-    """Per scenario: the power at each seed count for its ``effect`` row(s) on the supported side, and the
-    smallest seed count that reaches ``target``."""
-    out = []
-    for name in dict.fromkeys((r.kind, r.scenario) for r in rows):
-        sub = [r for r in rows if (r.kind, r.scenario) == name and r.right and effect in r.truth]
-        if not sub:
-            continue
-        by_n = {}
-        for r in sub:
-            by_n.setdefault(r.seeds, []).append(r.power or 0.0)
-        powers = {n: min(v) for n, v in sorted(by_n.items())}
-        enough = [n for n, pw in powers.items() if pw >= target]
-        out.append(f"{name[0]} ({name[1]}): " + ", ".join(f"{n} seeds {pw:.0%}" for n, pw in powers.items())
-                   + (f"; {target:.0%} power from {enough[0]} seeds" if enough else f"; under {target:.0%} at every count"))
-    return out
-
-
-def format_row(r: Row) -> str:
-    power = "" if r.power is None else f"  power {r.power:6.1%}"
-    flag = f"  EXCEEDS ({', '.join(r.exceeds)})" if r.exceeds else ""
-    return (f"{r.kind:<24} {r.scenario[:40]:<40} seeds={r.seeds:<3} {r.truth[:46]:<46} "
-            f"supported {r.supported:6.1%}  refuted {r.refuted:6.1%}  (MC SE {r.se(max(r.supported, r.refuted, ALPHA)):.1%})"
-            f"{power}{flag}")
-
-
-def markdown(rows: Sequence[Row], reps: int, seconds: float) -> str:
-    """The full table as Markdown, for reports/calibration.md."""
-    lines = ["| kind | scenario | seeds | truth | supported | refuted | MC SE | within target |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        se = r.se(max(r.supported, r.refuted, ALPHA))
-        ok = ("yes" if not r.exceeds else f"**no** ({', '.join(r.exceeds)})") if r.null else \
-            f"power {r.power:.1%}" if r.power is not None else ""
-        lines.append(f"| {r.kind} | {r.scenario} | {r.seeds} | {r.truth} | {r.supported:.1%} | {r.refuted:.1%} | "
-                     f"{se:.1%} | {ok} |")
-    bad = [r for r in rows if r.exceeds]
-    lines += ["", "Power for a 2-SD effect (the smaller of the supported and refuted sides), per seed count:", ""]
-    lines += [f"- {line}" for line in power_summary(rows)]
-    lines += ["", f"{len(rows)} rows, {reps} repetitions each, {seconds:.0f} s. Target: every null row's supported "
-                  f"and refuted rates at most {ALPHA:.1%} + 2 Monte Carlo SE ({ALPHA + 2 * math.sqrt(ALPHA * (1 - ALPHA) / reps):.1%} "
-                  f"at {reps} repetitions). "
-              + ("Every null row meets it." if not bad else f"{len(bad)} null row(s) exceed it.")]
-    return "\n".join(lines) + "\n"

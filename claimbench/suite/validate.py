@@ -1,376 +1,33 @@
-"""Suites: TOML files -> validated ``Suite`` -> ``expand()`` -> [TrialSpec].
-
-A suite is data, never code. Layout (see suites/batch_size.toml and
-claimbench/suite.schema.json)::
-
-    [suite]       name, title, description, seeds (a count or a list)
-    [workload]    name (a registered workload; default "claimbench", the built-ins: dataset, model
-                  and their parameters), and the parameters the workload declares
-    [train]       optimizer, schedule, clipping, early stopping, evaluation
-    [budget]      epochs = N  or  steps = N
-    [axes.NAME]   role = scientific | nuisance | fixed;
-                  values = [...]  or  logspace = {start, stop, num}
-                  (a value may be a table that sets several parameters,
-                  e.g. values = [{epochs = 10}, {steps = 2000}] for axis "budget")
-    [tiers.T]     seeds, budget, params, axes: overrides for tier T
-    [resources]   cpus_per_trial, gpus_per_trial: one Ray slot per trial (run-level; not in trial ids)
-    [limits]      raise a size limit for this suite (claimbench/limits.py), e.g. trials = 200000
-    [[claims]]    id, kind, faq_section, paraphrase, params;
-                  check = {gate, track, tolerance, direction}: how `claimbench check` gates it
-
-A suite names a registered workload, never a module path: loading it imports the installed package
-that registers the name (workloads/registry.py) and executes nothing from the suite. Another
-workload's suite sets its declared parameters (validated by their ``Param`` rules) and only the
-built-in settings that workload reads (its ``uses``, and for a training function the settings its
-trial policy implements; workloads/spec.py); its code fingerprint is resolved here (``Suite.code``)
-and goes into every trial id.
-
-Every problem is a ``SuiteError`` naming the file and the key. Names (suite, group, claim id) are
-names, never paths (``paths.check_name``); every size is checked against ``limits.py`` before the
-matrix is expanded.
-"""
+"""Validating a suite table: every key, type, range and limit, the workload's parameters, the claims' parameters
+and the columns they read, checked before anything runs; each problem one ``SuiteError`` naming file and key."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
-import tomllib
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from claimbench import limits as lim
-from claimbench.errors import SuiteError, UserError
-from claimbench.paths import NAME_MAX, NAME_PATTERN, check_name
+from claimbench.analysis.frames import DERIVED, METRICS, RECORD_COLUMNS
+from claimbench.analysis.quantities import AXIS_OPS, parse_quantity
+from claimbench.claims import KINDS, Claim, check_params
+from claimbench.claims.base import ParamError
+from claimbench.errors import SuiteError
+from claimbench.paths import check_name
+from claimbench.suite.expansion import expand
+from claimbench.suite.model import (ADAPT_KEYS, AXIS_KEYS, BUDGET_KEYS, CHECK_KEYS, CLAIM_KEYS, DIRECTIONS, GATES,
+                                    INTERNAL, MAX_EXTEND, RESOURCE_KEYS, ROLES, SECTIONS, SUITE_KEYS, TIER_KEYS,
+                                    TIERS, TOP_KEYS, TRACKABLE, Axis, ClaimCheck, Suite)
 from claimbench.trial import CHOICES, RANGES, SPEC_FIELDS, TrialSpec, level_label
 from claimbench.workloads import registry
 from claimbench.workloads.spec import LOOP_FIELDS, MODEL_FIELDS, POLICY_FIELDS, Workload
-
-if TYPE_CHECKING:  # claims (and with them scipy) load only once a suite's claims are parsed, so that a
-    # suite refused for its size is refused before those seconds of imports
-    from claimbench.claims import Claim, Design
-
-TIERS = ("smoke", "ci", "default", "full")
-ROLES = ("scientific", "nuisance", "fixed")
-SECTIONS = {
-    "workload": ("name", "dataset", "n_samples", "data_seed", "label_noise", "outlier_frac", "seq_len", "model", "depth",
-                 "width", "shape", "activation", "init", "init_dist", "batchnorm", "dropout", "dropout_position",
-                 "dropout_kind", "parameterization", "base_width"),
-    "train": ("kind", "loss", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps",
-              "schedule", "warmup_steps", "schedule_gamma", "plateau_patience", "clip",
-              "clip_threshold", "batch_size", "evals", "patience", "restore_best",
-              "divergence_factor", "target", "measure_latency", "range_lr_min", "range_lr_max", "range_steps",
-              "measure_noise_scale", "exclusive", "batch_schedule", "batch_factor"),
-    "budget": ("epochs", "steps"),
-}
-BUDGET_KEYS = frozenset(SECTIONS["budget"])
-#: Spec fields a suite never sets: the seed comes from [suite] seeds; the workload, its parameters and its
-#: code fingerprint from [workload] and the registry.
-INTERNAL = ("seed", "workload", "workload_params", "code")
-TOP_KEYS = ("suite", "workload", "train", "budget", "axes", "tiers", "claims", "resources", "limits", "adapt")
-#: [adapt]: the adaptive rules the experimenter loop (claimbench/loop.py) may apply, fixed before the run:
-#: ``extend = { lr = 2 }`` lets a nuisance axis gain up to 2 values beyond each edge where claims are
-#: edge-limited; ``budget = 1`` lets the budget double once where a comparison is budget-limited.
-ADAPT_KEYS = ("extend", "budget", "looks", "futility", "futility_from", "prune")
-MAX_EXTEND = 4
-#: [resources]: one Ray slot (actor) per trial in flight; run-level, so never part of a trial id.
-#: cpus_per_trial > 0 (default 1), gpus_per_trial >= 0 (default 0; fractions share a GPU).
-RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial")
-SUITE_KEYS = ("name", "title", "description", "seeds", "faq_sections")
-AXIS_KEYS = ("role", "values", "logspace")
-TIER_KEYS = ("seeds", "budget", "params", "axes")
-CLAIM_KEYS = ("id", "kind", "faq_section", "paraphrase", "params", "check")
-CHECK_KEYS = ("gate", "track", "tolerance", "direction")
-#: What `claimbench check` fails on, per claim: a supported claim that stops being supported
-#: (the default), any change of a decided verdict (supported or refuted), or nothing (track only).
-GATES = ("supported", "decided", "off")
-#: Which moves of a tracked quantity are regressions: either way, only down, or only up.
-DIRECTIONS = ("both", "decrease", "increase")
-#: Quantities a claim may track: its statistic (per stratum), or a metric of the best trial per seed.
-TRACKABLE = ("effect", "test_acc", "val_acc", "train_acc", "test_loss", "val_loss", "train_loss")
-
-
-def suites_dir() -> Path:
-    """Shipped suites: inside the wheel (claimbench/suites), or the repo's suites/ in a checkout."""
-    here = Path(__file__).parent
-    for candidate in (here / "suites", here.parent / "suites"):
-        if candidate.is_dir():
-            return candidate
-    return here / "suites"
-
-
-@dataclass(frozen=True)
-class Axis:
-    name: str
-    role: str
-    values: tuple[Any, ...]  # scalars, or dicts of parameter -> value
-
-    @property
-    def is_table(self) -> bool:
-        return any(isinstance(v, dict) for v in self.values)
-
-    @property
-    def params(self) -> set[str]:
-        """The parameters this axis sets: its own name, or the keys of its table levels."""
-        if not self.is_table:
-            return {self.name}
-        return {k for v in self.values for k in v}
-
-    @property
-    def sets_budget(self) -> bool:
-        return bool(self.params & BUDGET_KEYS)
-
-
-@dataclass(frozen=True)
-class ClaimCheck:
-    """How `claimbench check` gates one claim against a baseline (a claim's ``check = {...}`` table).
-
-    ``track`` names quantities compared over seeds with ``tolerance[name]`` (absolute units of the
-    quantity) and ``direction``; ``gate`` says which verdict changes are regressions.
-    """
-
-    gate: str = "supported"
-    track: tuple[str, ...] = ()
-    tolerance: dict[str, float] = field(default_factory=dict)  # tracked quantity -> tolerance
-    direction: dict[str, str] = field(default_factory=dict)  # tracked quantity -> direction (default "both")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"gate": self.gate, "track": list(self.track), "tolerance": dict(self.tolerance),
-                "direction": dict(self.direction)}
-
-
-@dataclass(frozen=True)
-class Suite:
-    name: str
-    title: str
-    description: str
-    path: str
-    tier: str
-    base: dict[str, Any]  # parameter -> value, before axes
-    axes: tuple[Axis, ...]
-    seeds: tuple[int, ...]
-    claims: tuple[Claim, ...]
-    faq_sections: tuple[str, ...] = field(default_factory=tuple)
-    checks: dict[str, ClaimCheck] = field(default_factory=dict)  # claim id -> its check table, when given
-    resources: dict[str, float] = field(default_factory=dict)  # [resources]: cpus/gpus per trial, when given
-    limits: dict[str, int] = field(default_factory=dict)  # [limits]: the limits this suite raises (limits.py)
-    code: str = ""  # the workload's code fingerprint when loaded (registry.fingerprint): in every trial id
-    workload: dict[str, Any] = field(default_factory=dict)  # another workload: name, level, task, package, version
-    adapt: dict[str, Any] = field(default_factory=dict)  # [adapt]: {"extend": {axis: n}, "budget": n}
-
-    @property
-    def task(self) -> str:
-        """Another workload's task ("" for the built-ins, whose task is each dataset's)."""
-        return self.workload.get("task", "")
-
-    def limit_table(self) -> dict[str, int]:
-        """Every limit that applies to this suite: the defaults of limits.py, raised by its [limits]."""
-        return {**lim.DEFAULTS, **self.limits}
-
-    def axis(self, name: str) -> Axis:
-        return next(a for a in self.axes if a.name == name)
-
-    def design(self) -> Design:
-        from claimbench.claims import Design
-
-        by_role = {r: tuple(a.name for a in self.axes if a.role == r) for r in ROLES}
-        swept = {k for a in self.axes for k in a.params}
-        if swept & BUDGET_KEYS:
-            swept |= BUDGET_KEYS
-        constants = {k: v for k, v in self.base.items() if k not in swept}
-        fixed_swept = tuple(a.name for a in self.axes if a.role == "fixed" and len(a.values) > 1)
-        for a in self.axes:
-            if a.role == "fixed" and len(a.values) == 1:
-                constants[a.name] = level_label(a.values[0])
-        tables = {a.name: tuple(sorted(a.params)) for a in self.axes if a.is_table}
-        return Design(scientific=by_role["scientific"], nuisance=by_role["nuisance"],
-                      fixed=fixed_swept, constants=constants, tables=tables)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "title": self.title, "description": self.description,
-            "path": self.path, "tier": self.tier, "base": self.base,
-            "axes": [{"name": a.name, "role": a.role, "values": list(a.values)} for a in self.axes],
-            "seeds": list(self.seeds), "faq_sections": list(self.faq_sections),
-            "claims": [c.__dict__ for c in self.claims],
-            "checks": {k: c.to_dict() for k, c in self.checks.items()},
-            "resources": dict(self.resources), "limits": dict(self.limits),
-            "code": self.code, "workload": dict(self.workload), "adapt": dict(self.adapt),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Suite":
-        from claimbench.claims import Claim
-
-        return cls(
-            name=d["name"], title=d["title"], description=d["description"], path=d["path"],
-            tier=d["tier"], base=d["base"],
-            axes=tuple(Axis(a["name"], a["role"], tuple(a["values"])) for a in d["axes"]),
-            seeds=tuple(d["seeds"]), faq_sections=tuple(d.get("faq_sections", ())),
-            claims=tuple(Claim(**c) for c in d["claims"]),
-            checks={k: ClaimCheck(c["gate"], tuple(c["track"]), c["tolerance"], c["direction"])
-                    for k, c in d.get("checks", {}).items()},
-            resources=dict(d.get("resources", {})), limits=dict(d.get("limits", {})),
-            code=d.get("code", ""), workload=dict(d.get("workload", {})), adapt=dict(d.get("adapt", {})),
-        )
-
-
-# ---------------------------------------------------------------- loading
-
-def resolve_suite_path(name_or_path: str) -> Path:
-    """A path to a TOML file, or the name of a suite shipped in claimbench/suites/."""
-    p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
-        if not p.is_file():
-            raise SuiteError("suite file not found", where=str(p),
-                             fix=f"give a path to a .toml file or one of: {', '.join(suite_names())}")
-        return p
-    shipped = suites_dir() / f"{name_or_path}.toml"
-    if shipped.is_file():
-        return shipped
-    raise SuiteError(f"no suite named {name_or_path!r}", where=name_or_path,
-                     fix=f"use one of: {', '.join(suite_names())}, or a path to a .toml file")
-
-
-def resolve_published_suite(name: str) -> str:
-    """The shipped suite file of a suite name as a report records it (``frontier_weight_decay_scaling`` lives in
-    ``suites/frontier/weight_decay_scaling.toml``): searched among the shipped suites and their groups."""
-    check_name(name, "verdicts.json: suites", "suite name")
-    root = suites_dir()
-    for path in sorted(root.rglob("*.toml")):
-        try:
-            raw = read_toml(path)
-        except SuiteError:
-            continue
-        meta = raw.get("suite") if isinstance(raw, dict) else None
-        if isinstance(meta, dict) and meta.get("name") == name:
-            return str(path)
-    raise SuiteError(f"no shipped suite is named {name!r}", where=str(root),
-                     fix="give a report made from the shipped suites")
-
-
-def suite_names() -> list[str]:
-    """Shipped suites (not groups)."""
-    return sorted(p.stem for p in suites_dir().glob("*.toml") if not _is_group_file(p))
-
-
-def group_names() -> list[str]:
-    """Shipped groups: files with a [group] table listing suites, e.g. ``faq``."""
-    return sorted(p.stem for p in suites_dir().glob("*.toml") if _is_group_file(p))
-
-
-@dataclass(frozen=True)
-class Group:
-    """A named list of suites run together into one run dir and one report (e.g. ``faq``)."""
-
-    name: str
-    title: str
-    description: str
-    suites: tuple[str, ...]
-    path: str
-
-
-#: The most bytes a suite or group file may have: TOML is parsed whole, before any limit applies.
-MAX_FILE_BYTES = 4 * 2**20
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """A TOML file as a dict; every way it can fail to parse is one ``SuiteError`` line."""
-    from claimbench.store import Unreadable, read_bounded
-
-    p = Path(path)
-    try:  # without blocking, a regular file, at most MAX_FILE_BYTES read (a FIFO or /dev/zero is refused)
-        return tomllib.loads(read_bounded(p, MAX_FILE_BYTES).decode("utf-8"))
-    except Unreadable as e:
-        fix = ("write the matrix with axes and logspace, not listed values" if "larger" in str(e)
-               else "give a .toml file")
-        raise SuiteError(f"the suite {e}", where=str(p), fix=fix) from None
-    except tomllib.TOMLDecodeError as e:
-        raise SuiteError(f"TOML syntax error: {e}", where=str(p), fix="correct the TOML syntax at that line") from None
-    except UnicodeDecodeError:
-        raise SuiteError("not UTF-8 text", where=str(p), fix="save the suite as UTF-8") from None
-    except RecursionError:
-        raise SuiteError("tables or arrays nested too deeply to parse", where=str(p),
-                         fix="a suite nests a few levels at most; flatten the file") from None
-    except OSError as e:
-        raise SuiteError(f"cannot read the file ({e.strerror})", where=str(p), fix="give a readable .toml file") from None
-
-
-def _is_group_file(path: Path) -> bool:
-    try:
-        return "group" in read_toml(path)
-    except SuiteError:
-        return False  # not a group; loading it as a suite reports why it does not parse
-
-
-def load_group(name_or_path: str | Path) -> Group | None:
-    """The group a name or path names, or None when it names a suite."""
-    p = Path(name_or_path)
-    path = p if (p.suffix == ".toml" or p.exists()) else suites_dir() / f"{name_or_path}.toml"
-    if not path.is_file() or not _is_group_file(path):
-        return None
-    raw = read_toml(path)
-    v = _Validator(str(path))
-    v.keys(raw, ("group",), "")
-    g = v.table(raw, "group", required=True)
-    v.keys(g, ("name", "title", "description", "suites"), "group")
-    suites = g.get("suites")
-    if not isinstance(suites, list) or not suites or not all(isinstance(s, str) and s for s in suites):
-        raise v.fail("group.suites", f"must be a non-empty list of suite names, got {suites!r}",
-                     'write suites = ["batch_size", ...]')
-    known = suite_names()
-    resolved = []
-    for s in suites:  # a shipped suite name, or a .toml path relative to the group file
-        if s.endswith(".toml"):
-            if not (path.parent / s).is_file():
-                raise v.fail("group.suites", f"suite file {s!r} not found next to the group file",
-                             "give a path relative to the group file, or a shipped suite name")
-            resolved.append(str(path.parent / s))
-        elif s in known:
-            resolved.append(s)
-        else:
-            raise v.fail("group.suites", f"no suite named {s!r}", f"use one of: {', '.join(known)}")
-    if len(set(resolved)) != len(resolved):
-        raise v.fail("group.suites", f"suites repeat: {suites}", "list each suite once")
-    name = check_name(v.string(g, "name", "group", required=True), f"{path}: group.name", "group name")
-    return Group(name=name, title=v.string(g, "title", "group") or name,
-                 description=v.string(g, "description", "group") or "", suites=tuple(resolved), path=str(path))
-
-
-def load_targets(names: list[str] | tuple[str, ...], tier: str = "default", seeds: int | None = None) -> list[Suite]:
-    """Suites named by suite names, suite paths or group names (a group expands to its suites), in order, once each;
-    ``seeds`` (``--seeds``) overrides each one's seed count at ``tier``."""
-    out: list[Suite] = []
-    for name in names:
-        group = load_group(name)
-        for s in (group.suites if group else (name,)):
-            suite = load_suite(s, tier, seeds)
-            same = next((x for x in out if x.name == suite.name), None)
-            if same is None:
-                out.append(suite)
-            elif Path(same.path).resolve() != Path(suite.path).resolve():  # one name, one run dir: never two suites
-                where = f"{group.path}: group.suites" if group else suite.path
-                raise SuiteError(f"two suites are named {suite.name!r} ({same.path} and {suite.path})", where=where,
-                                 fix="give each suite its own [suite] name")
-    return out
-
-
-def load_suite(name_or_path: str | Path, tier: str = "default", seeds: int | None = None) -> Suite:
-    """The suite at ``tier``; ``seeds`` (``--seeds N``) replaces the tier's seeds by 0..N-1, within the limits."""
-    path = resolve_suite_path(str(name_or_path))
-    raw = read_toml(path)
-    if "group" in raw:
-        raise SuiteError("this file is a group of suites, not a suite", where=str(path),
-                         fix=f"run the group with `claimbench run {path.stem}`, or name one of its suites")
-    return parse_suite(raw, str(path), tier, seeds)
 
 
 def parse_suite(raw: dict[str, Any], path: str, tier: str = "default", seeds: int | None = None) -> Suite:
     if not isinstance(raw, dict):
         raise SuiteError(f"a suite must be a table, got {type(raw).__name__}", where=path, fix="write a suite file")
     limits = lim.parse_limits(raw.get("limits", {}), path)  # first: every size below is checked against them
-    v = _Validator(path, limits)
+    v = Validator(path, limits)
     v.keys(raw, TOP_KEYS, "")
     workload = _workload(v, v.table(raw, "workload"))
     v.workload = workload
@@ -429,7 +86,7 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default", seeds: in
         raise SuiteError(f"workload {workload.name!r} is a training function, whose budget is steps, not epochs",
                          where=f"{path}: budget", fix="write [budget] steps = N")
 
-    # Count the matrix before expanding it: a product of 10^9 is refused here, in microseconds.
+    # Count the matrix before expanding it: a product of 10^9 is refused here, before a single trial is built.
     n_trials = math.prod(len(a.values) for a in axes) * len(seeds)
     shape = " x ".join([*(f"{len(a.values)} {a.name}" for a in axes), f"{len(seeds)} seeds"])
     lim.check_count("trials", n_trials, limits, f"{path}: axes",
@@ -468,7 +125,7 @@ def parse_suite(raw: dict[str, Any], path: str, tier: str = "default", seeds: in
     return suite
 
 
-def _workload(v: "_Validator", table: dict) -> Workload:
+def _workload(v: "Validator", table: dict) -> Workload:
     """The workload [workload] names (the built-ins when it names none), from the registry."""
     name = table.get("name", registry.BUILTIN)
     if not isinstance(name, str) or not name.strip():
@@ -512,8 +169,6 @@ def check_specs(suite: Suite, specs: list[TrialSpec], fault: str = "") -> None:
 
 def _produced_columns(suite: Suite, specs: list[TrialSpec]) -> set[str]:
     """The frame columns that some trial of ``specs`` can give a value (analysis/frames.py's columns)."""
-    from claimbench.analysis.frames import DERIVED, METRICS, RECORD_COLUMNS
-
     tasks = {s.task or suite.task for s in specs}
     cols = {"trial_id", "budget", *SPEC_FIELDS, *RECORD_COLUMNS, *(a.name for a in suite.axes),
             *(k for s in specs[:1] for k in s.params)}
@@ -572,13 +227,11 @@ def _arms(params: dict[str, Any]) -> list[tuple[str, dict]]:
     return out
 
 
-def _check_claim_columns(v: "_Validator", suite: Suite, specs: list[TrialSpec], base_levels: dict[str, tuple],
+def _check_claim_columns(v: "Validator", suite: Suite, specs: list[TrialSpec], base_levels: dict[str, tuple],
                          raw_claims: list[dict]) -> None:
     """Refuse a claim that reads a column no trial produces (``metric = "test_accuracy"``), or an arm or
     ``where`` that asks for a level no trial has: either would train everything, then find nothing.
     Only what the suite writes is checked (a kind's defaults adapt to the task)."""
-    from claimbench.analysis.quantities import AXIS_OPS, parse_quantity
-
     produced = _produced_columns(suite, specs)
     metrics = sorted(c for c in produced if c.endswith(("_acc", "_loss", "_mse", "_r2")) or c in ("gap",))
     for i, raw in enumerate(raw_claims):
@@ -622,7 +275,7 @@ def _in(x: Any, have: set[Any]) -> bool:
                for h in have)
 
 
-def _parse_adapt(v: "_Validator", table: dict, axes: tuple[Axis, ...], base: dict[str, Any]) -> dict[str, Any]:
+def _parse_adapt(v: "Validator", table: dict, axes: tuple[Axis, ...], base: dict[str, Any]) -> dict[str, Any]:
     """[adapt]: which nuisance axes may extend beyond an edge (and by how many values), and how many times the
     budget may double. Data, fixed before the run; the loop (claimbench/loop.py) applies it."""
     v.keys(table, ADAPT_KEYS, "adapt")
@@ -654,7 +307,7 @@ def _parse_adapt(v: "_Validator", table: dict, axes: tuple[Axis, ...], base: dic
     return out | _parse_compute(v, table)
 
 
-def _parse_compute(v: "_Validator", table: dict) -> dict[str, Any]:
+def _parse_compute(v: "Validator", table: dict) -> dict[str, Any]:
     """[adapt]'s compute rules (looks, futility, futility_from, prune): data, fixed before the run; the
     loop's defaults (``loop.LOOKS`` ...) apply to the keys not given."""
     out: dict[str, Any] = {}
@@ -682,7 +335,7 @@ def _parse_compute(v: "_Validator", table: dict) -> dict[str, Any]:
     return out
 
 
-def _parse_resources(v: "_Validator", table: dict) -> dict[str, float]:
+def _parse_resources(v: "Validator", table: dict) -> dict[str, float]:
     """[resources]: the Ray slot of one trial. Not TrialSpec fields: changing them reruns nothing."""
     v.keys(table, RESOURCE_KEYS, "resources")
     out = {}
@@ -697,7 +350,7 @@ def _parse_resources(v: "_Validator", table: dict) -> dict[str, float]:
     return out
 
 
-def _parse_axes(v: "_Validator", raw_axes: dict, tier_axes: dict, tier: str,
+def _parse_axes(v: "Validator", raw_axes: dict, tier_axes: dict, tier: str,
                 base_levels: dict[str, tuple] | None = None) -> tuple[Axis, ...]:
     """The axes at ``tier``; ``base_levels`` (when given) receives each axis's levels before the tier."""
     axes = []
@@ -722,10 +375,7 @@ def _parse_axes(v: "_Validator", raw_axes: dict, tier_axes: dict, tier: str,
     return tuple(axes)
 
 
-def _parse_claim(v: "_Validator", raw: Any, i: int, axes: tuple[Axis, ...]) -> Claim:
-    from claimbench.claims import KINDS, Claim, check_params
-    from claimbench.claims.base import ParamError
-
+def _parse_claim(v: "Validator", raw: Any, i: int, axes: tuple[Axis, ...]) -> Claim:
     where = f"claims[{i}]"
     if not isinstance(raw, dict):
         raise SuiteError("each claim must be a table", where=f"{v.path}: {where}", fix="write [[claims]] tables")
@@ -779,7 +429,7 @@ def _param_fix(key: str, p: Any) -> str:
     return f"set {key} to {what}" + (f" {' and '.join(rules)}" if rules else "")
 
 
-def _parse_check(v: "_Validator", raw: Any, where: str) -> ClaimCheck:
+def _parse_check(v: "Validator", raw: Any, where: str) -> ClaimCheck:
     """A claim's ``check = { gate, track, tolerance, direction }`` table (see README, `claimbench check`)."""
     example = 'check = { track = ["effect"], tolerance = 0.02 }'
     if not isinstance(raw, dict):
@@ -828,7 +478,7 @@ def _parse_check(v: "_Validator", raw: Any, where: str) -> ClaimCheck:
                       direction={t: directions.get(t, "both") for t in track})
 
 
-class _Validator:
+class Validator:
     """Type and range checks that raise SuiteError naming file and key."""
 
     def __init__(self, path: str, limits: dict[str, int] | None = None):
@@ -999,210 +649,3 @@ def _range_text(lo, hi, lo_inc, hi_inc) -> str:
     if hi is not None:
         parts.append(f"{'<=' if hi_inc else '<'} {hi}")
     return " and ".join(parts)
-
-
-# ---------------------------------------------------------------- expansion
-
-def expand(suite: Suite) -> list[TrialSpec]:
-    """The cartesian product of the axes and the seeds, as TrialSpecs (seed innermost).
-
-    Settings that have no effect on a trial are reset to their defaults first
-    (``canonical``), so that combinations that train the same thing are one
-    trial, run once (e.g. a range-test trial for every value of an lr axis).
-
-    The trials a timing claim compares (``TIMED_KINDS``: its arms ``a`` and ``b``, within its
-    ``where``) are ``exclusive``: timed alone (runner/packs.py), unless the suite sets ``exclusive``.
-    """
-    timed = [] if "exclusive" in suite.base else [
-        {**(c.params.get("where") or {}), **arm} for c in suite.claims if c.kind in TIMED_KINDS
-        for side in ("a", "b") for arm in (c.params[side] if isinstance(c.params[side], list) else [c.params[side]])]
-    specs, seen = [], set()
-    for levels in itertools.product(*(a.values for a in suite.axes)):
-        params = dict(suite.base)
-        for axis, value in zip(suite.axes, levels):
-            level = value if isinstance(value, dict) else {axis.name: value}
-            if set(level) & BUDGET_KEYS:  # a level that sets the budget replaces it whole
-                for key in BUDGET_KEYS:
-                    params.pop(key, None)
-            params.update(level)
-        labels = {axis.name: level_label(value) for axis, value in zip(suite.axes, levels)}
-        if any(_selects(table, {**_DEFAULTS, **params, **labels}) for table in timed):
-            params["exclusive"] = True
-        resolved = _resolve_workload(canonical(params), suite.code)
-        for seed in suite.seeds:
-            spec = TrialSpec(seed=seed, **resolved)
-            if spec.trial_id not in seen:
-                seen.add(spec.trial_id)
-                specs.append(spec)
-    return specs
-
-
-def _resolve_workload(params: dict[str, Any], code: str) -> dict[str, Any]:
-    """TrialSpec keyword arguments: the spec fields, another workload's parameters as canonical JSON
-    (``workload_params``; dataset and model "", since the data and model are the workload's own), and the
-    code fingerprint."""
-    out = {k: v for k, v in params.items() if k in SPEC_FIELDS}
-    own = {k: v for k, v in params.items() if k not in SPEC_FIELDS}
-    if out.get("workload", registry.BUILTIN) != registry.BUILTIN:
-        out["dataset"], out["model"] = "", ""
-        out["workload_params"] = json.dumps(own, sort_keys=True, separators=(",", ":")) if own else ""
-    return {**out, "code": code}
-
-
-_DEFAULTS = TrialSpec(steps=1).to_dict()
-#: Claim kinds whose statistic is a timing: the trials they compare are timed alone (``expand``).
-TIMED_KINDS = ("timing_ratio",)
-
-
-def _selects(table: dict[str, Any], values: dict[str, Any]) -> bool:
-    """Whether a trial with these parameter values and axis labels is in a claim's ``where`` table
-    (a value, or a list of values, per key; as analysis.quantities.restrict reads it)."""
-    return all(values.get(k) in (v if isinstance(v, (list, tuple)) else [v]) for k, v in table.items())
-
-
-def canonical(params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` with the settings the trial ignores reset to their defaults.
-
-    A range-test trial picks its own LR (``lr`` is ignored); Nesterov needs
-    momentum; dropout placement and kind mean nothing without dropout.
-    """
-    out = {k: v for k, v in params.items() if k != "seed"}
-    if out.get("kind") == "range_test":
-        out["lr"] = _DEFAULTS["lr"]
-    if not out.get("momentum"):
-        out["nesterov"] = False
-    if not out.get("dropout"):
-        out["dropout_position"], out["dropout_kind"] = _DEFAULTS["dropout_position"], _DEFAULTS["dropout_kind"]
-    return out
-
-
-# ---------------------------------------------------------------- JSON schema
-
-def json_schema(workloads: tuple[Workload, ...] | list[Workload] = ()) -> dict[str, Any]:
-    """A JSON Schema (draft 2020-12) for suite files, for editors (e.g. taplo, Even Better TOML).
-
-    ``workloads``: other workloads whose [workload] sections (name, declared parameters and the settings
-    they read) it includes too (``claimbench schema`` passes every installed one); the shipped file
-    claimbench/suite.schema.json has the built-ins alone."""
-    from claimbench.claims import KINDS
-
-    def param_schema(name: str) -> dict[str, Any]:
-        t = SPEC_FIELDS[name]
-        s: dict[str, Any] = {"bool": {"type": "boolean"}, "int": {"type": "integer"},
-                             "float": {"type": "number"}, "str": {"type": "string"}}[t.__name__]
-        if name in CHOICES:
-            s["enum"] = list(CHOICES[name])
-        if name in RANGES:
-            lo, hi, lo_inc, hi_inc = RANGES[name]
-            if lo is not None:
-                s["minimum" if lo_inc else "exclusiveMinimum"] = lo
-            if hi is not None:
-                s["maximum" if hi_inc else "exclusiveMaximum"] = hi
-        return s
-
-    def own_schema(p) -> dict[str, Any]:
-        s: dict[str, Any] = {bool: {"type": "boolean"}, int: {"type": "integer"}, float: {"type": "number"},
-                             str: {"type": "string"}}[p.type]
-        if p.choices:
-            s["enum"] = list(p.choices)
-        if p.low is not None:
-            s["minimum"] = p.low
-        if p.high is not None:
-            s["maximum"] = p.high
-        if p.help:
-            s["description"] = p.help
-        return s
-
-    params = {k: param_schema(k) for k in SPEC_FIELDS if k not in INTERNAL}
-    params["name"] = {"type": "string", "minLength": 1,
-                      "description": "a registered workload (claimbench list --workloads); default: claimbench"}
-    for w in workloads:
-        for p in w.params:
-            params[p.name] = own_schema(p)
-    name = {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$", "maxLength": NAME_MAX}
-
-    def section(keys):
-        return {"type": "object", "additionalProperties": False, "properties": {k: params[k] for k in keys}}
-
-    def workload_section(w: Workload) -> dict[str, Any]:
-        v = _Validator("schema")
-        v.workload = w
-        keys = v.section_keys("workload", SECTIONS["workload"])
-        out = section(keys)
-        out["properties"]["name"] = {"const": w.name}
-        out["required"] = ["name"]
-        return out
-
-    workload_schema = section(SECTIONS["workload"])
-    if workloads:
-        workload_schema = {"anyOf": [workload_schema, *(workload_section(w) for w in workloads if not w.builtin)]}
-
-    seeds = {"oneOf": [{"type": "integer", "minimum": 1},
-                       {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}]}
-    settable = {k: x for k, x in params.items() if k != "name"}
-    value_table = {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": settable}
-    values = {"type": "array", "minItems": 1,
-              "items": {"anyOf": [{"type": ["number", "string", "boolean"]}, value_table]}}
-    logspace = {"type": "object", "additionalProperties": False, "required": ["start", "stop", "num"],
-                "properties": {"start": {"type": "number", "exclusiveMinimum": 0},
-                               "stop": {"type": "number", "exclusiveMinimum": 0},
-                               "num": {"type": "integer", "minimum": 1}}}
-    axis = {"type": "object", "additionalProperties": False, "required": ["role"],
-            "properties": {"role": {"enum": list(ROLES)}, "values": values, "logspace": logspace}}
-    tier = {"type": "object", "additionalProperties": False, "properties": {
-        "seeds": seeds, "budget": section(SECTIONS["budget"]), "params": section(tuple(settable)),
-        "axes": {"type": "object", "additionalProperties": {"anyOf": [values, {"type": "object", "properties": {"values": values, "logspace": logspace}, "additionalProperties": False}]}}}}
-    claim = {"type": "object", "additionalProperties": False, "required": ["id", "kind"], "properties": {
-        "id": name, "kind": {"enum": sorted(KINDS)},
-        "faq_section": {"type": ["string", "integer"]}, "paraphrase": {"type": "string"},
-        "params": {"type": "object"},
-        "check": {"type": "object", "additionalProperties": False, "properties": {
-            "gate": {"enum": list(GATES)},
-            "direction": {"anyOf": [{"enum": list(DIRECTIONS)},
-                                    {"type": "object", "additionalProperties": {"enum": list(DIRECTIONS)}}]},
-            "track": {"type": "array", "uniqueItems": True, "items": {"enum": list(TRACKABLE)}},
-            "tolerance": {"anyOf": [{"type": "number", "minimum": 0},
-                                    {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}}]}}}}}
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://claimbench.dev/suite.schema.json",
-        "title": "claimbench suite",
-        "type": "object", "additionalProperties": False, "required": ["suite", "budget"],
-        "properties": {
-            "suite": {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {
-                "name": name, "title": {"type": "string"},
-                "description": {"type": "string"}, "seeds": seeds,
-                "faq_sections": {"type": "array", "items": {"type": ["string", "integer"]}}}},
-            "workload": workload_schema, "train": section(SECTIONS["train"]),
-            "budget": section(SECTIONS["budget"]),
-            "axes": {"type": "object", "additionalProperties": axis},
-            "tiers": {"type": "object", "additionalProperties": False, "properties": {t: tier for t in TIERS}},
-            "claims": {"type": "array", "items": claim},
-            "resources": {"type": "object", "additionalProperties": False, "properties": {
-                "cpus_per_trial": {"type": "number", "exclusiveMinimum": 0},
-                "gpus_per_trial": {"type": "number", "minimum": 0}}},
-            "limits": {"type": "object", "additionalProperties": False, "properties": {
-                k: {"type": "integer", "minimum": 1, "maximum": x.ceiling, "description": x.what}
-                for k, x in lim.LIMITS.items()}},
-            "adapt": {"type": "object", "additionalProperties": False,
-                      "description": "adaptive rules the experimenter loop applies (claimbench/loop.py)",
-                      "properties": {
-                          "extend": {"type": "object", "description": "nuisance axis -> values it may gain "
-                                     "beyond each edge where a claim is edge-limited",
-                                     "additionalProperties": {"type": "integer", "minimum": 1,
-                                                              "maximum": MAX_EXTEND}},
-                          "budget": {"type": "integer", "minimum": 0, "maximum": 2,
-                                     "description": "times the budget may double where a comparison is "
-                                                    "budget-limited"},
-                          "looks": {"type": "array", "maxItems": 4, "items": {"type": "integer", "minimum": 1},
-                                    "description": "seed counts judged before the last look (default [3, 5])"},
-                          "futility": {"type": "number", "minimum": 0, "exclusiveMaximum": 1,
-                                       "description": "stop a claim at a look when both one-sided p-values "
-                                                      "exceed this (default 0.3; 0: off)"},
-                          "futility_from": {"type": "integer", "minimum": 2, "maximum": 1024,
-                                            "description": "the first seed count futility applies at (default 5)"},
-                          "prune": {"type": "integer", "minimum": 0, "maximum": 64,
-                                    "description": "tuned values per group that later seeds keep for claims "
-                                                   "reading only the tuned value (default 3; 0: off)"}}},
-        },
-    }

@@ -1,0 +1,173 @@
+"""The suite's types: ``Suite`` (a validated suite at one tier), its ``Axis`` and ``ClaimCheck`` tables, ``Group``,
+and the keys and names a suite file may use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from claimbench import limits as lim
+from claimbench.claims import Claim, Design
+from claimbench.trial import level_label
+
+TIERS = ("smoke", "ci", "default", "full")
+ROLES = ("scientific", "nuisance", "fixed")
+SECTIONS = {
+    "workload": ("name", "dataset", "n_samples", "data_seed", "label_noise", "outlier_frac", "seq_len", "model", "depth",
+                 "width", "shape", "activation", "init", "init_dist", "batchnorm", "dropout", "dropout_position",
+                 "dropout_kind", "parameterization", "base_width"),
+    "train": ("kind", "loss", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps",
+              "schedule", "warmup_steps", "schedule_gamma", "plateau_patience", "clip",
+              "clip_threshold", "batch_size", "evals", "patience", "restore_best",
+              "divergence_factor", "target", "measure_latency", "range_lr_min", "range_lr_max", "range_steps",
+              "measure_noise_scale", "exclusive", "batch_schedule", "batch_factor"),
+    "budget": ("epochs", "steps"),
+}
+BUDGET_KEYS = frozenset(SECTIONS["budget"])
+#: Spec fields a suite never sets: the seed comes from [suite] seeds; the workload, its parameters and its
+#: code fingerprint from [workload] and the registry.
+INTERNAL = ("seed", "workload", "workload_params", "code")
+TOP_KEYS = ("suite", "workload", "train", "budget", "axes", "tiers", "claims", "resources", "limits", "adapt")
+#: [adapt]: the adaptive rules the experimenter loop (claimbench/loop.py) may apply, fixed before the run:
+#: ``extend = { lr = 2 }`` lets a nuisance axis gain up to 2 values beyond each edge where claims are
+#: edge-limited; ``budget = 1`` lets the budget double once where a comparison is budget-limited.
+ADAPT_KEYS = ("extend", "budget", "looks", "futility", "futility_from", "prune")
+MAX_EXTEND = 4
+#: [resources]: one Ray slot (actor) per trial in flight; run-level, so never part of a trial id.
+#: cpus_per_trial > 0 (default 1), gpus_per_trial >= 0 (default 0; fractions share a GPU).
+RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial")
+SUITE_KEYS = ("name", "title", "description", "seeds", "faq_sections")
+AXIS_KEYS = ("role", "values", "logspace")
+TIER_KEYS = ("seeds", "budget", "params", "axes")
+CLAIM_KEYS = ("id", "kind", "faq_section", "paraphrase", "params", "check")
+CHECK_KEYS = ("gate", "track", "tolerance", "direction")
+#: What `claimbench check` fails on, per claim: a supported claim that stops being supported
+#: (the default), any change of a decided verdict (supported or refuted), or nothing (track only).
+GATES = ("supported", "decided", "off")
+#: Which moves of a tracked quantity are regressions: either way, only down, or only up.
+DIRECTIONS = ("both", "decrease", "increase")
+#: Quantities a claim may track: its statistic (per stratum), or a metric of the best trial per seed.
+TRACKABLE = ("effect", "test_acc", "val_acc", "train_acc", "test_loss", "val_loss", "train_loss")
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str
+    role: str
+    values: tuple[Any, ...]  # scalars, or dicts of parameter -> value
+
+    @property
+    def is_table(self) -> bool:
+        return any(isinstance(v, dict) for v in self.values)
+
+    @property
+    def params(self) -> set[str]:
+        """The parameters this axis sets: its own name, or the keys of its table levels."""
+        if not self.is_table:
+            return {self.name}
+        return {k for v in self.values for k in v}
+
+    @property
+    def sets_budget(self) -> bool:
+        return bool(self.params & BUDGET_KEYS)
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """How `claimbench check` gates one claim against a baseline (a claim's ``check = {...}`` table).
+
+    ``track`` names quantities compared over seeds with ``tolerance[name]`` (absolute units of the
+    quantity) and ``direction``; ``gate`` says which verdict changes are regressions.
+    """
+
+    gate: str = "supported"
+    track: tuple[str, ...] = ()
+    tolerance: dict[str, float] = field(default_factory=dict)  # tracked quantity -> tolerance
+    direction: dict[str, str] = field(default_factory=dict)  # tracked quantity -> direction (default "both")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"gate": self.gate, "track": list(self.track), "tolerance": dict(self.tolerance),
+                "direction": dict(self.direction)}
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    title: str
+    description: str
+    path: str
+    tier: str
+    base: dict[str, Any]  # parameter -> value, before axes
+    axes: tuple[Axis, ...]
+    seeds: tuple[int, ...]
+    claims: tuple[Claim, ...]
+    faq_sections: tuple[str, ...] = field(default_factory=tuple)
+    checks: dict[str, ClaimCheck] = field(default_factory=dict)  # claim id -> its check table, when given
+    resources: dict[str, float] = field(default_factory=dict)  # [resources]: cpus/gpus per trial, when given
+    limits: dict[str, int] = field(default_factory=dict)  # [limits]: the limits this suite raises (limits.py)
+    code: str = ""  # the workload's code fingerprint when loaded (registry.fingerprint): in every trial id
+    workload: dict[str, Any] = field(default_factory=dict)  # another workload: name, level, task, package, version
+    adapt: dict[str, Any] = field(default_factory=dict)  # [adapt]: {"extend": {axis: n}, "budget": n}
+
+    @property
+    def task(self) -> str:
+        """Another workload's task ("" for the built-ins, whose task is each dataset's)."""
+        return self.workload.get("task", "")
+
+    def limit_table(self) -> dict[str, int]:
+        """Every limit that applies to this suite: the defaults of limits.py, raised by its [limits]."""
+        return {**lim.DEFAULTS, **self.limits}
+
+    def axis(self, name: str) -> Axis:
+        return next(a for a in self.axes if a.name == name)
+
+    def design(self) -> Design:
+        by_role = {r: tuple(a.name for a in self.axes if a.role == r) for r in ROLES}
+        swept = {k for a in self.axes for k in a.params}
+        if swept & BUDGET_KEYS:
+            swept |= BUDGET_KEYS
+        constants = {k: v for k, v in self.base.items() if k not in swept}
+        fixed_swept = tuple(a.name for a in self.axes if a.role == "fixed" and len(a.values) > 1)
+        for a in self.axes:
+            if a.role == "fixed" and len(a.values) == 1:
+                constants[a.name] = level_label(a.values[0])
+        tables = {a.name: tuple(sorted(a.params)) for a in self.axes if a.is_table}
+        return Design(scientific=by_role["scientific"], nuisance=by_role["nuisance"],
+                      fixed=fixed_swept, constants=constants, tables=tables)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "title": self.title, "description": self.description,
+            "path": self.path, "tier": self.tier, "base": self.base,
+            "axes": [{"name": a.name, "role": a.role, "values": list(a.values)} for a in self.axes],
+            "seeds": list(self.seeds), "faq_sections": list(self.faq_sections),
+            "claims": [c.__dict__ for c in self.claims],
+            "checks": {k: c.to_dict() for k, c in self.checks.items()},
+            "resources": dict(self.resources), "limits": dict(self.limits),
+            "code": self.code, "workload": dict(self.workload), "adapt": dict(self.adapt),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Suite":
+        return cls(
+            name=d["name"], title=d["title"], description=d["description"], path=d["path"],
+            tier=d["tier"], base=d["base"],
+            axes=tuple(Axis(a["name"], a["role"], tuple(a["values"])) for a in d["axes"]),
+            seeds=tuple(d["seeds"]), faq_sections=tuple(d.get("faq_sections", ())),
+            claims=tuple(Claim(**c) for c in d["claims"]),
+            checks={k: ClaimCheck(c["gate"], tuple(c["track"]), c["tolerance"], c["direction"])
+                    for k, c in d.get("checks", {}).items()},
+            resources=dict(d.get("resources", {})), limits=dict(d.get("limits", {})),
+            code=d.get("code", ""), workload=dict(d.get("workload", {})), adapt=dict(d.get("adapt", {})),
+        )
+
+
+@dataclass(frozen=True)
+class Group:
+    """A named list of suites run together into one run dir and one report (e.g. ``faq``)."""
+
+    name: str
+    title: str
+    description: str
+    suites: tuple[str, ...]
+    path: str
