@@ -253,7 +253,8 @@ def needed_cells(claim, frame, design, prune: int, first_seed: int) -> set[str]:
     axes = [a for a in (*design.scientific, *design.nuisance, *design.fixed) if a in cf.columns]
     groups = [a for a in axes if a not in tuned]
     score = cf[select].astype(float) * direction(select)
-    score = score.where(cf["status"] == "completed")  # diverged or failed trials rank last
+    if "status" in cf.columns:
+        score = score.where(cf["status"] == "completed")  # diverged or failed trials rank last
     t = cf.assign(_score=score.fillna(-np.inf))
     mean = t.groupby([*groups, *tuned], dropna=False, sort=True)["_score"].mean().reset_index()
     keep_rows = []

@@ -10,10 +10,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+import pandas as pd
+
 from claimbench.analysis.inference import ALPHA
 from claimbench.calibrate.scenarios import SCENARIO_KINDS, Scenario, scenarios
 from claimbench.calibrate.table import Row, format_row
-from claimbench.claims import KINDS, Claim
+from claimbench.claims import KINDS, Claim, ClaimKind
+from claimbench.claims.protocol import tuned_axes
+from claimbench.loop import FUTILITY, FUTILITY_FROM, LOOKS, PRUNE, needed_cells
 
 
 _CACHE: dict[str, list[Scenario]] = {}
@@ -25,13 +29,50 @@ def _scenarios_cached() -> list[Scenario]:
     return _CACHE["all"]
 
 
-def _one(task: tuple[int, int, int, int, int]) -> Row:
-    """Simulate one (scenario index, seed count, truth index, reps, seed) task of :func:`run`."""
-    i, n, t_i, reps, seed = task
-    return simulate(_scenarios_cached()[i], n, t_i, reps, seed)
+def _one(task: tuple[int, int, int, int, int, str]) -> Row:
+    """Simulate one (scenario index, seed count, truth index, reps, seed, design) task of :func:`run`."""
+    i, n, t_i, reps, seed, design = task
+    return simulate(_scenarios_cached()[i], n, t_i, reps, seed, design)
 
 
-def simulate(sc: Scenario, n: int, t_i: int, reps: int, seed: int = 0) -> Row:
+DESIGNS = ("fixed", "adaptive")
+
+
+def adaptive_verdict(kind: ClaimKind, claim: Claim, frame: pd.DataFrame, design, looks=LOOKS,
+                     futility: float = FUTILITY, futility_from: int = FUTILITY_FROM, prune: int = PRUNE) -> str:
+    """The verdict the experimenter loop's compute rules (``loop.py``) reach on ``frame``, a full matrix: the
+    seeds of each look, the claim stopped (inconclusive) when both one-sided p-values exceed ``futility`` at a
+    look from ``futility_from`` seeds, and for seeds after the first look only the cells ``loop.needed_cells``
+    keeps (the ``prune`` best tuned values per group, when the claim reads only its tuned value)."""
+    seeds = sorted(frame["seed"].unique())
+    looks = [k for k in looks if 0 < k < len(seeds)]
+    if not looks:
+        return kind.evaluate(claim, frame, design).verdict
+    if "trial_id" not in frame.columns:
+        frame = frame.assign(trial_id=[f"t{i}" for i in range(len(frame))])
+    if "status" not in frame.columns:
+        frame = frame.assign(status="completed")
+    cols = [c for c in dict.fromkeys([*design.scientific, *design.nuisance, *design.fixed,
+                                      *tuned_axes(claim, design, frame)]) if c in frame.columns]
+    cell = frame[cols].astype(str).agg("|".join, axis=1) if cols else pd.Series("", index=frame.index)
+    index = frame["seed"].map({s: i for i, s in enumerate(seeds)})
+    opened = looks[0]
+    trained = frame[index < opened]
+    while opened < len(seeds):
+        if futility and opened >= futility_from:
+            r = kind.evaluate(claim, trained, design)
+            if r.p_supported is not None and r.p_refuted is not None and min(r.p_supported, r.p_refuted) > futility:
+                return "inconclusive"
+        keep = needed_cells(claim, trained, design, prune, seeds[0])
+        first = trained[trained["seed"] == seeds[0]]
+        kept = set(cell[first.index[first["trial_id"].isin(keep)]])
+        nxt = next((k for k in looks if k > opened), len(seeds))
+        trained = pd.concat([trained, frame[(index >= opened) & (index < nxt) & cell.isin(kept)]])
+        opened = nxt
+    return kind.evaluate(claim, trained, design).verdict
+
+
+def simulate(sc: Scenario, n: int, t_i: int, reps: int, seed: int = 0, design: str = "fixed") -> Row:
     """Simulate one (scenario, seed count, truth): ``reps`` frames through the kind's real evaluate. The random
     stream depends on the scenario's name, the seed count, the truth and ``seed`` only."""
     truth = sc.truths[t_i]
@@ -43,10 +84,12 @@ def simulate(sc: Scenario, n: int, t_i: int, reps: int, seed: int = 0) -> Row:
     start = time.perf_counter()
     theta = truth.theta(sd) if callable(truth.theta) else truth.theta
     for _ in range(reps):
-        frame, design = sc.build(rng, n, theta, sd)
-        counts[kind.evaluate(claim, frame, design).verdict] += 1
+        frame, roles = sc.build(rng, n, theta, sd)
+        verdict = adaptive_verdict(kind, claim, frame, roles) if design == "adaptive" else \
+            kind.evaluate(claim, frame, roles).verdict
+        counts[verdict] += 1
     row = Row(sc.kind, sc.name, n, truth.label, truth.null, truth.right, reps,
-              counts["supported"] / reps, counts["refuted"] / reps, sd, time.perf_counter() - start)
+              counts["supported"] / reps, counts["refuted"] / reps, sd, time.perf_counter() - start, design=design)
     if truth.null:
         row.exceeds = [side for side in ("supported", "refuted")
                        if getattr(row, side) > ALPHA + 2 * row.se(ALPHA)]
@@ -58,10 +101,12 @@ GRIDS = ("any", "fixed", "per-seed")
 
 def run(kinds: Sequence[str] | None = None, seeds: Sequence[int] = (3, 5, 8), reps: int = 200, seed: int = 0,
         progress: Callable[[str], None] | None = None, jobs: int = 1, nulls_only: bool = False,
-        grid: str = "any") -> list[Row]:
+        grid: str = "any", design: str = "fixed") -> list[Row]:
     """Simulate and evaluate; one Row per (scenario, seed count, truth), in a fixed order. Each row has its
     own random stream, so the table does not depend on ``jobs``. ``grid``: every scenario ("any"), or only
-    the argbest scenarios whose tuned grid is "fixed" (one for every seed of an experiment) or "per-seed"."""
+    the argbest scenarios whose tuned grid is "fixed" (one for every seed of an experiment) or "per-seed".
+    ``design``: "fixed" (every seed of the full matrix) or "adaptive" (the loop's default compute rules,
+    :func:`adaptive_verdict`)."""
     chosen = list(kinds or SCENARIO_KINDS)
     unknown = [k for k in chosen if k not in SCENARIO_KINDS]
     if unknown:
@@ -69,7 +114,9 @@ def run(kinds: Sequence[str] | None = None, seeds: Sequence[int] = (3, 5, 8), re
     if grid not in GRIDS:
         raise ValueError(f"grid must be one of {', '.join(GRIDS)}, got {grid!r}")
     all_sc = _scenarios_cached()
-    tasks = [(i, n, t_i, reps, seed) for i, sc in enumerate(all_sc)
+    if design not in DESIGNS:
+        raise ValueError(f"design must be one of {', '.join(DESIGNS)}, got {design!r}")
+    tasks = [(i, n, t_i, reps, seed, design) for i, sc in enumerate(all_sc)
              if sc.kind in chosen and grid in ("any", sc.grid)
              for n in seeds for t_i in range(len(sc.truths)) if sc.truths[t_i].null or not nulls_only]
     rows: list[Row] = []

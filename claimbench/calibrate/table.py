@@ -23,6 +23,7 @@ class Row:
     sd: float
     seconds: float
     exceeds: list[str] = field(default_factory=list)
+    design: str = "fixed"  # "adaptive": under the experimenter loop's compute rules (simulator.adaptive_verdict)
 
     def se(self, p: float) -> float:
         return math.sqrt(max(p * (1 - p), 1e-12) / self.reps)
@@ -53,7 +54,8 @@ def power_summary(rows: Sequence[Row], effect: str = "2 SD", target: float = 0.8
 def format_row(r: Row) -> str:
     power = "" if r.power is None else f"  power {r.power:6.1%}"
     flag = f"  EXCEEDS ({', '.join(r.exceeds)})" if r.exceeds else ""
-    return (f"{r.kind:<24} {r.scenario[:40]:<40} seeds={r.seeds:<3} {r.truth[:46]:<46} "
+    design = " adaptive" if r.design == "adaptive" else ""
+    return (f"{r.kind:<24} {r.scenario[:40]:<40} seeds={r.seeds:<3}{design} {r.truth[:46]:<46} "
             f"supported {r.supported:6.1%}  refuted {r.refuted:6.1%}  (MC SE {r.se(max(r.supported, r.refuted, ALPHA)):.1%})"
             f"{power}{flag}")
 
@@ -66,7 +68,8 @@ def markdown(rows: Sequence[Row], reps: int, seconds: float) -> str:
         se = r.se(max(r.supported, r.refuted, ALPHA))
         ok = ("yes" if not r.exceeds else f"**no** ({', '.join(r.exceeds)})") if r.null else \
             f"power {r.power:.1%}" if r.power is not None else ""
-        lines.append(f"| {r.kind} | {r.scenario} | {r.seeds} | {r.truth} | {r.supported:.1%} | {r.refuted:.1%} | "
+        seeds = f"{r.seeds} adaptive" if r.design == "adaptive" else r.seeds
+        lines.append(f"| {r.kind} | {r.scenario} | {seeds} | {r.truth} | {r.supported:.1%} | {r.refuted:.1%} | "
                      f"{se:.1%} | {ok} |")
     bad = [r for r in rows if r.exceeds]
     lines += ["", "Power for a 2-SD effect (the smaller of the supported and refuted sides), per seed count:", ""]
