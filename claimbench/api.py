@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -11,11 +10,14 @@ import pandas as pd
 
 from claimbench.claims import ClaimResult, evaluate_claims
 from claimbench.env import environment
-from claimbench.loop import Plan, read_record, run_rounds
 from claimbench.errors import StoreError
+from claimbench.evaluation import GROUP_FILE, Evaluation, read_group, suite_run_dirs
+from claimbench.loop import Plan, read_record, run_rounds
+from claimbench.report.exports import read_verdicts, read_verdicts_doc, verdict_rows
+from claimbench.runner import make_executor, run_trials, trial_timeouts
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
 from claimbench.store import RunStore
-from claimbench.suite import Suite, expand
+from claimbench.suite import Suite, expand, load_suite, resolve_published_suite
 from claimbench.trial import TrialRecord, TrialSpec
 
 
@@ -57,8 +59,6 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
     has a wall-clock limit: ``trial_timeout`` seconds, else its suite's, else its estimate's
     (``runner.trial_timeouts``).
     """
-    from claimbench.runner import make_executor, run_trials, trial_timeouts  # torch and Ray load only when training
-
     cpus, gpus = slot_resources([s for s, _ in targets], cpus_per_trial, gpus_per_trial)
     # validates the executor before anything is written
     ex = make_executor(executor, address, cpus_per_trial=cpus, gpus_per_trial=gpus, faults=faults)
@@ -118,62 +118,6 @@ def slot_resources(suites: list[Suite], cpus_per_trial: float | None = None,
     return pick(cpus_per_trial, "cpus_per_trial", 1.0), pick(gpus_per_trial, "gpus_per_trial", 0.0)
 
 
-@dataclass
-class Evaluation:
-    """A run dir's suite, its trial frame and every claim's result. ``run_dir`` is where it was read from
-    (None for one built in memory); ``curves()`` and ``range_curves()`` read the per-evaluation curves and
-    the LR range test's sweeps from its records once, on first use (see ``report.exports``)."""
-
-    suite: Suite
-    frame: pd.DataFrame
-    results: list[ClaimResult]
-    command: str
-    environment: dict
-    created: str
-    run_dir: Path | None = None
-    _curves: tuple[pd.DataFrame, pd.DataFrame] | None = field(default=None, repr=False, compare=False)
-
-    def curves(self) -> pd.DataFrame:
-        """One row per (trial, evaluation) of the frame's trials: ``curve_frame`` (empty without a run dir)."""
-        return self._curve_frames()[0]
-
-    def range_curves(self) -> pd.DataFrame:
-        """One row per (trial, LR of the range test's sweep): trial_id, seed, lr, loss, smoothed."""
-        return self._curve_frames()[1]
-
-    def _curve_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        if self._curves is None:
-            from claimbench.report.exports import curve_frames
-            self._curves = curve_frames(self)
-        return self._curves
-
-
-GROUP_FILE = "group.json"
-
-
-def write_group(root: str | Path, group, tier: str, names: list[str]) -> None:
-    """Mark ``root`` as the run dir of a group: one sub run dir per suite (``names``), one combined report."""
-    from claimbench.store import atomic_write_text
-
-    info = {"schema": 1, "group": group.name, "title": group.title, "description": group.description,
-            "tier": tier, "suites": list(names)}
-    atomic_write_text(Path(root) / GROUP_FILE, json.dumps(info, indent=2) + "\n")
-
-
-def read_group(run_dir: str | Path) -> dict | None:
-    """The group.json of a group run dir, or None for a plain run dir."""
-    path = Path(run_dir) / GROUP_FILE
-    if not path.is_file():
-        return None
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise StoreError(f"unreadable group file: {e}", where=str(path), fix="delete it and rerun the group") from None
-    if not isinstance(info, dict) or info.get("schema") != 1 or not isinstance(info.get("suites"), list):
-        raise StoreError("not a claimbench group file (schema 1)", where=str(path), fix="delete it and rerun the group")
-    return info
-
-
 def evaluate_target(run_dir: str | Path, select: Callable[[str, str], bool] | None = None) -> list[Evaluation]:
     """Evaluations of a run dir: one for a suite's run dir; one per suite (with records) for a group's.
     With ``select(suite, claim_id)`` (``-k``: claimbench/selection.py) only the claims it keeps are
@@ -184,12 +128,10 @@ def evaluate_target(run_dir: str | Path, select: Callable[[str, str], bool] | No
     if group is None:
         return [evaluate_run(run_dir, select)]
     out = []
-    for name in group["suites"]:
-        sub = Path(run_dir) / name
-        if (sub / "run.json").is_file():
-            if select is not None and not any(select(name, c.id) for c in RunStore(sub).info().suite.claims):
-                continue
-            out.append(evaluate_run(sub, select))
+    for sub in suite_run_dirs(run_dir, group):
+        if select is not None and not any(select(sub.name, c.id) for c in RunStore(sub).info().suite.claims):
+            continue
+        out.append(evaluate_run(sub, select))
     if not out:
         raise StoreError("the group has no suite run dirs yet", where=str(run_dir),
                          fix=f"run it first: claimbench run {group['group']} --tier {group['tier']}")
@@ -232,9 +174,6 @@ def evaluate_published(path: str | Path, select: Callable[[str, str], bool] | No
     shipped (``suites/``, at the tier, command and environment its verdicts.json records), its trials,
     curves and range curves from the Parquet frames, and the loop's extensions from ``<suite>/adaptive.json``.
     Nothing is trained; the frames stay as published."""
-    from claimbench.report.exports import read_verdicts_doc
-    from claimbench.suite import load_suite, resolve_published_suite
-
     doc = read_verdicts_doc(path)
     out = []
     for entry in doc.get("suites", []):
@@ -267,8 +206,6 @@ def load_verdicts(run_dir: str | Path) -> pd.DataFrame:
     each, with the adjusted verdict, effect, unit, CI, p-values, counts and detectable effect (the
     columns of ``verdicts.json``, see ``report.exports``). Reads ``RUN_DIR/verdicts.json`` when
     ``claimbench run`` or ``report`` wrote one, else evaluates the run dir."""
-    from claimbench.report.exports import read_verdicts, verdict_rows
-
     rows = read_verdicts(run_dir)
     if rows is None:
         rows = verdict_rows(evaluate_target(run_dir))

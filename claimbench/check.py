@@ -701,7 +701,7 @@ def measure(suites: list[Suite], out: str | Path, executor: str = "ray", address
         report = None
         if html:
             from claimbench.report import write_report
-            report = write_report(summary.run_dir, None, ev)
+            report = write_report(summary.run_dir, ev)
         measured.append(Measured(suite=s, run_dir=summary.run_dir, results=ev.results, frame=ev.frame,
                                  environment=ev.environment, report=report, total=summary.total,
                                  trained=summary.trained, elapsed_s=0.0))

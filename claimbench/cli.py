@@ -271,7 +271,8 @@ def run(suite: str, tier: str, executor: str, address: str | None, out: str | No
         return
     _ray_address(executor, address)
     _open_run_dirs(targets, root, force, wait, faults, "group.json" if group is not None else None)
-    from claimbench.api import run_suites, write_group  # after the checks: refusals come before seconds of imports
+    from claimbench.api import run_suites
+    from claimbench.evaluation import write_group  # after the checks: refusals come before seconds of imports
 
     start = time.monotonic()
     if group is not None:
@@ -701,7 +702,7 @@ def _report(run_dir, output: str | None = None, select=None) -> Path:
                    + f"; chance alone would decide about {inference.chance_decisions(len(results)):.1f})")
     # the data beside the report (verdicts.json, the Parquet frames) go into the run dir only with the report
     # itself: `report -o FILE` writes FILE alone, so a read-only run dir can be reported elsewhere
-    return write_report(run_dir, output, evaluations, exports=output is None)
+    return write_report(run_dir, evaluations, output, exports=output is None)
 
 
 cli.add_command(__import__("claimbench.export.cli", fromlist=["export"]).export)  # `claimbench export mlflow|tensorboard`

@@ -39,7 +39,7 @@ def run_dir(tmp_path_factory):
     store.init(suite, "claimbench run test.toml", {"python": "3", "git_sha": "x", "packages": {}})
     for spec in expand(suite):
         store.append(_with_curves(fake_record(spec)))
-    write_report(out)
+    write_report(out, evaluate_run(out))
     return out
 
 

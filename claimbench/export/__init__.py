@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from claimbench.errors import UserError
+from claimbench.evaluation import read_group, suite_run_dirs
+from claimbench.store import RunStore
 from claimbench.trial import TrialRecord
 
 INSTALL = "pip install 'claimbench[export]'"
@@ -69,18 +71,11 @@ class ExportSource:
 def load_source(run_dir: str | Path) -> ExportSource:
     """Every verified record of ``run_dir`` (each suite's, for a group's run dir); StoreError for a run dir
     that is missing, foreign or damaged (the store's checks)."""
-    from claimbench.api import read_group
-    from claimbench.errors import StoreError
-    from claimbench.store import RunStore
-
     root = Path(run_dir)
     if not root.is_dir():
         RunStore(root).info()  # the store's one line for a missing run dir or a file
     group = read_group(root)
-    dirs = [root] if group is None else [root / name for name in group["suites"] if (root / name / "run.json").is_file()]
-    if not dirs:
-        raise StoreError("the group has no suite run dirs yet", where=str(root),
-                         fix=f"run it first: claimbench run {group['group']} --tier {group['tier']}")
+    dirs = suite_run_dirs(root, group)
     trials: list[Trial] = []
     tier = name = ""
     for d in dirs:
