@@ -1,23 +1,30 @@
-"""The pipeline as plain functions: run a suite into a run dir; evaluate a run dir's claims."""
+"""The pipeline as plain functions: run a suite into a run dir; evaluate a run dir's claims; run the
+suites a CI check compares with their baseline (``measure``); compare two run dirs (``compare_runs``)."""
 
 from __future__ import annotations
 
+import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
+from claimbench.check.compare import Comparison, compare_evaluations
+from claimbench.check.gate import Measured
 from claimbench.claims import ClaimResult, evaluate_claims
 from claimbench.env import environment
-from claimbench.errors import StoreError
+from claimbench.errors import StoreError, UserError
 from claimbench.evaluation import GROUP_FILE, Evaluation, read_group, suite_run_dirs
 from claimbench.loop import Plan, read_record, run_rounds
+from claimbench.paths import inside
+from claimbench.report import write_report
 from claimbench.report.exports import read_verdicts, read_verdicts_doc, verdict_rows
 from claimbench.runner import make_executor, run_trials, trial_timeouts
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
 from claimbench.store import RunStore
-from claimbench.suite import Suite, expand, load_suite, resolve_published_suite
+from claimbench.suite import Suite, expand, load_suite, load_targets, resolve_published_suite
 from claimbench.trial import TrialRecord, TrialSpec
 
 
@@ -210,3 +217,59 @@ def load_verdicts(run_dir: str | Path) -> pd.DataFrame:
     if rows is None:
         rows = verdict_rows(evaluate_target(run_dir))
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ the CI gate
+
+def load_check_targets(names: list[str], tier: str, seeds: int | None = None) -> tuple[list[Suite], list[str]]:
+    """The suites ``names`` (suites, paths or groups) at ``tier`` (with ``seeds``, when given: ``--seeds``),
+    and the names of those skipped because they define no such tier (so that a group checks only its
+    suites that have, e.g., a ci tier)."""
+    suites = load_targets(list(names), tier, seeds)
+    if tier == "default":
+        return suites, []
+    keep, skipped = [], []
+    for s in suites:
+        if tier in tomllib.loads(Path(s.path).read_text(encoding="utf-8")).get("tiers", {}):
+            keep.append(s)
+        else:
+            skipped.append(s.name)
+    if not keep:
+        raise UserError(f"no suite among {', '.join(names)} defines tier {tier!r}", where="--tier",
+                        fix=f"add [tiers.{tier}] to the suite, or pass --tier default")
+    return keep, skipped
+
+
+def measure(suites: list[Suite], out: str | Path, executor: str = "ray", address: str | None = None,
+            command: str = "", progress: bool = True, faults: tuple = (), html: bool = True,
+            pack_size: int = DEFAULT_PACK_SIZE, cpus_per_trial: float | None = None,
+            gpus_per_trial: float | None = None, select=None, trial_timeout: float | None = None) -> list[Measured]:
+    """Run the suites through one executor, each into ``out/<suite>/`` (only missing trials train),
+    then evaluate each (only the claims ``select(suite, claim_id)`` keeps, when given: ``-k``) and write
+    its HTML report. ``elapsed_s`` is the whole run's wall time. ``pack_size`` and the slot resources
+    are ``run``'s (``api.run_suites``)."""
+    out = Path(out)
+    start = time.monotonic()
+    summaries = run_suites([(s, inside(out, s.name)) for s in suites], executor=executor, address=address,
+                           command=command, progress=progress, faults=faults, pack_size=pack_size,
+                           cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, trial_timeout=trial_timeout)
+    measured = []
+    for s, summary in zip(suites, summaries):
+        ev = evaluate_run(summary.run_dir, select)
+        report = None
+        if html:
+            report = write_report(summary.run_dir, ev)
+        measured.append(Measured(suite=s, run_dir=summary.run_dir, results=ev.results, frame=ev.frame,
+                                 environment=ev.environment, report=report, total=summary.total,
+                                 trained=summary.trained, elapsed_s=0.0))
+    for m in measured:
+        m.elapsed_s = time.monotonic() - start
+    return measured
+
+
+def compare_runs(run_a: str | Path, run_b: str | Path,
+                 select: Callable[[str, str], bool] | None = None) -> Comparison:
+    """Every claim of the run dirs (a suite's or a group's) ``run_a`` and ``run_b``, paired by suite
+    name and claim id and compared under the gate's rule (``check.compare``); ``select(suite, claim_id)``
+    keeps some (``selection``)."""
+    return compare_evaluations(run_a, run_b, evaluate_target(run_a, select), evaluate_target(run_b, select))

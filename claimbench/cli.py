@@ -509,7 +509,9 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
     a Markdown summary and each suite's HTML report. With -k, only the selected claims are checked (and need
     a baseline).
     """
-    from claimbench.check import baseline_for, check_measured, load_check_targets, measure, read_baseline
+    from claimbench.api import load_check_targets, measure
+    from claimbench.check.baseline import baseline_for, read_baseline
+    from claimbench.check.gate import check_measured
     from claimbench.report.junit import write_junit
     from claimbench.report.markdown import write_markdown
     from claimbench.selection import keep, kept_ids
@@ -589,7 +591,8 @@ def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, e
 
     With -k, only the selected claims' entries are replaced; the suite's other claims are kept from the
     file when it measured the same trial matrix."""
-    from claimbench.check import baseline_entry, commit_baseline, load_check_targets, measure, merge_entry, read_baseline
+    from claimbench.api import load_check_targets, measure
+    from claimbench.check.baseline import baseline_entry, commit_baseline, merge_entry, read_baseline
     from claimbench.env import environment
     from claimbench.selection import keep
 
@@ -644,7 +647,8 @@ def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, e
 def compare(run_a: str, run_b: str, markdown_path: str | None, expr: str | None = None) -> None:
     """Verdict and effect changes from RUN_A to RUN_B (run dirs of a suite or of a group), judged by the
     evidence rules of `check` with RUN_A as the baseline. Informational: exits 0 whatever changed."""
-    from claimbench.compare import compare_runs, markdown, text_lines
+    from claimbench.api import compare_runs
+    from claimbench.report.compare import markdown, text_lines
     from claimbench.selection import keep
 
     out = output_file(markdown_path, "--markdown") if markdown_path else None

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from claimbench import limits as lim
-from claimbench.check import BaselineError, baseline_for, matrix_fingerprint, read_baseline
+from claimbench.check.baseline import BaselineError, baseline_for, matrix_fingerprint, read_baseline
 from claimbench.cli import _ray_address
 from claimbench.errors import UserError
 from claimbench.faults import parse_faults

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from claimbench.check import compare_values, read_baseline, update_baseline
+from claimbench.check.baseline import read_baseline, update_baseline
+from claimbench.check.gate import compare_values
 from tests.conftest import cli
 from claimbench.errors import SuiteError, UserError
 from claimbench.faults import as_trial, corrupted, parse_faults

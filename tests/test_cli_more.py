@@ -244,7 +244,7 @@ def test_check_and_baseline_validate_the_resource_flags_as_run_does(verb, flag, 
 
 
 def test_baseline_k_keeps_the_other_claims_of_an_entry_of_the_same_matrix(tiny_suite_path):
-    from claimbench.check import matrix_fingerprint, merge_entry
+    from claimbench.check.baseline import matrix_fingerprint, merge_entry
 
     suite = load_suite(str(tiny_suite_path), "smoke")
     old = {"matrix": matrix_fingerprint(suite), "claims": {"B2": {"verdict": "supported"}, "B3": {"verdict": "refuted"}}}

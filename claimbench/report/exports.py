@@ -26,8 +26,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from claimbench.analysis import inference
 from claimbench.claims.base import ClaimResult, evidence
 from claimbench.errors import StoreError
