@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from claimbench import limits as lim
 from claimbench.check.baseline import BaselineError, baseline_for, matrix_fingerprint, read_baseline
-from claimbench.cli import _ray_address
+from claimbench.cli.prepare import ray_address
 from claimbench.errors import UserError
 from claimbench.faults import parse_faults
 from claimbench.paths import PathError, check_name, inside
@@ -637,7 +637,7 @@ def test_an_inherited_ray_address_is_used_only_when_asked(monkeypatch, capsys, a
         monkeypatch.setenv("RAY_JOB_ID", job)
     else:
         monkeypatch.delenv("RAY_JOB_ID", raising=False)
-    _ray_address("ray", address)
+    ray_address("ray", address)
     assert (os.environ.get("RAY_ADDRESS") == "10.9.9.9:6379") is kept
     err = capsys.readouterr().err
     assert ("RAY_ADDRESS=10.9.9.9:6379 is set but ignored" in err) is (address is None and not job)

@@ -1,11 +1,12 @@
 """Export a run dir's trials to tools users already run: MLflow (``mlflow.py``) and TensorBoard
-(``tensorboard.py``); the click group ``claimbench export`` is ``cli.py``.
+(``tensorboard.py``); the verb ``claimbench export`` is ``cli/export.py``.
 
 Both read the run dir through the store (``RunStore.info`` / ``records``: a missing or damaged run
 dir is one line; a damaged record is quarantined and left out, as for a report) and write what a
 record holds, nothing recomputed: its spec as parameters, its curve as metrics per step (only finite
 values: a diverged trial's curve ends where it diverged, and nothing is filled in), its final metrics,
-its status. The libraries are optional (``pip install 'claimbench[export]'``) and imported only here.
+its status. The libraries are optional (``pip install 'claimbench[export]'``) and imported only when an
+export runs.
 """
 
 from __future__ import annotations
