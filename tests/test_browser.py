@@ -13,7 +13,7 @@ import pytest
 from claimbench.api import evaluate_run
 from claimbench.report import render_html
 from tests.cdp import Browser, find_chromium
-from tests.test_report import build_run
+from tests.report.test_html import build_run
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium)")

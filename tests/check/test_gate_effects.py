@@ -20,7 +20,7 @@ from claimbench.check.gate import compare_values
 from claimbench.claims import KINDS
 from claimbench.suite import ClaimCheck, load_suite, suites_dir
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: tests/check/ is two levels down
 SEEDS = (0, 1, 2)
 
 

@@ -1,4 +1,4 @@
-"""The CI gate: `claimbench baseline` and `claimbench check` on a tiny suite (local executor, seconds).
+"""The CI gate: `claimbench baseline` and `claimbench check` on a tiny suite (local executor).
 
 One baseline is written per module; each test checks against it (or a copy edited
 to differ) in its own out dir unless it tests reuse.

@@ -1,4 +1,4 @@
-"""The CLI's selection, planning and comparison verbs (issue 15): list over the group files, -k, --dry-run,
+"""The CLI's selection, planning and comparison verbs: list over the group files, -k, --dry-run,
 --seeds, compare, --tier as a choice, and the resource flags of check and baseline.
 
 Two tiny suites (6 trials each at the smoke tier: 2 levels x 3 seeds, 20 steps) in one group; one
@@ -18,7 +18,7 @@ import pytest
 from claimbench.report.exports import read_verdicts
 from claimbench.selection import SelectionError, parse
 from claimbench.suite import load_suite
-from tests.test_check import cli
+from tests.conftest import cli
 
 ALPHA = """
 [suite]

@@ -15,7 +15,7 @@ from claimbench.report import write_report
 from claimbench.report.exports import VERDICTS_NAME, read_verdicts
 from claimbench.store import RunStore
 from claimbench.suite import expand, parse_suite
-from tests.test_report import RAW, fake_record
+from tests.report.test_html import RAW, fake_record
 
 
 def _with_curves(record):
