@@ -28,7 +28,7 @@ from claimbench.suite import ClaimCheck, Suite, expand
 BASELINE_SCHEMA = 1
 BASELINE_KIND = "claimbench-baseline"
 
-#: The largest baseline file read (the committed one, of every suite and tier, is a few hundred KiB).
+#: The largest baseline file read: far above any real baseline, so that a huge or endless file is refused, not read.
 MAX_BASELINE_BYTES = 64 * 2**20
 
 #: The largest magnitude a baseline number may have: anything beyond is damage, not a measurement
