@@ -157,7 +157,7 @@ def test_published_batch_scaling_figures_keep_their_text_inside(tmp_path):
 
     import pandas as pd
 
-    from claimbench.api import Evaluation
+    from claimbench.evaluation import Evaluation
     from claimbench.claims import evaluate_claims
     from claimbench.suite import load_suite, suites_dir
     root = Path(__file__).resolve().parent.parent / "reports" / "batch_scaling-default"
