@@ -1,21 +1,30 @@
-"""The pipeline as plain functions: run a suite into a run dir; evaluate a run dir's claims."""
+"""The pipeline as plain functions: run a suite into a run dir; evaluate a run dir's claims; run the
+suites a CI check compares with their baseline (``measure``); compare two run dirs (``compare_runs``)."""
 
 from __future__ import annotations
 
-import json
+import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
-from claimbench.claims import ClaimResult
+from claimbench.check.compare import Comparison, compare_evaluations
+from claimbench.check.gate import Measured
+
 from claimbench.env import environment
+from claimbench.errors import StoreError, UserError
+from claimbench.evaluation import GROUP_FILE, Evaluation, read_group, suite_run_dirs
 from claimbench.loop import Plan, evaluate, read_doc, rules_of, run_rounds
-from claimbench.errors import StoreError
+from claimbench.paths import inside
+from claimbench.report import write_report
+from claimbench.report.exports import read_verdicts, read_verdicts_doc, verdict_rows
+from claimbench.runner import make_executor, run_trials, trial_timeouts
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
 from claimbench.store import RunStore
-from claimbench.suite import Suite, expand
+from claimbench.suite import Suite, expand, load_suite, load_targets, resolve_published_suite
 from claimbench.trial import TrialRecord, TrialSpec
 
 
@@ -62,8 +71,6 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
     has a wall-clock limit: ``trial_timeout`` seconds, else its suite's, else its estimate's
     (``runner.trial_timeouts``).
     """
-    from claimbench.runner import make_executor, run_trials, trial_timeouts  # torch and Ray load only when training
-
     cpus, gpus = slot_resources([s for s, _ in targets], cpus_per_trial, gpus_per_trial)
     # validates the executor before anything is written
     ex = make_executor(executor, address, cpus_per_trial=cpus, gpus_per_trial=gpus, faults=faults)
@@ -124,62 +131,6 @@ def slot_resources(suites: list[Suite], cpus_per_trial: float | None = None,
     return pick(cpus_per_trial, "cpus_per_trial", 1.0), pick(gpus_per_trial, "gpus_per_trial", 0.0)
 
 
-@dataclass
-class Evaluation:
-    """A run dir's suite, its trial frame and every claim's result. ``run_dir`` is where it was read from
-    (None for one built in memory); ``curves()`` and ``range_curves()`` read the per-evaluation curves and
-    the LR range test's sweeps from its records once, on first use (see ``report.exports``)."""
-
-    suite: Suite
-    frame: pd.DataFrame
-    results: list[ClaimResult]
-    command: str
-    environment: dict
-    created: str
-    run_dir: Path | None = None
-    _curves: tuple[pd.DataFrame, pd.DataFrame] | None = field(default=None, repr=False, compare=False)
-
-    def curves(self) -> pd.DataFrame:
-        """One row per (trial, evaluation) of the frame's trials: ``curve_frame`` (empty without a run dir)."""
-        return self._curve_frames()[0]
-
-    def range_curves(self) -> pd.DataFrame:
-        """One row per (trial, LR of the range test's sweep): trial_id, seed, lr, loss, smoothed."""
-        return self._curve_frames()[1]
-
-    def _curve_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        if self._curves is None:
-            from claimbench.report.exports import curve_frames
-            self._curves = curve_frames(self)
-        return self._curves
-
-
-GROUP_FILE = "group.json"
-
-
-def write_group(root: str | Path, group, tier: str, names: list[str]) -> None:
-    """Mark ``root`` as the run dir of a group: one sub run dir per suite (``names``), one combined report."""
-    from claimbench.store import atomic_write_text
-
-    info = {"schema": 1, "group": group.name, "title": group.title, "description": group.description,
-            "tier": tier, "suites": list(names)}
-    atomic_write_text(Path(root) / GROUP_FILE, json.dumps(info, indent=2) + "\n")
-
-
-def read_group(run_dir: str | Path) -> dict | None:
-    """The group.json of a group run dir, or None for a plain run dir."""
-    path = Path(run_dir) / GROUP_FILE
-    if not path.is_file():
-        return None
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise StoreError(f"unreadable group file: {e}", where=str(path), fix="delete it and rerun the group") from None
-    if not isinstance(info, dict) or info.get("schema") != 1 or not isinstance(info.get("suites"), list):
-        raise StoreError("not a claimbench group file (schema 1)", where=str(path), fix="delete it and rerun the group")
-    return info
-
-
 def evaluate_target(run_dir: str | Path, select: Callable[[str, str], bool] | None = None) -> list[Evaluation]:
     """Evaluations of a run dir: one for a suite's run dir; one per suite (with records) for a group's.
     With ``select(suite, claim_id)`` (``-k``: claimbench/selection.py) only the claims it keeps are
@@ -190,12 +141,10 @@ def evaluate_target(run_dir: str | Path, select: Callable[[str, str], bool] | No
     if group is None:
         return [evaluate_run(run_dir, select)]
     out = []
-    for name in group["suites"]:
-        sub = Path(run_dir) / name
-        if (sub / "run.json").is_file():
-            if select is not None and not any(select(name, c.id) for c in RunStore(sub).info().suite.claims):
-                continue
-            out.append(evaluate_run(sub, select))
+    for sub in suite_run_dirs(run_dir, group):
+        if select is not None and not any(select(sub.name, c.id) for c in RunStore(sub).info().suite.claims):
+            continue
+        out.append(evaluate_run(sub, select))
     if not out:
         raise StoreError("the group has no suite run dirs yet", where=str(run_dir),
                          fix=f"run it first: claimbench run {group['group']} --tier {group['tier']}")
@@ -229,9 +178,6 @@ def evaluate_published(path: str | Path, select: Callable[[str, str], bool] | No
     shipped (``suites/``, at the tier, command and environment its verdicts.json records), its trials,
     curves and range curves from the Parquet frames, and the loop's extensions from ``<suite>/adaptive.json``.
     Nothing is trained; the frames stay as published."""
-    from claimbench.report.exports import read_verdicts_doc
-    from claimbench.suite import load_suite, resolve_published_suite
-
     doc = read_verdicts_doc(path)
     out = []
     for entry in doc.get("suites", []):
@@ -263,9 +209,64 @@ def load_verdicts(run_dir: str | Path) -> pd.DataFrame:
     each, with the adjusted verdict, effect, unit, CI, p-values, counts and detectable effect (the
     columns of ``verdicts.json``, see ``report.exports``). Reads ``RUN_DIR/verdicts.json`` when
     ``claimbench run`` or ``report`` wrote one, else evaluates the run dir."""
-    from claimbench.report.exports import read_verdicts, verdict_rows
-
     rows = read_verdicts(run_dir)
     if rows is None:
         rows = verdict_rows(evaluate_target(run_dir))
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ the CI gate
+
+def load_check_targets(names: list[str], tier: str, seeds: int | None = None) -> tuple[list[Suite], list[str]]:
+    """The suites ``names`` (suites, paths or groups) at ``tier`` (with ``seeds``, when given: ``--seeds``),
+    and the names of those skipped because they define no such tier (so that a group checks only its
+    suites that have, e.g., a ci tier)."""
+    suites = load_targets(list(names), tier, seeds)
+    if tier == "default":
+        return suites, []
+    keep, skipped = [], []
+    for s in suites:
+        if tier in tomllib.loads(Path(s.path).read_text(encoding="utf-8")).get("tiers", {}):
+            keep.append(s)
+        else:
+            skipped.append(s.name)
+    if not keep:
+        raise UserError(f"no suite among {', '.join(names)} defines tier {tier!r}", where="--tier",
+                        fix=f"add [tiers.{tier}] to the suite, or pass --tier default")
+    return keep, skipped
+
+
+def measure(suites: list[Suite], out: str | Path, executor: str = "ray", address: str | None = None,
+            command: str = "", progress: bool = True, faults: tuple = (), html: bool = True,
+            pack_size: int = DEFAULT_PACK_SIZE, cpus_per_trial: float | None = None,
+            gpus_per_trial: float | None = None, select=None, trial_timeout: float | None = None) -> list[Measured]:
+    """Run the suites through one executor, each into ``out/<suite>/`` (only missing trials train),
+    then evaluate each (only the claims ``select(suite, claim_id)`` keeps, when given: ``-k``) and write
+    its HTML report. ``elapsed_s`` is the whole run's wall time. ``pack_size`` and the slot resources
+    are ``run``'s (``api.run_suites``)."""
+    out = Path(out)
+    start = time.monotonic()
+    summaries = run_suites([(s, inside(out, s.name)) for s in suites], executor=executor, address=address,
+                           command=command, progress=progress, faults=faults, pack_size=pack_size,
+                           cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, trial_timeout=trial_timeout,
+                           exhaustive=True)  # the gate compares the same trials as its baseline: no adaptive rules
+    measured = []
+    for s, summary in zip(suites, summaries):
+        ev = evaluate_run(summary.run_dir, select)
+        report = None
+        if html:
+            report = write_report(summary.run_dir, ev)
+        measured.append(Measured(suite=s, run_dir=summary.run_dir, results=ev.results, frame=ev.frame,
+                                 environment=ev.environment, report=report, total=summary.total,
+                                 trained=summary.trained, elapsed_s=0.0))
+    for m in measured:
+        m.elapsed_s = time.monotonic() - start
+    return measured
+
+
+def compare_runs(run_a: str | Path, run_b: str | Path,
+                 select: Callable[[str, str], bool] | None = None) -> Comparison:
+    """Every claim of the run dirs (a suite's or a group's) ``run_a`` and ``run_b``, paired by suite
+    name and claim id and compared under the gate's rule (``check.compare``); ``select(suite, claim_id)``
+    keeps some (``selection``)."""
+    return compare_evaluations(run_a, run_b, evaluate_target(run_a, select), evaluate_target(run_b, select))

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import resource
+import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from claimbench.store import LOCK_FILE
 
 TINY_SUITE = """
 [suite]
@@ -123,3 +130,91 @@ def cli(*args: str) -> tuple[int, str, str]:
         except SystemExit as e:
             code = int(e.code or 0)
     return code, out.getvalue(), err.getvalue()
+
+
+# ------------------------------------------------------------------ abuse: refusals through the CLI
+
+#: A suite of 2 trials of a few steps: what abuse tests train (local executor).
+MICRO = """
+[suite]
+name = "micro"
+seeds = 1
+
+[workload]
+dataset = "teacher"
+n_samples = 300
+depth = 1
+width = 8
+
+[train]
+evals = 1
+
+[budget]
+steps = 4
+
+[axes.lr]
+role = "nuisance"
+values = [0.1, 100.0]
+"""
+
+
+def run_cli(*args: str, timeout: float = 120, env: dict | None = None,
+            memory_gb: float = 6) -> subprocess.CompletedProcess:
+    """The CLI as a process, under a time limit and an address-space limit."""
+    def limit() -> None:
+        size = int(memory_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+
+    return subprocess.run([sys.executable, "-m", "claimbench", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, preexec_fn=limit)
+
+
+def files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def assert_refused(code: int, err: str, *expected: str) -> None:
+    """Exit 2, one or two stderr lines, no traceback, each expected text in the error line."""
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert 1 <= len(lines) <= 2, err
+    assert "Traceback" not in err
+    assert lines[-1].startswith("claimbench: error: "), err
+    for text in expected:
+        assert text in lines[-1], lines[-1]
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """A scratch dir that is also the cwd (so that the default runs/ dir lands in it)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A micro suite trained once into a run dir (copied by each test that damages it)."""
+    root = tmp_path_factory.mktemp("trained")
+    suite = write(root / "micro.toml", MICRO)
+    code, out, err = cli("run", str(suite), "--executor", "local", "--out", str(root / "run"), "--quiet")
+    assert code == 0, err
+    return suite, root / "run"
+
+
+@pytest.fixture
+def run_copy(trained, tmp_path):
+    suite, run = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / LOCK_FILE).unlink(missing_ok=True)
+    return suite, copy
+
+
+def records(run: Path) -> list[str]:
+    return sorted(p.name for p in (run / "trials").glob("*.json"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import resource
 import shutil
 import socket
 import subprocess
@@ -25,103 +24,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from claimbench import limits as lim
-from claimbench.check import BaselineError, baseline_for, matrix_fingerprint, read_baseline
-from claimbench.cli import _ray_address
 from claimbench.errors import UserError
 from claimbench.faults import parse_faults
 from claimbench.paths import PathError, check_name, inside
 from claimbench.store import LOCK_FILE, RunStore, record_problem
 from claimbench.suite import expand, load_suite, load_targets, parse_suite
-from tests.conftest import cli
-from tests.conftest import TINY_SUITE
-
-MICRO = """
-[suite]
-name = "micro"
-seeds = 1
-
-[workload]
-dataset = "teacher"
-n_samples = 300
-depth = 1
-width = 8
-
-[train]
-evals = 1
-
-[budget]
-steps = 4
-
-[axes.lr]
-role = "nuisance"
-values = [0.1, 100.0]
-"""
-
-
-# ------------------------------------------------------------------ helpers
-
-
-
-def run_cli(*args: str, timeout: float = 120, env: dict | None = None,
-            memory_gb: float = 6) -> subprocess.CompletedProcess:
-    """The CLI as a process, under a time limit and an address-space limit."""
-    def limit() -> None:
-        size = int(memory_gb * 2**30)
-        resource.setrlimit(resource.RLIMIT_AS, (size, size))
-
-    return subprocess.run([sys.executable, "-m", "claimbench", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, preexec_fn=limit)
-
-
-def files(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*")}
-
-
-def assert_refused(code: int, err: str, *expected: str) -> None:
-    """Exit 2, one or two stderr lines, no traceback, each expected text in the error line."""
-    lines = err.strip().splitlines()
-    assert code == 2, err
-    assert 1 <= len(lines) <= 2, err
-    assert "Traceback" not in err
-    assert lines[-1].startswith("claimbench: error: "), err
-    for text in expected:
-        assert text in lines[-1], lines[-1]
-
-
-@pytest.fixture
-def here(tmp_path, monkeypatch):
-    """A scratch dir that is also the cwd (so that the default runs/ dir lands in it)."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A micro suite trained once into a run dir (copied by each test that damages it)."""
-    root = tmp_path_factory.mktemp("trained")
-    suite = write(root / "micro.toml", MICRO)
-    code, out, err = cli("run", str(suite), "--executor", "local", "--out", str(root / "run"), "--quiet")
-    assert code == 0, err
-    return suite, root / "run"
-
-
-@pytest.fixture
-def run_copy(trained, tmp_path):
-    suite, run = trained
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy)
-    (copy / LOCK_FILE).unlink(missing_ok=True)
-    return suite, copy
-
-
-def records(run: Path) -> list[str]:
-    return sorted(p.name for p in (run / "trials").glob("*.json"))
+from tests.conftest import MICRO, TINY_SUITE, assert_refused, cli, files, records, run_cli, write
 
 
 # ------------------------------------------------------------------ names are names
@@ -526,135 +434,6 @@ def test_two_concurrent_runs_on_one_out_train_each_trial_once(here):
     new = sorted(int(o.split("; ")[1].split()[0]) for o, _ in results)  # "micro [default]: 4 trials (...); N new; ..."
     assert new == [0, 4]  # one driver trained all four, the other waited and found them done
     assert len(records(out)) == 4
-
-
-# ------------------------------------------------------------------ the gate fails closed
-
-def _baseline(suite, **entry_changes) -> dict:
-    claims = {c.id: {"kind": c.kind, "verdict": "supported", "effect": 0.1, "ci": [0.0, 0.2], "n_seeds": 3,
-                     "n_trials": 10, "tracked": {"effect": {"seeds": [0, 1, 2], "values": [0.1, 0.1, 0.1],
-                                                            "tolerance": 0.05}}} for c in suite.claims}
-    entry = {"tier": suite.tier, "matrix": matrix_fingerprint(suite), "claims": claims, **entry_changes}
-    return {"schema": 1, "kind": "claimbench-baseline", "suites": {suite.name: {suite.tier: entry}}}
-
-
-def _edit_b2(**changes):
-    def edit(data):
-        data["suites"]["tiny"]["ci"]["claims"]["B2"].update(changes)
-    return edit
-
-
-def _tracked(values):
-    return _edit_b2(tracked={"effect": {"seeds": [0, 1, 2], "values": values, "tolerance": 0.05}})
-
-
-@pytest.mark.parametrize("edit, expected", [
-    (_tracked([1e308, 1e308, 1e308]), "values[0]: must be finite and at most"),
-    (_tracked(["0.1", 0.1, 0.1]), "must be a number or null, got str"),
-    (_tracked([[0.1], 0.1, 0.1]), "must be a number or null, got list"),
-    (_tracked([float("nan"), 0.1, 0.1]), "must be finite"),
-    (_edit_b2(ci=5), "must be a pair"),
-    (_edit_b2(ci=[0.1, 0.2, 0.3]), "must be a pair"),
-    (_edit_b2(effect=float("inf")), "claims.B2.effect"),
-    (_edit_b2(effect="big"), "claims.B2.effect"),
-    (lambda d: d["suites"]["tiny"]["ci"].update(claims={}), "\"claims\" is empty"),
-    (lambda d: d["suites"]["tiny"]["ci"]["claims"].pop("B3"), "no baseline for claim B3"),
-    (lambda d: d["suites"]["tiny"]["ci"]["claims"].update(B9=d["suites"]["tiny"]["ci"]["claims"]["B2"]),
-     "B9 of the baseline is no longer in the suite"),
-    (lambda d: d["suites"]["tiny"]["ci"].update(matrix="0123456789abcdef"), "trial matrix"),
-    (lambda d: d["suites"]["tiny"]["ci"].pop("matrix"), "no trial-matrix fingerprint"),
-])
-def test_the_gate_fails_closed_before_any_training(here, write_suite, edit, expected):
-    path = write_suite(TINY_SUITE.replace("[tiers.smoke]", "[tiers.ci]\nseeds = 3\n\n[tiers.smoke]"), "tiny.toml")
-    suite = load_suite(path, "ci")
-    data = _baseline(suite)
-    read_baseline(write(here / "ok.json", json.dumps(data)))
-    assert baseline_for(data, suite, "ok.json")  # the unedited baseline passes
-    edit(data)
-    bad = here / "bad.json"
-    bad.write_text(json.dumps(data))  # json writes NaN/Infinity as such: a hand-edited file can hold them
-    with pytest.raises(BaselineError):
-        baseline_for(read_baseline(bad), suite, bad)
-    code, out, err = cli("check", str(path), "--baseline", str(bad), "--executor", "local", "--quiet",
-                         "--out", str(here / "never"))
-    assert_refused(code, err, str(bad), expected)
-    assert not (here / "never").exists() and "holds" not in out
-
-
-@settings(database=None, max_examples=100, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-                    max_leaves=15))
-def test_fuzzed_baselines_are_read_or_refused_in_one_line(tmp_path, value):
-    path = tmp_path / "b.json"
-    data = {"schema": 1, "kind": "claimbench-baseline", "suites": {"tiny": {"ci": {
-        "matrix": "x", "claims": {"B2": {"verdict": "supported", "tracked": {}, "effect": value}}}}}}
-    for doc in (data, value):
-        path.write_text(json.dumps(doc))
-        try:
-            read_baseline(path)
-        except BaselineError as e:
-            assert "\n" not in str(e)
-
-
-# ------------------------------------------------------------------ output paths
-
-def test_every_output_path_that_cannot_be_written_is_one_line(here, run_copy):
-    suite, run = run_copy
-    (here / "adir").mkdir()
-    (here / "afile").write_text("x")
-    baseline = write(here / "b.json", json.dumps(_baseline(load_suite(suite, "default"))))
-    cases = [
-        (["report", str(run), "-o", str(here / "adir")], "is a directory"),
-        (["report", str(run), "-o", str(here / "missing" / "r.html")], "does not exist"),
-        (["report", str(run), "-o", str(here / "afile" / "r.html")], "is a file"),
-        (["schema", "-o", str(here / "missing" / "s.json")], "does not exist"),
-        (["schema", "-o", str(here / "adir")], "is a directory"),
-        (["check", str(suite), "--tier", "default", "--baseline", str(baseline), "--executor", "local",
-          "--out", str(here / "o"), "--junit", str(here / "adir")], "--junit"),
-        (["check", str(suite), "--tier", "default", "--baseline", str(baseline), "--executor", "local",
-          "--out", str(here / "o"), "--markdown", str(here / "missing" / "s.md")], "--markdown"),
-        (["check", str(suite), "--tier", "default", "--baseline", str(baseline), "--executor", "local",
-          "--out", str(here / "afile")], "--out"),
-        (["baseline", str(suite), "--tier", "default", "-o", str(here / "adir"), "--executor", "local",
-          "--out", str(here / "o")], "is a directory"),
-        (["run", str(suite), "--executor", "local", "--out", str(here / "afile")], "--out"),
-    ]
-    before = files(here)
-    for args, expected in cases:
-        code, _, err = cli(*args)
-        assert_refused(code, err, expected)
-    assert files(here) == before and len(records(run)) == 2
-
-
-# ------------------------------------------------------------------ Ray address
-
-@pytest.mark.parametrize("address, job, kept", [(None, None, False), ("auto", None, True), (None, "job-1", True),
-                                                ("10.0.0.1:6379", None, False)])
-def test_an_inherited_ray_address_is_used_only_when_asked(monkeypatch, capsys, address, job, kept):
-    monkeypatch.setenv("RAY_ADDRESS", "10.9.9.9:6379")
-    if job:
-        monkeypatch.setenv("RAY_JOB_ID", job)
-    else:
-        monkeypatch.delenv("RAY_JOB_ID", raising=False)
-    _ray_address("ray", address)
-    assert (os.environ.get("RAY_ADDRESS") == "10.9.9.9:6379") is kept
-    err = capsys.readouterr().err
-    assert ("RAY_ADDRESS=10.9.9.9:6379 is set but ignored" in err) is (address is None and not job)
-    monkeypatch.setenv("RAY_ADDRESS", "10.9.9.9:6379")
-    _ray_address("local", None)  # the local executor never looks at it
-    assert os.environ.get("RAY_ADDRESS") == "10.9.9.9:6379"
-
-
-@pytest.mark.parametrize("content", ["[" * 100000 + "]" * 100000, '{"schema": 1, "suites": ["../../etc"]}',
-                                     '{"schema": 1, "suites": [3]}', "{bad"])
-def test_a_hand_made_group_json_is_one_line(here, content):
-    (here / "g").mkdir()
-    (here / "g" / "group.json").write_text(content)
-    before = files(here)
-    code, _, err = cli("report", str(here / "g"))
-    assert_refused(code, err)
-    assert files(here) == before
 
 
 def test_a_read_only_run_dir_is_one_line_even_as_root(run_copy, monkeypatch):

@@ -13,7 +13,7 @@ import pytest
 from claimbench.api import evaluate_run
 from claimbench.report import render_html
 from tests.cdp import Browser, find_chromium
-from tests.test_report import build_run
+from tests.report.test_html import build_run
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium)")
@@ -157,7 +157,7 @@ def test_published_batch_scaling_figures_keep_their_text_inside(tmp_path):
 
     import pandas as pd
 
-    from claimbench.api import Evaluation
+    from claimbench.evaluation import Evaluation
     from claimbench.claims import evaluate_claims
     from claimbench.suite import load_suite, suites_dir
     root = Path(__file__).resolve().parent.parent / "reports" / "batch_scaling-default"

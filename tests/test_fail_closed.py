@@ -228,7 +228,7 @@ def gated_baseline(suite_path: Path, verdict: str = "inconclusive") -> dict:
     """A baseline of ``suite_path`` at the default tier as `claimbench baseline` writes one, with the numbers of
     a healthy run (every trial completed, 3 seeds, an effect and 3 per-seed values of each tracked quantity):
     a baseline is data, so the check below needs no healthy run of its own."""
-    from claimbench.check import matrix_fingerprint, new_baseline
+    from claimbench.check.baseline import matrix_fingerprint, new_baseline
     from claimbench.suite import expand, load_suite
 
     suite = load_suite(suite_path)
@@ -281,7 +281,7 @@ def test_check_with_every_trial_failing_exits_1_and_names_every_gated_claim(gate
 
 @pytest.mark.parametrize("cid", GATED_IDS)
 def test_each_tracked_kind_fails_with_its_reason_when_its_trials_failed(gated, cid):
-    from claimbench.check import read_baseline
+    from claimbench.check.baseline import read_baseline
 
     _, out, _ = gated["check"]
     line = next(x for x in out.splitlines() if x.strip().startswith(cid + " "))
@@ -322,7 +322,7 @@ BASE_CLAIM = {"verdict": "inconclusive", "effect": 0.01, "ci": [-0.1, 0.1], "n_s
 ])
 def test_less_evidence_than_the_baseline_fails_a_gated_claim_and_is_a_note_of_an_ungated_one(result, reason,
                                                                                            monkeypatch):
-    from claimbench import check as gate
+    from claimbench.check import gate
     from claimbench.claims import Claim
     from claimbench.suite import ClaimCheck
 
@@ -338,7 +338,7 @@ def test_less_evidence_than_the_baseline_fails_a_gated_claim_and_is_a_note_of_an
 
 
 def test_tracked_values_missing_now_fail_where_they_were_a_note(monkeypatch):
-    from claimbench import check as gate
+    from claimbench.check import gate
     from claimbench.claims import Claim
     from claimbench.suite import ClaimCheck
 
@@ -355,7 +355,7 @@ def test_tracked_values_missing_now_fail_where_they_were_a_note(monkeypatch):
 def test_more_failed_trials_or_fewer_records_than_the_baseline():
     import pandas as pd
 
-    from claimbench.check import trial_shortfall
+    from claimbench.check.gate import trial_shortfall
 
     frame = pd.DataFrame({"status": ["completed", "failed", "completed"], "error": [None, "boom", None]})
     assert trial_shortfall(frame, {"statuses": {"completed": 2, "failed": 1}, "n_trials": 3}) == []

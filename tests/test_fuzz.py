@@ -217,7 +217,7 @@ def test_any_record_file_is_read_or_quarantined_and_the_dry_run_plans(tmp_path_f
 # ---------------------------------------------------------------- baselines
 
 def _baseline(suite_path: Path) -> dict:
-    from claimbench.check import matrix_fingerprint, new_baseline
+    from claimbench.check.baseline import matrix_fingerprint, new_baseline
     from claimbench.suite import expand, load_suite
 
     suite = load_suite(suite_path, "default")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from claimbench.check import read_baseline, matrix_fingerprint
+from claimbench.check.baseline import matrix_fingerprint, read_baseline
 from claimbench.runner.packs import pack_key, packable
 from claimbench.suite import load_suite
 from claimbench.train import train_jointly, train_trial

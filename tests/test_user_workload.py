@@ -237,7 +237,7 @@ def test_context_reports_after_the_end_are_ignored():
 # ---------------------------------------------------------------- code fingerprints and workers
 
 def test_trial_ids_hold_the_code_and_the_baseline_matrix_does_not(monkeypatch):
-    from claimbench.check import matrix_fingerprint
+    from claimbench.check.baseline import matrix_fingerprint
 
     suite = load_suite("batch_size", "smoke")
     before, matrix = [s.trial_id for s in expand(suite)], matrix_fingerprint(suite)

@@ -1,11 +1,12 @@
 """Export a run dir's trials to tools users already run: MLflow (``mlflow.py``) and TensorBoard
-(``tensorboard.py``); the click group ``claimbench export`` is ``cli.py``.
+(``tensorboard.py``); the verb ``claimbench export`` is ``cli/export.py``.
 
 Both read the run dir through the store (``RunStore.info`` / ``records``: a missing or damaged run
 dir is one line; a damaged record is quarantined and left out, as for a report) and write what a
 record holds, nothing recomputed: its spec as parameters, its curve as metrics per step (only finite
 values: a diverged trial's curve ends where it diverged, and nothing is filled in), its final metrics,
-its status. The libraries are optional (``pip install 'claimbench[export]'``) and imported only here.
+its status. The libraries are optional (``pip install 'claimbench[export]'``) and imported only when an
+export runs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from claimbench.errors import UserError
+from claimbench.evaluation import read_group, suite_run_dirs
+from claimbench.store import RunStore
 from claimbench.trial import TrialRecord
 
 INSTALL = "pip install 'claimbench[export]'"
@@ -69,18 +72,11 @@ class ExportSource:
 def load_source(run_dir: str | Path) -> ExportSource:
     """Every verified record of ``run_dir`` (each suite's, for a group's run dir); StoreError for a run dir
     that is missing, foreign or damaged (the store's checks)."""
-    from claimbench.api import read_group
-    from claimbench.errors import StoreError
-    from claimbench.store import RunStore
-
     root = Path(run_dir)
     if not root.is_dir():
         RunStore(root).info()  # the store's one line for a missing run dir or a file
     group = read_group(root)
-    dirs = [root] if group is None else [root / name for name in group["suites"] if (root / name / "run.json").is_file()]
-    if not dirs:
-        raise StoreError("the group has no suite run dirs yet", where=str(root),
-                         fix=f"run it first: claimbench run {group['group']} --tier {group['tier']}")
+    dirs = suite_run_dirs(root, group)
     trials: list[Trial] = []
     tier = name = ""
     for d in dirs:

@@ -32,6 +32,7 @@ from urllib.parse import urlparse
 
 from claimbench.errors import UserError
 from claimbench.export import ExportSource, curve_points, final_values, load_source, params, require
+from claimbench.paths import output_dir, output_file
 
 DEFAULT_STORE = "mlruns"
 ALLOW_FILE_STORE = "MLFLOW_ALLOW_FILE_STORE"
@@ -52,8 +53,6 @@ class MlflowExport:
 
 def tracking_uri_of(flag: str | None) -> tuple[str, Path | None]:
     """The tracking URI to write to, and its local directory when it is a file store (checked first)."""
-    from claimbench.paths import output_dir, output_file
-
     if not flag:
         path = Path(DEFAULT_STORE)
         output_dir(path, "--tracking-uri (default ./mlruns)")
@@ -87,7 +86,7 @@ def export_mlflow(run_dir: str | Path, tracking_uri: str | None = None,
     source = load_source(run_dir)
     uri, local = tracking_uri_of(tracking_uri)
     require("mlflow", "claimbench export mlflow")
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # optional and heavy: loaded only by an export, once checked
 
     name = experiment or f"claimbench-{source.name}-{source.tier}"
     try:
@@ -99,7 +98,7 @@ def export_mlflow(run_dir: str | Path, tracking_uri: str | None = None,
 
 
 def _write(source: ExportSource, uri: str, name: str) -> MlflowExport:
-    from mlflow.entities import Metric, Param
+    from mlflow.entities import Metric, Param  # optional and heavy: loaded only by an export
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)

@@ -34,7 +34,7 @@ def export_tensorboard(run_dir: str | Path, logdir: str | Path | None = None) ->
     out = output_dir(Path(logdir) if logdir else source.root / DEFAULT_LOGDIR,
                      "--logdir" if logdir else "--logdir (default RUN_DIR/tensorboard)")
     require("tensorboard", "claimbench export tensorboard")
-    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard import SummaryWriter  # optional, and torch is heavy: loaded only by an export
 
     out.mkdir(parents=True, exist_ok=True)
     for t in source.trials:

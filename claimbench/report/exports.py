@@ -24,25 +24,20 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import pandas as pd
+from typing import Any
 
 from claimbench.analysis import inference
 from claimbench.claims.base import ClaimResult, evidence
 from claimbench.errors import StoreError
+from claimbench.evaluation import Evaluation
 from claimbench.paths import inside
 from claimbench.report import format as fmt
-from claimbench.store import RunStore, atomic_write_text
-
-if TYPE_CHECKING:
-    from claimbench.api import Evaluation
+from claimbench.store import atomic_write_text
 
 VERDICTS_NAME = "verdicts.json"
 VERDICTS_KIND = "claimbench-verdicts"
 VERDICTS_SCHEMA = 1
 FRAME_NAMES = ("trials.parquet", "curves.parquet", "range_curves.parquet")
-RANGE_COLUMNS = ["trial_id", "seed", "lr", "loss", "smoothed"]
 
 
 def _number(x: Any) -> float | None:
@@ -82,7 +77,7 @@ def _plain(x: Any) -> Any:
     return x
 
 
-def verdict_rows(evaluations: "Evaluation | list[Evaluation]") -> list[dict[str, Any]]:
+def verdict_rows(evaluations: Evaluation | list[Evaluation]) -> list[dict[str, Any]]:
     """One row per claim, then its strata, of every evaluation (columns: the module docstring)."""
     evaluations = evaluations if isinstance(evaluations, list) else [evaluations]
     results = [(ev.suite.name, r) for ev in evaluations for r in ev.results]
@@ -94,22 +89,7 @@ def verdict_rows(evaluations: "Evaluation | list[Evaluation]") -> list[dict[str,
     return rows
 
 
-def curve_frames(evaluation: "Evaluation") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(curves, range curves) of the evaluation's trials, read from its run dir's records (both empty
-    when it has no run dir)."""
-    from claimbench.analysis.frames import curve_frame
-
-    if evaluation.run_dir is None or evaluation.frame.empty:
-        return pd.DataFrame(), pd.DataFrame(columns=RANGE_COLUMNS)
-    records = RunStore(evaluation.run_dir).records(set(evaluation.frame["trial_id"]))
-    seeds = dict(zip(evaluation.frame["trial_id"], evaluation.frame["seed"]))
-    ranges = [{"trial_id": r.trial_id, "seed": seeds.get(r.trial_id), **point}
-              for r in records for point in r.range_curve]
-    return curve_frame(records), pd.DataFrame(ranges, columns=list(dict.fromkeys(
-        RANGE_COLUMNS + [k for row in ranges for k in row])))
-
-
-def write_exports(run_dir: str | Path, evaluations: "Evaluation | list[Evaluation]") -> list[Path]:
+def write_exports(run_dir: str | Path, evaluations: Evaluation | list[Evaluation]) -> list[Path]:
     """``verdicts.json`` in ``run_dir`` and the three frames in each evaluation's run dir; the paths written."""
     evaluations = evaluations if isinstance(evaluations, list) else [evaluations]
     root = Path(run_dir)

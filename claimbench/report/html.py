@@ -17,22 +17,21 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 from markupsafe import Markup
 
 from claimbench.analysis import inference
 from claimbench.claims.base import VERDICTS, Claim, ClaimResult, evidence
+from claimbench.evaluation import Evaluation, read_group
 from claimbench.loop import read_doc
 from claimbench.report import figures as figs
 from claimbench.report import format as fmt
+from claimbench.report.exports import write_exports
 from claimbench.report.figures.summary import summary_figure
 from claimbench.store import atomic_write_text
 from claimbench.suite import Suite, expand
-
-if TYPE_CHECKING:
-    from claimbench.api import Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -60,24 +59,17 @@ GENERIC_LABELS = {"level": "{axis}", "mean": "mean", "lo": "CI low", "hi": "CI h
 
 # ------------------------------------------------------------------ public
 
-def render_html(evaluations: "Evaluation | list[Evaluation]", group: dict[str, Any] | None = None) -> str:
+def render_html(evaluations: Evaluation | list[Evaluation], group: dict[str, Any] | None = None) -> str:
     """The report of one evaluated run, or of a group's runs, as one self-contained HTML document."""
     return _template().render(**build_context(evaluations, group))
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None,
-                 evaluation: "Evaluation | list[Evaluation] | None" = None, exports: bool = True) -> Path:
-    """Write the report of ``run_dir`` (a suite's or a group's) to ``out`` (default ``RUN_DIR/report.html``),
-    and with ``exports`` its data beside it: ``RUN_DIR/verdicts.json`` and each suite run dir's
-    ``trials.parquet``, ``curves.parquet``, ``range_curves.parquet`` (``report.exports``).
-
-    ``evaluation`` is what ``evaluate_target`` (or ``evaluate_run``) returns, when the caller has it already.
-    """
-    from claimbench.api import evaluate_target, read_group
-    from claimbench.report.exports import write_exports
-
-    if evaluation is None:
-        evaluation = evaluate_target(run_dir)
+def write_report(run_dir: str | Path, evaluation: Evaluation | list[Evaluation], out: str | Path | None = None,
+                 exports: bool = True) -> Path:
+    """Write the report of ``run_dir`` (a suite's or a group's), whose ``evaluation`` is what
+    ``api.evaluate_target`` (or ``evaluate_run``) returns, to ``out`` (default ``RUN_DIR/report.html``), and
+    with ``exports`` its data beside it: ``RUN_DIR/verdicts.json`` and each suite run dir's
+    ``trials.parquet``, ``curves.parquet``, ``range_curves.parquet`` (``report.exports``)."""
     path = Path(out) if out is not None else Path(run_dir) / REPORT_NAME
     atomic_write_text(path, render_html(evaluation, read_group(run_dir)))
     if exports:
@@ -101,7 +93,7 @@ def _section_key(section: str) -> tuple:
     return (0, int(section), "") if section.isdigit() else (1, 0, section)
 
 
-def build_context(evaluations: "Evaluation | list[Evaluation]", group: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_context(evaluations: Evaluation | list[Evaluation], group: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything the template shows, as plain data (figures as ``Markup`` SVG).
 
     Claims of every suite are grouped by FAQ section in the verdict table; each
@@ -227,10 +219,10 @@ def _summary_line(claims: list[dict], verdicts: Counter) -> str:
 _JOBS_ENV = os.environ.get("CLAIMBENCH_REPORT_JOBS", "").strip()
 REPORT_JOBS = int(_JOBS_ENV) if _JOBS_ENV.isdigit() and int(_JOBS_ENV) > 0 else min(os.cpu_count() or 1, 8)
 _PARALLEL_FROM = 8  # claims: below this a pool costs more than it saves
-_TO_DRAW: list[tuple[Claim, ClaimResult, "Evaluation"]] = []  # what the forked workers draw (inherited)
+_TO_DRAW: list[tuple[Claim, ClaimResult, Evaluation]] = []  # what the forked workers draw (inherited)
 
 
-def _figures(claim: Claim, result: ClaimResult, evaluation: "Evaluation") -> tuple[list[figs.RenderedFigure] | None, str]:
+def _figures(claim: Claim, result: ClaimResult, evaluation: Evaluation) -> tuple[list[figs.RenderedFigure] | None, str]:
     """One claim's figures and "", or None and the error that stopped them."""
     try:
         return figs.figures_for(claim, result, evaluation), ""
@@ -244,7 +236,7 @@ def _draw(i: int) -> tuple[list[figs.RenderedFigure] | None, str]:
     return _figures(*_TO_DRAW[i])
 
 
-def _render_all(evaluations: list["Evaluation"]) -> dict[tuple[int, str], tuple[list | None, str]]:
+def _render_all(evaluations: list[Evaluation]) -> dict[tuple[int, str], tuple[list | None, str]]:
     """Every claim's figures (or its error), keyed by (id of its evaluation, claim id): drawn in a pool of
     forked processes when there are enough claims and cores (matplotlib holds the GIL: threads would not
     help), else here. A pool that cannot start or breaks leaves the rest to be drawn here."""
@@ -271,7 +263,7 @@ def _render_all(evaluations: list["Evaluation"]) -> dict[tuple[int, str], tuple[
     return out
 
 
-def _claim_view(claim: Claim | None, result: ClaimResult | None, evaluation: "Evaluation",
+def _claim_view(claim: Claim | None, result: ClaimResult | None, evaluation: Evaluation,
                 rendered: dict[tuple[int, str], tuple[list | None, str]] | None = None) -> dict[str, Any]:
     params = dict(claim.params) if claim else {}
     view: dict[str, Any] = {
@@ -372,7 +364,7 @@ def _table(parts: list[ClaimResult], kind: str, params: dict[str, Any]) -> dict[
     return {"columns": columns, "groups": groups}
 
 
-def _methodology(evaluation: "Evaluation") -> dict[str, Any]:
+def _methodology(evaluation: Evaluation) -> dict[str, Any]:
     suite = evaluation.suite
     design = suite.design()
     frame = evaluation.frame
@@ -406,7 +398,7 @@ def _methodology(evaluation: "Evaluation") -> dict[str, Any]:
     }
 
 
-def _expected_ids(evaluations: list["Evaluation"]) -> set[str] | None:
+def _expected_ids(evaluations: list[Evaluation]) -> set[str] | None:
     """The distinct trial ids every suite's matrix asks for (None when a suite no longer expands)."""
     ids: set[str] = set()
     for e in evaluations:

@@ -14,15 +14,12 @@ import socket
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from claimbench.check.gate import ClaimOutcome, SuiteCheck
 from claimbench.store import atomic_write_text
 
-if TYPE_CHECKING:
-    from claimbench.check import ClaimOutcome, SuiteCheck
 
-
-def render_junit(checks: "list[SuiteCheck]") -> str:
+def render_junit(checks: list[SuiteCheck]) -> str:
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     root = ET.Element("testsuites", name="claimbench check")
     totals = {"tests": 0, "failures": 0, "skipped": 0}
@@ -56,7 +53,7 @@ def render_junit(checks: "list[SuiteCheck]") -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _testcase(parent: ET.Element, o: "ClaimOutcome") -> None:
+def _testcase(parent: ET.Element, o: ClaimOutcome) -> None:
     name = f"{o.claim_id}: {o.paraphrase}" if o.paraphrase else o.claim_id
     case = ET.SubElement(parent, "testcase", classname=f"claimbench.{o.suite}.{o.tier}", name=name,
                          time=f"{o.time_s:.3f}")
@@ -74,7 +71,7 @@ def _testcase(parent: ET.Element, o: "ClaimOutcome") -> None:
     ET.SubElement(case, "system-out").text = "\n".join(out)
 
 
-def write_junit(checks: "list[SuiteCheck]", path: str | Path) -> Path:
+def write_junit(checks: list[SuiteCheck], path: str | Path) -> Path:
     p = Path(path)
     atomic_write_text(p, render_junit(checks))
     return p

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from claimbench.analysis.inference import CHANGE_TEST
-
-if TYPE_CHECKING:
-    from claimbench.check import ClaimOutcome, SuiteCheck
+from claimbench.check.gate import ClaimOutcome, SuiteCheck
+from claimbench.store import atomic_write_text
 
 MARK = {"passed": "✅ pass", "failed": "❌ regression", "skipped": "⚪ skipped"}
 
@@ -23,7 +21,7 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _tracked(o: "ClaimOutcome") -> str:
+def _tracked(o: ClaimOutcome) -> str:
     parts = []
     for f in o.findings:
         if f.ci is None:
@@ -34,7 +32,7 @@ def _tracked(o: "ClaimOutcome") -> str:
     return "; ".join(parts) or "—"
 
 
-def render_markdown(checks: "list[SuiteCheck]", baseline: str | Path = "") -> str:
+def render_markdown(checks: list[SuiteCheck], baseline: str | Path = "") -> str:
     outcomes = [o for sc in checks for o in sc.outcomes]
     failed = sum(o.status == "failed" for o in outcomes)
     skipped = sum(o.status == "skipped" for o in outcomes)
@@ -68,12 +66,11 @@ def render_markdown(checks: "list[SuiteCheck]", baseline: str | Path = "") -> st
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(checks: "list[SuiteCheck]", path: str | Path | None, baseline: str | Path = "") -> list[Path]:
+def write_markdown(checks: list[SuiteCheck], path: str | Path | None, baseline: str | Path = "") -> list[Path]:
     """Write the summary to ``path`` (when given) and append it to $GITHUB_STEP_SUMMARY (when set)."""
     text = render_markdown(checks, baseline)
     written = []
     if path:
-        from claimbench.store import atomic_write_text
         atomic_write_text(Path(path), text)
         written.append(Path(path))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")

@@ -20,7 +20,7 @@ from claimbench.report.figures.panels import (arm_tick, claimed_region, panel_he
                                               _parts, _quantity_text, _row_panels)
 
 if TYPE_CHECKING:
-    from claimbench.api import Evaluation
+    from claimbench.evaluation import Evaluation
 
 
 def _level_panels(result: ClaimResult, inches_per_level: float) -> tuple[Any, list[tuple[Any, ClaimResult, pd.DataFrame]]]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable
 from claimbench.claims.base import Claim, ClaimResult
 
 if TYPE_CHECKING:
-    from claimbench.api import Evaluation
+    from claimbench.evaluation import Evaluation
 
 @dataclass(frozen=True)
 class RenderedFigure:

@@ -32,7 +32,7 @@ from claimbench.report.figures.panels import _no_values, _panel_title, _parts, p
 from claimbench.report.figures.style import GREY, PANEL_MAX_WIDTH, RED, _legend, _new_figure, _rc, _safe, to_svg
 
 if TYPE_CHECKING:
-    from claimbench.api import Evaluation
+    from claimbench.evaluation import Evaluation
 
 #: Line colours for up to 10 levels or arms (Okabe-Ito, then grey shades).
 LINE_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",

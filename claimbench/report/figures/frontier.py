@@ -20,7 +20,7 @@ from claimbench.report.figures.panels import _log_y, _no_values, _panel_title, _
 from claimbench.report.figures.style import BLUE, GREEN, GREY, ORANGE, RED, _legend, _new_figure, _panels, _rc, _safe, to_svg
 
 if TYPE_CHECKING:
-    from claimbench.api import Evaluation
+    from claimbench.evaluation import Evaluation
 
 
 def _levels(part: ClaimResult) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from claimbench.report.figures.panels import (_grid, _level_frame, _log_x, _log_
                                               _numeric_positive, _panel_title, _parts, _subframe)
 
 if TYPE_CHECKING:
-    from claimbench.api import Evaluation
+    from claimbench.evaluation import Evaluation
 
 
 # ------------------------------------------------------------------ best_level_in_range (B2)

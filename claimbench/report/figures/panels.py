@@ -16,7 +16,7 @@ from claimbench.report import format as fmt
 from claimbench.report.figures.style import BLUE, GREY, _new_figure, _panels, _safe
 
 if TYPE_CHECKING:
-    from claimbench.api import Evaluation
+    from claimbench.evaluation import Evaluation
 
 
 # ------------------------------------------------------------------ shared pieces

@@ -20,7 +20,7 @@ from claimbench.report.figures.style import (BLACK_LINE, BLUE, GREEN, GREY, ORAN
 from claimbench.report.figures.panels import first_region, _conf_label, _log_x, _log_y, _no_values, _panel_title, _parts
 
 if TYPE_CHECKING:
-    from claimbench.api import Evaluation
+    from claimbench.evaluation import Evaluation
 
 
 # ------------------------------------------------------------------ critical_batch (B4) and linear_scaling (B5)

@@ -1,4 +1,4 @@
-"""The CLI's selection, planning and comparison verbs (issue 15): list over the group files, -k, --dry-run,
+"""The CLI's selection, planning and comparison verbs: list over the group files, -k, --dry-run,
 --seeds, compare, --tier as a choice, and the resource flags of check and baseline.
 
 Two tiny suites (6 trials each at the smoke tier: 2 levels x 3 seeds, 20 steps) in one group; one
@@ -18,7 +18,7 @@ import pytest
 from claimbench.report.exports import read_verdicts
 from claimbench.selection import SelectionError, parse
 from claimbench.suite import load_suite
-from tests.test_check import cli
+from tests.conftest import cli
 
 ALPHA = """
 [suite]
@@ -244,7 +244,7 @@ def test_check_and_baseline_validate_the_resource_flags_as_run_does(verb, flag, 
 
 
 def test_baseline_k_keeps_the_other_claims_of_an_entry_of_the_same_matrix(tiny_suite_path):
-    from claimbench.check import matrix_fingerprint, merge_entry
+    from claimbench.check.baseline import matrix_fingerprint, merge_entry
 
     suite = load_suite(str(tiny_suite_path), "smoke")
     old = {"matrix": matrix_fingerprint(suite), "claims": {"B2": {"verdict": "supported"}, "B3": {"verdict": "refuted"}}}

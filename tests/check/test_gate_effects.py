@@ -15,11 +15,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from claimbench.check import compare_values, tracked_values
+from claimbench.check.baseline import tracked_values
+from claimbench.check.gate import compare_values
 from claimbench.claims import KINDS
 from claimbench.suite import ClaimCheck, load_suite, suites_dir
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: tests/check/ is two levels down
 SEEDS = (0, 1, 2)
 
 
@@ -83,7 +84,8 @@ def test_baseline_of_paired_and_ratio_claims_holds_numbers_and_a_shift_fails():
     value per seed, the same frame passes, and a frame whose arm a lost 5 points of accuracy fails."""
     import copy
 
-    from claimbench.check import baseline_entry, compare_suite
+    from claimbench.check.baseline import baseline_entry
+    from claimbench.check.gate import compare_suite
     from claimbench.claims import evaluate_claims
     from claimbench.suite import parse_suite
     from tests.test_claim_kinds import FIGURE_SUITE, fake_kind_record

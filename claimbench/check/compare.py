@@ -1,24 +1,23 @@
-"""`claimbench compare RUN_A RUN_B`: what changed between two run dirs, claim by claim (asv compare).
+"""What changed between two evaluated runs, claim by claim (``claimbench compare RUN_A RUN_B``, asv compare).
 
 Run A plays the baseline and run B the new run, and the evidence rules are the CI gate's
-(``check.py``), called, not copied: A's results become a baseline entry (``baseline_entry``) and
+(``check.gate``), called, not copied: A's results become a baseline entry (``baseline_entry``) and
 B's are compared with it (``compare_suite``), so a claim is a **regression** exactly where
 ``claimbench check`` would fail it (its verdict gate; its tracked quantities' t interval over seeds
 wholly beyond their tolerance). Every claim's effect is compared too, tracked or not: its per-seed
 values on both sides (``per_seed_values``), judged by ``compare_values`` with the suite's tolerance
 for ``effect`` (0 when its check table gives none), in both directions — **changed** when the 95%
-interval of the change lies wholly beyond it. Fewer than ``check.MIN_SEEDS`` seeds with a value on
-both sides: shown, not judged. Informational: the CLI exits 0 whatever changed.
+interval of the change lies wholly beyond it. Fewer than ``gate.MIN_SEEDS`` seeds with a value on
+both sides: shown, not judged. Informational: the CLI exits 0 whatever changed. ``api.compare_runs``
+evaluates the two run dirs; ``report.compare`` words the result.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
-
-from claimbench.check import (ClaimOutcome, Finding, _quantity, baseline_entry, compare_suite, compare_values,
-                              matrix_fingerprint, per_seed_values)
+from claimbench.check.baseline import baseline_entry, matrix_fingerprint, per_seed_values, quantity_of
+from claimbench.check.gate import ClaimOutcome, Finding, compare_suite, compare_values
 from claimbench.suite import ClaimCheck
 
 #: What each line's status means, in the order the summary counts them.
@@ -54,14 +53,11 @@ class Comparison:
         return {s: sum(c.status == s for c in self.changes) for s in STATUSES}
 
 
-def compare_runs(run_a: str | Path, run_b: str | Path,
-                 select: Callable[[str, str], bool] | None = None) -> Comparison:
-    """Every claim of the run dirs (a suite's or a group's) ``run_a`` and ``run_b``, paired by suite
-    name and claim id; ``select(suite, claim_id)`` keeps some (``selection``)."""
-    from claimbench.api import evaluate_target
-
-    a = {ev.suite.name: ev for ev in evaluate_target(run_a, select)}
-    b = {ev.suite.name: ev for ev in evaluate_target(run_b, select)}
+def compare_evaluations(run_a: str | Path, run_b: str | Path, evaluations_a: list, evaluations_b: list) -> Comparison:
+    """Every claim of the evaluations (``evaluation.Evaluation``: one per suite) of the run dirs ``run_a`` and
+    ``run_b``, paired by suite name and claim id."""
+    a = {ev.suite.name: ev for ev in evaluations_a}
+    b = {ev.suite.name: ev for ev in evaluations_b}
     changes, notes = [], []
     for name in [*a, *(n for n in b if n not in a)]:
         if name not in b or name not in a:
@@ -121,75 +117,7 @@ def _status(o: ClaimOutcome, findings: list[Finding]) -> str:
         return "regression"
     if o.verdict != o.baseline_verdict or any(f.status == "regression" for f in findings):
         return "changed"
-    effect = [f for f in findings if _quantity(f.name) == "effect"]
+    effect = [f for f in findings if quantity_of(f.name) == "effect"]
     if effect and all(f.status == "not judged" for f in effect):
         return "not judged"
     return "same"
-
-
-# ------------------------------------------------------------------ text
-
-def _verdicts(c: ClaimChange) -> str:
-    if c.verdict_a == c.verdict_b:
-        return f"{c.verdict_a}"
-    return f"{c.verdict_a or '—'} -> {c.verdict_b or '—'}"
-
-
-def _effect(c: ClaimChange) -> str:
-    from claimbench.report.format import in_unit, number
-
-    signed = c.unit not in ("ratio", "examples per batch")
-    head = f"effect {in_unit(c.effect_a, c.unit, signed)} -> {in_unit(c.effect_b, c.unit, signed)}" + \
-        (f" ({c.unit})" if c.unit else "")
-    parts = []
-    for f in c.findings:
-        if f.status == "not judged":
-            parts.append(f"{f.name}: {f.n} seed(s) on both sides, not judged")
-        elif f.ci is not None:
-            what = "beyond" if f.status == "regression" else "within"
-            parts.append(f"{f.name} per seed Δ {number(f.diff, signed=True)} (95% CI {number(f.ci[0], signed=True)} "
-                         f"to {number(f.ci[1], signed=True)}; {'paired' if f.paired else 'unpaired'}, n={f.n}) "
-                         f"{what} ±{f.tolerance:g}")
-    return head + ("; " + "; ".join(parts) if parts else "")
-
-
-def summary_line(comparison: Comparison) -> str:
-    counts = comparison.counts()
-    n = len(comparison.changes)
-    return (f"compare: {n} claim{'s' if n != 1 else ''}: "
-            + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s in ("regression", "changed", "same")))
-
-
-def text_lines(comparison: Comparison) -> list[str]:
-    """The comparison for a terminal: one line per claim under its suite, then the counts."""
-    lines = [f"compare {comparison.run_a} (A) -> {comparison.run_b} (B)"]
-    lines += [f"note: {n}" for n in comparison.notes]
-    suite = None
-    for c in comparison.changes:
-        if c.suite != suite:
-            suite = c.suite
-            lines.append(f"{suite}:")
-        line = f"  {c.claim_id:<4} {c.status:<10} verdict {_verdicts(c)}; {_effect(c)}"
-        if c.regressions:  # what `check` would fail on, by name (its full lines: `claimbench check`)
-            line += f" [check would fail: {'; '.join(dict.fromkeys(r.split(':')[0] for r in c.regressions))}]"
-        lines.append(line)
-    lines.append(summary_line(comparison) + " (regression: where `claimbench check` with A as the baseline would "
-                 "fail; changed: another verdict, or a per-seed change whose 95% CI lies beyond the tolerance)")
-    return lines
-
-
-def markdown(comparison: Comparison) -> str:
-    """The comparison as a Markdown table (for a pull request or $GITHUB_STEP_SUMMARY)."""
-    def esc(text: Any) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
-
-    out = [f"## claimbench compare: `{esc(comparison.run_a)}` → `{esc(comparison.run_b)}`", "",
-           summary_line(comparison), ""]
-    out += [f"- {esc(n)}" for n in comparison.notes]
-    out += ["", "| status | suite | claim | verdict A → B | effect |", "|---|---|---|---|---|"]
-    for c in comparison.changes:
-        out.append(f"| {c.status} | {esc(c.suite)} | {esc(c.claim_id)} | {esc(_verdicts(c))} | {esc(_effect(c))} |")
-    out += ["", "Regression: where `claimbench check` with A as its baseline would fail (the suite's verdict "
-            "gate and tracked quantities). Changed: another verdict, or a per-seed change of the effect whose "
-            "95% Student t interval (paired by seed, else Welch) lies wholly beyond the tolerance.", ""]
-    return "\n".join(out)

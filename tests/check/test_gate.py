@@ -1,4 +1,4 @@
-"""The CI gate: `claimbench baseline` and `claimbench check` on a tiny suite (local executor, seconds).
+"""The CI gate: `claimbench baseline` and `claimbench check` on a tiny suite (local executor).
 
 One baseline is written per module; each test checks against it (or a copy edited
 to differ) in its own out dir unless it tests reuse.
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from claimbench.check import compare_values, read_baseline, update_baseline
+from claimbench.check.baseline import read_baseline, update_baseline
+from claimbench.check.gate import compare_values
 from tests.conftest import cli
 from claimbench.errors import SuiteError, UserError
 from claimbench.faults import as_trial, corrupted, parse_faults

@@ -15,7 +15,7 @@ from claimbench.report import write_report
 from claimbench.report.exports import VERDICTS_NAME, read_verdicts
 from claimbench.store import RunStore
 from claimbench.suite import expand, parse_suite
-from tests.test_report import RAW, fake_record
+from tests.report.test_html import RAW, fake_record
 
 
 def _with_curves(record):
@@ -39,7 +39,7 @@ def run_dir(tmp_path_factory):
     store.init(suite, "claimbench run test.toml", {"python": "3", "git_sha": "x", "packages": {}})
     for spec in expand(suite):
         store.append(_with_curves(fake_record(spec)))
-    write_report(out)
+    write_report(out, evaluate_run(out))
     return out
 
 

@@ -1,12 +1,13 @@
-"""``claimbench export mlflow|tensorboard RUN_DIR``: a run dir's trials in tools users already run.
-
-Light on import (click only): the libraries load when a command runs, after the run dir and the
-output path are checked.
-"""
+"""``claimbench export mlflow|tensorboard RUN_DIR``: a run dir's trials in tools users already run
+(``claimbench.export``). The libraries load when a command runs, after the run dir and the output path
+are checked."""
 
 from __future__ import annotations
 
 import click
+
+from claimbench.export.mlflow import export_mlflow
+from claimbench.export.tensorboard import export_tensorboard
 
 
 @click.group("export")
@@ -23,8 +24,6 @@ def export() -> None:
 def mlflow_command(run_dir: str, tracking_uri: str | None, experiment: str | None) -> None:
     """One MLflow run per trial of RUN_DIR (params, metrics per step, status, final metrics), nested under
     a parent run that holds report.html and verdicts.json as artifacts."""
-    from claimbench.export.mlflow import export_mlflow
-
     done = export_mlflow(run_dir, tracking_uri, experiment)
     click.echo(f"mlflow: {done.runs} trial runs in experiment {done.experiment!r} (id {done.experiment_id}) under "
                f"parent run {done.parent_run_id}"
@@ -37,7 +36,5 @@ def mlflow_command(run_dir: str, tracking_uri: str | None, experiment: str | Non
 @click.option("--logdir", default=None, help="Where to write the event files [default: RUN_DIR/tensorboard].")
 def tensorboard_command(run_dir: str, logdir: str | None) -> None:
     """TensorBoard event files of RUN_DIR: one subdir per trial, its curve as scalars per step."""
-    from claimbench.export.tensorboard import export_tensorboard
-
     done = export_tensorboard(run_dir, logdir)
     click.echo(f"tensorboard: {done.runs} trials in {done.logdir}; view with: tensorboard --logdir {done.logdir}")

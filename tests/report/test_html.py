@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from claimbench.api import evaluate_run
+from claimbench.api import evaluate_run, evaluate_target
 from claimbench.report import FIGURES, render_html, write_report
 from claimbench.report.figures import figures_for
 from claimbench.store import RunStore
@@ -174,9 +174,9 @@ def test_write_report_writes_where_asked(run, tmp_path, monkeypatch):
     import claimbench.report.html as report_html
     monkeypatch.setattr(report_html, "render_html", lambda evaluations, group=None: f"<!DOCTYPE html>{evaluations[0].suite.name}")
     out = tmp_path / "nested" / "r.html"
-    path = write_report(run, out)
+    path = write_report(run, evaluate_target(run), out)
     assert path == out and out.read_text(encoding="utf-8") == "<!DOCTYPE html>fake_batch"
-    default = write_report(run)
+    default = write_report(run, evaluate_target(run))
     assert default == run / "report.html" and default.is_file()
     assert not list(run.glob(".report.html.*.tmp"))  # the atomic write leaves no temporary file
 
@@ -204,7 +204,7 @@ def test_a_failing_figure_is_reported_not_raised(evaluation, monkeypatch):
 
 def test_run_without_records_renders(tmp_path):
     build_run(tmp_path / "empty", records=False)
-    html = write_report(tmp_path / "empty").read_text(encoding="utf-8")
+    html = write_report(tmp_path / "empty", evaluate_run(tmp_path / "empty")).read_text(encoding="utf-8")
     assert "<svg" not in html
     for claim_id in ("B2", "B3"):
         assert re.search(rf'<td class="id"><a href="#{claim_id}">{claim_id}</a></td>', html)
