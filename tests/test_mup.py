@@ -17,7 +17,7 @@ from claimbench.train import train_jointly, train_trial
 from claimbench.train.optim import make_optimizer
 from claimbench.trial import TrialSpec
 from claimbench.workloads import build_model
-from tests.test_packed import assert_match
+from tests.train.equivalence import assert_match
 
 N_IN, N_OUT, BASE_WIDTH = 40, 10, 64  # MNIST-1D's 40 features and 10 classes; the width where muP is SP
 ETA = 0.01
