@@ -1,7 +1,7 @@
 """Training: one trial policy (policy.py), losses and metrics (metrics.py), optimizers and schedules
-(optim.py), and the engines that move tensors: one model (loop.py) or K packed models (packed.py)."""
+(optim.py), and the engines that move tensors: one model (single.py) or K packed models (packed.py)."""
 
-from claimbench.train.loop import train_trial
+from claimbench.train.single import train_trial
 from claimbench.train.optim import OPTIMIZERS, SCHEDULES, Schedule, make_optimizer
 from claimbench.train.packed import train_jointly, train_pack
 

@@ -67,7 +67,7 @@ from torch import nn
 
 from claimbench.runner.packs import CNN_EVAL_FLOATS, pack_key, packable
 from claimbench.train import policy
-from claimbench.train.loop import train_trial
+from claimbench.train.single import train_trial
 from claimbench.train.metrics import EVAL_CHUNK, LATENCY_BATCH, batch_losses, evaluate, forward_latency, make_loss
 from claimbench.trial import TrialRecord, TrialSpec
 from claimbench.workloads import DataCache, Dataset, build_model

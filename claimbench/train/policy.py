@@ -1,6 +1,6 @@
 """THE trial policy: what a trial means, written once for every engine.
 
-An engine (``Engine`` below: ``loop.SingleEngine`` for one ``nn.Module``, ``packed.PackedEngine``
+An engine (``Engine`` below: ``single.SingleEngine`` for one ``nn.Module``, ``packed.PackedEngine``
 for K stacked models) only moves tensors: forward, backward, clip and update, evaluate. This module
 owns everything else, per trial, in ``TrialState``, and drives K of them with ``run``.
 
@@ -35,7 +35,7 @@ stops early, fails or finishes; the others go on.
   before clipping; ``grad_ratio`` — first / last of those norms, from the step before each
   evaluation; ``time_per_step_s`` counts training steps only (not evaluation or measurements), as
   the trial's share of each step (the step's time / the trials trained in it); ``wall_s`` is its
-  share of the whole. Gradient noise scale and latency: see ``loop``.
+  share of the whole. Gradient noise scale and latency: see ``single``.
 - **Failure:** any exception becomes ``failed`` records whose error is one line.
 
 A workload's own training function (workloads/spec.py) gets the same policy through ``Context``:
