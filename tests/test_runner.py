@@ -200,7 +200,7 @@ def test_ray_runs_timing_blocks_alone_after_everything_else(ray_cluster, specs):
 
 
 def test_a_timing_trial_keeps_the_median_step_after_its_warm_up():
-    from claimbench.train.policy import TIMING_WARMUP_STEPS, _timed_steps
+    from claimbench.train.policy.state import TIMING_WARMUP_STEPS, _timed_steps
 
     steps = [0.5] * TIMING_WARMUP_STEPS + [0.01] * 50 + [3.0] * 5  # slow warm-up, a moment of other load
     assert _timed_steps(steps, 32) == {"time_per_step_s": 0.01, "examples_per_s": 3200.0}

@@ -22,7 +22,8 @@ from claimbench.claims import KINDS, Claim, Design
 from claimbench.errors import UserError
 from claimbench.suite import TIERS, expand, json_schema, load_group, load_targets, suites_dir
 from claimbench.train import train_trial
-from claimbench.train.single import gradient_noise_scale, noise_scale_summary
+from claimbench.train.policy.state import noise_scale_summary
+from claimbench.train.single import gradient_noise_scale
 from claimbench.trial import TrialSpec
 from claimbench.workloads import DataCache
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from claimbench.analysis import curve_frame, trial_frame
 from claimbench.train import train_trial
-from claimbench.train.single import make_loss
+from claimbench.train.metrics import make_loss
 from claimbench.trial import CHOICES, TASK_LOSSES, TrialSpec, TrialStatus
 from claimbench.workloads import DataCache, build_model, dataset_shape, layer_widths, param_count, weight_layers
 

@@ -253,7 +253,7 @@ def _helper(fd: int, parent: int) -> None:
 
     import claimbench.analysis.frames  # noqa: F401  (pandas: a Workload with parameters reads its column names)
     import claimbench.train  # noqa: F401
-    import claimbench.train.policy  # noqa: F401
+    import claimbench.train.policy.driver  # noqa: F401
     import claimbench.workloads.data  # noqa: F401
     import claimbench.workloads.spec  # noqa: F401
 
@@ -303,7 +303,7 @@ def _trainer(emit: Callable[[dict[str, Any]], None]) -> None:
     import torch
 
     from claimbench.train import train_pack
-    from claimbench.train.policy import observing
+    from claimbench.train.policy.state import observing
     from claimbench.workloads import DataCache
 
     cache = DataCache()

@@ -28,7 +28,7 @@ What a pack shares and what each trial keeps (``runner.packs.pack_key`` forms pa
   and position), the loss, the optimizer kind, the clipping kind, the batch size and the budget (so
   every trial has the same steps and evaluation points);
 - per trial: initial weights (each model is built under its own seed exactly as ``train_trial``
-  builds it, then stacked), data order (``policy.DataOrder``), dropout rate and masks and RReLU's
+  builds it, then stacked), data order (``policy.plan.DataOrder``), dropout rate and masks and RReLU's
   random slopes (its own generator, started where ``train_trial``'s global RNG stands after the
   model is built, drawing as ``nn.Dropout``, ``nn.AlphaDropout`` and ``nn.RReLU`` do on the CPU),
   PReLU's learned slope, learning rate and schedule (warmup, step, exponential, cosine, onecycle,
@@ -66,7 +66,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from claimbench.runner.packs import CNN_EVAL_FLOATS, pack_key, packable
-from claimbench.train import policy
+from claimbench.train.policy.driver import run
+from claimbench.train.policy.state import failure_text
 from claimbench.train.single import train_trial
 from claimbench.train.metrics import EVAL_CHUNK, LATENCY_BATCH, batch_losses, evaluate, forward_latency, make_loss
 from claimbench.trial import TrialRecord, TrialSpec
@@ -129,9 +130,9 @@ def train_jointly(specs: list[TrialSpec], cache: DataCache | None = None, device
             raise ValueError("train_jointly takes packable specs with one pack_key")
         data = (cache or DataCache()).for_spec(specs[0], device)
     except Exception as e:  # a failure is a result, with its reason, on one line
-        records = [TrialRecord.failed(s, policy.failure_text(e, "; packed")) for s in specs]
+        records = [TrialRecord.failed(s, failure_text(e, "; packed")) for s in specs]
     else:
-        records = policy.run(specs, data, device, lambda group: PackedEngine(group, data, device), inject_error, start)
+        records = run(specs, data, device, lambda group: PackedEngine(group, data, device), inject_error, start)
     host = socket.gethostname()
     for r in records:
         r.host, r.device = host, str(device)
@@ -241,7 +242,7 @@ def _batch_norm(h: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, mean: 
 
 
 class PackedEngine:
-    """K trials' models as stacked tensors, as a policy.Engine with one row per trial."""
+    """K trials' models as stacked tensors, as a ``policy.engine.Engine`` with one row per trial."""
 
     def __init__(self, specs: list[TrialSpec], data: Dataset, device: torch.device):
         self.data, self.device, self.specs = data, device, list(specs)

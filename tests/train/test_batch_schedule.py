@@ -10,7 +10,7 @@ import torch
 
 from claimbench.runner.packs import pack_key, packable
 from claimbench.train import train_jointly, train_trial
-from claimbench.train.policy import DataOrder, Plan
+from claimbench.train.policy.plan import DataOrder, Plan
 from claimbench.trial import TrialSpec
 from tests.train.equivalence import assert_match
 
