@@ -68,7 +68,7 @@ def worker(suite: str, where: dict[str, str], steps: int) -> dict:
 
     from claimbench.runner.packs import pack_width
     from claimbench.suite import expand, load_suite
-    from claimbench.train import train_pack
+    from claimbench.train.packed.engine import train_pack
     from claimbench.workloads import DataCache
 
     torch.set_num_threads(1)

@@ -31,7 +31,7 @@ import time
 import torch
 
 from claimbench.runner.packs import packable
-from claimbench.train import train_pack
+from claimbench.train.packed.engine import train_pack
 from claimbench.trial import TrialSpec
 from claimbench.workloads import DataCache
 

@@ -30,7 +30,8 @@ import time
 import torch
 
 from claimbench.runner.packs import pack_width
-from claimbench.train import train_jointly, train_trial
+from claimbench.train.packed.engine import train_jointly
+from claimbench.train.single import train_trial
 from claimbench.trial import TrialSpec
 from claimbench.workloads import DataCache
 

@@ -21,9 +21,8 @@ from claimbench.analysis.shallue import load_study, load_workload, published_res
 from claimbench.claims import KINDS, Claim, Design
 from claimbench.errors import UserError
 from claimbench.suite import TIERS, expand, json_schema, load_group, load_targets, suites_dir
-from claimbench.train import train_trial
 from claimbench.train.policy.state import noise_scale_summary
-from claimbench.train.single import gradient_noise_scale
+from claimbench.train.single import gradient_noise_scale, train_trial
 from claimbench.trial import TrialSpec
 from claimbench.workloads import DataCache
 

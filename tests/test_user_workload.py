@@ -20,8 +20,9 @@ from claimbench.cli import main
 from claimbench.errors import SuiteError
 from claimbench.runner.packs import packable
 from claimbench.suite import expand, json_schema, load_suite, parse_suite
-from claimbench.train import train_pack, train_trial
+from claimbench.train.packed.engine import train_pack
 from claimbench.train.policy.function import Context
+from claimbench.train.single import train_trial
 from claimbench.trial import CHOICES, DATASET_TASKS, IMAGE_DATASETS, TrialSpec, TrialStatus
 from claimbench.workloads import BUILDERS, dataset_shape, registry
 from claimbench.workloads.spec import Data, Param, Workload

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from claimbench.runner.packs import pack_key, packable
-from claimbench.train import train_jointly, train_trial
+from claimbench.train.packed.engine import train_jointly
 from claimbench.train.policy.plan import DataOrder, Plan
+from claimbench.train.single import train_trial
 from claimbench.trial import TrialSpec
 from tests.train.equivalence import assert_match
 

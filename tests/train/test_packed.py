@@ -14,7 +14,9 @@ import pytest
 
 from claimbench.runner import packs as packs_module
 from claimbench.runner.packs import DEFAULT_PACK_SIZE, make_packs, pack_key, packable
-from claimbench.train import train_jointly, train_pack, train_trial
+from claimbench.train.packed import optimizers
+from claimbench.train.packed.engine import train_jointly, train_pack
+from claimbench.train.single import train_trial
 from claimbench.trial import CHOICES, TrialSpec, TrialStatus
 from tests.train.equivalence import assert_match
 
@@ -178,8 +180,6 @@ def test_large_pack_paths_give_the_records_of_one_pass(cache, case, monkeypatch)
     """A pack past STEP_CHUNKED updates in column chunks and assembles its gradients in a buffer: the same
     records, bit for bit, as one pass with reshape + cat (forced here on a small pack, 7-element chunks,
     with a trial that leaves the pack early, so the buffer also shrinks)."""
-    from claimbench.train import packed
-
     base = dataclasses.replace(BASE, **OPTIMIZER_CASES[case], clip="norm", clip_threshold=0.5)
     specs = [dataclasses.replace(base, seed=s, lr=base.lr * f) for s, f in ((0, 1.0), (1, 0.5), (2, 1e4))]
 
@@ -188,8 +188,8 @@ def test_large_pack_paths_give_the_records_of_one_pass(cache, case, monkeypatch)
                  r.diverged_step) for r in train_jointly(specs, cache)]
 
     one_pass = records()
-    monkeypatch.setattr(packed, "STEP_CHUNKED", 0)
-    monkeypatch.setattr(packed, "STEP_CHUNK", 7 * len(specs))
+    monkeypatch.setattr(optimizers, "STEP_CHUNKED", 0)
+    monkeypatch.setattr(optimizers, "STEP_CHUNK", 7 * len(specs))
     chunked = records()
     assert repr(chunked) == repr(one_pass)  # repr: NaN equals NaN
     assert any(status is TrialStatus.DIVERGED for status, *_ in one_pass)  # the pack did shrink
