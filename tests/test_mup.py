@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from claimbench.check import read_baseline, matrix_fingerprint
-from claimbench.runner.packs import pack_key, packable
 from claimbench.suite import load_suite
 from claimbench.train.optim import make_optimizer
 from claimbench.train.packed.engine import train_jointly
+from claimbench.train.packing import pack_key, packable
 from claimbench.train.single import train_trial
 from claimbench.trial import TrialSpec
 from claimbench.workloads import build_model

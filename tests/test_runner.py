@@ -8,7 +8,8 @@ import pytest
 
 from claimbench.faults import parse_faults
 from claimbench.runner import LocalExecutor, RayExecutor, make_packs, run_trials
-from claimbench.runner.packs import PACK_MEMORY_BYTES, cost, pack_bytes, pack_width, packable
+from claimbench.runner.packs import cost
+from claimbench.train.packing import packable
 from claimbench.suite import expand, load_suite
 from claimbench.trial import TrialStatus
 from claimbench.errors import UserError
@@ -132,25 +133,6 @@ def test_a_code_change_leaves_the_packs_as_they_were():
     after = make_packs([dataclasses.replace(s, code="claimbench 0123456789ab") for s in cell], workers=2)
     assert {s.trial_id for s in before[0]} != {s.trial_id for s in after[0]}  # the ids did change
     assert [[s.config_id for s in p] for p in after] == [[s.config_id for s in p] for p in before]
-
-
-def test_pack_width_is_bounded_by_memory():
-    small, huge = _mlp(), _mlp(dataset="cifar10", depth=8, width=4096, optimizer="adam", batch_size=512)
-    assert pack_bytes(huge) > 100 * pack_bytes(small)
-    assert pack_width(huge) < pack_width(small)
-    assert pack_width(huge) * pack_bytes(huge) <= PACK_MEMORY_BYTES or pack_width(huge) == 1
-    packs = make_packs([dataclasses.replace(huge, seed=s) for s in range(6)])
-    assert max(len(p) for p in packs) == pack_width(huge)
-
-
-def test_cnn_packs_narrow_as_channels_grow():
-    # a CNN of many channels is bound by convolution arithmetic: the runner packs it narrower
-    # (CNN_WIDTH_BY_CHANNELS), a small one as wide as the family's row; the memory bound does not bind
-    narrow, wide = (_mlp(dataset="digits", model="cnn", width=w, batch_size=32) for w in (16, 64))
-    assert pack_width(narrow) > pack_width(wide) > 1
-    assert pack_width(wide) * pack_bytes(wide) < PACK_MEMORY_BYTES
-    packs = make_packs([dataclasses.replace(s, seed=i) for s in (narrow, wide) for i in range(40)])
-    assert {len(p) for p in packs if p[0].width == 64} == {pack_width(wide)}
 
 
 def test_exclusive_trials_go_last_in_blocks_with_their_comparison_arm():

@@ -298,7 +298,7 @@ def test_batch_scaling_group_loads_in_every_tier_and_is_not_in_the_faq_group(val
     steps = expand(default["batch_steps_to_target"])
     assert all(s.measure_noise_scale and s.target > 0 for s in steps)
     assert len({s.batch_size for s in steps}) >= 8 and len(default["batch_steps_to_target"].seeds) >= 3
-    from claimbench.runner.packs import packable
+    from claimbench.train.packing import packable
     # timing trials train alone (a packed trial's time is a share of a joint step, not one run's throughput)
     assert not any(packable(s) for s in expand(default["batch_throughput"]))
     for s in expand(default["batch_linear_scaling"]):  # the linear rule: lr = 0.01 x batch / 8

@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 import torch
 
-from claimbench.runner.packs import pack_key, packable
 from claimbench.train.packed.engine import train_jointly
+from claimbench.train.packing import pack_key, packable
 from claimbench.train.policy.plan import DataOrder, Plan
 from claimbench.train.single import train_trial
 from claimbench.trial import TrialSpec

@@ -12,10 +12,9 @@ import math
 
 import pytest
 
-from claimbench.runner import packs as packs_module
-from claimbench.runner.packs import DEFAULT_PACK_SIZE, make_packs, pack_key, packable
 from claimbench.train.packed import optimizers
 from claimbench.train.packed.engine import train_jointly, train_pack
+from claimbench.train.packing import pack_key
 from claimbench.train.single import train_trial
 from claimbench.trial import CHOICES, TrialSpec, TrialStatus
 from tests.train.equivalence import assert_match
@@ -133,24 +132,6 @@ def test_label_noise_activations_and_latency(cache):
     assert lat[0].metrics["forward_latency_s"] > 0 and "forward_latency_s" not in lat[1].metrics
 
 
-def test_packable_falls_back_for_what_packing_does_not_implement(cache, monkeypatch):
-    assert packable(BASE)
-    for change in (dict(kind="range_test"), dict(model="cnn", dataset="digits"), dict(model="rnn", activation="tanh"),
-                   dict(model="lstm"), dict(activation="rrelu"), dict(activation="prelu"),
-                   dict(dropout=0.2, dropout_kind="alpha", activation="selu")):
-        assert packable(dataclasses.replace(BASE, **change)), change
-    for change in (dict(batchnorm=True, batch_size=1), dict(measure_noise_scale=True)):
-        assert not packable(dataclasses.replace(BASE, **change)), change
-    # what a pack must share: the kind and the dropout layers; the rate is per trial (0 included)
-    assert pack_key(BASE) != pack_key(dataclasses.replace(BASE, kind="range_test"))
-    alpha = dataclasses.replace(BASE, dropout=0.2, dropout_kind="alpha", activation="selu")
-    assert pack_key(alpha) != pack_key(dataclasses.replace(alpha, dropout_kind="standard"))
-    assert pack_key(alpha) == pack_key(dataclasses.replace(alpha, dropout=0.0))
-    # a field the packed trainer does not know (such as a measurement added later) packs only at its default
-    monkeypatch.setattr(packs_module, "PACKED_FIELDS", packs_module.PACKED_FIELDS - {"measure_latency"})
-    assert packable(BASE) and not packable(dataclasses.replace(BASE, measure_latency=True))
-
-
 def test_train_pack_mixes_packed_and_fallback_trials_in_order(cache):
     cnn = dataclasses.replace(BASE, dataset="digits", n_samples=0, model="cnn", depth=1, width=4, steps=10, evals=1)
     other_budget = dataclasses.replace(BASE, steps=50, seed=5)
@@ -161,18 +142,6 @@ def test_train_pack_mixes_packed_and_fallback_trials_in_order(cache):
     assert records[1].metrics == train_trial(cnn, cache).metrics  # unpacked: bit for bit
     assert records[2].status is TrialStatus.FAILED and "injected" in records[2].error
     assert_match(records[3], train_trial(other_budget, cache))  # a pack of one: train_trial itself
-
-
-def test_make_packs_groups_by_pack_key_and_caps_the_size():
-    specs = [dataclasses.replace(BASE, seed=s, lr=lr, batch_size=b) for s in range(3) for lr in (0.01, 0.1)
-             for b in (8, 32)]
-    specs.append(dataclasses.replace(BASE, activation="prelu"))
-    packs = make_packs(specs, 4)
-    assert sorted(s.trial_id for p in packs for s in p) == sorted(s.trial_id for s in specs)
-    for p in packs:
-        assert len(p) <= 4
-        assert len({pack_key(s) for s in p}) == 1 or not any(packable(s) for s in p)
-    assert max(len(p) for p in make_packs(specs)) == min(DEFAULT_PACK_SIZE, 6)
 
 
 @pytest.mark.parametrize("case", ["adamw", "nadam", "rmsprop", "sgd+nesterov", "adamax"])

@@ -13,8 +13,8 @@ import dataclasses
 
 import pytest
 
-from claimbench.runner.packs import pack_key, packable
 from claimbench.train.packed.engine import train_jointly, train_pack
+from claimbench.train.packing import pack_key, packable
 from claimbench.train.single import train_trial
 from claimbench.trial import TrialSpec, TrialStatus
 from tests.train.equivalence import assert_match, close, metric_close

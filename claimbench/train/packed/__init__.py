@@ -11,7 +11,7 @@ update on stacked tensors pays that overhead once per step instead of K times. W
 (budget, divergence, target, best, early stopping, the range test, the record) is ``policy``'s, as
 for the single-trial engine; this engine only moves tensors.
 
-Families (``runner.packs.packable`` decides what packs; a trial it refuses, or a pack of one, is
+Families (``train.packing.packable`` decides what packs; a trial it refuses, or a pack of one, is
 trained by ``train_trial`` on the single-trial engine):
 
 - **mlp**: each Linear is one ``baddbmm`` over (K, B, F) activations.
@@ -27,7 +27,7 @@ trained by ``train_trial`` on the single-trial engine):
   one ``baddbmm`` per time step over the K models' stacked hidden weights (LSTM gates i, f, g, o as
   ``nn.LSTM``), the head reads the last step.
 
-What a pack shares and what each trial keeps (``runner.packs.pack_key`` forms packs):
+What a pack shares and what each trial keeps (``train.packing.pack_key`` forms packs):
 
 - shared: the dataset, the architecture (model, depth, widths, activation, BatchNorm, dropout kind
   and position), the loss, the optimizer kind, the clipping kind, the batch size and the budget (so

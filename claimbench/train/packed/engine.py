@@ -11,11 +11,11 @@ import time
 import torch
 from torch import nn
 
-from claimbench.runner.packs import CNN_EVAL_FLOATS, pack_key, packable
 from claimbench.train.metrics import EVAL_CHUNK, LATENCY_BATCH, batch_losses, evaluate, forward_latency, make_loss
 from claimbench.train.packed.forward import StackedModel
 from claimbench.train.packed.optimizers import StackedOptimizer, clip_rows, large
 from claimbench.train.packed.plan import view
+from claimbench.train.packing import pack_key, packable
 from claimbench.train.policy.driver import run
 from claimbench.train.policy.state import failure_text
 from claimbench.train.single import train_trial
@@ -23,12 +23,17 @@ from claimbench.trial import TrialRecord, TrialSpec
 from claimbench.workloads import DataCache, Dataset, build_model
 from claimbench.workloads.models import param_scales
 
+#: A CNN pack's evaluation chunk holds at most this many floats of first-layer activations, for all
+#: K models together (``PackedEngine.eval_chunk``): so a CNN trial's share of the evaluation's memory
+#: is a few examples, not ``metrics.EVAL_CHUNK``.
+CNN_EVAL_FLOATS = 2**19
+
 
 def train_pack(specs: list[TrialSpec], cache: DataCache | None = None, device: str | torch.device = "cpu",
                inject_error: list[bool] | None = None) -> list[TrialRecord]:
     """Train ``specs``; one record per spec, in order. Never raises.
 
-    Packable specs (``runner.packs.packable``) with the same ``pack_key`` train jointly; every
+    Packable specs (``packing.packable``) with the same ``pack_key`` train jointly; every
     other spec, and a pack of one, trains alone with ``train_trial``. ``inject_error[i]`` makes spec i
     fail after its first step (fault injection, see faults.py), leaving its pack-mates to go on.
     """
