@@ -26,7 +26,7 @@ from claimbench.train.packing import group_key, pack_width
 from claimbench.trial import TrialSpec
 
 #: Upper bound on a pack's width (``--pack-size`` sets it). The width itself comes from
-#: ``pack_width``: the measured table, the memory bound and the load balance.
+#: ``train.packing.pack_width`` (the width table and the memory bound) and the load balance.
 DEFAULT_PACK_SIZE = 64
 
 

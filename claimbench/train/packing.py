@@ -25,40 +25,6 @@ import math
 
 from claimbench.trial import TrialSpec
 
-#: The measured best width per model family and batch size, on a CPU worker with one torch thread:
-#: rows of (largest batch size of the row, width). Each is the widest width within 5% of the fastest
-#: time per trial (benchmarks/pack_width.py; reports/performance.md, "Pack width"): packs get
-#: cheaper per trial up to about 32 small MLPs, then slower as the stacked weights and activations
-#: outgrow the caches. Milliseconds per trial (300 steps, 3 evaluations) at widths 1 / 8 / 16 / 32 / 64:
-#:   MLP 2x100, batch 2:   172 / 47 / 39 / 39 / 40       batch 128: 243 / 119 / 112 / 122 / 142
-#:              batch 8:   177 / 46 / 37 / 34 / 45       batch 512: 473 / 450 / 411 / 461 / 532
-#:              batch 32:  193 / 58 / 51 / 50 / 59
-#:   MLP 4x100, batch 32:  429 / 217 / 177 / 130 / 164
-#:   CNN 2x32 (digits), batch 32: 531 / 374 / 404 / 388 / 428   (150 steps, 2 evaluations, load 5)
-#:   RNN 1x32 (adding), batch 32: 956 / 177 / 167 / 162 / 183   (the same)
-#:   LSTM 1x32 (adding), batch 32 (benchmarks/packing.py, 80 steps): 1.1x faster per trial at 8,
-#:   0.7x at 32, so LSTM packs stay at 8.
-#: Other batch sizes of CNNs and RNNs are not measured: 8, the narrow end of the flat range. A GPU
-#: gains from wider packs still; there ``--pack-size`` and the memory bound decide.
-WIDTH_TABLE: dict[str, tuple[tuple[float, int], ...]] = {
-    "mlp": ((32, 32), (128, 16), (512, 8), (math.inf, 4)),
-    "cnn": ((32, 32), (math.inf, 8)),
-    "rnn": ((32, 32), (math.inf, 8)),
-    "lstm": ((math.inf, 8),),
-}
-#: A CNN's pack width also falls with its channels: past about 32 channels per layer a small CNN is
-#: bound by convolution arithmetic, which grouping K models into one kernel does not shrink, and a
-#: wide pack's activations outgrow the caches. Rows of (most channels, width); speed-ups per trial over
-#: one at a time (digits, 2 conv blocks, dropout 0.3, Adam, batch 32, 150 steps, channels-last packs)
-#: at widths 4 / 8 / 16 / 32: 32 channels 1.74 / 1.93 / 1.99 / 1.73; 64 channels 1.26 / 1.17 / 1.09 /
-#: 0.98 (reports/performance.md, "CNN packs").
-CNN_WIDTH_BY_CHANNELS: tuple[tuple[float, int], ...] = ((16, 32), (32, 16), (math.inf, 4))
-#: Width of packs of trials trained alone (not packable, or no pack-mate).
-UNPACKED_WIDTH = 8
-#: Bytes one pack may take on its worker's device (``pack_bytes``): far below a CPU worker's memory or
-#: a slice of a GPU, so that a wide pack never runs out of memory.
-PACK_MEMORY_BYTES = 2 * 2**30
-
 #: Spec fields the packed trainer implements for any value (per trial or, through ``pack_key``,
 #: shared by the pack). A field not listed here (one added later, such as a new measurement) makes
 #: a spec packable only at its default value: new features fall back to ``train_trial`` until the
@@ -110,6 +76,31 @@ def pack_key(spec: TrialSpec) -> tuple:
 def group_key(spec: TrialSpec) -> tuple:
     """What a pack shares: ``pack_key`` for packable trials, else the shape (``shape_key``)."""
     return pack_key(spec) if packable(spec) else spec.shape_key()
+
+
+#: The best width per model family and batch size on a CPU worker with one torch thread: rows of
+#: (largest batch size of the row, width), each the widest width within 5% of the fastest time per
+#: trial in benchmarks/pack_width.py (which prints the times behind them). Packs get cheaper per trial
+#: up to about 32 small MLPs, then slower as the stacked weights and activations outgrow the caches;
+#: LSTM packs gain little past 8. CNNs and RNNs at batch sizes above 32, which the benchmark does not
+#: cover, get 8, the narrow end of the flat range. A family without a row packs at ``UNPACKED_WIDTH``. A GPU gains from wider packs
+#: still; there ``--pack-size`` and the memory bound decide.
+WIDTH_TABLE: dict[str, tuple[tuple[float, int], ...]] = {
+    "mlp": ((32, 32), (128, 16), (512, 8), (math.inf, 4)),
+    "cnn": ((32, 32), (math.inf, 8)),
+    "rnn": ((32, 32), (math.inf, 8)),
+    "lstm": ((math.inf, 8),),
+}
+#: A CNN's pack width also falls with its channels: past about 32 channels per layer a small CNN is
+#: bound by convolution arithmetic, which grouping K models into one kernel does not shrink, and a
+#: wide pack's activations outgrow the caches. Rows of (most channels, width).
+CNN_WIDTH_BY_CHANNELS: tuple[tuple[float, int], ...] = ((16, 32), (32, 16), (math.inf, 4))
+#: Width of packs of trials trained alone (not packable, or no pack-mate).
+UNPACKED_WIDTH = 8
+#: Bytes one pack may take on its worker's device, at the scheduler's estimate of a trial's bytes
+#: (runner/packs.pack_bytes): far below a CPU worker's memory or a slice of a GPU, so that a wide pack
+#: never runs out of memory.
+PACK_MEMORY_BYTES = 2 * 2**30
 
 
 def pack_width(spec: TrialSpec, pack_size: int, trial_bytes: int) -> int:

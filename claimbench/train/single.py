@@ -11,7 +11,7 @@ best, early stopping, the range test, the record) is ``policy``'s; losses and me
 ``metrics``'; this engine only moves tensors: forward, backward, clipping (torch's
 ``clip_grad_norm_`` / ``clip_grad_value_``) and the optimizer step. It trains every model and
 option there is, including users' models; ``packed`` trains the same trials K at a time and is
-checked against this engine (tests/test_packed.py).
+checked against this engine (tests/train/test_packed.py).
 
 Seeding: ``torch.manual_seed(seed)`` before the model is built (init), then the global RNG draws the
 dropout masks (and RReLU's slopes); the data order has its own generator (``policy.plan.DataOrder``).

@@ -20,9 +20,8 @@ trained by ``train_trial`` on the single-trial engine):
   evaluation, where every model sees the same images, the first one is a plain convolution with all
   K*C filters). BatchNorm2d, ReLU-like activations and max-pooling act per channel, so per model;
   global average pooling then turns the layout back into (K, B, C) for each model's head.
-  Activations and filters are kept channels-last (NHWC in memory): on the CPU oneDNN's grouped
-  convolution and max-pooling are 1.5-2.5x faster per trial that way at 8-32 models of 16 channels
-  (reports/performance.md, "CNN packs"); the values are the same, summed in another order.
+  Activations and filters are kept channels-last (NHWC in memory), where the CPU's (oneDNN's) grouped
+  convolution and max-pooling are faster; the values are the same, summed in another order.
 - **rnn / lstm**: each layer's input projections for all steps are one ``baddbmm``; the recurrence is
   one ``baddbmm`` per time step over the K models' stacked hidden weights (LSTM gates i, f, g, o as
   ``nn.LSTM``), the head reads the last step.
@@ -48,8 +47,8 @@ torch's foreach implementations. Nothing reduces across K: each trial's loss, gr
 clipping factor and update is its own, so a NaN in one trial stays in its row.
 
 Same results as ``train_trial``, to float tolerance: batched matmuls, grouped convolutions and
-per-row reductions sum in a different order than the unpacked kernels (differences of about 1e-6
-relative that grow slowly over steps, see tests/train/test_packed.py). Random draws (dropout and
+per-row reductions sum in a different order than the unpacked kernels, so values differ by rounding
+that grows slowly over steps (tests/train/equivalence.py states the tolerance). Random draws (dropout and
 AlphaDropout masks, RReLU slopes) come from each trial's own generator in ``train_trial``'s order
 and the same way, so on the CPU they match too; on CUDA ``nn.Dropout`` and ``nn.RReLU`` use kernels
 that consume the RNG differently, so masks and slopes there match in distribution only.

@@ -82,7 +82,7 @@ class StackedModel:
                 else:
                     h, layout = h.reshape(k, -1, c, height, width).transpose(0, 1).reshape(-1, k * c, height, width), \
                         "grouped"
-                h = h.contiguous(memory_format=torch.channels_last)  # see CHANNELS_LAST
+                h = h.contiguous(memory_format=torch.channels_last)  # channels-last: see the package docstring
             elif kind == "conv":
                 w, b = p[0].reshape(-1, *p[0].shape[2:]), p[1].reshape(-1)  # (K*C_out, C_in, 3, 3), (K*C_out,)
                 w = w.contiguous(memory_format=torch.channels_last)

@@ -15,8 +15,8 @@ CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s
 #: An optimizer step over (K, P) tensors of more than STEP_CHUNKED elements runs in column chunks of about
 #: STEP_CHUNK elements (``StackedOptimizer.step``), and such a pack's backward copies each gradient once into
 #: a reused buffer (``PackedEngine.backward``): past a few MB per tensor the passes and copies are
-#: memory-bound (benchmarks/engine_ab.py, reports/performance.md); below that, chunks and per-parameter
-#: copies only add kernel launches (the buffer measured 0.87-0.91x on small packs).
+#: memory-bound, and chunks that stay in cache save passes over memory; below that, chunks and
+#: per-parameter copies only add kernel launches.
 STEP_CHUNK, STEP_CHUNKED = 1 << 17, 1 << 20
 
 
