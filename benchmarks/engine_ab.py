@@ -68,7 +68,7 @@ def worker(suite: str, where: dict[str, str], steps: int) -> dict:
 
     from claimbench.runner.packs import DEFAULT_PACK_SIZE, pack_bytes
     from claimbench.suite import expand, load_suite
-    from claimbench.train.packed.engine import train_pack
+    from claimbench.train.pack import train_pack
     from claimbench.train.packing import pack_width
     from claimbench.workloads import DataCache
 

@@ -30,7 +30,7 @@ import time
 
 import torch
 
-from claimbench.train.packed.engine import train_pack
+from claimbench.train.pack import train_pack
 from claimbench.train.packing import packable
 from claimbench.trial import TrialSpec
 from claimbench.workloads import DataCache

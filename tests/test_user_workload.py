@@ -19,7 +19,7 @@ import torch
 from claimbench.cli import main
 from claimbench.errors import SuiteError
 from claimbench.suite import expand, json_schema, load_suite, parse_suite
-from claimbench.train.packed.engine import train_pack
+from claimbench.train.pack import train_pack
 from claimbench.train.packing import packable
 from claimbench.train.policy.function import Context
 from claimbench.train.single import train_trial

@@ -301,7 +301,7 @@ def _trainer(emit: Callable[[dict[str, Any]], None]) -> None:
     """Train the trials read from stdin one after another (their data cached); emit start, progress, record."""
     import torch
 
-    from claimbench.train.packed.engine import train_pack
+    from claimbench.train.pack import train_pack
     from claimbench.train.policy.state import observing
     from claimbench.workloads import DataCache
 

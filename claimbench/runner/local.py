@@ -45,7 +45,7 @@ class LocalExecutor:
 
         import torch
 
-        from claimbench.train.packed.engine import train_pack
+        from claimbench.train.pack import train_pack
         from claimbench.train.policy.state import observing
 
         timeouts = timeouts or {}

@@ -209,7 +209,7 @@ class _Worker:
 
     def run_pack(self, specs: list[dict[str, Any]], attempt: int = 1,
                  timeouts: dict[str, float] | None = None) -> list[dict[str, Any]]:
-        from claimbench.train.packed.engine import train_pack
+        from claimbench.train.pack import train_pack
         from claimbench.train.policy.state import observing
 
         pack = [TrialSpec.from_dict(d) for d in specs]

@@ -6,8 +6,9 @@ Torch-free: the scheduler (runner/packs.py) forms packs with them on the driver,
 torch.
 
 A pack of trials that ``packable`` accepts and that share a ``pack_key`` is trained jointly by
-``train.packed.engine.train_pack`` (stacked parameters, one batched kernel per layer for all of them);
-every other trial of a pack is trained alone by ``train.single.train_trial``. What trains jointly: every
+``train.pack.train_pack`` on the packed engine of their model family (``packed_engine``: stacked
+parameters, one batched kernel per layer for all of them); every other trial of a pack is trained alone
+by ``train.single.train_trial``. What trains jointly: every
 built-in model (MLP; CNN as grouped convolutions; RNN and LSTM as batched recurrences), both kinds
 (``train`` and the LR ``range_test``), every activation, dropout kind, loss, optimizer, schedule and
 clipping; ``packable`` lists the exceptions.
@@ -41,6 +42,17 @@ PACKED_FIELDS = frozenset({
 })
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrialSpec)}
 
+#: The packed engine that trains each model family K trials at a time: a module that defines
+#: ``train_jointly(specs, cache, device, inject_error)`` as ``train.packed.engine`` does (whose op
+#: interpreter stacks any model made of the layers ``train.packed.plan`` knows). A family not listed
+#: trains on the single-trial engine only.
+PACKED_ENGINES: dict[str, str] = {family: "claimbench.train.packed.engine" for family in ("mlp", "cnn", "rnn", "lstm")}
+
+
+def packed_engine(spec: TrialSpec) -> str:
+    """The module of the packed engine that trains ``spec``'s model family; "" when none does."""
+    return PACKED_ENGINES.get(spec.model, "")
+
 
 def packable(spec: TrialSpec) -> bool:
     """Whether the packed trainer trains ``spec`` (else ``train_trial`` does, alone).
@@ -49,10 +61,11 @@ def packable(spec: TrialSpec) -> bool:
     ramp), any depth, width, shape, init, BatchNorm, dropout (standard or alpha, either position),
     every activation (PReLU's slope is a per-trial parameter, RReLU's slopes come from each trial's
     own generator), every loss, optimizer, schedule, warmup and clipping, early stopping, targets,
-    label noise and outliers, latency. Not packed: BatchNorm at batch size 1, and any non-default
-    value of a field outside ``PACKED_FIELDS`` (such as ``measure_noise_scale``).
+    label noise and outliers, latency. Not packed: a model family without a packed engine
+    (``packed_engine``), BatchNorm at batch size 1, and any non-default value of a field outside
+    ``PACKED_FIELDS`` (such as ``measure_noise_scale``).
     """
-    if spec.batchnorm and spec.batch_size < 2:
+    if not packed_engine(spec) or (spec.batchnorm and spec.batch_size < 2):
         return False
     return all(name in PACKED_FIELDS or getattr(spec, name) == default for name, default in _DEFAULTS.items())
 

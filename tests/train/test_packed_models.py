@@ -13,7 +13,8 @@ import dataclasses
 
 import pytest
 
-from claimbench.train.packed.engine import train_jointly, train_pack
+from claimbench.train.pack import train_pack
+from claimbench.train.packed.engine import train_jointly
 from claimbench.train.packing import pack_key, packable
 from claimbench.train.single import train_trial
 from claimbench.trial import TrialSpec, TrialStatus

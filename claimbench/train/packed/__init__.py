@@ -3,7 +3,7 @@
 Modules: ``plan`` turns a model into a program of ops over one flat parameter vector per trial;
 ``forward`` runs that program for K trials at once (``StackedModel``); ``optimizers`` updates the
 stacked parameters (``StackedOptimizer``) and clips their gradients; ``engine`` is the policy's
-Engine over them (``PackedEngine``), with ``train_jointly`` and ``train_pack``.
+Engine over them (``PackedEngine``), with its entry point ``train_jointly``.
 
 Small-batch trials are bound by per-step overhead (Python, dispatch, kernel launches), not by
 arithmetic; training K models with one kernel per layer, one loss, one backward and one optimizer

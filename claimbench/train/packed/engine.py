@@ -1,6 +1,7 @@
-"""The packed engine's entry points and its ``PackedEngine``: K trials' stacked parameters, their forward
-pass (``forward.StackedModel``), optimizer (``optimizers.StackedOptimizer``) and checkpoints, as the
-trial policy's Engine (one row per trial)."""
+"""The packed engine's entry point (``train_jointly``) and its ``PackedEngine``: K trials' stacked
+parameters, their forward pass (``forward.StackedModel``), optimizer (``optimizers.StackedOptimizer``) and
+checkpoints, as the trial policy's Engine (one row per trial). The built-in model families name this
+module as their packed engine (``packing.packed_engine``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from claimbench.train.packed.plan import view
 from claimbench.train.packing import pack_key, packable
 from claimbench.train.policy.driver import run
 from claimbench.train.policy.state import failure_text
-from claimbench.train.single import train_trial
 from claimbench.trial import TrialRecord, TrialSpec
 from claimbench.workloads import DataCache, Dataset, build_model
 from claimbench.workloads.models import param_scales
@@ -29,38 +29,10 @@ from claimbench.workloads.models import param_scales
 CNN_EVAL_FLOATS = 2**19
 
 
-def train_pack(specs: list[TrialSpec], cache: DataCache | None = None, device: str | torch.device = "cpu",
-               inject_error: list[bool] | None = None) -> list[TrialRecord]:
-    """Train ``specs``; one record per spec, in order. Never raises.
-
-    Packable specs (``packing.packable``) with the same ``pack_key`` train jointly; every
-    other spec, and a pack of one, trains alone with ``train_trial``. ``inject_error[i]`` makes spec i
-    fail after its first step (fault injection, see faults.py), leaving its pack-mates to go on.
-    """
-    cache = cache or DataCache()
-    flags = list(inject_error) if inject_error is not None else [False] * len(specs)
-    out: list[TrialRecord | None] = [None] * len(specs)
-    groups: dict[tuple, list[int]] = {}
-    for i, spec in enumerate(specs):
-        if packable(spec):
-            groups.setdefault(pack_key(spec), []).append(i)
-        else:
-            out[i] = train_trial(spec, cache, device, inject_error=flags[i])
-    for members in groups.values():
-        if len(members) == 1:  # nothing to share: the single-trial engine is the reference
-            i = members[0]
-            out[i] = train_trial(specs[i], cache, device, inject_error=flags[i])
-            continue
-        records = train_jointly([specs[i] for i in members], cache, device, [flags[i] for i in members])
-        for i, record in zip(members, records):
-            out[i] = record
-    return [r for r in out if r is not None]
-
-
 def train_jointly(specs: list[TrialSpec], cache: DataCache | None = None, device: str | torch.device = "cpu",
                   inject_error: list[bool] | None = None) -> list[TrialRecord]:
     """Train packable specs that share one ``pack_key`` on the packed engine, even one alone
-    (``train_pack`` decides when to call this); one record per spec, in order. Never raises."""
+    (``train.pack.train_pack`` decides when to call this); one record per spec, in order. Never raises."""
     start = time.perf_counter()
     device = torch.device(device)
     try:
