@@ -4,7 +4,7 @@
     python benchmarks/engine_ab.py --against REV --quick  # fewer steps and one repeat
 
 Each case is one pack of a suite's default-tier trials (a selection such as ``width=512``, the first
-trials of it, as many as the runner packs together: ``runner.packs.pack_width``), with its budget cut
+trials of it, as many as the runner packs together: ``train.packing.pack_width``), with its budget cut
 to the case's steps (``CASES``; ``--scale`` multiplies them) and its evaluations cut in proportion (so evaluation keeps its share of the real
 run's time). The pack is trained by this checkout and by REV (checked out into a temporary git
 worktree), each in a subprocess of its own with one torch thread, alternating, ``--repeats`` times;
@@ -66,9 +66,10 @@ def worker(suite: str, where: dict[str, str], steps: int) -> dict:
 
     import torch
 
-    from claimbench.runner.packs import pack_width
+    from claimbench.runner.packs import DEFAULT_PACK_SIZE, pack_bytes
     from claimbench.suite import expand, load_suite
-    from claimbench.train import train_pack
+    from claimbench.train.pack import train_pack
+    from claimbench.train.packing import pack_width
     from claimbench.workloads import DataCache
 
     torch.set_num_threads(1)
@@ -77,7 +78,8 @@ def worker(suite: str, where: dict[str, str], steps: int) -> dict:
     cache = DataCache()
     n_train = len(cache.for_spec(first, "cpu").y_train)
     real = first.steps or first.epochs * math.ceil(n_train / first.batch_size)
-    pack = specs[:pack_width(first)]
+    width = pack_width(first, DEFAULT_PACK_SIZE, pack_bytes(first))
+    pack = specs[:width]
     evals = max(1, round(first.evals * steps / real))  # evaluation keeps its share of the real run
     cut = [dataclasses.replace(s, epochs=0, steps=steps, evals=evals) for s in pack]
     train_pack(cut[:2], cache)  # warm-up: data, kernels
@@ -92,7 +94,7 @@ def worker(suite: str, where: dict[str, str], steps: int) -> dict:
         rows.append({k: v for k, v in d.items() if k not in TIMING | {"trial_id"}})
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return {"seconds": seconds, "trials": len(cut), "steps": steps, "digest": digest, "real_steps": real,
-            "model": first.model, "width": pack_width(first)}
+            "model": first.model, "width": width}
 
 
 def _run(root: Path, case: int, steps: int) -> dict:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from claimbench.train.loop import load_workload
+from claimbench.train.single import load_workload
 from claimbench.trial import TrialSpec
 from claimbench.workloads import DataCache
 from claimbench.workloads.spec import Config

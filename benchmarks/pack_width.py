@@ -14,7 +14,7 @@ the *chosen* width: the widest width within ``--within`` (default 5%) of the fas
 measured, i.e. the width beyond which a pack stops paying (past it the pack's weights and
 activations outgrow the caches and the time per trial rises). Load balance is not this table's
 business: ``make_packs`` splits a group further when one pack would keep a worker busy longer than
-its share of the run. ``runner/packs.py`` (``WIDTH_TABLE``) holds the chosen widths; reports/performance.md the
+its share of the run. ``train/packing.py`` (``WIDTH_TABLE``) holds the chosen widths; reports/performance.md the
 numbers behind them. A family the packed trainer does not pack yet (``packable`` is false) trains
 its trials one after another in a pack, so width gains it nothing: it is reported and skipped.
 
@@ -30,8 +30,8 @@ import time
 
 import torch
 
-from claimbench.runner.packs import packable
-from claimbench.train import train_pack
+from claimbench.train.pack import train_pack
+from claimbench.train.packing import packable
 from claimbench.trial import TrialSpec
 from claimbench.workloads import DataCache
 

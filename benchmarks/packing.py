@@ -6,7 +6,7 @@ adding problem, T = 30, tanh RNN of 32, SGD momentum, norm clipping), LSTM (the 
 and the LR range test (the MLP) — and for each batch size, the same trials (seeds and LRs differ)
 are trained one at a time on the single-trial engine (``train_trial``) and jointly on the packed
 engine (``train_jointly``) at several pack widths, including the one the runner picks
-(``runner.packs.pack_width``). Evaluation is included in both (two evaluations: step 0 and the
+(``train.packing.pack_width``). Evaluation is included in both (two evaluations: step 0 and the
 end; about one per 100-200 steps, as in the suites). One torch thread, as a runner worker slot has. Times are per trial: a trial alone, and a
 pack's wall time / its width.
 
@@ -29,8 +29,10 @@ import time
 
 import torch
 
-from claimbench.runner.packs import pack_width
-from claimbench.train import train_jointly, train_trial
+from claimbench.runner.packs import DEFAULT_PACK_SIZE, pack_bytes
+from claimbench.train.packed.engine import train_jointly
+from claimbench.train.packing import pack_width
+from claimbench.train.single import train_trial
 from claimbench.trial import TrialSpec
 from claimbench.workloads import DataCache
 
@@ -85,7 +87,8 @@ def main() -> None:
         steps = max(10, steps // 10) if args.quick else steps
         train_trial(dataclasses.replace(base, batch_size=batches[0], steps=5), cache)  # warm-up: data, kernels
         for batch in batches:
-            runner = pack_width(dataclasses.replace(base, batch_size=batch))
+            spec = dataclasses.replace(base, batch_size=batch)
+            runner = pack_width(spec, DEFAULT_PACK_SIZE, pack_bytes(spec))
             alone = per_trial_alone(trials(base, batch, steps, ALONE), cache)
             packed = {w: per_trial_packed(trials(base, batch, steps, w), cache) for w in sorted({*WIDTHS, runner})}
             ups = "  ".join(f"K={w}: {alone / t:.1f}x" for w, t in packed.items())

@@ -322,7 +322,8 @@ def packed_vs_unpacked(suite_path: Path, pack_size: int) -> dict[str, dict[int, 
     per training step (``time_per_step_s``: packed = the pack's step time / trials in it)."""
     from claimbench.runner.packs import make_packs
     from claimbench.suite import expand, load_suite
-    from claimbench.train import train_pack, train_trial
+    from claimbench.train.pack import train_pack
+    from claimbench.train.single import train_trial
 
     specs = expand(load_suite(suite_path, "default"))
     threads = torch.get_num_threads()

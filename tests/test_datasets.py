@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from claimbench.errors import UserError
-from claimbench.train import train_trial
+from claimbench.train.single import train_trial
 from claimbench.trial import TrialSpec, TrialStatus
 from claimbench.workloads import DataCache, build_dataset, data
 from claimbench.workloads.data import MNIST_FILES, corrupted_indices, read_idx

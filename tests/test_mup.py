@@ -11,13 +11,14 @@ import pytest
 import torch
 
 from claimbench.check.baseline import matrix_fingerprint, read_baseline
-from claimbench.runner.packs import pack_key, packable
 from claimbench.suite import load_suite
-from claimbench.train import train_jointly, train_trial
 from claimbench.train.optim import make_optimizer
+from claimbench.train.packed.engine import train_jointly
+from claimbench.train.packing import pack_key, packable
+from claimbench.train.single import train_trial
 from claimbench.trial import TrialSpec
 from claimbench.workloads import build_model
-from tests.test_packed import assert_match
+from tests.train.equivalence import assert_match
 
 N_IN, N_OUT, BASE_WIDTH = 40, 10, 64  # MNIST-1D's 40 features and 10 classes; the width where muP is SP
 ETA = 0.01

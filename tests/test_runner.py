@@ -8,7 +8,8 @@ import pytest
 
 from claimbench.faults import parse_faults
 from claimbench.runner import LocalExecutor, RayExecutor, make_packs, run_trials
-from claimbench.runner.packs import PACK_MEMORY_BYTES, cost, pack_bytes, pack_width, packable
+from claimbench.runner.packs import cost
+from claimbench.train.packing import packable
 from claimbench.suite import expand, load_suite
 from claimbench.trial import TrialStatus
 from claimbench.errors import UserError
@@ -134,25 +135,6 @@ def test_a_code_change_leaves_the_packs_as_they_were():
     assert [[s.config_id for s in p] for p in after] == [[s.config_id for s in p] for p in before]
 
 
-def test_pack_width_is_bounded_by_memory():
-    small, huge = _mlp(), _mlp(dataset="cifar10", depth=8, width=4096, optimizer="adam", batch_size=512)
-    assert pack_bytes(huge) > 100 * pack_bytes(small)
-    assert pack_width(huge) < pack_width(small)
-    assert pack_width(huge) * pack_bytes(huge) <= PACK_MEMORY_BYTES or pack_width(huge) == 1
-    packs = make_packs([dataclasses.replace(huge, seed=s) for s in range(6)])
-    assert max(len(p) for p in packs) == pack_width(huge)
-
-
-def test_cnn_packs_narrow_as_channels_grow():
-    # a CNN of many channels is bound by convolution arithmetic: the runner packs it narrower
-    # (CNN_WIDTH_BY_CHANNELS), a small one as wide as the family's row; the memory bound does not bind
-    narrow, wide = (_mlp(dataset="digits", model="cnn", width=w, batch_size=32) for w in (16, 64))
-    assert pack_width(narrow) > pack_width(wide) > 1
-    assert pack_width(wide) * pack_bytes(wide) < PACK_MEMORY_BYTES
-    packs = make_packs([dataclasses.replace(s, seed=i) for s in (narrow, wide) for i in range(40)])
-    assert {len(p) for p in packs if p[0].width == 64} == {pack_width(wide)}
-
-
 def test_exclusive_trials_go_last_in_blocks_with_their_comparison_arm():
     timed = [_mlp(seed=s, lr=lr, activation=a, exclusive=True)
              for s in range(2) for lr in (0.01, 0.1, 1.0) for a in ("relu", "leaky_relu")]
@@ -200,7 +182,7 @@ def test_ray_runs_timing_blocks_alone_after_everything_else(ray_cluster, specs):
 
 
 def test_a_timing_trial_keeps_the_median_step_after_its_warm_up():
-    from claimbench.train.policy import TIMING_WARMUP_STEPS, _timed_steps
+    from claimbench.train.policy.state import TIMING_WARMUP_STEPS, _timed_steps
 
     steps = [0.5] * TIMING_WARMUP_STEPS + [0.01] * 50 + [3.0] * 5  # slow warm-up, a moment of other load
     assert _timed_steps(steps, 32) == {"time_per_step_s": 0.01, "examples_per_s": 3200.0}

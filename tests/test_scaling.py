@@ -17,8 +17,8 @@ from claimbench.analysis.scaling import (REGIMES, fastest_trials, fit_steps_vs_b
                                          power_law_exponent, regime, tradeoff)
 from claimbench.claims import KINDS, Claim, Design
 from claimbench.suite import TIERS, expand, json_schema, load_group, load_targets, suites_dir
-from claimbench.train import train_trial
-from claimbench.train.loop import gradient_noise_scale, noise_scale_summary
+from claimbench.train.policy.state import noise_scale_summary
+from claimbench.train.single import gradient_noise_scale, train_trial
 from claimbench.trial import TrialSpec
 from claimbench.workloads import DataCache
 
@@ -251,7 +251,7 @@ def test_batch_scaling_group_loads_in_every_tier_and_is_not_in_the_faq_group(val
     steps = expand(default["batch_steps_to_target"])
     assert all(s.measure_noise_scale and s.target > 0 for s in steps)
     assert len({s.batch_size for s in steps}) >= 8 and len(default["batch_steps_to_target"].seeds) >= 3
-    from claimbench.runner.packs import packable
+    from claimbench.train.packing import packable
     # timing trials train alone (a packed trial's time is a share of a joint step, not one run's throughput)
     assert not any(packable(s) for s in expand(default["batch_throughput"]))
     for s in expand(default["batch_linear_scaling"]):  # the linear rule: lr = 0.01 x batch / 8

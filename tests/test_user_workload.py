@@ -18,10 +18,11 @@ import torch
 
 from claimbench.cli import main
 from claimbench.errors import SuiteError
-from claimbench.runner.packs import packable
 from claimbench.suite import expand, json_schema, load_suite, parse_suite
-from claimbench.train import train_pack, train_trial
-from claimbench.train.policy import Context
+from claimbench.train.pack import train_pack
+from claimbench.train.packing import packable
+from claimbench.train.policy.function import Context
+from claimbench.train.single import train_trial
 from claimbench.trial import CHOICES, DATASET_TASKS, IMAGE_DATASETS, TrialSpec, TrialStatus
 from claimbench.workloads import BUILDERS, dataset_shape, registry
 from claimbench.workloads.spec import Data, Param, Workload
@@ -222,7 +223,8 @@ def test_a_training_function_that_breaks_the_contract_fails_with_one_line(fake, 
 
 
 def test_context_reports_after_the_end_are_ignored():
-    from claimbench.train.policy import Plan, TrialState
+    from claimbench.train.policy.plan import Plan
+    from claimbench.train.policy.state import TrialState
 
     spec = TrialSpec(workload="x", dataset="", model="", steps=10, evals=1)
     state = TrialState(spec, Plan.of_steps(spec, "classification"), spec.lr)

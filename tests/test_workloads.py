@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from claimbench.analysis import curve_frame, trial_frame
-from claimbench.train import train_trial
-from claimbench.train.loop import make_loss
+from claimbench.train.metrics import make_loss
+from claimbench.train.single import train_trial
 from claimbench.trial import CHOICES, TASK_LOSSES, TrialSpec, TrialStatus
 from claimbench.workloads import DataCache, build_model, dataset_shape, layer_widths, param_count, weight_layers
 

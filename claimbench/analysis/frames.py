@@ -29,7 +29,7 @@ def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict
     the record's outcome columns, the metric columns (NaN where the trial has
     none, e.g. a diverged trial: never a filled-in value) and ``gap``.
     ``noise_curve``: the gradient noise-scale measurements of the curve, a list of
-    [step, noise_g2, noise_trace] (None when the trial measured none; see train/loop.py).
+    [step, noise_g2, noise_trace] (None when the trial measured none; see train/single.py).
     ``grad_ratio_init`` comes from the record's ``grad_norms_init`` when the
     metrics lack it (a diverged trial), since it was measured before divergence.
 

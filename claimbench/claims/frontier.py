@@ -23,7 +23,7 @@ of the tuned grid are caveats: the slope is then biased towards 0.
 
 ``lr_surge`` — the optimal Adam LR first rises, then falls as the batch grows past the noise scale (Li et
 al. 2024). Frame as ``power_law_slope``, plus the ``noise`` column (``b_simple``: the trial's gradient noise
-scale, train/loop.py) for the peak's comparison. Params: ``axis``, ``of`` (``lr``), ``split`` (the batch that
+scale, train/single.py) for the peak's comparison. Params: ``axis``, ``of`` (``lr``), ``split`` (the batch that
 separates the rise from the fall, fixed in the suite before any run; the split level, when tested, belongs
 to both sides), ``noise``, ``min_levels`` (3 per side), ``select``, ``tune``, ``where``, ``confidence``.
 Per seed: the slope of log(best LR) on log(batch) over the levels <= split (*rise*) and over the levels >=

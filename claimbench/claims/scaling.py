@@ -3,7 +3,7 @@
 ``critical_batch`` — large batches parallelize well up to a limit (Shallue et al. 2018; McCandlish et
 al. 2018). Frame: one row per trial with ``seed``, ``status``, ``steps_to_target``,
 ``examples_to_target``, ``steps_done``, the batch column ``axis``, the tuned axes and, for the noise
-comparison, the ``noise`` column (``b_simple_at_target``, measured in training: train/loop.py).
+comparison, the ``noise`` column (``b_simple_at_target``, measured in training: train/single.py).
 Params: ``axis`` (default ``batch_size``), ``noise`` (a column of per-trial gradient noise scales; "" to
 skip the comparison), ``agree_within`` (default 3: the two estimates must agree within this factor),
 ``regime_factor`` (4), ``lr`` (the LR column, for the optimal LR per batch), ``select`` (tie-break),

@@ -252,8 +252,7 @@ def _helper(fd: int, parent: int) -> None:
     import torch  # noqa: F401
 
     import claimbench.analysis.frames  # noqa: F401  (pandas: a Workload with parameters reads its column names)
-    import claimbench.train  # noqa: F401
-    import claimbench.train.policy  # noqa: F401
+    import claimbench.train.packed.engine  # noqa: F401  (and the single engine and the policy it imports)
     import claimbench.workloads.data  # noqa: F401
     import claimbench.workloads.spec  # noqa: F401
 
@@ -302,8 +301,8 @@ def _trainer(emit: Callable[[dict[str, Any]], None]) -> None:
     """Train the trials read from stdin one after another (their data cached); emit start, progress, record."""
     import torch
 
-    from claimbench.train import train_pack
-    from claimbench.train.policy import observing
+    from claimbench.train.pack import train_pack
+    from claimbench.train.policy.state import observing
     from claimbench.workloads import DataCache
 
     cache = DataCache()

@@ -45,8 +45,8 @@ class LocalExecutor:
 
         import torch
 
-        from claimbench.train import train_pack
-        from claimbench.train.policy import observing
+        from claimbench.train.pack import train_pack
+        from claimbench.train.policy.state import observing
 
         timeouts = timeouts or {}
         threads = torch.get_num_threads()

@@ -209,8 +209,8 @@ class _Worker:
 
     def run_pack(self, specs: list[dict[str, Any]], attempt: int = 1,
                  timeouts: dict[str, float] | None = None) -> list[dict[str, Any]]:
-        from claimbench.train import train_pack
-        from claimbench.train.policy import observing
+        from claimbench.train.pack import train_pack
+        from claimbench.train.policy.state import observing
 
         pack = [TrialSpec.from_dict(d) for d in specs]
         if any(should_crash(self.faults, spec.trial_id, attempt) for spec in pack):

@@ -2,7 +2,7 @@
 
 Every workload trains here unless the packed engine takes it (built-ins only): the built-ins, a
 package's components (its data, model, and optionally loss and augmentation: workloads/spec.py), and
-a package's own training function (``policy.run_function``). A trial whose workload the worker cannot
+a package's own training function (``policy.function.run_function``). A trial whose workload the worker cannot
 load (the package is not installed there, or its code differs from the driver's) fails with one line
 naming the package.
 
@@ -11,10 +11,10 @@ best, early stopping, the range test, the record) is ``policy``'s; losses and me
 ``metrics``'; this engine only moves tensors: forward, backward, clipping (torch's
 ``clip_grad_norm_`` / ``clip_grad_value_``) and the optimizer step. It trains every model and
 option there is, including users' models; ``packed`` trains the same trials K at a time and is
-checked against this engine (tests/test_packed.py).
+checked against this engine (tests/train/test_packed.py).
 
 Seeding: ``torch.manual_seed(seed)`` before the model is built (init), then the global RNG draws the
-dropout masks (and RReLU's slopes); the data order has its own generator (``policy.DataOrder``).
+dropout masks (and RReLU's slopes); the data order has its own generator (``policy.plan.DataOrder``).
 
 Measurements: ``grad_norms_init`` — the L2 norm of each weight layer's gradient (hidden layers in
 order, then the head; see models.weight_layers) on the first batch, before the first update and
@@ -46,16 +46,14 @@ import time
 
 import torch
 
-from claimbench.train import policy
 from claimbench.train.metrics import LATENCY_BATCH, LossFn, batch_losses, evaluate, forward_latency, make_loss
 from claimbench.train.optim import clip_gradients, make_optimizer
-from claimbench.train.policy import noise_scale_summary
+from claimbench.train.policy.driver import run
+from claimbench.train.policy.function import run_function
+from claimbench.train.policy.state import failure_text
 from claimbench.trial import TrialRecord, TrialSpec
 from claimbench.workloads import DataCache, Dataset, registry, weight_layers
 from claimbench.workloads.spec import Config, Workload
-
-__all__ = ["SingleEngine", "forward_latency", "gradient_noise_scale", "make_loss", "noise_scale_summary",
-           "train_trial"]
 
 NOISE_BATCHES = 4  # batches of batch_size per noise-scale measurement: small batch B, big batch 4B
 NOISE_SEED_OFFSET = 7919  # the noise-scale batches' RNG: seed + this, apart from the data order's
@@ -73,18 +71,18 @@ def train_trial(spec: TrialSpec, cache: DataCache | None = None, device: str | t
     try:
         workload = load_workload(spec)
         if workload.level == "function":
-            record = policy.run_function(spec, workload.train, spec.params, workload.task, dev, start, inject_error)
+            record = run_function(spec, workload.train, spec.params, workload.task, dev, start, inject_error)
         else:
             data = (cache or DataCache()).for_spec(spec, dev)
     except WorkerError as e:
         record = TrialRecord.failed(spec, str(e))
         record.wall_s = time.perf_counter() - start
     except Exception as e:  # a failure is a result, with its reason, on one line
-        record = TrialRecord.failed(spec, policy.failure_text(e))
+        record = TrialRecord.failed(spec, failure_text(e))
         record.wall_s = time.perf_counter() - start
     else:
         if workload.level != "function":
-            record = policy.run([spec], data, dev, lambda specs: SingleEngine(specs[0], data, dev, workload),
+            record = run([spec], data, dev, lambda specs: SingleEngine(specs[0], data, dev, workload),
                                 [inject_error], start)[0]
     record.host = socket.gethostname()
     record.device = str(device)
@@ -116,7 +114,7 @@ def load_workload(spec: TrialSpec) -> Workload:
 
 
 class SingleEngine:
-    """One trial's ``nn.Module`` (any model) and ``torch.optim`` optimizer, as a policy.Engine of one row.
+    """One trial's ``nn.Module`` (any model) and ``torch.optim`` optimizer, as a ``policy.engine.Engine`` of one row.
 
     ``workload``: where the model (and a loss and an augmentation, when it has them) come from; the
     built-ins' when not given."""

@@ -1,7 +1,7 @@
 """Packed training: the same results as the unpacked trainer, per trial, for K = 1 and K > 1.
 
 Batched matmuls and per-row reductions sum in a different order than the unpacked kernels, so
-results agree to a tolerance (RTOL on losses after up to 200 steps), not bit for bit. Dropout
+results agree to a tolerance (tests/train/equivalence.py: RTOL on losses after up to 200 steps), not bit for bit. Dropout
 masks come from each trial's own generator in train_trial's order, so on the CPU they match too.
 """
 
@@ -12,67 +12,19 @@ import math
 
 import pytest
 
-from claimbench.runner import packs as packs_module
-from claimbench.runner.packs import DEFAULT_PACK_SIZE, make_packs, pack_key, packable
-from claimbench.train import train_jointly, train_pack, train_trial
+from claimbench.train.packed import optimizers
+from claimbench.train.pack import train_pack
+from claimbench.train.packed.engine import train_jointly
+from claimbench.train.packing import pack_key
+from claimbench.train.single import train_trial
 from claimbench.trial import CHOICES, TrialSpec, TrialStatus
-
-RTOL = 1e-5  # relative, on every loss of every curve point and on the final metrics
-LOSS_KEYS = ("train_loss", "val_loss", "test_loss", "train_loss_ema")
+from tests.train.equivalence import assert_match
 
 BASE = TrialSpec(dataset="teacher", n_samples=600, depth=2, width=16, batch_size=8, lr=0.05, momentum=0.9,
                  steps=200, evals=5)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def close(a: float, b: float, rtol: float = RTOL, atol: float = 1e-7) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return abs(a - b) <= atol + rtol * abs(b)
-
-
-def metric_close(key: str, a: float, b: float, rtol: float = 1e-4) -> bool:
-    """Two values of one metric within ``rtol`` of its error scale. An R² is 1 − mse / var: its rounding is
-    the mse's, relative to 1 − R², so it is compared there; near R² = 0 (an untrained regressor) a tolerance
-    relative to R² itself would be far below rounding (−7.04e-5 against −7.03e-5 failed at rtol 1e-4 on an
-    AVX-512 CPU and passed on another). Everything else is compared relative to its own size."""
-    if key.endswith("_r2"):
-        return close(1.0 - a, 1.0 - b, rtol=rtol)
-    return close(a, b, rtol=rtol)
-
-
-def assert_match(packed, unpacked, n_eval: int = 150) -> float:
-    """Same outcome, steps and curve; losses within RTOL, accuracies within one example. Returns the
-    largest relative loss difference seen."""
-    assert packed.trial_id == unpacked.trial_id
-    assert packed.status is unpacked.status, (packed.error, packed.divergence_reason, unpacked.divergence_reason)
-    for name in ("diverged_step", "steps_done", "examples_done", "steps_to_target", "best_step", "stopped_early"):
-        assert getattr(packed, name) == getattr(unpacked, name), name
-    assert (packed.divergence_reason is None) == (unpacked.divergence_reason is None)
-    assert [p["step"] for p in packed.curve] == [p["step"] for p in unpacked.curve]
-    assert set(packed.metrics) == set(unpacked.metrics)
-    worst = 0.0
-    for p, u in zip(packed.curve, unpacked.curve):
-        assert set(p) == set(u)
-        for key in LOSS_KEYS:
-            assert close(p[key], u[key]), (key, p["step"], p[key], u[key])
-            if not math.isnan(u[key]):
-                worst = max(worst, abs(p[key] - u[key]) / abs(u[key]))
-        for key in p:
-            if key.endswith("_acc"):
-                assert abs(p[key] - u[key]) <= 1.0 / n_eval + 1e-12, (key, p["step"])
-            elif key.endswith(("_mse", "_r2")) or key in ("lr", "grad_ratio"):
-                assert metric_close(key, p[key], u[key]), (key, p["step"], p[key], u[key])
-    for key, value in unpacked.metrics.items():
-        if key.endswith("_acc"):
-            assert abs(packed.metrics[key] - value) <= 1.0 / n_eval + 1e-12
-        elif key != "forward_latency_s":
-            assert metric_close(key, packed.metrics[key], value), (key, packed.metrics[key], value)
-    assert packed.grad_norms_init == pytest.approx(unpacked.grad_norms_init, rel=1e-5)
-    assert packed.time_per_step_s is None or packed.time_per_step_s > 0
-    return worst
 
 
 def check_pack(specs: list[TrialSpec], cache, jointly: bool = True) -> list:
@@ -181,24 +133,6 @@ def test_label_noise_activations_and_latency(cache):
     assert lat[0].metrics["forward_latency_s"] > 0 and "forward_latency_s" not in lat[1].metrics
 
 
-def test_packable_falls_back_for_what_packing_does_not_implement(cache, monkeypatch):
-    assert packable(BASE)
-    for change in (dict(kind="range_test"), dict(model="cnn", dataset="digits"), dict(model="rnn", activation="tanh"),
-                   dict(model="lstm"), dict(activation="rrelu"), dict(activation="prelu"),
-                   dict(dropout=0.2, dropout_kind="alpha", activation="selu")):
-        assert packable(dataclasses.replace(BASE, **change)), change
-    for change in (dict(batchnorm=True, batch_size=1), dict(measure_noise_scale=True)):
-        assert not packable(dataclasses.replace(BASE, **change)), change
-    # what a pack must share: the kind and the dropout layers; the rate is per trial (0 included)
-    assert pack_key(BASE) != pack_key(dataclasses.replace(BASE, kind="range_test"))
-    alpha = dataclasses.replace(BASE, dropout=0.2, dropout_kind="alpha", activation="selu")
-    assert pack_key(alpha) != pack_key(dataclasses.replace(alpha, dropout_kind="standard"))
-    assert pack_key(alpha) == pack_key(dataclasses.replace(alpha, dropout=0.0))
-    # a field the packed trainer does not know (such as a measurement added later) packs only at its default
-    monkeypatch.setattr(packs_module, "PACKED_FIELDS", packs_module.PACKED_FIELDS - {"measure_latency"})
-    assert packable(BASE) and not packable(dataclasses.replace(BASE, measure_latency=True))
-
-
 def test_train_pack_mixes_packed_and_fallback_trials_in_order(cache):
     cnn = dataclasses.replace(BASE, dataset="digits", n_samples=0, model="cnn", depth=1, width=4, steps=10, evals=1)
     other_budget = dataclasses.replace(BASE, steps=50, seed=5)
@@ -211,25 +145,11 @@ def test_train_pack_mixes_packed_and_fallback_trials_in_order(cache):
     assert_match(records[3], train_trial(other_budget, cache))  # a pack of one: train_trial itself
 
 
-def test_make_packs_groups_by_pack_key_and_caps_the_size():
-    specs = [dataclasses.replace(BASE, seed=s, lr=lr, batch_size=b) for s in range(3) for lr in (0.01, 0.1)
-             for b in (8, 32)]
-    specs.append(dataclasses.replace(BASE, activation="prelu"))
-    packs = make_packs(specs, 4)
-    assert sorted(s.trial_id for p in packs for s in p) == sorted(s.trial_id for s in specs)
-    for p in packs:
-        assert len(p) <= 4
-        assert len({pack_key(s) for s in p}) == 1 or not any(packable(s) for s in p)
-    assert max(len(p) for p in make_packs(specs)) == min(DEFAULT_PACK_SIZE, 6)
-
-
 @pytest.mark.parametrize("case", ["adamw", "nadam", "rmsprop", "sgd+nesterov", "adamax"])
 def test_large_pack_paths_give_the_records_of_one_pass(cache, case, monkeypatch):
     """A pack past STEP_CHUNKED updates in column chunks and assembles its gradients in a buffer: the same
     records, bit for bit, as one pass with reshape + cat (forced here on a small pack, 7-element chunks,
     with a trial that leaves the pack early, so the buffer also shrinks)."""
-    from claimbench.train import packed
-
     base = dataclasses.replace(BASE, **OPTIMIZER_CASES[case], clip="norm", clip_threshold=0.5)
     specs = [dataclasses.replace(base, seed=s, lr=base.lr * f) for s, f in ((0, 1.0), (1, 0.5), (2, 1e4))]
 
@@ -238,8 +158,8 @@ def test_large_pack_paths_give_the_records_of_one_pass(cache, case, monkeypatch)
                  r.diverged_step) for r in train_jointly(specs, cache)]
 
     one_pass = records()
-    monkeypatch.setattr(packed, "STEP_CHUNKED", 0)
-    monkeypatch.setattr(packed, "STEP_CHUNK", 7 * len(specs))
+    monkeypatch.setattr(optimizers, "STEP_CHUNKED", 0)
+    monkeypatch.setattr(optimizers, "STEP_CHUNK", 7 * len(specs))
     chunked = records()
     assert repr(chunked) == repr(one_pass)  # repr: NaN equals NaN
     assert any(status is TrialStatus.DIVERGED for status, *_ in one_pass)  # the pack did shrink

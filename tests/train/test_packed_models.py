@@ -2,7 +2,7 @@
 convolutions), RNN and LSTM (batched recurrences), PReLU, RReLU, AlphaDropout and the LR range test.
 
 Each case trains K trials jointly and each alone on the single-trial engine, and asks for the same
-outcome and every curve point within tests/test_packed.RTOL. Random draws (dropout and AlphaDropout
+outcome and every curve point within tests/train/equivalence.RTOL. Random draws (dropout and AlphaDropout
 masks, RReLU's slopes) are taken from each trial's generator the way the modules take them on the
 CPU, so they are compared exactly like everything else, not statistically.
 """
@@ -13,10 +13,12 @@ import dataclasses
 
 import pytest
 
-from claimbench.runner.packs import pack_key, packable
-from claimbench.train import train_jointly, train_pack, train_trial
+from claimbench.train.pack import train_pack
+from claimbench.train.packed.engine import train_jointly
+from claimbench.train.packing import pack_key, packable
+from claimbench.train.single import train_trial
 from claimbench.trial import TrialSpec, TrialStatus
-from tests.test_packed import assert_match, close, metric_close
+from tests.train.equivalence import assert_match, close, metric_close
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # the fixtures (cache too) are in conftest.py
 

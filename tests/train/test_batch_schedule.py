@@ -8,11 +8,12 @@ import dataclasses
 import pytest
 import torch
 
-from claimbench.runner.packs import pack_key, packable
-from claimbench.train import train_jointly, train_trial
-from claimbench.train.policy import DataOrder, Plan
+from claimbench.train.packed.engine import train_jointly
+from claimbench.train.packing import pack_key, packable
+from claimbench.train.policy.plan import DataOrder, Plan
+from claimbench.train.single import train_trial
 from claimbench.trial import TrialSpec
-from tests.test_packed import assert_match
+from tests.train.equivalence import assert_match
 
 # 1000 samples of the teacher task: 640 training examples, 80 batches of 8 per epoch
 BASE = TrialSpec(dataset="teacher", n_samples=1000, depth=1, width=32, batch_size=8, optimizer="sgd", momentum=0.9,
@@ -88,7 +89,7 @@ def test_a_suite_with_a_bad_schedule_fails_on_load_naming_the_file(tmp_path):
     from claimbench.errors import UserError
     from claimbench.suite import load_suite
 
-    shipped = Path(__file__).parents[1] / "suites" / "frontier" / "batch_schedule.toml"
+    shipped = Path(__file__).parents[2] / "suites" / "frontier" / "batch_schedule.toml"
     bad = tmp_path / "bad.toml"
     bad.write_text(shipped.read_text().replace("batch_factor = 5", "batch_factor = 1"))
     with pytest.raises(UserError) as info:

@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from claimbench.train import OPTIMIZERS, SCHEDULES, Schedule, train_trial
+from claimbench.train.optim import OPTIMIZERS, SCHEDULES, Schedule
+from claimbench.train.single import train_trial
 from claimbench.trial import CHOICES, DATASET_TASKS, TrialSpec, TrialStatus
 from claimbench.workloads import (ACTIVATIONS, BUILDERS, INITS, INIT_DISTS, MODELS, DataCache, build_dataset,
                                   dataset_shape)
