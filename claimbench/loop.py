@@ -21,10 +21,10 @@ Three further rules spend compute where a verdict can still change (defaults bel
 - ``futility = 0.3`` from ``futility_from = 5`` seeds — at a look, a claim whose one-sided p-values against
   both of its boundaries (``p_supported``, ``p_refuted``) are above 0.3 is stopped: it is reported
   inconclusive, with the look and both p-values, and its trials are no longer needed for later seeds.
-- ``prune = 3`` — for seeds after the first look, a claim whose statistic reads only its tuned value
-  (``claims.reads``) needs only the ``prune`` best tuned values of each of its groups (by the mean of its
-  selection metric over the seeds so far); a claim that reads the whole grid (divergence limits, range
-  widths, timings) needs every cell. Later seeds train the union of what the claims still running need.
+- ``prune = 3`` — for seeds after a look, a claim whose statistic reads only its selected trial's metric
+  (``claims.reads``) needs, in each of its groups, only the tuned values that ranked among the ``prune`` best
+  on at least one seed so far; a claim that reads the whole grid (where the best lies, divergence limits,
+  range widths, timings) needs every cell. Later seeds train the union of what the claims still running need.
 
 Each round's decisions are recorded in the run dir (``adaptive.json``) and shown in the report. The
 extensions read only the diagnostics, futility only the p-values, pruning only the selection metric. The
@@ -241,7 +241,9 @@ def take_look(plan: Plan, results: list, frame, round_no: int) -> Look:
 
 def needed_cells(claim, frame, design, prune: int, first_seed: int) -> set[str]:
     """The cells (first-seed trial ids) a running claim needs for later seeds: all of its cells when its
-    statistic reads the whole grid or pruning is off, else the ``prune`` best tuned values per group."""
+    statistic reads the whole grid or pruning is off; else, per group, every tuned value that ranked among
+    the ``prune`` best of its group on at least one seed so far (a value that never did cannot be expected
+    to win; one that won on a single seed stays, so a flat objective keeps its spread)."""
     cf = claim_frame(claim, frame)
     base = cf[cf["seed"] == first_seed]
     tuned = tuned_axes(claim, design, cf)
@@ -255,14 +257,10 @@ def needed_cells(claim, frame, design, prune: int, first_seed: int) -> set[str]:
     score = cf[select].astype(float) * direction(select)
     if "status" in cf.columns:
         score = score.where(cf["status"] == "completed")  # diverged or failed trials rank last
-    t = cf.assign(_score=score.fillna(-np.inf))
-    mean = t.groupby([*groups, *tuned], dropna=False, sort=True)["_score"].mean().reset_index()
-    keep_rows = []
-    for _, g in (mean.groupby(groups, dropna=False, sort=True) if groups else [((), mean)]):
-        keep_rows.append(g.sort_values("_score", ascending=False, kind="stable").head(prune))
-    kept = pd.concat(keep_rows) if keep_rows else mean.iloc[:0]
+    t = cf.assign(_score=score.fillna(-np.inf)).sort_values("_score", ascending=False, kind="stable")
+    top = t.groupby([*groups, "seed"], dropna=False, sort=False).head(prune)
     key = [*groups, *tuned]
-    chosen = base.merge(kept[key], on=key, how="inner")
+    chosen = base.merge(top[key].drop_duplicates(), on=key, how="inner")
     return set(chosen["trial_id"])
 
 

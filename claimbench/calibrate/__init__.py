@@ -31,9 +31,9 @@ The modules: ``trials`` (the simulated trials and the pilot SDs), ``scenarios`` 
 
 from __future__ import annotations
 
-from claimbench.calibrate.scenarios import SCENARIO_KINDS, Scenario, Truth, stress_scenarios
+from claimbench.calibrate.scenarios import Scenario, Truth, scenario_kinds, stress_scenarios
 from claimbench.calibrate.simulator import DESIGNS, GRIDS, adaptive_verdict, run, simulate
 from claimbench.calibrate.table import Row, format_row, markdown, power_summary
 
-__all__ = ["GRIDS", "SCENARIO_KINDS", "Row", "Scenario", "Truth", "format_row", "markdown", "power_summary", "run",
+__all__ = ["DESIGNS", "GRIDS", "adaptive_verdict", "scenario_kinds", "Row", "Scenario", "Truth", "format_row", "markdown", "power_summary", "run",
            "simulate", "stress_scenarios"]

@@ -4,8 +4,6 @@ decision boundary (null) or beyond it (effect), in units of the SD of one seed's
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -13,36 +11,11 @@ import pandas as pd
 from claimbench.analysis.isolation import Design
 from claimbench.analysis.quantities import good_range
 from claimbench.analysis.scaling import fit_steps_vs_batch
+from claimbench.claims import KINDS, Scenario, Truth
 from claimbench.calibrate.trials import (CURVATURE, LRS, N_TEST, N_VAL, OPT_SIGMA, SIGMA_SEED, SIGMA_TEST, SIGMA_VAL,
                                          cell_values, fixed_offsets, fixed_tuned_frame, grid_words, lazy_sd,
                                          level_frame, levels_builder, rounded_accuracy, selected_sd, slope_sd,
                                          tuned_frame)
-
-
-@dataclass(frozen=True)
-class Truth:
-    """One truth of a scenario: ``theta`` in SD units (or a function of the scenario's SD giving it), and which
-    verdict would be false or right there."""
-
-    label: str
-    theta: float | Callable[[float], float]
-    null: bool  # on a boundary: both verdicts count as errors to bound
-    right: str = ""  # for an effect: the verdict that is right (its rate is the power)
-
-
-@dataclass(frozen=True)
-class Scenario:
-    kind: str
-    name: str
-    params: dict[str, Any]
-    #: (rng, seeds, theta in SD units, sd) -> (frame, design)
-    build: Callable[[np.random.Generator, int, float, float], tuple[pd.DataFrame, Design]]
-    sd: Callable[[], float]
-    truths: tuple[Truth, ...]
-    note: str = ""
-    #: the tuned grid of an argbest kind: "per-seed" (its offset drawn per seed), "fixed" (one grid for every
-    #: seed of an experiment, as a suite runs it); "" where the kind reads no tuned grid's argbest
-    grid: str = ""
 
 
 def _paired(test: str, margin_sd: float) -> Scenario:
@@ -499,7 +472,8 @@ def _noise_scale_growth() -> Scenario:
 
 
 def scenarios() -> list[Scenario]:
-    """Every kind's scenarios (the pilot SDs are computed when first asked for)."""
+    """Every kind's scenarios: the built-in kinds' below, then those a registered kind carries
+    (``ClaimKind.scenarios``: a new kind brings its own). The pilot SDs are computed when first asked for."""
     # the argbest and slope kinds (best_level_in_range, critical_batch, power_law_slope, lr_surge) also as a real
     # run shapes them, each beside its other scenarios: one grid for every seed of an experiment ("fixed grid")
     return [_paired("superiority", 0.0), _paired("superiority", 1.0), _paired("noninferiority", 1.0),
@@ -507,12 +481,18 @@ def scenarios() -> list[Scenario]:
             _best_level_fixed(), _trend("monotone_trend"), _trend("ranking"), _widths("range_width_trend"),
             _widths("range_width_comparison"), _ratio("ratio_in_range"), _ratio("timing_ratio"), _linear_scaling(),
             _critical_batch(), _critical_batch_fixed(), _power_law_slope(), _power_law_slope(0.1),
-            _power_law_slope(OPT_SIGMA), _lr_surge(), _lr_surge(0.1), _noise_scale_growth()]
+            _power_law_slope(OPT_SIGMA), _lr_surge(), _lr_surge(0.1), _noise_scale_growth(),
+            *(sc for kind in KINDS.values() if kind.scenarios is not None for sc in kind.scenarios())]
 
 
-SCENARIO_KINDS = ("paired_comparison", "equivalence", "best_level_in_range", "monotone_trend", "ranking",
-                  "range_width_trend", "range_width_comparison", "ratio_in_range", "timing_ratio", "linear_scaling",
-                  "critical_batch", "power_law_slope", "lr_surge", "noise_scale_growth")
+BUILTIN_KINDS = ("paired_comparison", "equivalence", "best_level_in_range", "monotone_trend", "ranking",
+                 "range_width_trend", "range_width_comparison", "ratio_in_range", "timing_ratio", "linear_scaling",
+                 "critical_batch", "power_law_slope", "lr_surge", "noise_scale_growth")
+
+
+def scenario_kinds() -> tuple[str, ...]:
+    """The kinds with a calibration scenario: the built-ins, then every registered kind that carries one."""
+    return BUILTIN_KINDS + tuple(k for k, kind in KINDS.items() if kind.scenarios is not None and k not in BUILTIN_KINDS)
 
 
 def stress_scenarios() -> list[Scenario]:

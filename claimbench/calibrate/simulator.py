@@ -13,20 +13,22 @@ import numpy as np
 import pandas as pd
 
 from claimbench.analysis.inference import ALPHA
-from claimbench.calibrate.scenarios import SCENARIO_KINDS, Scenario, scenarios
+from claimbench.calibrate.scenarios import Scenario, scenario_kinds, scenarios
 from claimbench.calibrate.table import Row, format_row
 from claimbench.claims import KINDS, Claim, ClaimKind
 from claimbench.claims.protocol import tuned_axes
 from claimbench.loop import FUTILITY, FUTILITY_FROM, LOOKS, PRUNE, needed_cells
 
 
-_CACHE: dict[str, list[Scenario]] = {}
+_CACHE: dict[tuple[str, ...], list[Scenario]] = {}
 
 
 def _scenarios_cached() -> list[Scenario]:
-    if "all" not in _CACHE:
-        _CACHE["all"] = scenarios()
-    return _CACHE["all"]
+    """The scenarios, built once per set of registered kinds (a kind registered later brings its own)."""
+    key = scenario_kinds()
+    if key not in _CACHE:
+        _CACHE[key] = scenarios()
+    return _CACHE[key]
 
 
 def _one(task: tuple[int, int, int, int, int, str]) -> Row:
@@ -107,10 +109,11 @@ def run(kinds: Sequence[str] | None = None, seeds: Sequence[int] = (3, 5, 8), re
     the argbest scenarios whose tuned grid is "fixed" (one for every seed of an experiment) or "per-seed".
     ``design``: "fixed" (every seed of the full matrix) or "adaptive" (the loop's default compute rules,
     :func:`adaptive_verdict`)."""
-    chosen = list(kinds or SCENARIO_KINDS)
-    unknown = [k for k in chosen if k not in SCENARIO_KINDS]
+    known = scenario_kinds()
+    chosen = list(kinds or known)
+    unknown = [k for k in chosen if k not in known]
     if unknown:
-        raise ValueError(f"no calibration scenario for {', '.join(unknown)}; known: {', '.join(SCENARIO_KINDS)}")
+        raise ValueError(f"no calibration scenario for {', '.join(unknown)}; known: {', '.join(known)}")
     if grid not in GRIDS:
         raise ValueError(f"grid must be one of {', '.join(GRIDS)}, got {grid!r}")
     all_sc = _scenarios_cached()

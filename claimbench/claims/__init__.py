@@ -17,8 +17,8 @@ from claimbench.claims import frontier  # noqa: F401  (power_law_slope, lr_surge
 for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__)):  # a kind module not imported above
     _importlib.import_module(f"claimbench.claims.{_module}")
 from claimbench.claims.arms import check_params  # noqa: E402
-from claimbench.claims.base import (KINDS, VERDICTS, Claim, ClaimKind, ClaimResult, Design, Param, evidence,  # noqa: E402
-                                    reads)
+from claimbench.claims.base import (KINDS, VERDICTS, Claim, ClaimKind, ClaimResult, Design, Param, Scenario,  # noqa: E402
+                                    Truth, evidence, reads)
 
 
 def evaluate_claims(claims, frame, design, curves=None, variants: bool = True) -> list[ClaimResult]:
@@ -31,4 +31,4 @@ def evaluate_claims(claims, frame, design, curves=None, variants: bool = True) -
 
 
 __all__ = ["KINDS", "VERDICTS", "Claim", "ClaimKind", "ClaimResult", "Design", "Param", "check_params",
-           "evaluate_claims", "evidence", "reads"]
+           "Scenario", "Truth", "evaluate_claims", "evidence", "reads"]

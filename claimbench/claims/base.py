@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from claimbench.analysis import inference
 from claimbench.analysis.inference import Decision, Evidence, Hypothesis
 from claimbench.analysis.isolation import Design  # noqa: F401  (re-exported: claims take a Design)
+
+if TYPE_CHECKING:  # the calibration types' annotations only
+    import numpy as np
+    import pandas as pd
 
 VERDICTS = ("supported", "refuted", "inconclusive")
 
@@ -174,6 +178,33 @@ def _nested_problem(value: Any, depth: int = 0) -> str:
 
 
 @dataclass(frozen=True)
+class Truth:
+    """One truth of a scenario: ``theta`` in SD units (or a function of the scenario's SD giving it), and which
+    verdict would be false or right there."""
+
+    label: str
+    theta: float | Callable[[float], float]
+    null: bool  # on a boundary: both verdicts count as errors to bound
+    right: str = ""  # for an effect: the verdict that is right (its rate is the power)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    kind: str
+    name: str
+    params: dict[str, Any]
+    #: (rng, seeds, theta in SD units, sd) -> (frame, design)
+    build: Callable[[np.random.Generator, int, float, float], tuple[pd.DataFrame, Design]]
+    sd: Callable[[], float]
+    truths: tuple[Truth, ...]
+    note: str = ""
+    #: the tuned grid of an argbest kind: "per-seed" (its offset drawn per seed), "fixed" (one grid for every
+    #: seed of an experiment, as a suite runs it); "" where the kind reads no tuned grid's argbest
+    grid: str = ""
+
+
+
+@dataclass(frozen=True)
 class ClaimKind:
     name: str
     params: dict[str, Param]
@@ -186,6 +217,9 @@ class ClaimKind:
     #: range widths, timings, reductions over the cell) or "quantity" (decided by the claim's quantities,
     #: ``reads``). A kind that says nothing is never pruned.
     reads: str = "grid"
+    #: The kind's calibration scenarios (``Scenario``: simulated frames whose truth is known), for
+    #: ``claimbench calibrate``; the built-in kinds' live in ``calibrate/scenarios.py``, a new kind brings its own.
+    scenarios: Callable[[], list["Scenario"]] | None = None
 
     def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
         """Defaults filled in, every value checked against its ``Param`` declaration. Raises KeyError
@@ -228,8 +262,9 @@ KINDS: dict[str, ClaimKind] = {}
 
 
 def reads(claim: Claim) -> str:
-    """``"tuned"`` when the claim's statistic reads only each cell's selected trial (a bare column, or
-    ``argbest:``), else ``"grid"``: what the experimenter loop may prune for it (``loop.needed_cells``)."""
+    """``"tuned"`` when the claim's statistic reads only the metric of each cell's selected trial (a bare
+    column), else ``"grid"`` (where the best lies, ``argbest:``, moves with every value a flat objective
+    offers): what the experimenter loop may prune for it (``loop.needed_cells``)."""
     kind = KINDS.get(claim.kind)
     if kind is None or kind.reads != "quantity":
         return "grid" if kind is None else kind.reads
@@ -237,7 +272,7 @@ def reads(claim: Claim) -> str:
     texts = [p[k] for k in ("quantity", "metric") if isinstance(p.get(k), str)]
     texts += [p[s]["quantity"] for s in ("num", "den") if isinstance(p.get(s), dict)
               and isinstance(p[s].get("quantity"), str)]
-    selected = all(":" not in t or t.split(":", 1)[0] == "argbest" for t in texts)
+    selected = all(":" not in t for t in texts)  # where the best lies (argbest:) reads the whole grid
     return "tuned" if texts and selected and not any(t.split(":")[-1] in TIMINGS for t in texts) else "grid"
 
 

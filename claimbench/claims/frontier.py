@@ -171,7 +171,7 @@ def _slope_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict
 
 SLOPE_KIND = register(ClaimKind(
     name=SLOPE,
-    reads="tuned",
+    reads="grid",
     params=arms.params(
         exclude=("quantity", "tolerance"),
         axis=Param(str, doc="the numeric scientific axis (x of the log-log fit), e.g. batch_size"),
@@ -257,7 +257,7 @@ def _surge_one(claim: Claim, setup: arms.Setup, sub: pd.DataFrame, stratum: dict
 
 SURGE_KIND = register(ClaimKind(
     name=SURGE,
-    reads="tuned",
+    reads="grid",
     params=arms.params(
         exclude=("quantity", "tolerance"),
         axis=Param(str, "batch_size", "the batch-size axis"),

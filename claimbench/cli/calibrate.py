@@ -39,10 +39,11 @@ def calibrate(kinds: tuple[str, ...], seeds: str, reps: int, markdown_path: str 
         raise UserError(f"--seeds must be comma-separated integers, got {seeds!r} — fix: e.g. --seeds 3,5,8") from None
     if not counts or min(counts) < 2 or max(counts) > 1000:
         raise UserError(f"--seeds counts must lie in 2..1000, got {seeds!r} — fix: e.g. --seeds 3,5,8")
-    unknown = [k for k in kinds if k not in calibration.SCENARIO_KINDS]
+    known = calibration.scenario_kinds()
+    unknown = [k for k in kinds if k not in known]
     if unknown:
         raise UserError(f"no calibration scenario for kind {', '.join(map(repr, unknown))} — fix: use one of "
-                        f"{', '.join(calibration.SCENARIO_KINDS)}")
+                        f"{', '.join(known)}")
     out = output_file(markdown_path, "--markdown") if markdown_path else None
     start = time.perf_counter()
     rows = calibration.run(list(kinds) or None, counts, reps, progress=None if quiet else click.echo, jobs=jobs,
