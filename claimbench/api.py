@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,13 +10,17 @@ from typing import Callable
 
 import pandas as pd
 
+from claimbench.analysis.frames import trial_frame
 from claimbench.claims import ClaimResult, evaluate_claims
 from claimbench.env import environment
 from claimbench.loop import Plan, read_record, run_rounds
 from claimbench.errors import StoreError
+from claimbench.runner.driver import run_trials
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
-from claimbench.store import RunStore
-from claimbench.suite import Suite, expand
+from claimbench.runner.registry import make_executor
+from claimbench.runner.timeouts import trial_timeouts
+from claimbench.store.rundir import RunStore
+from claimbench.suite import Suite, expand, recorded_suite
 from claimbench.trial import TrialRecord, TrialSpec
 
 
@@ -55,10 +60,8 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
 
     Every record goes to the store of each suite that contains its trial id, as it arrives. Each trial
     has a wall-clock limit: ``trial_timeout`` seconds, else its suite's, else its estimate's
-    (``runner.trial_timeouts``).
+    (``runner.timeouts.trial_timeouts``).
     """
-    from claimbench.runner import make_executor, run_trials, trial_timeouts  # torch and Ray load only when training
-
     cpus, gpus = slot_resources([s for s, _ in targets], cpus_per_trial, gpus_per_trial)
     # validates the executor before anything is written
     ex = make_executor(executor, address, cpus_per_trial=cpus, gpus_per_trial=gpus, faults=faults)
@@ -153,7 +156,7 @@ GROUP_FILE = "group.json"
 
 def write_group(root: str | Path, group, tier: str, names: list[str]) -> None:
     """Mark ``root`` as the run dir of a group: one sub run dir per suite (``names``), one combined report."""
-    from claimbench.store import atomic_write_text
+    from claimbench.store.files import atomic_write_text
 
     info = {"schema": 1, "group": group.name, "title": group.title, "description": group.description,
             "tier": tier, "suites": list(names)}
@@ -187,7 +190,7 @@ def evaluate_target(run_dir: str | Path, select: Callable[[str, str], bool] | No
     for name in group["suites"]:
         sub = Path(run_dir) / name
         if (sub / "run.json").is_file():
-            if select is not None and not any(select(name, c.id) for c in RunStore(sub).info().suite.claims):
+            if select is not None and not any(select(name, c.id) for c in recorded_suite(RunStore(sub).info()).claims):
                 continue
             out.append(evaluate_run(sub, select))
     if not out:
@@ -196,17 +199,35 @@ def evaluate_target(run_dir: str | Path, select: Callable[[str, str], bool] | No
     return out
 
 
+def run_frame(store: RunStore, suite: Suite) -> pd.DataFrame:
+    """One row per trial of ``suite`` with a record in ``store`` (see ``analysis.trial_frame``); records of trials
+    outside the suite are left out. ``frame.attrs["damaged"]`` lists the records quarantined in this run dir
+    (``RunStore.damaged``)."""
+    ids = {s.trial_id for s in expand(suite)}
+    tables = {a.name: [v for v in a.values] for a in suite.axes if a.is_table}
+    frame = trial_frame(store.records(ids), tables)
+    frame.attrs["damaged"] = [dataclasses.asdict(d) for d in store.damaged()]
+    return frame
+
+
+def load_results(run_dir: str | Path) -> pd.DataFrame:
+    """One row per trial of a run's suite: spec columns, ``status``, outcome and metric columns."""
+    store = RunStore(run_dir)
+    return run_frame(store, recorded_suite(store.info()))
+
+
 def evaluate_run(run_dir: str | Path, select: Callable[[str, str], bool] | None = None) -> Evaluation:
     """The run's suite, its trial frame and every claim's result (those ``select(suite, claim_id)``
     keeps, when given); needs no Ray and no GPU."""
     store = RunStore(run_dir)
     info = store.info()
-    frame = store.frame()
-    claims = [c for c in info.suite.claims if select is None or select(info.suite.name, c.id)]
-    ev = Evaluation(suite=info.suite, frame=frame, results=[], command=info.command,
+    suite = recorded_suite(info)
+    frame = run_frame(store, suite)
+    claims = [c for c in suite.claims if select is None or select(suite.name, c.id)]
+    ev = Evaluation(suite=suite, frame=frame, results=[], command=info.command,
                     environment=info.environment, created=info.created, run_dir=store.dir)
     if len(frame):
-        ev.results = evaluate_claims(claims, frame, info.suite.design(), ev.curves())
+        ev.results = evaluate_claims(claims, frame, suite.design(), ev.curves())
         _with_extensions(ev.results, store.dir)
     return ev
 

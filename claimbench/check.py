@@ -43,7 +43,7 @@ from claimbench.analysis.inference import CHANGE_TEST, decide_change
 from claimbench.claims import KINDS, Claim, ClaimResult
 from claimbench.errors import UserError
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
-from claimbench.store import atomic_write_text
+from claimbench.store.files import atomic_write_text
 from claimbench.suite import ClaimCheck, Suite, expand
 
 BASELINE_SCHEMA = 1
@@ -237,7 +237,7 @@ def read_baseline(path: str | Path, must_exist: bool = True) -> dict[str, Any]:
         if must_exist:
             raise BaselineError("baseline file not found", where=str(p), fix=fix_new)
         return new_baseline()
-    from claimbench.store import Unreadable, read_json_bounded
+    from claimbench.store.files import Unreadable, read_json_bounded
 
     try:  # without blocking, a regular file, bounded (a FIFO or a symlink to a device is refused, not read)
         data = read_json_bounded(p, MAX_BASELINE_BYTES)
@@ -323,7 +323,7 @@ def commit_baseline(path: str | Path, entries: list[tuple[Suite, dict[str, Any]]
     (with ``merge``, ``baseline -k``: merged into the suite's entry, ``merge_entry``) and it is written
     atomically. So two `baseline` commands for different suites that write one file at once both land;
     read at the start of a long run, the file would lose the entry of whichever wrote first."""
-    from claimbench.store import exclusive
+    from claimbench.store.lock import exclusive
 
     with exclusive(path):
         data = read_baseline(path, must_exist=False)

@@ -12,11 +12,11 @@ from pathlib import Path
 import click
 
 from claimbench.errors import UserError
-from claimbench.faults import check_fault_limits, faults_from_env
 from claimbench.paths import check_name, inside, output_dir, output_file
+from claimbench.runner.faults import faults_from_env
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
-from claimbench.suite import (TIERS, group_names, load_group, load_suite, load_targets, read_toml, resolve_suite_path,
-                              suite_names)
+from claimbench.suite import (TIERS, check_fault_limits, group_names, load_group, load_suite, load_targets, read_toml,
+                              recorded_suite, resolve_suite_path, suite_names)
 
 #: Options of every verb that writes run dirs (run, check, baseline).
 _FORCE_HELP = "Write into an --out that exists, is not empty and holds no claimbench run (refused without it)."
@@ -89,7 +89,7 @@ def _plan_options(f):
 def _check_run_options(executor: str, address: str | None, pack_size: int, cpus_per_trial: float | None,
                        gpus_per_trial: float | None) -> None:
     """The executor, pack size and slot resources of run, check and baseline: one check for all three."""
-    from claimbench.runner import check_executor_options
+    from claimbench.runner.registry import check_executor_options
 
     if pack_size < 1:
         raise UserError(f"--pack-size must be >= 1, got {pack_size}", where="--pack-size", fix="pass a positive integer")
@@ -166,7 +166,7 @@ def _open_run_dirs(targets: list, root: Path, force: bool, wait: bool, faults: t
                    group_file: str | None = None) -> None:
     """Before any training: each run dir can be written and is held by this driver (one writer at a time),
     the faults fit the limits, and damaged records are quarantined (one stderr line per run dir)."""
-    from claimbench.store import RunStore
+    from claimbench.store.rundir import RunStore
 
     output_dir(root, "--out")
     if group_file and root.is_dir() and not (root / group_file).is_file() and not force:
@@ -309,7 +309,7 @@ def report(run_dir: str, output: str | None, expr: str | None = None) -> None:
     the trials, curves and range_curves Parquet frames."""
     from claimbench.api import is_published, read_group
     from claimbench.selection import keep
-    from claimbench.store import RunStore
+    from claimbench.store.rundir import RunStore
 
     if output:
         output_file(output, "-o")
@@ -325,9 +325,9 @@ def report(run_dir: str, output: str | None, expr: str | None = None) -> None:
     gfile = str(Path(run_dir) / "group.json")
     subs = [inside(run_dir, check_name(s, f"{gfile}: suites", "suite name")) for s in group["suites"]] if group else []
     dirs = [d for d in subs if (d / "run.json").is_file()] if group else [Path(run_dir)]
-    infos = [RunStore(d).info() for d in dirs]  # a missing or foreign run dir is a user error, before any work
+    suites = [recorded_suite(RunStore(d).info()) for d in dirs]  # a missing or foreign run dir: a user error, first
     selection = _selection(expr)
-    keep([i.suite for i in infos], selection)
+    keep(suites, selection)
     path = _report(run_dir, output, selection)
     click.echo(f"report: {path}")
     if output is None:  # with -o, only the file it names is written: nothing goes into the run dir
@@ -656,7 +656,7 @@ def compare(run_a: str, run_b: str, markdown_path: str | None, expr: str | None 
     for line in text_lines(comparison):
         click.echo(line)
     if out is not None:
-        from claimbench.store import atomic_write_text
+        from claimbench.store.files import atomic_write_text
 
         atomic_write_text(out, markdown(comparison))
         click.echo(f"markdown: {out}")
@@ -665,14 +665,14 @@ def compare(run_a: str, run_b: str, markdown_path: str | None, expr: str | None 
 def _run_dir_suites(run_dir: str) -> list:
     """The suites a run dir (a suite's, or a group's sub run dirs) holds; a UserError when it is none."""
     from claimbench.api import read_group
-    from claimbench.store import RunStore
+    from claimbench.store.rundir import RunStore
 
     group = read_group(run_dir)
     if group is None:
-        return [RunStore(run_dir).info().suite]
+        return [recorded_suite(RunStore(run_dir).info())]
     gfile = str(Path(run_dir) / "group.json")
     subs = [inside(run_dir, check_name(s, f"{gfile}: suites", "suite name")) for s in group["suites"]]
-    found = [RunStore(d).info().suite for d in subs if (d / "run.json").is_file()]
+    found = [recorded_suite(RunStore(d).info()) for d in subs if (d / "run.json").is_file()]
     if not found:
         raise UserError("the group has no suite run dirs yet", where=str(run_dir),
                         fix=f"run it first: claimbench run {group['group']} --tier {group['tier']}")
@@ -712,7 +712,7 @@ def _storage_error(e: OSError):
     so their message is read. None for any other OSError (a bug: its traceback stays)."""
     import errno
 
-    from claimbench.store import storage_error
+    from claimbench.store.files import storage_error
 
     if e.errno is None:
         text = str(e)
@@ -733,7 +733,7 @@ def _path_in(text: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from claimbench.store import release_all
+    from claimbench.store.lock import release_all
 
     try:
         cli.main(args=argv, prog_name="claimbench", standalone_mode=False)

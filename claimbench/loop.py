@@ -28,7 +28,8 @@ from typing import Any, Callable
 
 from claimbench.analysis.diagnostics import beyond
 from claimbench.analysis.frames import curve_frame, trial_frame
-from claimbench.store import RunStore, atomic_write_text
+from claimbench.store.files import atomic_write_text
+from claimbench.store.rundir import RunStore
 from claimbench.suite import Axis, Suite, expand
 
 ADAPT_FILE = "adaptive.json"

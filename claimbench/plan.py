@@ -9,9 +9,9 @@ The packs are ``make_packs``'s, for the workers the executor would have: 1 for `
 the slots of this machine (``slots_on_nodes`` over its CPUs, and GPUs when a slot asks for them). A
 cluster (``--address``) is not contacted, so its slots are unknown: the estimate is for this machine's.
 
-The time of one trial is modelled as ``DEFAULT_SECONDS_PER_TRIAL + DEFAULT_SECONDS_PER_COST x
-packs.cost(spec)`` (the runner's cost model, plus what every trial pays whatever its size), scaled by
-what the records already in the run dirs measured: the sum of their ``wall_s`` (a trial's share of its
+The time of one trial is modelled as ``runner.cost.model_seconds`` (``DEFAULT_SECONDS_PER_TRIAL +
+DEFAULT_SECONDS_PER_COST x packs.cost(spec)``: the runner's cost model, plus what every trial pays
+whatever its size), scaled by what the records already in the run dirs measured: the sum of their ``wall_s`` (a trial's share of its
 pack's time) over the sum the model predicts for them (1 without records). The work of shared packs
 goes over the workers; timing packs run alone, one after another. Ray's start is not counted.
 """
@@ -23,25 +23,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from claimbench.runner.packs import cost, make_packs
+from claimbench.runner.cost import model_seconds
+from claimbench.runner.packs import make_packs
 from claimbench.suite import Suite, expand
 from claimbench.trial import TrialSpec, TrialStatus
-
-#: The model of one trial's worker seconds, ``DEFAULT_SECONDS_PER_TRIAL + DEFAULT_SECONDS_PER_COST x
-#: cost``: the least-squares fit over the 5875 completed trials published in reports/faq-default and
-#: reports/batch_scaling-default (trained on this project's 2-core CPU machine, partly shared with
-#: other work). Per suite the seconds per cost unit range from 1.2e-4 (early_stopping) to 5.3e-3
-#: (clipping): the cost model counts steps, batch and width, not the model family nor whether a trial
-#: packs, so without records the estimate is rough: batch_scaling's B4 at the smoke tier (12 trials that
-#: measure the noise scale, so train one at a time) was estimated at 10 s and took 61 s on the local
-#: executor with the 2 cores shared (load 5.6); its records then scale the model by 6.3.
-DEFAULT_SECONDS_PER_TRIAL = 0.72
-DEFAULT_SECONDS_PER_COST = 2.9e-4
-
-
-def model_seconds(spec: TrialSpec) -> float:
-    """One trial's worker seconds by the default model (before the records' scale)."""
-    return DEFAULT_SECONDS_PER_TRIAL + DEFAULT_SECONDS_PER_COST * cost(spec)
 
 
 @dataclass
@@ -78,7 +63,8 @@ def _exclusive(pack: list[TrialSpec]) -> bool:
 def _cached(run_dir: Path, ids: set[str]) -> tuple[dict[str, dict], int]:
     """Final, verified records of ``ids`` in ``run_dir`` (id -> record data), and how many files of
     ``ids`` fail verification; read without moving anything (``RunStore.records`` would quarantine)."""
-    from claimbench.store import MAX_RECORD_BYTES, read_json_bounded, record_problem
+    from claimbench.store.files import read_json_bounded
+    from claimbench.store.records import MAX_RECORD_BYTES, record_problem
 
     trials = run_dir / "trials"
     found, damaged = {}, 0

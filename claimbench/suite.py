@@ -41,8 +41,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from claimbench import limits as lim
-from claimbench.errors import SuiteError, UserError
+from claimbench.errors import StoreError, SuiteError, UserError
 from claimbench.paths import NAME_MAX, NAME_PATTERN, check_name
+from claimbench.runner.faults import ENV as FAULTS_ENV
+from claimbench.runner.faults import Fault, corrupted
+from claimbench.store.rundir import FIX_REWRITE, RunInfo
 from claimbench.trial import CHOICES, RANGES, SPEC_FIELDS, TrialSpec, level_label
 from claimbench.workloads import registry
 from claimbench.workloads.spec import LOOP_FIELDS, MODEL_FIELDS, POLICY_FIELDS, Workload
@@ -277,7 +280,7 @@ MAX_FILE_BYTES = 4 * 2**20
 
 def read_toml(path: str | Path) -> dict[str, Any]:
     """A TOML file as a dict; every way it can fail to parse is one ``SuiteError`` line."""
-    from claimbench.store import Unreadable, read_bounded
+    from claimbench.store.files import Unreadable, read_bounded
 
     p = Path(path)
     try:  # without blocking, a regular file, at most MAX_FILE_BYTES read (a FIFO or /dev/zero is refused)
@@ -509,6 +512,20 @@ def check_specs(suite: Suite, specs: list[TrialSpec], fault: str = "") -> None:
         lim.check_spec(spec, limits, lambda param: f"{fault} on {suite.path}" if fault
                        else f"{suite.path}: {_source(suite, param)}")
 
+
+def check_fault_limits(faults: tuple[Fault, ...], suite: Suite) -> None:
+    """Refuse faults whose ``corrupt`` entries make a trial of ``suite`` exceed a limit (limits.py): the
+    same checks, and the same one line, as a suite that asked for those values itself."""
+    if not any(f.kind == "corrupt" for f in faults):
+        return
+    table = suite.limit_table()
+    trained = []
+    for spec in expand(suite):
+        bad = corrupted(faults, spec)
+        for key in lim.PARAM_LIMITS:
+            lim.check_param(key, getattr(bad, key), table, f"{FAULTS_ENV} on {suite.path}")
+        trained.append(bad)
+    check_specs(suite, trained, fault=FAULTS_ENV)
 
 def _produced_columns(suite: Suite, specs: list[TrialSpec]) -> set[str]:
     """The frame columns that some trial of ``specs`` can give a value (analysis/frames.py's columns)."""
@@ -1007,6 +1024,24 @@ def expand(suite: Suite) -> list[TrialSpec]:
                 seen.add(spec.trial_id)
                 specs.append(spec)
     return specs
+
+
+def recorded_suite(info: RunInfo) -> Suite:
+    """The suite a run dir recorded (``RunStore.info().suite``, JSON) read back; StoreError (one line naming
+    run.json) when it does not resolve, its matrix is above its limit, or a trial of it no longer expands."""
+    where = f"{info.path}: suite"
+    try:
+        suite = Suite.from_dict(info.suite)
+        n = math.prod(len(a.values) for a in suite.axes) * len(suite.seeds)
+        if n > suite.limit_table()["trials"]:
+            raise ValueError(f"its matrix has {n:.3g} trials, above the limit of {suite.limit_table()['trials']}")
+        specs = expand(suite)  # every trial of the recorded suite must still resolve
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
+        what = f"lacks {e}" if isinstance(e, KeyError) else f"is malformed ({type(e).__name__}: {str(e)[:120]})"
+        raise StoreError(f"run.json's suite {what}", where=where, fix=FIX_REWRITE) from None
+    if not (isinstance(suite.name, str) and isinstance(suite.title, str) and specs is not None):
+        raise StoreError("run.json's suite needs a name and a title (strings)", where=where, fix=FIX_REWRITE)
+    return suite
 
 
 def _resolve_workload(params: dict[str, Any], code: str) -> dict[str, Any]:

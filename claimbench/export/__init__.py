@@ -71,7 +71,8 @@ def load_source(run_dir: str | Path) -> ExportSource:
     that is missing, foreign or damaged (the store's checks)."""
     from claimbench.api import read_group
     from claimbench.errors import StoreError
-    from claimbench.store import RunStore
+    from claimbench.store.rundir import RunStore
+    from claimbench.suite import recorded_suite
 
     root = Path(run_dir)
     if not root.is_dir():
@@ -85,11 +86,11 @@ def load_source(run_dir: str | Path) -> ExportSource:
     tier = name = ""
     for d in dirs:
         store = RunStore(d)
-        info = store.info()
-        tier, name = info.suite.tier, info.suite.name
+        suite = recorded_suite(store.info())
+        tier, name = suite.tier, suite.name
         records = store.records()
         labels = _labels([r.spec for r in records])
-        trials += [Trial(info.suite.name, info.suite.tier, d, r, label) for r, label in zip(records, labels)]
+        trials += [Trial(suite.name, suite.tier, d, r, label) for r, label in zip(records, labels)]
     if group is not None:
         name = group["group"]
     report, verdicts = root / "report.html", root / "verdicts.json"

@@ -33,7 +33,8 @@ from claimbench.claims.base import ClaimResult, evidence
 from claimbench.errors import StoreError
 from claimbench.paths import inside
 from claimbench.report import format as fmt
-from claimbench.store import RunStore, atomic_write_text
+from claimbench.store.files import atomic_write_text
+from claimbench.store.rundir import RunStore
 
 if TYPE_CHECKING:
     from claimbench.api import Evaluation

@@ -27,7 +27,7 @@ from claimbench.claims.base import VERDICTS, Claim, ClaimResult, evidence
 from claimbench.report import figures as figs
 from claimbench.report import format as fmt
 from claimbench.report.figures.summary import summary_figure
-from claimbench.store import atomic_write_text
+from claimbench.store.files import atomic_write_text
 from claimbench.suite import Suite, expand
 
 if TYPE_CHECKING:

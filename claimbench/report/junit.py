@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from claimbench.store import atomic_write_text
+from claimbench.store.files import atomic_write_text
 
 if TYPE_CHECKING:
     from claimbench.check import ClaimOutcome, SuiteCheck

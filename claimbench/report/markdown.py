@@ -73,7 +73,7 @@ def write_markdown(checks: "list[SuiteCheck]", path: str | Path | None, baseline
     text = render_markdown(checks, baseline)
     written = []
     if path:
-        from claimbench.store import atomic_write_text
+        from claimbench.store.files import atomic_write_text
         atomic_write_text(Path(path), text)
         written.append(Path(path))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
