@@ -16,7 +16,7 @@ import pytest
 from claimbench.check import compare_values, read_baseline, update_baseline
 from tests.conftest import cli
 from claimbench.errors import SuiteError, UserError
-from claimbench.faults import as_trial, corrupted, parse_faults
+from claimbench.runner.faults import as_trial, corrupted, parse_faults
 from claimbench.suite import load_suite
 from claimbench.trial import TrialSpec
 from tests.conftest import TINY_SUITE
