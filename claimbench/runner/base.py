@@ -12,9 +12,9 @@ Written once, here, for every executor:
   then each of its trials is a ``failed`` record with the reason (``Ledger.lost``).
 - **Timeouts** (``timeouts.py``): a pack's limit is the sum of its trials'. Past it, its trials are
   ``failed`` records, "timed out after N s", never retried (``Ledger.expired``). ``Worker.train`` enforces it
-  in-process where it can (an alarm on the main thread; a user's workload in a child process, each trial
-  within its own limit); an executor whose workers cannot be interrupted so enforces it from the driver
-  (Ray kills the actor).
+  in-process (an alarm on the main thread; a user's workload in a child process, each trial within its own
+  limit), or an executor enforces it from the driver with ``Ledger.limit`` (Ray kills the actor, which also
+  ends a pack stuck in native code).
 - **Records**: ``Ledger`` hands each trial's record to ``on_record`` once, with its attempts; a diverged
   trial is a record like any other; a trial an executor left without a record is a ``failed`` one.
 - **Exclusive packs** (``is_exclusive``: timing blocks, ``packs.timing_blocks``) train after every other

@@ -220,7 +220,7 @@ class _Slot:
 @contextlib.contextmanager
 def _loopback_only() -> Iterator[None]:
     """While an embedded Ray starts: make its node IP 127.0.0.1, so that its GCS, raylet, object
-    manager, agents and workers listen on loopback only (measured with Ray 2.60; see README).
+    manager, agents and workers listen on loopback only (Ray 2.60; tests/runner/test_cluster.py checks it).
 
     Ray turns ``ray.init(_node_ip_address="127.0.0.1")`` back into the machine's address; its
     single-node switch does not. The switch is read once, at import, so it is set here too.
