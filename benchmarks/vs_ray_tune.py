@@ -183,7 +183,7 @@ def run_ray_tune(batch_sizes, lrs, seeds, steps, evals, data: Dataset, storage: 
 
 def run_claimbench(suite_path: Path, run_dir: Path, pack_size: int) -> tuple[float, list]:
     from claimbench.api import run_suite
-    from claimbench.store import RunStore
+    from claimbench.store.rundir import RunStore
     from claimbench.suite import expand, load_suite
 
     suite = load_suite(suite_path, "default")

@@ -9,17 +9,11 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 
-def load_results(run_dir):
-    """One row per trial of a run: spec columns, ``status``, outcome and metric columns (pandas)."""
-    from claimbench.store import load_results as _load
-    return _load(run_dir)
-
-
 def __getattr__(name):
     if name in ("load_suite", "expand", "parse_suite"):
         from claimbench import suite
         return getattr(suite, name)
-    if name in ("run_suite", "evaluate_run", "load_verdicts"):
+    if name in ("run_suite", "evaluate_run", "load_verdicts", "load_results"):
         from claimbench import api
         return getattr(api, name)
     raise AttributeError(f"module 'claimbench' has no attribute {name!r}")

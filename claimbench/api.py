@@ -3,6 +3,7 @@ suites a CI check compares with their baseline (``measure``); compare two run di
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -11,9 +12,9 @@ from typing import Callable
 
 import pandas as pd
 
+from claimbench.analysis.frames import trial_frame
 from claimbench.check.compare import Comparison, compare_evaluations
 from claimbench.check.gate import Measured
-
 from claimbench.env import environment
 from claimbench.errors import StoreError, UserError
 from claimbench.evaluation import GROUP_FILE, Evaluation, read_group, suite_run_dirs
@@ -21,10 +22,12 @@ from claimbench.loop import Plan, evaluate, read_doc, rules_of, run_rounds
 from claimbench.paths import inside
 from claimbench.report import write_report
 from claimbench.report.exports import read_verdicts, read_verdicts_doc, verdict_rows
-from claimbench.runner import make_executor, run_trials, trial_timeouts
+from claimbench.runner.driver import run_trials
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
-from claimbench.store import RunStore
-from claimbench.suite import Suite, expand, load_suite, load_targets, resolve_published_suite
+from claimbench.runner.registry import make_executor
+from claimbench.runner.timeouts import trial_timeouts
+from claimbench.store.rundir import RunStore
+from claimbench.suite import Suite, expand, load_suite, load_targets, recorded_suite, resolve_published_suite
 from claimbench.trial import TrialRecord, TrialSpec
 
 
@@ -69,7 +72,7 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
 
     Every record goes to the store of each suite that contains its trial id, as it arrives. Each trial
     has a wall-clock limit: ``trial_timeout`` seconds, else its suite's, else its estimate's
-    (``runner.trial_timeouts``).
+    (``runner.timeouts.trial_timeouts``).
     """
     cpus, gpus = slot_resources([s for s, _ in targets], cpus_per_trial, gpus_per_trial)
     # validates the executor before anything is written
@@ -142,7 +145,7 @@ def evaluate_target(run_dir: str | Path, select: Callable[[str, str], bool] | No
         return [evaluate_run(run_dir, select)]
     out = []
     for sub in suite_run_dirs(run_dir, group):
-        if select is not None and not any(select(sub.name, c.id) for c in RunStore(sub).info().suite.claims):
+        if select is not None and not any(select(sub.name, c.id) for c in recorded_suite(RunStore(sub).info()).claims):
             continue
         out.append(evaluate_run(sub, select))
     if not out:
@@ -151,17 +154,35 @@ def evaluate_target(run_dir: str | Path, select: Callable[[str, str], bool] | No
     return out
 
 
+def run_frame(store: RunStore, suite: Suite) -> pd.DataFrame:
+    """One row per trial of ``suite`` with a record in ``store`` (see ``analysis.trial_frame``); records of trials
+    outside the suite are left out. ``frame.attrs["damaged"]`` lists the records quarantined in this run dir
+    (``RunStore.damaged``)."""
+    ids = {s.trial_id for s in expand(suite)}
+    tables = {a.name: [v for v in a.values] for a in suite.axes if a.is_table}
+    frame = trial_frame(store.records(ids), tables)
+    frame.attrs["damaged"] = [dataclasses.asdict(d) for d in store.damaged()]
+    return frame
+
+
+def load_results(run_dir: str | Path) -> pd.DataFrame:
+    """One row per trial of a run's suite: spec columns, ``status``, outcome and metric columns."""
+    store = RunStore(run_dir)
+    return run_frame(store, recorded_suite(store.info()))
+
+
 def evaluate_run(run_dir: str | Path, select: Callable[[str, str], bool] | None = None) -> Evaluation:
     """The run's suite, its trial frame and every claim's result (those ``select(suite, claim_id)``
     keeps, when given); needs no Ray and no GPU."""
     store = RunStore(run_dir)
     info = store.info()
-    frame = store.frame()
-    claims = [c for c in info.suite.claims if select is None or select(info.suite.name, c.id)]
-    ev = Evaluation(suite=info.suite, frame=frame, results=[], command=info.command,
+    suite = recorded_suite(info)
+    frame = run_frame(store, suite)
+    claims = [c for c in suite.claims if select is None or select(suite.name, c.id)]
+    ev = Evaluation(suite=suite, frame=frame, results=[], command=info.command,
                     environment=info.environment, created=info.created, run_dir=store.dir)
     if len(frame):
-        ev.results = evaluate(claims, frame, info.suite.design(), ev.curves(), read_doc(store.dir))
+        ev.results = evaluate(claims, frame, suite.design(), ev.curves(), read_doc(store.dir))
     return ev
 
 

@@ -18,7 +18,8 @@ from claimbench.analysis.frames import curve_frame
 from claimbench.claims import ClaimResult
 from claimbench.errors import StoreError
 from claimbench.paths import check_name, inside
-from claimbench.store import RunStore, atomic_write_text
+from claimbench.store.files import atomic_write_text
+from claimbench.store.rundir import RunStore
 from claimbench.suite import Suite
 
 #: Columns of the LR range test's sweep frame (``Evaluation.range_curves``), before any extra keys.

@@ -42,14 +42,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 
 from claimbench.analysis.diagnostics import beyond
 from claimbench.analysis.frames import curve_frame, trial_frame
 from claimbench.analysis.selection import direction
 from claimbench.claims import evaluate_claims, reads
 from claimbench.claims.protocol import claim_frame, tuned_axes
-from claimbench.store import RunStore, atomic_write_text
+from claimbench.store.files import atomic_write_text
+from claimbench.store.rundir import RunStore
 from claimbench.suite import Axis, Suite, expand
 from claimbench.trial import TrialSpec
 

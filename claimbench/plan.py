@@ -9,9 +9,9 @@ The packs are ``make_packs``'s, for the workers the executor would have: 1 for `
 the slots of this machine (``slots_on_nodes`` over its CPUs, and GPUs when a slot asks for them). A
 cluster (``--address``) is not contacted, so its slots are unknown: the estimate is for this machine's.
 
-The time of one trial is modelled as ``DEFAULT_SECONDS_PER_TRIAL + DEFAULT_SECONDS_PER_COST x
-packs.cost(spec)`` (the runner's cost model, plus what every trial pays whatever its size), scaled by
-what the records already in the run dirs measured: the sum of their ``wall_s`` (a trial's share of its
+The time of one trial is modelled as ``runner.cost.model_seconds`` (``DEFAULT_SECONDS_PER_TRIAL +
+DEFAULT_SECONDS_PER_COST x packs.cost(spec)``: the runner's cost model, plus what every trial pays
+whatever its size), scaled by what the records already in the run dirs measured: the sum of their ``wall_s`` (a trial's share of its
 pack's time) over the sum the model predicts for them (1 without records). The work of shared packs
 goes over the workers; timing packs run alone, one after another. Ray's start is not counted.
 """
@@ -23,24 +23,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from claimbench.runner.packs import cost, make_packs
+from claimbench.runner.cost import model_seconds
+from claimbench.runner.packs import make_packs
 from claimbench.runner.ray_executor import slots_on_nodes
-from claimbench.store import MAX_RECORD_BYTES, read_json_bounded, record_problem
+from claimbench.store.files import read_json_bounded
+from claimbench.store.records import MAX_RECORD_BYTES, record_problem
 from claimbench.suite import Suite, expand
 from claimbench.trial import TrialSpec, TrialStatus
-
-#: The model of one trial's worker seconds, ``DEFAULT_SECONDS_PER_TRIAL + DEFAULT_SECONDS_PER_COST x
-#: cost``: a least-squares fit over the completed trials published in reports/faq-default and
-#: reports/batch_scaling-default. The cost model counts steps, batch and width, not the model family nor
-#: whether a trial packs, so without records the estimate is rough; the records in a run dir rescale it.
-#: The fit and its accuracy: reports/performance.md, "The dry-run estimate".
-DEFAULT_SECONDS_PER_TRIAL = 0.72
-DEFAULT_SECONDS_PER_COST = 2.9e-4
-
-
-def model_seconds(spec: TrialSpec) -> float:
-    """One trial's worker seconds by the default model (before the records' scale)."""
-    return DEFAULT_SECONDS_PER_TRIAL + DEFAULT_SECONDS_PER_COST * cost(spec)
 
 
 @dataclass

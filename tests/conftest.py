@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from claimbench.store import LOCK_FILE
+from claimbench.store.lock import LOCK_FILE
 
 TINY_SUITE = """
 [suite]
@@ -218,3 +218,36 @@ def run_copy(trained, tmp_path):
 
 def records(run: Path) -> list[str]:
     return sorted(p.name for p in (run / "trials").glob("*.json"))
+def one_line(code: int, err: str, *words: str) -> str:
+    """Exit 2, one stderr line starting ``claimbench: error:``, no traceback, each word in it."""
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("claimbench: error: "), err
+    assert "Traceback" not in err
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    return lines[0]
+
+
+SMALL = TINY_SUITE.replace("seeds = 2", "seeds = 1").replace("values = [4, 16, 64]", "values = [4, 64]").replace(
+    "values = [0.01, 0.1, 100.0]", "values = [0.01, 0.1]")
+
+
+@pytest.fixture
+def made_run(tmp_path):
+    """A run dir of SMALL (4 trials) with made-up completed records, written by the store: no training."""
+    from claimbench.store.rundir import RunStore
+    from claimbench.suite import expand, load_suite
+    from claimbench.trial import TrialRecord, TrialStatus
+
+    suite_path = tmp_path / "small.toml"
+    suite_path.write_text(textwrap.dedent(SMALL), encoding="utf-8")
+    suite = load_suite(suite_path)
+    store = RunStore(tmp_path / "run")
+    store.init(suite, "claimbench run small.toml", {})
+    for i, spec in enumerate(expand(suite)):
+        store.append(TrialRecord(trial_id=spec.trial_id, spec=spec.to_dict(), status=TrialStatus.COMPLETED,
+                                 metrics={"val_acc": 0.5 + i / 100, "test_acc": 0.5, "train_acc": 0.5,
+                                          "val_loss": 1.0, "test_loss": 1.0, "train_loss": 1.0}, steps_done=30))
+    store.release()
+    return suite_path, store.dir

@@ -25,9 +25,11 @@ from hypothesis import strategies as st
 
 from claimbench import limits as lim
 from claimbench.errors import UserError
-from claimbench.faults import parse_faults
+from claimbench.runner.faults import parse_faults
 from claimbench.paths import PathError, check_name, inside
-from claimbench.store import LOCK_FILE, RunStore, record_problem
+from claimbench.store.lock import LOCK_FILE
+from claimbench.store.records import record_problem
+from claimbench.store.rundir import RunStore
 from claimbench.suite import expand, load_suite, load_targets, parse_suite
 from tests.conftest import MICRO, TINY_SUITE, assert_refused, cli, files, records, run_cli, write
 
@@ -440,7 +442,7 @@ def test_a_read_only_run_dir_is_one_line_even_as_root(run_copy, monkeypatch):
     """What a non-root user meets in a read-only dir, simulated: the write probe fails, and a write the
     probe did not foresee (the dir made read-only mid-run) raises PermissionError."""
     import claimbench.paths
-    import claimbench.store
+    import claimbench.store.rundir
     suite, run = run_copy
     monkeypatch.setattr(claimbench.paths, "_writable_dir", lambda d: False)
     code, _, err = cli("run", str(suite), "--executor", "local", "--out", str(run), "--quiet")
@@ -452,7 +454,7 @@ def test_a_read_only_run_dir_is_one_line_even_as_root(run_copy, monkeypatch):
     def denied(path, text):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(claimbench.store, "atomic_write_text", denied)
+    monkeypatch.setattr(claimbench.store.rundir, "atomic_write_text", denied)
     code, _, err = cli("run", str(suite), "--executor", "local", "--out", str(run), "--quiet")
     assert_refused(code, err, "run.json", "Permission denied")
     assert len(records(run)) == 2

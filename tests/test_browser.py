@@ -129,7 +129,7 @@ def test_no_figure_text_leaves_its_box_or_overlaps(report_html, tmp_path):
 
 def test_every_kind_figure_keeps_its_text_inside(tmp_path):
     from tests.test_claim_kinds import FIGURE_SUITE, fake_kind_record  # every quantity-based kind
-    from claimbench.store import RunStore
+    from claimbench.store.rundir import RunStore
     from claimbench.suite import expand, parse_suite
     suite = parse_suite(FIGURE_SUITE, "kinds.toml", "default")
     store = RunStore(tmp_path / "kinds")

@@ -429,7 +429,7 @@ def fake_kind_record(spec):
 @pytest.fixture(scope="module")
 def kinds_evaluation(tmp_path_factory):
     from claimbench.api import evaluate_run
-    from claimbench.store import RunStore
+    from claimbench.store.rundir import RunStore
     from claimbench.suite import expand, parse_suite
     suite = parse_suite(FIGURE_SUITE, "kinds.toml", "default")
     store = RunStore(tmp_path_factory.mktemp("kinds"))

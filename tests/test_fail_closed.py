@@ -1,7 +1,8 @@
-"""Fail closed (issue 29): every claim parameter checked at load through its kind's one declaration;
-`check` that fails when trials failed, tracked values are missing or the evidence is smaller than the
-baseline's; trial timeouts on both executors; one writer per baseline file; storage errors as one line;
-records read without blocking and verified by a digest of their content; bounded `-k` parsing."""
+"""Fail closed: every claim parameter checked at load through its kind's one declaration; `check` that fails
+when trials failed, tracked values are missing or the evidence is smaller than the baseline's; a FIFO as a
+baseline or a suite refused in one line; one writer per baseline file; bounded `-k` parsing. (The store's
+part, records verified and storage errors as one line, is tests/store/test_fail_closed.py; trial timeouts
+are tests/runner/.)"""
 
 from __future__ import annotations
 
@@ -13,18 +14,7 @@ import pytest
 
 from claimbench.claims import KINDS
 from claimbench.claims.base import REQUIRED, ParamError
-from tests.conftest import TINY_SUITE, cli
-
-
-def one_line(code: int, err: str, *words: str) -> str:
-    """Exit 2, one stderr line starting ``claimbench: error:``, no traceback, each word in it."""
-    lines = err.strip().splitlines()
-    assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("claimbench: error: "), err
-    assert "Traceback" not in err
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    return lines[0]
+from tests.conftest import SMALL, TINY_SUITE, cli, one_line
 
 
 # ---------------------------------------------------------------- claim parameters at load
@@ -364,78 +354,7 @@ def test_more_failed_trials_or_fewer_records_than_the_baseline():
     assert "only 3 trials have a record, the baseline had 4" in lines[1]
 
 
-# ---------------------------------------------------------------- records: read without blocking, verified by content
-
-SMALL = TINY_SUITE.replace("seeds = 2", "seeds = 1").replace("values = [4, 16, 64]", "values = [4, 64]").replace(
-    "values = [0.01, 0.1, 100.0]", "values = [0.01, 0.1]")
-
-
-@pytest.fixture
-def made_run(tmp_path):
-    """A run dir of SMALL (4 trials) with made-up completed records, written by the store: no training."""
-    from claimbench.store import RunStore
-    from claimbench.suite import expand, load_suite
-    from claimbench.trial import TrialRecord, TrialStatus
-
-    suite_path = tmp_path / "small.toml"
-    suite_path.write_text(textwrap.dedent(SMALL), encoding="utf-8")
-    suite = load_suite(suite_path)
-    store = RunStore(tmp_path / "run")
-    store.init(suite, "claimbench run small.toml", {})
-    for i, spec in enumerate(expand(suite)):
-        store.append(TrialRecord(trial_id=spec.trial_id, spec=spec.to_dict(), status=TrialStatus.COMPLETED,
-                                 metrics={"val_acc": 0.5 + i / 100, "test_acc": 0.5, "train_acc": 0.5,
-                                          "val_loss": 1.0, "test_loss": 1.0, "train_loss": 1.0}, steps_done=30))
-    store.release()
-    return suite_path, store.dir
-
-
-def test_an_edited_metric_is_quarantined_by_the_content_digest(made_run):
-    import json
-
-    from claimbench.store import RunStore
-
-    _, run = made_run
-    path = sorted((run / "trials").glob("*.json"))[0]
-    data = json.loads(path.read_text())
-    assert len(data["digest"]) == 64
-    data["metrics"]["test_acc"] = 0.99  # the spec (and so the trial id) intact, a result edited
-    path.write_text(json.dumps(data))
-    store = RunStore(run)
-    assert len(store.records()) == 3
-    assert [d.reason for d in store.quarantined] == ["its content does not match its digest (an edited record)"]
-    del data["digest"]  # and without a digest at all
-    other = sorted((run / "trials").glob("*.json"))[0]
-    other.write_text(json.dumps({**json.loads(other.read_text()), "digest": None}))
-    assert len(RunStore(run).records()) == 2
-
-
-def test_a_fifo_and_a_symlink_to_dev_zero_in_place_of_records_are_quarantined_without_hanging(made_run):
-    """Run in a child with 20 s and 2 GiB of address space: before, the FIFO blocked the reader forever and
-    /dev/zero (size 0 by stat) was read until memory ran out."""
-    import os
-    import resource
-    import subprocess
-    import sys
-
-    _, run = made_run
-    first, second = sorted((run / "trials").glob("*.json"))[:2]
-    first.unlink()
-    os.mkfifo(first)
-    second.unlink()
-    second.symlink_to("/dev/zero")
-
-    def limit():
-        resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))
-
-    code = ("import sys; from claimbench.store import RunStore; s = RunStore(sys.argv[1]); "
-            "print(len(s.records()), sorted(d.reason for d in s.quarantined))")
-    done = subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True, timeout=20,
-                          preexec_fn=limit, cwd=Path(__file__).parents[1])
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "2 ['is a FIFO, not a regular file', 'is a device, not a regular file']"
-    assert not first.exists() and not second.is_symlink()  # moved to trials/.damaged/, never deleted
-
+# ---------------------------------------------------------------- reports and baselines: a FIFO refused, only the named file written
 
 def test_a_fifo_as_the_baseline_or_the_suite_is_one_line(made_run, tmp_path):
     import os
@@ -450,51 +369,6 @@ def test_a_fifo_as_the_baseline_or_the_suite_is_one_line(made_run, tmp_path):
     os.mkfifo(fifo_suite)
     code, _, err = cli("run", str(fifo_suite), "--dry-run")
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-
-
-# ---------------------------------------------------------------- storage errors: one line, records whole
-
-def _full_disk(monkeypatch, when):
-    """Make every atomic replace (and the lock's pwrite) whose target satisfies ``when`` fail with ENOSPC."""
-    import errno
-    import os
-
-    real_replace, real_pwrite = os.replace, os.pwrite
-
-    def replace(src, dst, *a, **k):
-        if when(str(dst)):
-            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
-        return real_replace(src, dst, *a, **k)
-
-    def pwrite(fd, data, offset):
-        if when(os.readlink(f"/proc/self/fd/{fd}")):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_pwrite(fd, data, offset)
-
-    monkeypatch.setattr(os, "replace", replace)
-    monkeypatch.setattr(os, "pwrite", pwrite)
-
-
-def test_a_full_disk_when_the_lock_is_written_is_one_line(made_run, monkeypatch, tmp_path):
-    suite_path, _ = made_run
-    out = tmp_path / "new"
-    _full_disk(monkeypatch, lambda p: p.endswith(".claimbench.lock"))
-    code, _, err = cli("run", str(suite_path), "--executor", "local", "--quiet", "--out", str(out))
-    one_line(code, err, str(out / ".claimbench.lock"), "no space left", "fix: free space")
-
-
-def test_a_report_that_does_not_fit_after_training_is_one_line_and_the_records_stay_whole(made_run, monkeypatch,
-                                                                                          tmp_path):
-    from claimbench.store import RunStore
-
-    suite_path, run = made_run
-    _full_disk(monkeypatch, lambda p: p.endswith(".html"))
-    code, _, err = cli("run", str(suite_path), "--executor", "local", "--quiet", "--out", str(run))
-    one_line(code, err, str(run / "report.html"), "no space left")
-    assert len(RunStore(run).records()) == 4 and not (run / "report.html").exists()
-    code, _, err = cli("report", str(run), "-o", str(tmp_path / "elsewhere.html"))
-    one_line(code, err, str(tmp_path / "elsewhere.html"), "no space left")
-    assert not list(tmp_path.glob(".elsewhere.html.*"))  # no half-written temporary left behind
 
 
 def test_report_o_writes_only_the_file_it_names(made_run, tmp_path):

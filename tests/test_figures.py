@@ -96,7 +96,7 @@ def _with_curve(record):
 @pytest.fixture(scope="module")
 def evaluation(tmp_path_factory):
     from claimbench.api import evaluate_run
-    from claimbench.store import RunStore
+    from claimbench.store.rundir import RunStore
     from claimbench.suite import expand, parse_suite
     suite = parse_suite(SUITE, "figures.toml", "default")
     store = RunStore(tmp_path_factory.mktemp("figures"))

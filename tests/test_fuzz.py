@@ -177,7 +177,7 @@ def small(tmp_path_factory):
 
 
 def _record(spec_id: str, suite_path: Path) -> dict:
-    from claimbench.store import DIGEST_KEY, record_digest
+    from claimbench.store.records import DIGEST_KEY, record_digest
     from claimbench.suite import expand, load_suite
     from claimbench.trial import TrialRecord, TrialStatus
 
@@ -191,7 +191,7 @@ def _record(spec_id: str, suite_path: Path) -> dict:
 @settings(FUZZ, max_examples=80)
 @given(data=st.data())
 def test_any_record_file_is_read_or_quarantined_and_the_dry_run_plans(tmp_path_factory, small, data):
-    from claimbench.store import RunStore
+    from claimbench.store.rundir import RunStore
 
     path, ids = small
     root = tmp_path_factory.mktemp("records")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
+
 import pandas as pd
 import pytest
 

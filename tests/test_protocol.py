@@ -304,7 +304,7 @@ def test_environment_records_the_cpus_instruction_set():
 def test_packs_do_not_depend_on_the_order_of_the_specs():
     import random
 
-    from claimbench.runner import make_packs
+    from claimbench.runner.packs import make_packs
     from claimbench.suite import expand
 
     specs = expand(load_suite("batch_size", "ci"))

@@ -286,7 +286,7 @@ def test_a_code_change_retrains_on_check_and_check_says_so(tiny_resnet, one_thre
     suite, out, base = str(SUITES / "tiny_resnet_loop.toml"), str(tmp_path / "runs"), str(tmp_path / "b.json")
     # the changed fingerprint below is this process's alone: train here, not in a child process that would see
     # the package's real code and (rightly) refuse trials fingerprinted otherwise
-    monkeypatch.setattr("claimbench.runner.local.needs_child", lambda spec: False)
+    monkeypatch.setattr("claimbench.runner.base.needs_child", lambda spec: False)
     main(["baseline", suite, "--tier", "smoke", "-o", base, "--executor", "local", "--out", out, "--quiet"])
     capsys.readouterr()
     real = registry.fingerprint
@@ -318,7 +318,9 @@ def _run(executor: str, out: Path, capsys) -> str:
 
 
 def _check_example_run(out: Path, text: str) -> None:
-    from claimbench.store import RunStore
+    from claimbench.api import run_frame
+    from claimbench.store.rundir import RunStore
+    from claimbench.suite import recorded_suite
 
     assert "tiny_resnet [smoke]: 16 trials (16 completed); 16 new; 0 reused" in text
     assert "tiny_resnet_loop [smoke]: 8 trials (8 completed); 8 new; 0 reused" in text
@@ -327,9 +329,9 @@ def _check_example_run(out: Path, text: str) -> None:
         records = store.records()
         assert {r.engine for r in records} == {engine} and all(r.spec["code"].startswith("tiny-resnet 0.1.0 ")
                                                               for r in records)
-        frame = store.frame()
+        frame = run_frame(store, recorded_suite(store.info()))
         assert set(frame["blocks"]) == {1} and set(frame["workload"]) == {f"tiny_resnet.{'components' if engine == 'single' else 'loop'}"}
-        assert store.info().suite.workload["package"] == "tiny-resnet"
+        assert store.info().suite["workload"]["package"] == "tiny-resnet"
     html = (out / "report.html").read_text()
     assert "workload=tiny_resnet.components" in html and "held fixed: dataset" not in html
     assert "<code>tiny-resnet</code></th><td class=\"mono\">0.1.0</td>" in html  # the environment names the package
@@ -343,7 +345,7 @@ def test_example_smoke_tier_on_the_local_executor(tiny_resnet, one_thread, tmp_p
 def test_example_smoke_tier_on_the_embedded_ray(tiny_resnet, tmp_path, capsys):
     """The package's own loop on Ray actors (its workers import the entry point, as a cluster's would); the
     components go through the same worker path (registry.get in loop.train_trial), run above in-process."""
-    from claimbench.store import RunStore
+    from claimbench.store.rundir import RunStore
 
     out = tmp_path / "run"
     main(["run", str(SUITES / "tiny_resnet_loop.toml"), "--tier", "smoke", "--out", str(out), "--quiet"])

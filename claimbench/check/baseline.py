@@ -22,7 +22,8 @@ from claimbench.analysis.isolation import strata_of
 from claimbench.analysis.selection import best_trials
 from claimbench.claims import KINDS, Claim, ClaimResult
 from claimbench.errors import UserError
-from claimbench.store import Unreadable, atomic_write_text, exclusive, read_json_bounded
+from claimbench.store.files import Unreadable, atomic_write_text, read_json_bounded
+from claimbench.store.lock import exclusive
 from claimbench.suite import ClaimCheck, Suite, expand
 
 BASELINE_SCHEMA = 1

@@ -12,7 +12,8 @@ import click
 
 from claimbench.cli import baseline, calibrate, check, compare, export, list_, report, run, schema
 from claimbench.errors import UserError
-from claimbench.store import release_all, storage_error
+from claimbench.store.files import storage_error
+from claimbench.store.lock import release_all
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

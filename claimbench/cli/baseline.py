@@ -13,7 +13,7 @@ from claimbench.cli.options import (check_run_options, command_line, plan_option
                                     selection_of, tier_option, timeout_seconds, writer_options)
 from claimbench.cli.prepare import dry_run_plan, open_run_dirs, ray_address
 from claimbench.env import environment
-from claimbench.faults import faults_from_env
+from claimbench.runner.faults import faults_from_env
 from claimbench.paths import inside, output_dir, output_file
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
 from claimbench.selection import keep

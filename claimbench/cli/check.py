@@ -14,7 +14,7 @@ from claimbench.check.gate import check_measured
 from claimbench.cli.options import (check_run_options, command_line, plan_options, seed_count, seeds_suffix,
                                     selection_of, tier_option, timeout_seconds, writer_options)
 from claimbench.cli.prepare import dry_run_plan, open_run_dirs, ray_address
-from claimbench.faults import faults_from_env
+from claimbench.runner.faults import faults_from_env
 from claimbench.paths import inside, output_dir, output_file
 from claimbench.report.junit import write_junit
 from claimbench.report.markdown import write_markdown

@@ -10,7 +10,9 @@ from claimbench.evaluation import read_group, suite_run_dirs
 from claimbench.paths import output_file
 from claimbench.report.compare import markdown, text_lines
 from claimbench.selection import keep
-from claimbench.store import RunStore, atomic_write_text
+from claimbench.store.files import atomic_write_text
+from claimbench.store.rundir import RunStore
+from claimbench.suite import recorded_suite
 
 
 @click.command()
@@ -25,7 +27,7 @@ def compare(run_a: str, run_b: str, markdown_path: str | None, expr: str | None 
     selection = selection_of(expr)
     for run_dir in (run_a, run_b):
         # a missing or foreign run dir is one line, before any work
-        suites = [RunStore(d).info().suite for d in suite_run_dirs(run_dir, read_group(run_dir))]
+        suites = [recorded_suite(RunStore(d).info()) for d in suite_run_dirs(run_dir, read_group(run_dir))]
         if selection is not None:
             keep(suites, selection)
     comparison = compare_runs(run_a, run_b, selection)

@@ -12,7 +12,7 @@ import sys
 import click
 
 from claimbench.errors import UserError
-from claimbench.runner import check_executor_options
+from claimbench.runner.registry import check_executor_options
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
 from claimbench.selection import parse
 from claimbench.suite import TIERS

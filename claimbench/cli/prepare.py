@@ -10,10 +10,10 @@ import click
 
 from claimbench.api import slot_resources
 from claimbench.errors import UserError
-from claimbench.faults import check_fault_limits
+from claimbench.suite import check_fault_limits
 from claimbench.paths import output_dir
 from claimbench.plan import describe, plan
-from claimbench.store import RunStore
+from claimbench.store.rundir import RunStore
 from claimbench.suite import expand
 from claimbench.trial import TrialSpec
 

@@ -16,7 +16,8 @@ from claimbench.paths import output_file
 from claimbench.report import write_report
 from claimbench.report.exports import VERDICTS_NAME
 from claimbench.selection import keep
-from claimbench.store import RunStore
+from claimbench.store.rundir import RunStore
+from claimbench.suite import recorded_suite
 
 
 @click.command()
@@ -39,9 +40,9 @@ def report(run_dir: str, output: str | None, expr: str | None = None) -> None:
         raise UserError("group.json is not a claimbench group file", where=str(Path(run_dir) / GROUP_FILE),
                         fix="delete it and rerun the group") from None
     dirs = suite_run_dirs(run_dir, group)
-    infos = [RunStore(d).info() for d in dirs]  # a missing or foreign run dir is a user error, before any work
+    suites = [recorded_suite(RunStore(d).info()) for d in dirs]  # a missing or foreign run dir: a user error, first
     selection = selection_of(expr)
-    keep([i.suite for i in infos], selection)
+    keep(suites, selection)
     path = report_run_dir(run_dir, output, selection)
     click.echo(f"report: {path}")
     if output is None:  # with -o, only the file it names is written: nothing goes into the run dir

@@ -13,7 +13,7 @@ from claimbench.cli.options import (check_run_options, command_line, plan_option
 from claimbench.cli.prepare import dry_run_plan, open_run_dirs, ray_address
 from claimbench.cli.report import echo_data, report_run_dir
 from claimbench.evaluation import GROUP_FILE, write_group
-from claimbench.faults import faults_from_env
+from claimbench.runner.faults import faults_from_env
 from claimbench.paths import inside
 from claimbench.runner.progress import command_elapsed, timing_line
 from claimbench.selection import keep

@@ -21,7 +21,8 @@ from typing import Any, Iterator
 
 from claimbench.errors import UserError
 from claimbench.evaluation import read_group, suite_run_dirs
-from claimbench.store import RunStore
+from claimbench.store.rundir import RunStore
+from claimbench.suite import recorded_suite
 from claimbench.trial import TrialRecord
 
 INSTALL = "pip install 'claimbench[export]'"
@@ -81,11 +82,11 @@ def load_source(run_dir: str | Path) -> ExportSource:
     tier = name = ""
     for d in dirs:
         store = RunStore(d)
-        info = store.info()
-        tier, name = info.suite.tier, info.suite.name
+        suite = recorded_suite(store.info())
+        tier, name = suite.tier, suite.name
         records = store.records()
         labels = _labels([r.spec for r in records])
-        trials += [Trial(info.suite.name, info.suite.tier, d, r, label) for r, label in zip(records, labels)]
+        trials += [Trial(suite.name, suite.tier, d, r, label) for r, label in zip(records, labels)]
     if group is not None:
         name = group["group"]
     report, verdicts = root / "report.html", root / "verdicts.json"

@@ -32,7 +32,7 @@ from claimbench.errors import StoreError
 from claimbench.evaluation import Evaluation
 from claimbench.paths import inside
 from claimbench.report import format as fmt
-from claimbench.store import atomic_write_text
+from claimbench.store.files import atomic_write_text
 
 VERDICTS_NAME = "verdicts.json"
 VERDICTS_KIND = "claimbench-verdicts"

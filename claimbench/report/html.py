@@ -30,7 +30,7 @@ from claimbench.report import figures as figs
 from claimbench.report import format as fmt
 from claimbench.report.exports import write_exports
 from claimbench.report.figures.summary import summary_figure
-from claimbench.store import atomic_write_text
+from claimbench.store.files import atomic_write_text
 from claimbench.suite import Suite, expand
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from claimbench.check.gate import ClaimOutcome, SuiteCheck
-from claimbench.store import atomic_write_text
+from claimbench.store.files import atomic_write_text
 
 
 def render_junit(checks: list[SuiteCheck]) -> str:

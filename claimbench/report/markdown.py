@@ -12,7 +12,7 @@ from pathlib import Path
 
 from claimbench.analysis.inference import CHANGE_TEST
 from claimbench.check.gate import ClaimOutcome, SuiteCheck
-from claimbench.store import atomic_write_text
+from claimbench.store.files import atomic_write_text
 
 MARK = {"passed": "✅ pass", "failed": "❌ regression", "skipped": "⚪ skipped"}
 

@@ -6,15 +6,16 @@ and claimbench's training code and computes nothing) and the helper forks a *tra
 the trials it is sent one after another (the workload's package imported once, its data cached). A
 fork of a process that has used torch's thread pool hangs in the child's first parallel kernel; a fork
 of the helper does not, so the trainer trains on the worker's threads. The parent sends one trial at a
-time (its spec, the spec it really trains under a ``corrupt`` fault, whether it raises, the device and
-torch's threads) and reads JSON events from a pipe: ``pid`` (the helper forked a trainer), ``start``
+time (its id, the spec it really trains, which a ``corrupt`` fault changes, whether it raises, the device
+and torch's threads) and reads JSON events from a pipe: ``pid`` (the helper forked a trainer), ``start``
 (the trial's clock starts), ``eval`` (progress), ``record``, and ``exit`` (the trainer died, with its
 status). Past its limit the trainer's process group is killed and the trial is recorded failed
 ("timed out after N s"); a trainer that exits or dies during a trial (``sys.exit``, a segfault) fails
 that trial with the exit it made. The helper then forks a fresh trainer for the next trial.
 
-The built-in workloads train in the worker's own process (their data cache is shared across packs);
-their limits are the executors' (``local``: ``alarm``; ``ray``: the driver's pack deadline).
+The built-in workloads train in the worker's own process (their data cache is shared across packs),
+under the pack's limit (``base.Worker``'s alarm, or the Ray driver's pack deadline). Which faults to inject
+is the caller's (``base.Worker``): a child only trains what it is sent.
 """
 
 from __future__ import annotations
@@ -26,53 +27,16 @@ import select
 import signal
 import subprocess
 import sys
-import threading
 import time
 from typing import Any, Callable
 
-from claimbench.faults import Fault, as_trial, corrupted, should_raise
+from claimbench.runner.timeouts import STARTUP_S, timed_out_text
 from claimbench.trial import TrialRecord, TrialSpec
-
-#: Seconds a child may take to start before its first trial (import torch, the workload's package).
-STARTUP_S = 120.0
-
-
-class TrialTimeout(Exception):
-    """A trial (or a pack of them) ran past its wall-clock limit; the message says how long that was."""
-
-
-def timed_out_text(seconds: float, pack: int = 1) -> str:
-    what = f"timed out after {seconds:.0f} s" if seconds >= 10 else f"timed out after {seconds:.3g} s"
-    return what if pack <= 1 else f"{what} (the limit of its pack of {pack} trials: the sum of theirs)"
-
-
-@contextlib.contextmanager
-def alarm(seconds: float | None, text: str):
-    """Raise ``TrialTimeout(text)`` in this thread after ``seconds``, then every second until the block ends
-    (so every trial still training in it fails). A no-op without a limit, off the main thread or without
-    SIGALRM (a library caller's thread): there the limit is not enforced in-process."""
-    usable = (seconds is not None and hasattr(signal, "setitimer")
-              and threading.current_thread() is threading.main_thread())
-    if not usable:
-        yield
-        return
-
-    def fire(signum, frame):
-        raise TrialTimeout(text)
-
-    before = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, max(0.001, seconds), 1.0)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, before)
+from claimbench.workloads.registry import BUILTIN
 
 
 def needs_child(spec: TrialSpec) -> bool:
     """A user's workload (an entry-point package, not claimbench's built-ins) trains in a child process."""
-    from claimbench.workloads.registry import BUILTIN
-
     return spec.workload != BUILTIN
 
 
@@ -86,22 +50,6 @@ def _exit_text(code: int | None) -> str:
             name = f"signal {-code}"
         return f"the training process was killed by {name}"
     return f"the training process exited with code {code} before the trial ended"
-
-
-def run_isolated(specs: list[TrialSpec], timeouts: dict[str, float], faults: tuple[Fault, ...],
-                 on_record: Callable[[TrialRecord], None], on_eval: Callable[[str, int, int], None] | None = None,
-                 device: str = "cpu", threads: int | None = None, isolator: "Isolator | None" = None) -> None:
-    """Train ``specs`` one after another, each in a child process within ``timeouts[trial_id]`` seconds (no
-    limit when absent); ``on_record`` hears every trial's record, failed ones included. Never raises for
-    what a trial does. ``isolator``: one to reuse (its helper stays up), else one for this call."""
-    own = isolator is None
-    isolator = isolator or Isolator()
-    try:
-        for spec in specs:
-            on_record(isolator.train(spec, timeouts.get(spec.trial_id), faults, on_eval, device, threads))
-    finally:
-        if own:
-            isolator.close()
 
 
 class Isolator:
@@ -163,20 +111,24 @@ class Isolator:
             self.trainer = event["pid"]
         return event
 
-    def train(self, spec: TrialSpec, limit: float | None, faults: tuple[Fault, ...] = (),
+    def train(self, spec: TrialSpec, limit: float | None, trained: TrialSpec | None = None, raises: bool = False,
               on_eval: Callable[[str, int, int], None] | None = None, device: str = "cpu",
               threads: int | None = None) -> TrialRecord:
-        """One trial in the trainer, within ``limit`` seconds: its record, or a failed one saying what happened."""
+        """One trial in the trainer, within ``limit`` seconds: its record, or a failed one saying what happened.
+
+        ``trained``: the spec that really trains (``spec`` itself unless a ``corrupt`` fault changed it; the
+        record is of the trained spec, which the caller files under ``spec``); ``raises``: training raises
+        after its first step (a ``raise`` fault). Progress (``on_eval``) is reported under ``spec``'s id."""
         start = time.monotonic()
         try:
-            return self._train(spec, limit, faults, on_eval, device, threads)
+            return self._train(spec, limit, trained or spec, raises, on_eval, device, threads)
         except _HelperDied as e:
             self.close()
             record = TrialRecord.failed(spec, str(e))
             record.wall_s = time.monotonic() - start
             return record
 
-    def _train(self, spec, limit, faults, on_eval, device, threads) -> TrialRecord:
+    def _train(self, spec, limit, trained, raises, on_eval, device, threads) -> TrialRecord:
         if threads is None:
             import torch
 
@@ -184,8 +136,8 @@ class Isolator:
         if self.proc is None or self.proc.poll() is not None:
             self.close()
             self._start()
-        job = {"id": spec.trial_id, "spec": spec.to_dict(), "train": corrupted(faults, spec).to_dict(),
-               "raise": should_raise(faults, spec.trial_id), "device": device, "threads": threads}
+        job = {"id": spec.trial_id, "train": trained.to_dict(), "raise": raises, "device": device,
+               "threads": threads}
         try:
             self.proc.stdin.write((json.dumps(job) + "\n").encode())
             self.proc.stdin.flush()
@@ -215,7 +167,7 @@ class Isolator:
                 with contextlib.suppress(Exception):
                     on_eval(*event["eval"])
             elif "record" in event:
-                return as_trial(TrialRecord.from_dict(event["record"]), spec)
+                return TrialRecord.from_dict(event["record"])
             elif "exit" in event:
                 failed = TrialRecord.failed(spec, reason or _exit_text(event["exit"]))
                 failed.wall_s = time.monotonic() - started
@@ -251,7 +203,6 @@ def _helper(fd: int, parent: int) -> None:
     _die_with(parent)
     import torch  # noqa: F401
 
-    import claimbench.analysis.frames  # noqa: F401  (pandas: a Workload with parameters reads its column names)
     import claimbench.train.packed.engine  # noqa: F401  (and the single engine and the policy it imports)
     import claimbench.workloads.data  # noqa: F401
     import claimbench.workloads.spec  # noqa: F401
@@ -312,15 +263,15 @@ def _trainer(emit: Callable[[dict[str, Any]], None]) -> None:
             return
         job = json.loads(line)
         torch.set_num_threads(int(job["threads"]))
-        spec, train = TrialSpec.from_dict(job["spec"]), TrialSpec.from_dict(job["train"])
-        emit({"start": job["id"]})
+        trial_id, train = job["id"], TrialSpec.from_dict(job["train"])
+        emit({"start": trial_id})
         last = [0.0]
 
         def progress(trial_id: str, step: int, total: int) -> None:
             if time.monotonic() - last[0] >= 1.0:
                 last[0] = time.monotonic()
-                emit({"eval": [spec.trial_id, step, total]})
+                emit({"eval": [trial_id, step, total]})
 
         with observing(progress):
             record = train_pack([train], cache, job["device"], inject_error=[bool(job["raise"])])[0]
-        emit({"record": as_trial(record, spec).to_dict()})
+        emit({"record": record.to_dict()})

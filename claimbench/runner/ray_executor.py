@@ -11,16 +11,18 @@ for resources, e.g. the replacement of one lost with its node, gets no work
 until a node can hold it), keeps at most ``inflight_per_actor`` packs queued on
 each, streams results with ``ray.wait`` as packs finish, and owns the store
 (workers only return records). A pack whose actor dies — its process, or its
-whole node — is resubmitted up to ``max_attempts`` times, then recorded as
-``failed`` with the reason. When an actor dies, each of its packs whose result had already come back
+whole node — is lost (``base.Ledger.lost``: resubmitted up to ``max_attempts`` times, then recorded as
+``failed`` with the reason). When an actor dies, each of its packs whose result had already come back
 is kept (a completed pack is never charged for its successor's crash); the attempt is charged to the
 oldest pack that had not, the one it was running; the rest go back uncharged.
 
-Every trial has a wall-clock limit (``timeouts``). A user's workload trains in a child process of the
-actor (``child.run_isolated``): past its limit, or after an exit or a crash, that trial is a failed
-record and the pack goes on. A pack of the built-in workloads has the sum of its trials' limits: past
-it (counted from when the actor began the pack), the driver kills the actor and records the pack's
-trials failed, "timed out after N s", without a retry; a fresh actor takes the slot.
+Every trial has a wall-clock limit (``timeouts``). Each actor trains its packs through ``base.Worker``
+(which also injects faults; an injected crash ends the actor's process, as a real one would). A user's
+workload trains in a child process of the actor: past its limit, or after an exit or a crash, that trial
+is a failed record and the pack goes on. A pack has the sum of its trials' limits (``Ledger.limit``):
+past it (counted from when the actor began the pack), the driver kills the actor and records the pack's
+trials failed, "timed out after N s", without a retry (``Ledger.expired``); a fresh actor takes the slot.
+The actor sets no alarm of its own: the driver's kill also ends a pack stuck in native code.
 
 Exclusive packs (timing blocks, ``packs.timing_blocks``) run in a phase of their own, after every
 other pack has finished: one at a time, on one worker, while the others sit idle, so that nothing
@@ -45,8 +47,8 @@ from collections import deque
 from typing import Any, Callable, Iterator
 
 from claimbench.errors import UserError
-from claimbench.faults import Fault, as_trial, corrupted, should_crash, should_raise
-from claimbench.runner.child import STARTUP_S, Isolator, needs_child, run_isolated, timed_out_text
+from claimbench.runner.base import MAX_ATTEMPTS, Executor, Ledger, OnEval, Worker, WorkerLost, is_exclusive
+from claimbench.runner.faults import Fault
 from claimbench.trial import TrialRecord, TrialSpec
 
 log = logging.getLogger(__name__)
@@ -176,19 +178,13 @@ def _local_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _exclusive(pack: list[TrialSpec]) -> bool:
-    """A timing block (``packs.timing_blocks``): it trains only when nothing else does."""
-    return bool(pack) and all(s.exclusive for s in pack)
-
-
-class _Worker:
-    """One resource slot. Defined plainly here, made a Ray actor in ``RayExecutor``."""
+class _Slot:
+    """One resource slot: a ``base.Worker`` on the device Ray assigned. Defined plainly here, made a Ray actor
+    in ``RayExecutor``."""
 
     def __init__(self, cpus: float = 1, faults: tuple[Fault, ...] = (), progress=None):
         import ray
         import torch
-
-        from claimbench.workloads import DataCache
 
         self.threads = max(1, int(cpus))  # torch threads = the slot's CPUs (a fraction of one: 1 thread)
         torch.set_num_threads(self.threads)
@@ -197,10 +193,9 @@ class _Worker:
         self.node_id = ctx.get_node_id() if ctx else ""
         self.gpu_ids = list(ctx.get_accelerator_ids().get("GPU", [])) if ctx else []
         self.device, self.warning = pick_device(self.gpu_ids, torch.cuda.is_available(), self.host)
-        self.cache = DataCache()  # each dataset built once per actor, kept on its device
-        self.faults = faults
+        # each dataset built once per actor, kept on its device; a pack's limit is the driver's to enforce
+        self.worker = Worker(faults, self.device, in_process_limits=False)
         self.progress = progress  # the driver's _ProgressSink, or None
-        self.isolator = Isolator()  # a user's workload trains in its children; it dies with this actor
 
     def describe(self) -> dict[str, Any]:
         """Where this slot runs; the driver sends packs only once this has answered."""
@@ -209,24 +204,12 @@ class _Worker:
 
     def run_pack(self, specs: list[dict[str, Any]], attempt: int = 1,
                  timeouts: dict[str, float] | None = None) -> list[dict[str, Any]]:
-        from claimbench.train.pack import train_pack
-        from claimbench.train.policy.state import observing
-
         pack = [TrialSpec.from_dict(d) for d in specs]
-        if any(should_crash(self.faults, spec.trial_id, attempt) for spec in pack):
-            os._exit(1)  # injected: the worker process dies mid-pack
         reporter = _Reporter(self.progress) if self.progress else None
-        records: list[TrialRecord] = []
-        isolated = [s for s in pack if needs_child(s)]
-        if isolated:  # a user's workload: in a child process, each trial within its limit
-            run_isolated(isolated, timeouts or {}, self.faults, records.append, reporter, self.device, self.threads,
-                         isolator=self.isolator)
-        builtin = [s for s in pack if not needs_child(s)]
-        if builtin:
-            with observing(reporter) if reporter else contextlib.nullcontext():
-                trained = train_pack([corrupted(self.faults, s) for s in builtin], self.cache, self.device,
-                                     inject_error=[should_raise(self.faults, s.trial_id) for s in builtin])
-            records += [as_trial(r, s) for r, s in zip(trained, builtin)]
+        try:
+            records = self.worker.train(pack, attempt, timeouts, reporter, self.threads)
+        except WorkerLost:
+            os._exit(1)  # an injected crash: the worker process dies mid-pack, as a real crash would
         out = []
         for record in records:
             record.node_id = self.node_id
@@ -237,7 +220,7 @@ class _Worker:
 @contextlib.contextmanager
 def _loopback_only() -> Iterator[None]:
     """While an embedded Ray starts: make its node IP 127.0.0.1, so that its GCS, raylet, object
-    manager, agents and workers listen on loopback only (measured with Ray 2.60; see README).
+    manager, agents and workers listen on loopback only (Ray 2.60; tests/runner/test_cluster.py checks it).
 
     Ray turns ``ray.init(_node_ip_address="127.0.0.1")`` back into the machine's address; its
     single-node switch does not. The switch is read once, at import, so it is set here too.
@@ -256,12 +239,14 @@ def _loopback_only() -> Iterator[None]:
         ray_constants.ENABLE_RAY_CLUSTER = before_const
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     name = "ray"
+    takes_address = True
 
     def __init__(self, address: str | None = None, cpus_per_trial: float = 1, gpus_per_trial: float = 0,
-                 max_attempts: int = 3, inflight_per_actor: int = 2, num_workers: int | None = None,
+                 max_attempts: int = MAX_ATTEMPTS, inflight_per_actor: int = 2, num_workers: int | None = None,
                  faults: tuple[Fault, ...] = ()):
+        super().__init__(faults, max_attempts)
         if not cpus_per_trial > 0:
             raise ValueError(f"cpus_per_trial must be > 0, got {cpus_per_trial}")
         if not gpus_per_trial >= 0:
@@ -269,15 +254,19 @@ class RayExecutor:
         self.address = address
         self.cpus_per_trial = cpus_per_trial
         self.gpus_per_trial = gpus_per_trial
-        self.max_attempts = max_attempts
         self.inflight_per_actor = inflight_per_actor
         self.num_workers = num_workers
-        self.faults = faults
         self.nodes_used: dict[str, dict[str, Any]] = {}  # node id -> describe() of a slot there (last run)
         self._connection: tuple[bool, bool] | None = None  # (connected here, embedded), from workers()
         self._sink = None  # the _ProgressSink actor while a run with on_eval trains
-        self.startup_s: float | None = None  # how long ray.init took (last connection made here)
         self._note: Callable[[str], None] | None = None  # who hears "starting Ray", "Ray up in 6s"
+
+    @classmethod
+    def create(cls, faults: tuple[Fault, ...] = (), address: str | None = None, cpus_per_trial: float = 1,
+               gpus_per_trial: float = 0) -> "RayExecutor":
+        """An executor on an embedded local Ray, or attached to ``address``, one slot per ``cpus_per_trial``
+        CPUs and ``gpus_per_trial`` GPUs."""
+        return cls(address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, faults=faults)
 
     # -- cluster ----------------------------------------------------------
     def _connect(self) -> tuple[bool, bool]:
@@ -301,7 +290,7 @@ class RayExecutor:
             # machine; this machine's resources, no dashboard, nothing listening beyond localhost
             with _loopback_only():
                 ray.init(address="local", include_dashboard=False, **kwargs)
-        self.startup_s = time.monotonic() - t0
+        self.startup_s = time.monotonic() - t0  # how long ray.init took (the last connection made here)
         note(f"Ray up in {self.startup_s:.0f}s")
         return True, not address
 
@@ -322,8 +311,8 @@ class RayExecutor:
     def _new_actor(self):
         import ray
 
-        cls = ray.remote(_Worker).options(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
-                                          max_restarts=0, max_task_retries=0)
+        cls = ray.remote(_Slot).options(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
+                                        max_restarts=0, max_task_retries=0)
         return cls.remote(self.cpus_per_trial, self.faults, self._sink)
 
     # -- run ----------------------------------------------------------------
@@ -338,12 +327,9 @@ class RayExecutor:
             self._connection = self._connect()
         return self.num_workers or self._slots(ray, self._connection[1])
 
-    def run(self, packs: list[list[TrialSpec]], on_record: Callable[[TrialRecord], None],
-            on_eval: Callable[[str, int, int], None] | None = None,
-            timeouts: dict[str, float] | None = None) -> None:
-        """Train ``packs``; ``on_record`` per trial as packs finish, ``on_eval(trial_id, step, total)`` as
-        the workers' trials evaluate (every ``_PROGRESS_EVERY_S`` at most); ``timeouts``: each trial's
-        wall-clock limit in seconds (none where absent)."""
+    def dispatch(self, packs: list[list[TrialSpec]], ledger: Ledger, on_eval: OnEval | None = None) -> None:
+        """Train ``packs`` on the actors, reporting to ``ledger`` as packs finish; ``on_eval(trial_id, step,
+        total)`` as the workers' trials evaluate (every ``_PROGRESS_EVERY_S`` at most)."""
         import ray
 
         connection, self._connection = self._connection, None
@@ -353,17 +339,16 @@ class RayExecutor:
             return
         connected, embedded = connection or self._connect()
         try:
-            self._run(ray, packs, on_record, embedded, on_eval, timeouts)
+            self._run(ray, packs, ledger, embedded, on_eval)
         finally:
             if connected:
                 ray.shutdown()
 
-    def _run(self, ray, packs: list[list[TrialSpec]], on_record: Callable[[TrialRecord], None],
-             embedded: bool = False, on_eval: Callable[[str, int, int], None] | None = None,
-             timeouts: dict[str, float] | None = None) -> None:
+    def _run(self, ray, packs: list[list[TrialSpec]], ledger: Ledger, embedded: bool = False,
+             on_eval: OnEval | None = None) -> None:
         from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
-        timeouts = timeouts or {}
+        timeouts = ledger.timeouts
 
         self._sink = (ray.remote(_ProgressSink).options(num_cpus=0, max_restarts=0).remote()
                       if on_eval is not None else None)
@@ -392,12 +377,12 @@ class RayExecutor:
 
         # no more actors than packs that can train at once (exclusive packs train one at a time)
         n_actors = min(self.num_workers or self._slots(ray, embedded),
-                       max(1, sum(not _exclusive(p) for p in packs)))
+                       max(1, sum(not is_exclusive(p) for p in packs)))
         actors: dict[int, Any] = {}
         started: dict[int, dict[str, Any]] = {}  # slot -> describe(), once its actor runs
         load: dict[int, int] = {}
-        queue: deque[tuple[list[TrialSpec], int]] = deque((p, 1) for p in packs if not _exclusive(p))
-        timed: deque[tuple[list[TrialSpec], int]] = deque((p, 1) for p in packs if _exclusive(p))  # last, alone
+        queue: deque[tuple[list[TrialSpec], int]] = deque((p, 1) for p in packs if not is_exclusive(p))
+        timed: deque[tuple[list[TrialSpec], int]] = deque((p, 1) for p in packs if is_exclusive(p))  # last, alone
         # ref -> (slot, pack, attempt); pack None: the ref of the actor's describe()
         inflight: dict[Any, tuple[int, list[TrialSpec] | None, int]] = {}
         order: dict[Any, int] = {}  # ref -> submission number: an actor runs its tasks in this order
@@ -408,7 +393,7 @@ class RayExecutor:
         self.nodes_used = {}
 
         def requeue(pack: list[TrialSpec], attempt: int) -> None:
-            (timed if _exclusive(pack) else queue).appendleft((pack, attempt))
+            (timed if is_exclusive(pack) else queue).appendleft((pack, attempt))
 
         def start(i: int) -> None:
             actors[i] = self._new_actor()
@@ -416,14 +401,6 @@ class RayExecutor:
             running_since.pop(i, None)
             load[i] = 0
             inflight[actors[i].describe.remote()] = (i, None, 0)
-
-        def limit(pack: list[TrialSpec]) -> float | None:
-            """The pack's deadline from when its actor begins it: the sum of its trials' limits, plus a child's
-            start for each trial of a user's workload (their own limits are enforced in the actor)."""
-            each = [timeouts.get(s.trial_id) for s in pack]
-            if not each or any(x is None for x in each):
-                return None
-            return sum(each) + STARTUP_S * sum(needs_child(s) for s in pack)
 
         def oldest(i: int) -> Any | None:
             """Slot ``i``'s oldest pack in flight (the one its actor is running), by ref."""
@@ -465,21 +442,18 @@ class RayExecutor:
                 if ref is None or i not in running_since:
                     continue
                 _, pack, attempt = inflight[ref]
-                seconds = limit(pack)
+                seconds = ledger.limit(pack)
                 if seconds is None or now - running_since[i] <= seconds:
                     continue
                 del inflight[ref]
-                log.warning("pack of %d trials ran past its limit of %.0f s; its worker is replaced", len(pack),
-                            seconds)
-                lose(i)
-                for s in pack:
-                    on_record(TrialRecord.failed(s, timed_out_text(seconds, len(pack)), attempts=attempt))
+                lose(i)  # a fresh actor takes the slot
+                ledger.expired(pack, attempt, seconds)
 
         def next_deadline(now: float) -> float:
             """Seconds until the first running pack's limit (inf without one)."""
             left = [running_since[i] + seconds - now for i in actors
                     if (ref := oldest(i)) is not None and i in running_since
-                    and (seconds := limit(inflight[ref][1])) is not None]
+                    and (seconds := ledger.limit(inflight[ref][1])) is not None]
             return min(left) if left else math.inf
 
         def harvest(i: int, failed: Any) -> None:
@@ -498,10 +472,7 @@ class RayExecutor:
                     continue  # it died with the actor
                 _, pack, attempt = inflight.pop(r)
                 load[i] -= 1
-                for d in result:
-                    record = TrialRecord.from_dict(d)
-                    record.attempts = attempt
-                    on_record(record)
+                ledger.done(pack, attempt, [TrialRecord.from_dict(d) for d in result])
 
         def submit() -> None:
             for i in sorted(started, key=load.get):
@@ -579,23 +550,17 @@ class RayExecutor:
                             requeue(pack, attempt)
                             _, pack, attempt = inflight.pop(min(older)[1])
                         lose(i)
-                        reason = f"worker died: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
-                        if attempt < self.max_attempts:
-                            log.warning("pack of %d trials lost (%s); resubmitting, attempt %d", len(pack), reason,
-                                        attempt + 1)
-                            requeue(pack, attempt + 1)
-                        else:
-                            for s in pack:
-                                on_record(TrialRecord.failed(s, f"{reason} (after {attempt} attempts)",
-                                                             attempts=attempt))
+                        again = ledger.lost(pack, attempt,
+                                            f"worker died: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+                        if again:
+                            requeue(pack, again)
                         continue
                     except (RayTaskError, GetTimeoutError) as e:  # a bug outside train_trial's own catch
-                        records = [TrialRecord.failed(s, f"{type(e).__name__}: {str(e).splitlines()[0][:300]}",
-                                                      attempts=attempt) for s in pack]
+                        finished(i)
+                        ledger.failed(pack, attempt, f"{type(e).__name__}: {str(e).splitlines()[0][:300]}")
+                        continue
                     finished(i)
-                    for r in records:
-                        r.attempts = attempt
-                        on_record(r)
+                    ledger.done(pack, attempt, records)
                 submit()
         finally:
             for a in [*actors.values(), *([self._sink] if self._sink is not None else [])]:

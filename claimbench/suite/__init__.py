@@ -36,18 +36,17 @@ and group files), ``validate`` (a TOML table -> ``Suite``), ``expansion`` (``Sui
 
 from __future__ import annotations
 
-# model and expansion first: claimbench.store, which load.py imports, reads Suite and expand from this package
-from claimbench.suite.model import (  # isort: skip
-    BUDGET_KEYS, DIRECTIONS, GATES, INTERNAL, ROLES, SECTIONS, TIERS, TRACKABLE, Axis, ClaimCheck, Group, Suite)
-from claimbench.suite.expansion import TIMED_KINDS, canonical, expand  # isort: skip
-from claimbench.suite.load import (group_names, load_group, load_suite, load_targets, read_toml,
+from claimbench.suite.model import (BUDGET_KEYS, DIRECTIONS, GATES, INTERNAL, ROLES, SECTIONS, TIERS, TRACKABLE, Axis,
+                                    ClaimCheck, Group, Suite)
+from claimbench.suite.expansion import TIMED_KINDS, canonical, expand
+from claimbench.suite.load import (group_names, load_group, load_suite, load_targets, read_toml, recorded_suite,
                                    resolve_published_suite, resolve_suite_path, suite_names, suites_dir)
 from claimbench.suite.schema import json_schema
-from claimbench.suite.validate import check_specs, parse_suite
+from claimbench.suite.validate import check_fault_limits, check_specs, parse_suite
 
 __all__ = [
     "BUDGET_KEYS", "DIRECTIONS", "GATES", "INTERNAL", "ROLES", "SECTIONS", "TIERS", "TIMED_KINDS", "TRACKABLE", "Axis",
-    "ClaimCheck", "Group", "Suite", "canonical", "check_specs", "expand", "group_names", "json_schema", "load_group",
-    "load_suite", "load_targets", "parse_suite", "read_toml", "resolve_published_suite", "resolve_suite_path",
+    "ClaimCheck", "Group", "Suite", "canonical", "check_fault_limits", "check_specs", "expand", "group_names", "json_schema", "load_group",
+    "load_suite", "load_targets", "parse_suite", "read_toml", "recorded_suite", "resolve_published_suite", "resolve_suite_path",
     "suite_names", "suites_dir",
 ]

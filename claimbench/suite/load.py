@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from claimbench import store
-from claimbench.errors import SuiteError
+from claimbench.errors import StoreError, SuiteError
 from claimbench.paths import check_name
+from claimbench.store.files import Unreadable, read_bounded
+from claimbench.store.rundir import FIX_REWRITE, RunInfo
+from claimbench.suite.expansion import expand
 from claimbench.suite.model import Group, Suite
 from claimbench.suite.validate import Validator, parse_suite
 
@@ -72,8 +75,8 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     """A TOML file as a dict; every way it can fail to parse is one ``SuiteError`` line."""
     p = Path(path)
     try:  # without blocking, a regular file, at most MAX_FILE_BYTES read (a FIFO or /dev/zero is refused)
-        return tomllib.loads(store.read_bounded(p, MAX_FILE_BYTES).decode("utf-8"))
-    except store.Unreadable as e:
+        return tomllib.loads(read_bounded(p, MAX_FILE_BYTES).decode("utf-8"))
+    except Unreadable as e:
         fix = ("write the matrix with axes and logspace, not listed values" if "larger" in str(e)
                else "give a .toml file")
         raise SuiteError(f"the suite {e}", where=str(p), fix=fix) from None
@@ -155,3 +158,21 @@ def load_suite(name_or_path: str | Path, tier: str = "default", seeds: int | Non
         raise SuiteError("this file is a group of suites, not a suite", where=str(path),
                          fix=f"run the group with `claimbench run {path.stem}`, or name one of its suites")
     return parse_suite(raw, str(path), tier, seeds)
+
+
+def recorded_suite(info: RunInfo) -> Suite:
+    """The suite a run dir recorded (``RunStore.info().suite``, JSON) read back; StoreError (one line naming
+    run.json) when it does not resolve, its matrix is above its limit, or a trial of it no longer expands."""
+    where = f"{info.path}: suite"
+    try:
+        suite = Suite.from_dict(info.suite)
+        n = math.prod(len(a.values) for a in suite.axes) * len(suite.seeds)
+        if n > suite.limit_table()["trials"]:
+            raise ValueError(f"its matrix has {n:.3g} trials, above the limit of {suite.limit_table()['trials']}")
+        specs = expand(suite)  # every trial of the recorded suite must still resolve
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
+        what = f"lacks {e}" if isinstance(e, KeyError) else f"is malformed ({type(e).__name__}: {str(e)[:120]})"
+        raise StoreError(f"run.json's suite {what}", where=where, fix=FIX_REWRITE) from None
+    if not (isinstance(suite.name, str) and isinstance(suite.title, str) and specs is not None):
+        raise StoreError("run.json's suite needs a name and a title (strings)", where=where, fix=FIX_REWRITE)
+    return suite

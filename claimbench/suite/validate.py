@@ -18,6 +18,8 @@ from claimbench.suite.expansion import expand
 from claimbench.suite.model import (ADAPT_KEYS, AXIS_KEYS, BUDGET_KEYS, CHECK_KEYS, CLAIM_KEYS, DIRECTIONS, GATES,
                                     INTERNAL, MAX_EXTEND, RESOURCE_KEYS, ROLES, SECTIONS, SUITE_KEYS, TIER_KEYS,
                                     TIERS, TOP_KEYS, TRACKABLE, Axis, ClaimCheck, Suite)
+from claimbench.runner.faults import ENV as FAULTS_ENV
+from claimbench.runner.faults import Fault, corrupted
 from claimbench.trial import CHOICES, RANGES, SPEC_FIELDS, TrialSpec, level_label
 from claimbench.workloads import registry
 from claimbench.workloads.spec import LOOP_FIELDS, MODEL_FIELDS, POLICY_FIELDS, Workload
@@ -166,6 +168,20 @@ def check_specs(suite: Suite, specs: list[TrialSpec], fault: str = "") -> None:
         lim.check_spec(spec, limits, lambda param: f"{fault} on {suite.path}" if fault
                        else f"{suite.path}: {_source(suite, param)}")
 
+
+def check_fault_limits(faults: tuple[Fault, ...], suite: Suite) -> None:
+    """Refuse faults whose ``corrupt`` entries make a trial of ``suite`` exceed a limit (limits.py): the
+    same checks, and the same one line, as a suite that asked for those values itself."""
+    if not any(f.kind == "corrupt" for f in faults):
+        return
+    table = suite.limit_table()
+    trained = []
+    for spec in expand(suite):
+        bad = corrupted(faults, spec)
+        for key in lim.PARAM_LIMITS:
+            lim.check_param(key, getattr(bad, key), table, f"{FAULTS_ENV} on {suite.path}")
+        trained.append(bad)
+    check_specs(suite, trained, fault=FAULTS_ENV)
 
 def _produced_columns(suite: Suite, specs: list[TrialSpec]) -> set[str]:
     """The frame columns that some trial of ``specs`` can give a value (analysis/frames.py's columns)."""

@@ -17,7 +17,7 @@ from claimbench.check.baseline import read_baseline, update_baseline
 from claimbench.check.gate import compare_values
 from tests.conftest import cli
 from claimbench.errors import SuiteError, UserError
-from claimbench.faults import as_trial, corrupted, parse_faults
+from claimbench.runner.faults import as_trial, corrupted, parse_faults
 from claimbench.suite import load_suite
 from claimbench.trial import TrialSpec
 from tests.conftest import TINY_SUITE

@@ -201,7 +201,7 @@ def test_compare_a_run_with_itself_and_with_shifted_records(grun, tmp_path):
     assert code == 0, err
     assert re.search(r"^  P1\s+same\s+verdict \w+;", stdout, re.M)
     assert "1 claim: 0 regression, 0 changed, 1 same" in stdout
-    from claimbench.store import record_digest
+    from claimbench.store.records import record_digest
 
     shifted = tmp_path / "shifted"
     shutil.copytree(out, shifted)

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from tests.conftest import cli
-from claimbench.store import RunStore
+from claimbench.store.rundir import RunStore
 from claimbench.trial import TrialStatus
 
 mlflow = pytest.importorskip("mlflow")

@@ -13,7 +13,7 @@ import claimbench
 from claimbench.api import evaluate_run
 from claimbench.report import write_report
 from claimbench.report.exports import VERDICTS_NAME, read_verdicts
-from claimbench.store import RunStore
+from claimbench.store.rundir import RunStore
 from claimbench.suite import expand, parse_suite
 from tests.report.test_html import RAW, fake_record
 

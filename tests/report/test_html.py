@@ -14,7 +14,7 @@ import pytest
 from claimbench.api import evaluate_run, evaluate_target
 from claimbench.report import FIGURES, render_html, write_report
 from claimbench.report.figures import figures_for
-from claimbench.store import RunStore
+from claimbench.store.rundir import RunStore
 from claimbench.suite import Suite, expand, parse_suite
 from claimbench.trial import TrialRecord, TrialSpec, TrialStatus
 

@@ -32,9 +32,10 @@ import pytest
 from claimbench.api import slot_resources
 from claimbench.cli import main
 from claimbench.errors import SuiteError
-from claimbench.faults import parse_faults
-from claimbench.runner import RayExecutor, pick_device, run_trials, slots_on_nodes
-from claimbench.store import RunStore
+from claimbench.runner.faults import parse_faults
+from claimbench.runner.driver import run_trials
+from claimbench.runner.ray_executor import RayExecutor, pick_device, slots_on_nodes
+from claimbench.store.rundir import RunStore
 from claimbench.suite import expand, load_suite
 from claimbench.trial import TrialStatus
 from tests.conftest import TINY_SUITE
@@ -43,7 +44,7 @@ def ray_test(fn):
     """Marks a test that starts Ray (the cluster, or an embedded instance); the unit tests at the end do not."""
     return pytest.mark.ray(pytest.mark.slow(fn))
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 N_NODES = 2  # head and worker: two nodes on a 2-core machine (a third only queued behind them)
 #: 12 trials of ~0.3 s each: long enough that every node gets work and a kill lands mid-run.
 CLUSTER_SUITE = (TINY_SUITE.replace("steps = 30", "steps = 200")
@@ -264,7 +265,7 @@ def _listening_addresses_of_descendants(root: int) -> list[tuple[str, str]]:
 PROBE = """
 import json, os, sys
 sys.path.insert(0, {repo!r})
-from tests.test_cluster import _listening_addresses_of_descendants
+from tests.runner.test_cluster import _listening_addresses_of_descendants
 from claimbench.runner.ray_executor import RayExecutor
 import ray
 ex = RayExecutor(num_workers=1)

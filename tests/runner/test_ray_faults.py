@@ -11,7 +11,8 @@ import itertools
 
 import pytest
 
-from claimbench.runner import RayExecutor
+from claimbench.runner.base import Ledger
+from claimbench.runner.ray_executor import RayExecutor
 from claimbench.trial import TrialRecord, TrialSpec, TrialStatus
 
 ray_exceptions = pytest.importorskip("ray.exceptions")
@@ -69,11 +70,11 @@ class World:
         self.killed += 1
 
 
-def run(world, packs, **kw):
+def run(world, packs, timeouts=None, **kw):
     ex = RayExecutor(num_workers=1, inflight_per_actor=2, **kw)
     ex._new_actor = lambda: Actor(world)
     records = []
-    ex._run(world, packs, records.append)
+    ex._run(world, packs, Ledger(packs, records.append, timeouts or {}, ex.max_attempts))
     return {r.trial_id: r for r in records}
 
 
@@ -102,11 +103,7 @@ def test_a_dead_actors_queued_pack_goes_back_uncharged():
 def test_a_built_in_pack_past_its_limit_is_failed_its_actor_replaced_and_the_run_goes_on():
     a, h, b = (dataclasses.replace(BASE, seed=i) for i in range(3))
     world = World(hangs={h.trial_id})
-    ex = RayExecutor(num_workers=1, inflight_per_actor=2)
-    ex._new_actor = lambda: Actor(world)
-    records = []
-    ex._run(world, [[a], [h], [b]], records.append, timeouts={s.trial_id: 0.3 for s in (a, h, b)})
-    by_id = {r.trial_id: r for r in records}
+    by_id = run(world, [[a], [h], [b]], timeouts={s.trial_id: 0.3 for s in (a, h, b)})
     assert by_id[h.trial_id].status is TrialStatus.FAILED and by_id[h.trial_id].error == "timed out after 0.3 s"
     assert by_id[a.trial_id].status is TrialStatus.COMPLETED and by_id[b.trial_id].status is TrialStatus.COMPLETED
     assert world.killed >= 1

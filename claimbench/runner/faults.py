@@ -6,8 +6,10 @@ test, and handed explicitly to the executor and its workers. Entries, separated
 by ``;``:
 
 - ``raise:PREFIX``        training of trials whose id starts with PREFIX raises
-- ``crash:PREFIX[:N]``    the worker process dies when it starts such a trial,
-                          on the first N attempts of its pack (default: always)
+- ``crash:PREFIX[:N]``    the worker is lost when it starts a pack holding such a
+                          trial (a Ray actor's process dies), on the first N attempts
+                          of the pack (default: always); the executor retries the
+                          pack, a bounded number of times
 - ``corrupt:PARAM=FACTOR`` "broken training code": every trial trains with its
                           numeric PARAM (e.g. ``lr``) multiplied by FACTOR, but is
                           recorded under its own spec and trial id, as a bug in the
@@ -15,7 +17,10 @@ by ``;``:
                           run dir written with it holds wrong results: use a fresh one.
 
 Garbage is one line (``UserError``); the specs a ``corrupt`` fault makes train go through the same
-size limits as the suite's own (``check_fault_limits``), so that ``corrupt:steps=1e12`` is refused.
+size limits as the suite's own (``suite.check_fault_limits``), so that ``corrupt:steps=1e12`` is refused.
+
+Faults are injected in one place, the worker side of every executor (``runner.base.Worker``): a
+``crash`` loses the worker, a ``raise`` makes training raise, a ``corrupt`` trains another spec.
 """
 
 from __future__ import annotations
@@ -109,24 +114,6 @@ def corrupted(faults: tuple[Fault, ...], spec: TrialSpec) -> TrialSpec:
         return dataclasses.replace(spec, **changes)
     except ValueError as e:
         raise UserError(f"the corrupted spec cannot run: {e}", where=ENV, fix="use another corrupt factor") from None
-
-
-def check_fault_limits(faults: tuple[Fault, ...], suite) -> None:
-    """Refuse faults whose ``corrupt`` entries make a trial of ``suite`` exceed a limit (limits.py): the
-    same checks, and the same one line, as a suite that asked for those values itself."""
-    from claimbench import limits as lim
-    from claimbench.suite import check_specs, expand
-
-    if not any(f.kind == "corrupt" for f in faults):
-        return
-    table = suite.limit_table()
-    trained = []
-    for spec in expand(suite):
-        bad = corrupted(faults, spec)
-        for key in lim.PARAM_LIMITS:
-            lim.check_param(key, getattr(bad, key), table, f"{ENV} on {suite.path}")
-        trained.append(bad)
-    check_specs(suite, trained, fault=ENV)
 
 
 def as_trial(record: TrialRecord, spec: TrialSpec) -> TrialRecord:

@@ -10,9 +10,11 @@ import pytest
 import claimbench
 from claimbench.api import run_suite
 from claimbench.errors import StoreError
-from claimbench.store import RunStore
-from claimbench.suite import expand, load_suite
+from claimbench.report.exports import write_exports
+from claimbench.store.rundir import RunStore
+from claimbench.suite import expand, load_suite, recorded_suite
 from claimbench.trial import TrialRecord, TrialStatus
+from tests.conftest import TINY_SUITE
 
 
 @pytest.fixture
@@ -61,7 +63,6 @@ def test_load_results_frame(finished_run):
 
 def test_frame_ignores_records_outside_the_current_suite(finished_run, write_suite):
     suite, run_dir, _ = finished_run
-    from tests.conftest import TINY_SUITE
     smaller = load_suite(write_suite(TINY_SUITE.replace("values = [4, 16, 64]", "values = [4, 16]"), "s2.toml"))
     assert run_suite(smaller, run_dir, executor="local", progress=False).trained == 0
     assert set(claimbench.load_results(run_dir)["batch_size"]) == {4, 16}
@@ -69,8 +70,6 @@ def test_frame_ignores_records_outside_the_current_suite(finished_run, write_sui
 
 
 def test_parquet_export(finished_run):
-    from claimbench.report.exports import write_exports
-
     _, run_dir, _ = finished_run
     written = write_exports(run_dir, claimbench.evaluate_run(run_dir))  # what every report writes beside it
     trials, curves = (next(p for p in written if p.name == name) for name in ("trials.parquet", "curves.parquet"))
@@ -78,6 +77,17 @@ def test_parquet_export(finished_run):
     assert len(t) == len(claimbench.load_results(run_dir))
     assert {"trial_id", "step", "val_loss", "test_acc"} <= set(c.columns)
     assert set(c["trial_id"]) == set(t["trial_id"])
+
+
+def test_run_json_keeps_the_suite_as_json_and_the_suite_layer_reads_it_back(finished_run):
+    suite, run_dir, _ = finished_run
+    info = RunStore(run_dir).info()
+    assert info.suite == json.loads(json.dumps(suite.to_dict(), default=str)) and info.path == run_dir / "run.json"
+    again = recorded_suite(info)
+    assert again.name == suite.name and [s.trial_id for s in expand(again)] == [s.trial_id for s in expand(suite)]
+    info.suite = {**info.suite, "axes": 3}
+    with pytest.raises(StoreError, match="run.json's suite is malformed"):
+        recorded_suite(info)
 
 
 def test_missing_and_foreign_run_dirs(tmp_path):
@@ -109,7 +119,6 @@ def test_old_record_schema_is_refused(finished_run):
 
 def test_a_run_dir_of_another_suite_is_refused(finished_run, write_suite):
     _, run_dir, _ = finished_run
-    from tests.conftest import TINY_SUITE
     other = load_suite(write_suite(TINY_SUITE.replace('name = "tiny"', 'name = "other"'), "other.toml"))
     with pytest.raises(StoreError, match="holds a run of suite 'tiny'"):
         run_suite(other, run_dir, executor="local", progress=False)
@@ -117,8 +126,6 @@ def test_a_run_dir_of_another_suite_is_refused(finished_run, write_suite):
 
 def test_a_killed_writers_temporary_files_are_swept_when_the_lock_is_taken(tmp_path):
     """A driver killed inside an atomic write leaves a hidden .NAME.*.tmp: the next writer removes it."""
-    from claimbench.store import RunStore
-
     store = RunStore(tmp_path / "run")
     (tmp_path / "run" / "trials").mkdir(parents=True)
     (tmp_path / "run" / "run.json").write_text("{}")

@@ -1,20 +1,32 @@
 """Every trial has a wall-clock limit, on both executors; a user's workload trains in a child process, so
 that a training function that sleeps forever, calls sys.exit or segfaults is a failed record and the run
-goes on (issue 29). The workload is a package made here and found through its entry point, as any
+goes on. The workload is a package made here and found through its entry point, as any
 installed one is: a dist-info folder on the path (children and Ray workers get it through PYTHONPATH)."""
 
 from __future__ import annotations
 
+import _thread
+import dataclasses
+import json
 import os
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from claimbench.trial import TrialStatus
-from tests.conftest import cli
+from claimbench.api import run_suites
+from claimbench.runner.cost import model_seconds
+from claimbench.runner.local import LocalExecutor
+from claimbench.runner.packs import make_packs
+from claimbench.runner.timeouts import TIMEOUT_FLOOR_S, TIMEOUT_SAFETY, default_timeout, trial_timeouts
+from claimbench.store.rundir import RunStore
+from claimbench.suite import expand, load_suite
+from claimbench.trial import TrialSpec, TrialStatus
+from claimbench.workloads import registry
+from tests.conftest import TINY_SUITE, cli
 
 PACKAGE = '''
 """A training function that does what its ``mode`` says: trains (a few cheap reports), sleeps forever,
@@ -72,8 +84,6 @@ params = { a = { mode = "ok" }, b = { mode = "sleep" } }
 @pytest.fixture(scope="module")
 def hangs(tmp_path_factory):
     """The ``hangs`` workload, registered through a dist-info folder on sys.path and PYTHONPATH."""
-    from claimbench.workloads import registry
-
     root = tmp_path_factory.mktemp("pkg")
     (root / "hangs.py").write_text(textwrap.dedent(PACKAGE), encoding="utf-8")
     info = root / "hangs-1.0.dist-info"
@@ -99,9 +109,6 @@ def hangs(tmp_path_factory):
 def watchdog():
     """Interrupt the test (KeyboardInterrupt in the main thread) if it runs past 150 s: without trial limits a
     hang would block it forever rather than fail it."""
-    import _thread
-    import threading
-
     timer = threading.Timer(150, _thread.interrupt_main)
     timer.start()
     yield
@@ -109,14 +116,10 @@ def watchdog():
 
 
 def _records(out: Path) -> dict[str, object]:
-    from claimbench.store import RunStore
-
     return {r.spec["workload_params"]: r for r in RunStore(out).records()}
 
 
 def _by_mode(records: dict) -> dict:
-    import json
-
     return {json.loads(k)["mode"]: r for k, r in records.items()}
 
 
@@ -147,9 +150,6 @@ def test_local_a_hang_an_exit_and_a_segfault_are_failed_records_and_the_run_fini
 @pytest.mark.ray
 def test_ray_a_hang_an_exit_and_a_segfault_are_failed_records_and_the_run_finishes(hangs, tmp_path, watchdog):
     """The same on Ray (through the API: no report), where the hang blocked the run forever."""
-    from claimbench.api import run_suites
-    from claimbench.suite import load_suite
-
     out = tmp_path / "out"
     start = time.monotonic()
     [summary] = run_suites([(load_suite(hangs), out)], executor="ray", progress=False, trial_timeout=5)
@@ -159,9 +159,6 @@ def test_ray_a_hang_an_exit_and_a_segfault_are_failed_records_and_the_run_finish
 
 
 def test_the_limit_comes_from_the_flag_else_the_suites_limits_table_else_the_estimate(hangs, tmp_path):
-    from claimbench.runner import default_timeout, trial_timeouts
-    from claimbench.suite import expand, load_suite
-
     plain = load_suite(hangs)
     path = tmp_path / "limited.toml"
     path.write_text(hangs.read_text() + "\n[limits]\ntrial_timeout = 3\n", encoding="utf-8")
@@ -177,10 +174,6 @@ def test_the_limit_comes_from_the_flag_else_the_suites_limits_table_else_the_est
 def test_a_built_in_pack_past_its_limit_fails_and_the_run_goes_on(tmp_path):
     """On the local executor the built-in workloads train in this process, under an alarm of their pack's
     summed limits: a limit no trial can meet fails them all, with the time, and the executor returns."""
-    from claimbench.runner import LocalExecutor, make_packs
-    from claimbench.suite import expand, load_suite
-    from tests.conftest import TINY_SUITE
-
     path = tmp_path / "tiny.toml"
     path.write_text(textwrap.dedent(TINY_SUITE).replace("steps = 30", "steps = 100000"), encoding="utf-8")
     specs = expand(load_suite(path, "smoke"))[:2]
@@ -193,12 +186,6 @@ def test_a_built_in_pack_past_its_limit_fails_and_the_run_goes_on(tmp_path):
 
 
 def test_the_default_limit_is_the_estimate_times_the_safety_factor_with_a_floor():
-    import dataclasses
-
-    from claimbench.plan import model_seconds
-    from claimbench.runner import TIMEOUT_FLOOR_S, TIMEOUT_SAFETY, default_timeout
-    from claimbench.trial import TrialSpec
-
     small = TrialSpec(dataset="teacher", n_samples=600, depth=1, width=16, batch_size=8, steps=30)
     assert default_timeout(small) == TIMEOUT_FLOOR_S
     big = dataclasses.replace(small, depth=8, width=4096, steps=100_000)

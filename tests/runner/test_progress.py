@@ -10,7 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from claimbench.runner import LocalExecutor, make_packs, run_trials
+from claimbench.runner.driver import run_trials
+from claimbench.runner.local import LocalExecutor
+from claimbench.runner.packs import make_packs
 from claimbench.runner.progress import RunProgress, command_elapsed, timing_line
 from claimbench.runner.ray_executor import _pending_actors, _Reporter, _stall_message
 from claimbench.suite import expand, load_suite
