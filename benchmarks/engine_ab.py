@@ -69,7 +69,7 @@ def worker(suite: str, where: dict[str, str], steps: int) -> dict:
     from claimbench.runner.packs import pack_width
     from claimbench.suite import expand, load_suite
     from claimbench.train import train_pack
-    from claimbench.workloads import DataCache
+    from claimbench.workloads.data import DataCache
 
     torch.set_num_threads(1)
     specs = _selected(expand(load_suite(suite, "default")), where)

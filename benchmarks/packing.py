@@ -31,8 +31,8 @@ import torch
 
 from claimbench.runner.packs import pack_width
 from claimbench.train import train_jointly, train_trial
-from claimbench.trial import TrialSpec
-from claimbench.workloads import DataCache
+from claimbench.workloads.builtin import TrialSpec
+from claimbench.workloads.data import DataCache
 
 ALONE = 3  # trials timed one at a time per cell (their mean is the per-trial time)
 WIDTHS = (8, 32)  # pack widths measured besides the runner's own

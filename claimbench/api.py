@@ -11,12 +11,13 @@ import pandas as pd
 
 from claimbench.claims import ClaimResult, evaluate_claims
 from claimbench.env import environment
-from claimbench.loop import Plan, read_record, run_rounds
 from claimbench.errors import StoreError
+from claimbench.loop import Plan, read_record, run_rounds
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
 from claimbench.store import RunStore
 from claimbench.suite import Suite, expand
-from claimbench.trial import TrialRecord, TrialSpec
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import TrialSpec
 
 
 @dataclass

@@ -215,7 +215,7 @@ def code_change_note(store, suite) -> str:
 
 
 def _config_id(spec: dict) -> str:
-    from claimbench.trial import TrialSpec
+    from claimbench.workloads.builtin import TrialSpec
 
     try:
         return TrialSpec.from_dict(spec).config_id

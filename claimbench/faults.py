@@ -27,7 +27,9 @@ import re
 from dataclasses import dataclass
 
 from claimbench.errors import UserError
-from claimbench.trial import SPEC_FIELDS, TrialRecord, TrialSpec
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import SPEC_FIELDS, TrialSpec
+from claimbench.workloads.settings import PARAM_LIMITS, check_param
 
 ENV = "CLAIMBENCH_FAULTS"
 MAX_TIMES = 1_000_000
@@ -114,7 +116,6 @@ def corrupted(faults: tuple[Fault, ...], spec: TrialSpec) -> TrialSpec:
 def check_fault_limits(faults: tuple[Fault, ...], suite) -> None:
     """Refuse faults whose ``corrupt`` entries make a trial of ``suite`` exceed a limit (limits.py): the
     same checks, and the same one line, as a suite that asked for those values itself."""
-    from claimbench import limits as lim
     from claimbench.suite import check_specs, expand
 
     if not any(f.kind == "corrupt" for f in faults):
@@ -123,8 +124,8 @@ def check_fault_limits(faults: tuple[Fault, ...], suite) -> None:
     trained = []
     for spec in expand(suite):
         bad = corrupted(faults, spec)
-        for key in lim.PARAM_LIMITS:
-            lim.check_param(key, getattr(bad, key), table, f"{ENV} on {suite.path}")
+        for key in PARAM_LIMITS:
+            check_param(key, getattr(bad, key), table, f"{ENV} on {suite.path}")
         trained.append(bad)
     check_specs(suite, trained, fault=ENV)
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from claimbench.runner.packs import cost, make_packs
 from claimbench.suite import Suite, expand
-from claimbench.trial import TrialSpec, TrialStatus
+from claimbench.trial import TrialStatus
+from claimbench.workloads.builtin import TrialSpec
 
 #: The model of one trial's worker seconds, ``DEFAULT_SECONDS_PER_TRIAL + DEFAULT_SECONDS_PER_COST x
 #: cost``: the least-squares fit over the 5875 completed trials published in reports/faq-default and

@@ -51,7 +51,8 @@ import pandas as pd
 from claimbench.errors import StoreError
 from claimbench.paths import PathError, inside, output_dir
 from claimbench.suite import Suite, expand
-from claimbench.trial import RECORD_SCHEMA, TrialRecord, TrialSpec, TrialStatus
+from claimbench.trial import RECORD_SCHEMA, TrialRecord, TrialStatus
+from claimbench.workloads.builtin import TrialSpec
 
 RUN_SCHEMA = 1
 LOCK_FILE = ".claimbench.lock"

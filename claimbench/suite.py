@@ -43,8 +43,10 @@ from typing import TYPE_CHECKING, Any
 from claimbench import limits as lim
 from claimbench.errors import SuiteError, UserError
 from claimbench.paths import NAME_MAX, NAME_PATTERN, check_name
-from claimbench.trial import CHOICES, RANGES, SPEC_FIELDS, TrialSpec, level_label
+from claimbench.trial import DERIVED, METRICS, RECORD_COLUMNS, level_label
 from claimbench.workloads import registry
+from claimbench.workloads.builtin import CHOICES, FIELDS, RANGES, SPEC_FIELDS, TrialSpec
+from claimbench.workloads.settings import check_param
 from claimbench.workloads.spec import LOOP_FIELDS, MODEL_FIELDS, POLICY_FIELDS, Workload
 
 if TYPE_CHECKING:  # claims (and with them scipy) load only once a suite's claims are parsed, so that a
@@ -53,21 +55,14 @@ if TYPE_CHECKING:  # claims (and with them scipy) load only once a suite's claim
 
 TIERS = ("smoke", "ci", "default", "full")
 ROLES = ("scientific", "nuisance", "fixed")
-SECTIONS = {
-    "workload": ("name", "dataset", "n_samples", "data_seed", "label_noise", "outlier_frac", "seq_len", "model", "depth",
-                 "width", "shape", "activation", "init", "init_dist", "batchnorm", "dropout", "dropout_position",
-                 "dropout_kind", "parameterization", "base_width"),
-    "train": ("kind", "loss", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps",
-              "schedule", "warmup_steps", "schedule_gamma", "plateau_patience", "clip",
-              "clip_threshold", "batch_size", "evals", "patience", "restore_best",
-              "divergence_factor", "target", "measure_latency", "range_lr_min", "range_lr_max", "range_steps",
-              "measure_noise_scale", "exclusive", "batch_schedule", "batch_factor"),
-    "budget": ("epochs", "steps"),
-}
+#: The keys of each section: the spec fields it sets (``trial.Field.section``); [workload] also names the workload.
+SECTIONS = {section: (("name",) if section == "workload" else ()) + tuple(n for n, f in FIELDS.items()
+                                                                          if f.section == section)
+            for section in ("workload", "train", "budget")}
 BUDGET_KEYS = frozenset(SECTIONS["budget"])
 #: Spec fields a suite never sets: the seed comes from [suite] seeds; the workload, its parameters and its
 #: code fingerprint from [workload] and the registry.
-INTERNAL = ("seed", "workload", "workload_params", "code")
+INTERNAL = tuple(n for n, f in FIELDS.items() if not f.section)
 TOP_KEYS = ("suite", "workload", "train", "budget", "axes", "tiers", "claims", "resources", "limits", "adapt")
 #: [adapt]: the adaptive rules the experimenter loop (claimbench/loop.py) may apply, fixed before the run:
 #: ``extend = { lr = 2 }`` lets a nuisance axis gain up to 2 values beyond each edge where claims are
@@ -496,8 +491,9 @@ def _source(suite: Suite, param: str) -> str:
 
 
 def check_specs(suite: Suite, specs: list[TrialSpec], fault: str = "") -> None:
-    """Every spec against the dataset and memory limits (``limits.check_spec``), once per model and data
-    shape. ``fault``: the specs are those a fault makes train (the error line says so)."""
+    """Every spec against its workload's size checks (``Workload.check``: for the built-ins, the dataset and
+    memory limits), once per model and data shape. ``fault``: the specs are those a fault makes train (the
+    error line says so)."""
     limits = suite.limit_table()
     seen = set()
     for spec in specs:
@@ -506,14 +502,14 @@ def check_specs(suite: Suite, specs: list[TrialSpec], fault: str = "") -> None:
         if key in seen:
             continue
         seen.add(key)
-        lim.check_spec(spec, limits, lambda param: f"{fault} on {suite.path}" if fault
-                       else f"{suite.path}: {_source(suite, param)}")
+        check = registry.get(spec.workload).check
+        if check is not None:
+            check(spec, limits, lambda param: f"{fault} on {suite.path}" if fault
+                  else f"{suite.path}: {_source(suite, param)}")
 
 
 def _produced_columns(suite: Suite, specs: list[TrialSpec]) -> set[str]:
     """The frame columns that some trial of ``specs`` can give a value (analysis/frames.py's columns)."""
-    from claimbench.analysis.frames import DERIVED, METRICS, RECORD_COLUMNS
-
     tasks = {s.task or suite.task for s in specs}
     cols = {"trial_id", "budget", *SPEC_FIELDS, *RECORD_COLUMNS, *(a.name for a in suite.axes),
             *(k for s in specs[:1] for k in s.params)}
@@ -917,7 +913,7 @@ class _Validator:
             if bad:
                 rule = _range_text(lo, hi, lo_inc, hi_inc)
                 raise self.fail(where, f"{key} must be {rule}, got {value!r}", f"set {key} to a value {rule}")
-        lim.check_param(key, value, self.limits, self.where(where))
+        check_param(key, value, self.limits, self.where(where))
         return value
 
     def axis_values(self, name: str, spec: Any, where: str) -> tuple[Any, ...]:

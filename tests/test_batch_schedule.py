@@ -11,7 +11,7 @@ import torch
 from claimbench.runner.packs import pack_key, packable
 from claimbench.train import train_jointly, train_trial
 from claimbench.train.policy import DataOrder, Plan
-from claimbench.trial import TrialSpec
+from claimbench.workloads.builtin import TrialSpec
 from tests.test_packed import assert_match
 
 # 1000 samples of the teacher task: 640 training examples, 80 batches of 8 per epoch

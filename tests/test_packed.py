@@ -15,7 +15,8 @@ import pytest
 from claimbench.runner import packs as packs_module
 from claimbench.runner.packs import DEFAULT_PACK_SIZE, make_packs, pack_key, packable
 from claimbench.train import train_jointly, train_pack, train_trial
-from claimbench.trial import CHOICES, TrialSpec, TrialStatus
+from claimbench.trial import TrialStatus
+from claimbench.workloads.builtin import CHOICES, TrialSpec
 
 RTOL = 1e-5  # relative, on every loss of every curve point and on the final metrics
 LOSS_KEYS = ("train_loss", "val_loss", "test_loss", "train_loss_ema")

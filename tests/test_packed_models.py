@@ -15,7 +15,8 @@ import pytest
 
 from claimbench.runner.packs import pack_key, packable
 from claimbench.train import train_jointly, train_pack, train_trial
-from claimbench.trial import TrialSpec, TrialStatus
+from claimbench.trial import TrialStatus
+from claimbench.workloads.builtin import TrialSpec
 from tests.test_packed import assert_match, close, metric_close
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # the fixtures (cache too) are in conftest.py

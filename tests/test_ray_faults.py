@@ -12,7 +12,8 @@ import itertools
 import pytest
 
 from claimbench.runner import RayExecutor
-from claimbench.trial import TrialRecord, TrialSpec, TrialStatus
+from claimbench.trial import TrialRecord, TrialStatus
+from claimbench.workloads.builtin import TrialSpec
 
 ray_exceptions = pytest.importorskip("ray.exceptions")
 

@@ -6,12 +6,12 @@ import dataclasses
 
 import pytest
 
+from claimbench.errors import UserError
 from claimbench.faults import parse_faults
 from claimbench.runner import LocalExecutor, RayExecutor, make_packs, run_trials
 from claimbench.runner.packs import PACK_MEMORY_BYTES, cost, pack_bytes, pack_width, packable
 from claimbench.suite import expand, load_suite
 from claimbench.trial import TrialStatus
-from claimbench.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_bad_fault_plans_are_user_errors(text):
 # ---------------------------------------------------------------- pack width, exclusive timing trials
 
 def _mlp(**kw):
-    from claimbench.trial import TrialSpec
+    from claimbench.workloads.builtin import TrialSpec
 
     base = dict(dataset="mnist1d", depth=2, width=100, batch_size=8, steps=50, optimizer="sgd", momentum=0.9)
     return TrialSpec(**{**base, **kw})
@@ -169,7 +169,7 @@ def test_exclusive_trials_go_last_in_blocks_with_their_comparison_arm():
 
 
 def test_timing_claims_mark_the_trials_they_compare_exclusive():
-    from claimbench.trial import TrialSpec
+    from claimbench.workloads.builtin import TrialSpec
 
     act = expand(load_suite("activations", "smoke"))
     timed = {s.activation for s in act if s.exclusive}

@@ -23,8 +23,8 @@ from claimbench.errors import UserError
 from claimbench.suite import TIERS, expand, json_schema, load_group, load_targets, suites_dir
 from claimbench.train import train_trial
 from claimbench.train.loop import gradient_noise_scale, noise_scale_summary
-from claimbench.trial import TrialSpec
-from claimbench.workloads import DataCache
+from claimbench.workloads.builtin import TrialSpec
+from claimbench.workloads.data import DataCache
 
 FIXTURE = Path(__file__).parent / "fixtures" / "shallue" / "mnist" / "simple_cnn" / "nesterov_momentum"
 

@@ -13,7 +13,7 @@ import tomllib
 
 from claimbench.errors import SuiteError
 from claimbench.suite import TIERS, expand, json_schema, load_suite, suite_names, suites_dir
-from claimbench.trial import TrialSpec
+from claimbench.workloads.builtin import TrialSpec
 from tests.conftest import TINY_SUITE
 
 SCHEMA_FILE = Path(__file__).parents[1] / "claimbench" / "suite.schema.json"

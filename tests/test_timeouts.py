@@ -197,7 +197,7 @@ def test_the_default_limit_is_the_estimate_times_the_safety_factor_with_a_floor(
 
     from claimbench.plan import model_seconds
     from claimbench.runner import TIMEOUT_FLOOR_S, TIMEOUT_SAFETY, default_timeout
-    from claimbench.trial import TrialSpec
+    from claimbench.workloads.builtin import TrialSpec
 
     small = TrialSpec(dataset="teacher", n_samples=600, depth=1, width=16, batch_size=8, steps=30)
     assert default_timeout(small) == TIMEOUT_FLOOR_S

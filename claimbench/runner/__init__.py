@@ -24,7 +24,8 @@ from claimbench.runner.local import LocalExecutor
 from claimbench.runner.packs import DEFAULT_PACK_SIZE, cost, make_packs
 from claimbench.runner.progress import RunProgress
 from claimbench.runner.ray_executor import RayExecutor, pick_device, slots_on_nodes
-from claimbench.trial import TrialRecord, TrialSpec
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import TrialSpec
 
 EXECUTORS = ("ray", "local")
 #: The default limit of a trial: its estimated seconds times this (the estimate is rough: a factor of 5 either

@@ -31,7 +31,8 @@ import time
 from typing import Any, Callable
 
 from claimbench.faults import Fault, as_trial, corrupted, should_raise
-from claimbench.trial import TrialRecord, TrialSpec
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import TrialSpec
 
 #: Seconds a child may take to start before its first trial (import torch, the workload's package).
 STARTUP_S = 120.0
@@ -304,7 +305,7 @@ def _trainer(emit: Callable[[dict[str, Any]], None]) -> None:
 
     from claimbench.train import train_pack
     from claimbench.train.policy import observing
-    from claimbench.workloads import DataCache
+    from claimbench.workloads.data import DataCache
 
     cache = DataCache()
     while True:

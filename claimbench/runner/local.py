@@ -17,7 +17,8 @@ from typing import Callable
 
 from claimbench.faults import Fault, as_trial, corrupted, should_crash, should_raise
 from claimbench.runner.child import Isolator, TrialTimeout, alarm, needs_child, run_isolated, timed_out_text
-from claimbench.trial import TrialRecord, TrialSpec
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import TrialSpec
 
 #: Torch threads while an exclusive (timing) pack trains in this process.
 TIMING_THREADS = 1
@@ -27,7 +28,7 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, faults: tuple[Fault, ...] = ()) -> None:
-        from claimbench.workloads import DataCache  # torch loads when an executor is made, not on import
+        from claimbench.workloads.data import DataCache  # torch loads when an executor is made, not on import
 
         self.cache = DataCache()
         self.faults = faults

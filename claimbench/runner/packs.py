@@ -23,12 +23,11 @@ with nothing else training.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from itertools import groupby
 
-from claimbench.trial import TrialSpec
+from claimbench.workloads.builtin import FIELDS, TrialSpec, shapes
 
 #: Upper bound on a pack's width (``--pack-size`` sets it). The width itself comes from
 #: ``pack_width``: the measured table, the memory bound and the load balance.
@@ -72,17 +71,8 @@ PACK_MEMORY_BYTES = 2 * 2**30
 #: shared by the pack). A field not listed here (one added later, such as a new measurement) makes
 #: a spec packable only at its default value: new features fall back to ``train_trial`` until the
 #: packed trainer learns them.
-PACKED_FIELDS = frozenset({
-    "seed", "kind", "dataset", "n_samples", "data_seed", "seq_len", "label_noise", "outlier_frac", "model", "depth",
-    "width", "shape", "activation", "init", "init_dist", "batchnorm", "dropout", "dropout_position", "dropout_kind",
-    "loss", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps", "schedule",
-    "warmup_steps", "schedule_gamma", "plateau_patience", "clip", "clip_threshold", "batch_size", "epochs", "steps",
-    "evals", "patience", "restore_best", "divergence_factor", "target", "measure_latency",
-    "range_lr_min", "range_lr_max", "range_steps",  # kind = range_test: each trial's own LR ramp
-    "parameterization", "base_width", "batch_schedule", "batch_factor",  # shared by a pack (pack_key)
-    "code",  # the built-ins' code fingerprint (part of the id, not of training); another workload is never packed
-})
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrialSpec)}
+PACKED_FIELDS = frozenset(name for name, f in FIELDS.items() if f.packed)  # (trial.Field.packed)
+_DEFAULTS = {name: f.default for name, f in FIELDS.items()}
 
 
 def packable(spec: TrialSpec) -> bool:
@@ -127,12 +117,6 @@ def cost(spec: TrialSpec) -> float:
     return steps * (1.0 + spec.batch_size / 256) * (spec.depth * spec.width / 200)
 
 
-#: Input shape per example of each dataset, and its outputs (for ``pack_bytes``; the real ones come
-#: with the data; a dataset not listed counts as 1000 features and 10 outputs).
-_INPUTS: dict[str, tuple[tuple[int, ...], int]] = {
-    "mnist1d": ((40,), 10), "digits": ((1, 8, 8), 10), "teacher": ((20,), 10), "regression": ((20,), 1),
-    "mnist": ((1, 28, 28), 10), "fashion_mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10),
-}
 #: Optimizer state per parameter, in parameter-sized tensors.
 _OPT_STATE = {"sgd": 1, "adam": 2, "adamw": 2, "nadam": 2, "rmsprop": 2, "adamax": 2}
 #: Examples per evaluation forward (train/metrics.py evaluates in chunks of at most this many).
@@ -147,13 +131,8 @@ def pack_bytes(spec: TrialSpec) -> int:
     """An upper estimate of the bytes one trial of ``spec`` adds to a pack (float32): parameters,
     gradients, optimizer state and a best-state copy, plus the activations of a training step
     (kept for backward, with their gradients) and of one evaluation chunk."""
-    shape, n_out = _INPUTS.get(spec.dataset, ((1000,), 10))
-    if spec.dataset == "adding":
-        shape, n_out = (spec.seq_len, 2), 1
-    widths, w = [], spec.width
-    for _ in range(spec.depth):
-        widths.append(max(4, w) if spec.shape == "pyramid" else spec.width)
-        w //= 2
+    shape, n_out = shapes.io_shape(spec) or ((1000,), 10)  # a dataset not built in: 1000 features, 10 outputs
+    widths = shapes.layer_widths(spec.depth, spec.width, spec.shape)
     params, acts = 0, 0  # acts: floats per example
     if spec.model == "cnn":
         c, hw = (shape[0], shape[1] * shape[2]) if len(shape) == 3 else (1, math.prod(shape))

@@ -47,7 +47,8 @@ from typing import Any, Callable, Iterator
 from claimbench.errors import UserError
 from claimbench.faults import Fault, as_trial, corrupted, should_crash, should_raise
 from claimbench.runner.child import STARTUP_S, Isolator, needs_child, run_isolated, timed_out_text
-from claimbench.trial import TrialRecord, TrialSpec
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import TrialSpec
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ class _Worker:
         import ray
         import torch
 
-        from claimbench.workloads import DataCache
+        from claimbench.workloads.data import DataCache
 
         self.threads = max(1, int(cpus))  # torch threads = the slot's CPUs (a fraction of one: 1 thread)
         torch.set_num_threads(self.threads)

@@ -50,8 +50,11 @@ from claimbench.train import policy
 from claimbench.train.metrics import LATENCY_BATCH, LossFn, batch_losses, evaluate, forward_latency, make_loss
 from claimbench.train.optim import clip_gradients, make_optimizer
 from claimbench.train.policy import noise_scale_summary
-from claimbench.trial import TrialRecord, TrialSpec
-from claimbench.workloads import DataCache, Dataset, registry, weight_layers
+from claimbench.trial import TrialRecord
+from claimbench.workloads import registry
+from claimbench.workloads.builtin import TrialSpec
+from claimbench.workloads.builtin.layers import weight_layers
+from claimbench.workloads.data import DataCache, Dataset
 from claimbench.workloads.spec import Config, Workload
 
 __all__ = ["SingleEngine", "forward_latency", "gradient_noise_scale", "make_loss", "noise_scale_summary",

@@ -69,9 +69,11 @@ from claimbench.runner.packs import CNN_EVAL_FLOATS, pack_key, packable
 from claimbench.train import policy
 from claimbench.train.loop import train_trial
 from claimbench.train.metrics import EVAL_CHUNK, LATENCY_BATCH, batch_losses, evaluate, forward_latency, make_loss
-from claimbench.trial import TrialRecord, TrialSpec
-from claimbench.workloads import DataCache, Dataset, build_model
-from claimbench.workloads.models import Readout, SequenceModel, as_sequence, param_scales
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import TrialSpec
+from claimbench.workloads.builtin.layers import Readout, SequenceModel, as_sequence, param_scales
+from claimbench.workloads.builtin.models import build_model
+from claimbench.workloads.data import DataCache, Dataset
 
 NADAM_MOMENTUM_DECAY = 4e-3  # torch.optim.NAdam's default, as make_optimizer leaves it
 CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s

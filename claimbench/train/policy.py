@@ -67,8 +67,9 @@ from typing import Callable, Protocol
 import torch
 
 from claimbench.train.optim import Schedule
-from claimbench.trial import TrialRecord, TrialSpec, TrialStatus
-from claimbench.workloads import Dataset
+from claimbench.trial import TrialRecord, TrialStatus
+from claimbench.workloads.builtin import TrialSpec
+from claimbench.workloads.data import Dataset
 
 EMA = 0.1  # weight of the newest minibatch loss in the smoothed training loss
 RANGE_BETA = 0.98  # the range test's loss smoothing

@@ -1,4 +1,4 @@
-"""Users' workloads: the contract (workloads/spec.py), the registry and its one table, the suite loader's
+"""Users' workloads: the contract (workloads/spec.py), the registry, the suite loader's
 rules for another workload, the training-function policy (policy.Context), code fingerprints in trial
 ids, the worker that lacks a package, and the example package (examples/tiny_resnet) end to end on
 both executors."""
@@ -22,11 +22,12 @@ from claimbench.runner.packs import packable
 from claimbench.suite import expand, json_schema, load_suite, parse_suite
 from claimbench.train import train_pack, train_trial
 from claimbench.train.policy import Context
-from claimbench.trial import CHOICES, DATASET_TASKS, IMAGE_DATASETS, TrialSpec, TrialStatus
-from claimbench.workloads import BUILDERS, dataset_shape, registry
+from claimbench.trial import TrialStatus
+from claimbench.workloads import registry
+from claimbench.workloads.builtin import CHOICES, TrialSpec, shapes
 from claimbench.workloads.spec import Data, Param, Workload
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "examples" / "tiny_resnet"
 SUITES = EXAMPLE / "suites"
 
@@ -56,14 +57,17 @@ def fake(monkeypatch):
     return add
 
 
-# ---------------------------------------------------------------- the one table
+# ---------------------------------------------------------------- the built-ins' tables
 
-def test_builtin_tables_derive_from_the_registry():
-    names = tuple(d.name for d in registry.DATASETS)
-    assert CHOICES["dataset"] == names and tuple(BUILDERS) == names and CHOICES["model"] == registry.MODELS
-    assert DATASET_TASKS == {d.name: d.task for d in registry.DATASETS}
-    assert IMAGE_DATASETS == tuple(d.name for d in registry.DATASETS if d.image)
-    assert dataset_shape("adding", 7) == ((7, 2), 1) and dataset_shape("cifar10") == ((3, 32, 32), 10)
+def test_the_builtin_datasets_and_models_are_the_modules_of_their_packages():
+    package = ROOT / "claimbench" / "workloads" / "builtin"
+    assert set(CHOICES["dataset"]) == {p.stem for p in (package / "datasets").glob("[!_]*.py")} and \
+        len(CHOICES["dataset"]) == 8
+    assert set(CHOICES["model"]) == {p.stem for p in (package / "models").glob("[!_]*.py")} == \
+        {"mlp", "cnn", "rnn", "lstm"}
+    assert shapes.io_shape(TrialSpec(steps=1, dataset="adding", seq_len=7)) == ((7, 2), 1)
+    assert shapes.io_shape(TrialSpec(steps=1, dataset="cifar10")) == ((3, 32, 32), 10)
+    assert shapes.io_shape(TrialSpec(steps=1, dataset="", model="")) is None  # another workload's spec
 
 
 def test_builtins_register_through_the_entry_point():
