@@ -497,8 +497,10 @@ def check_specs(suite: Suite, specs: list[TrialSpec], fault: str = "") -> None:
     limits = suite.limit_table()
     seen = set()
     for spec in specs:
-        key = (spec.dataset, spec.n_samples, spec.seq_len, spec.model, spec.depth, spec.width, spec.shape,
-               spec.batch_size)
+        # what a size check reads: the workload and its parameters, the data and model shape, the batch, and
+        # what a model's parameter count adds per layer (BatchNorm, PReLU's slope)
+        key = (spec.workload, spec.workload_params, *spec.shape_key(), spec.batch_size, spec.batchnorm,
+               spec.activation)
         if key in seen:
             continue
         seen.add(key)

@@ -580,7 +580,7 @@ class _StackedOptimizer:
     def __init__(self, specs: list[TrialSpec], theta: torch.Tensor,
                  scales: tuple[torch.Tensor, torch.Tensor] | None = None):
         self.kind = specs[0].optimizer
-        # muP (models.py): per-parameter LR and weight-decay multipliers, (1, P) each; None under SP
+        # muP (workloads/builtin/models/mlp.py): per-parameter LR and weight-decay multipliers, (1, P) each; None under SP
         self.lr_scale, self.wd_scale = scales if scales is not None else (None, None)
         if scales is not None and self.kind not in ("adam", "adamw"):
             raise ValueError(f"packed muP implements adam and adamw, not {self.kind}")

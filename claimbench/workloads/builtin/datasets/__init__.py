@@ -85,7 +85,7 @@ def _discovered() -> dict[str, BuiltinDataset]:
 
 def table() -> dict[str, BuiltinDataset]:
     """Every built-in dataset by name: this package's, in name order, then the registered ones."""
-    return {**_discovered(), **_ADDED}
+    return {**_discovered(), **_ADDED} if _ADDED else _discovered()
 
 
 def names() -> tuple[str, ...]:

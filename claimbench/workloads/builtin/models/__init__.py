@@ -60,7 +60,7 @@ def _discovered() -> dict[str, Family]:
 
 def table() -> dict[str, Family]:
     """Every built-in model family by name: this package's, in name order, then the registered ones."""
-    return {**_discovered(), **_ADDED}
+    return {**_discovered(), **_ADDED} if _ADDED else _discovered()
 
 
 def names() -> tuple[str, ...]:
