@@ -30,7 +30,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable, Sequence
+from typing import Any, ClassVar, Sequence
 
 #: The training semantics' revision (kept in every record; part of every trial id). 3: packs break ties by
 #: config_id, so a trial's pack neighbours, and with them its rounding, no longer follow the code fingerprint.
@@ -65,8 +65,8 @@ class Field:
     ``section``: the suite table that sets it (``workload``, ``train``, ``budget``), or "" for the fields a
     suite never sets (the seed comes from [suite] seeds; the workload, its parameters and its code from
     [workload] and the registry). ``low``/``high`` bound a number (each inclusive unless ``low_inclusive``
-    / ``high_inclusive`` is false); ``choices`` lists the strings it accepts (or is a function giving them,
-    for a table that can grow, such as the built-in datasets). ``limit`` is the limits.py key that bounds
+    / ``high_inclusive`` is false); ``choices`` lists the strings it accepts (empty: any, or a table's
+    names, as the built-in datasets' for ``dataset``). ``limit`` is the limits.py key that bounds
     its value. ``group`` says which workloads read it (workloads/spec.py): ``loop`` (claimbench's training
     loop: a training function reads it when it lists it in ``uses``), ``policy`` (the trial policy: every
     workload), ``uses`` (a built-in setting another workload reads when it lists it in ``uses``), or "".
@@ -84,17 +84,13 @@ class Field:
     high: float | None = None
     low_inclusive: bool = True
     high_inclusive: bool = True
-    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
+    choices: tuple[str, ...] = ()
     limit: str = ""
     group: str = ""
     id_omits_default: bool = False
     packed: bool = True
     pack_shape: bool = False
     help: str = ""
-
-    def options(self) -> tuple[str, ...]:
-        """The strings this field accepts (empty: any)."""
-        return tuple(self.choices()) if callable(self.choices) else self.choices
 
     def range(self) -> tuple[float | None, float | None, bool, bool] | None:
         """(low, high, low_inclusive, high_inclusive), or None when it has no bound (an absent bound is
@@ -184,7 +180,7 @@ class Spec:
     """
 
     #: Every field of the class, by name, in order (set by ``spec_class``).
-    FIELDS: dict[str, Field] = {}
+    FIELDS: ClassVar[dict[str, Field]] = {}
 
     def __post_init__(self) -> None:
         if (self.epochs > 0) == (self.steps > 0):

@@ -41,7 +41,7 @@ class BuiltinSpec(Spec):
 
     def check_workload(self) -> None:
         task = self.task
-        if task and self.loss in self.FIELDS["loss"].options() and self.loss not in TASK_LOSSES[task]:
+        if task and self.loss in self.FIELDS["loss"].choices and self.loss not in TASK_LOSSES[task]:
             raise ValueError(f"loss {self.loss!r} does not apply to {self.dataset} ({task}); "
                              f"use one of: {', '.join(TASK_LOSSES[task])}")
         if task == "regression" and self.label_noise > 0:
@@ -88,12 +88,12 @@ class _Choices(Mapping[str, tuple[str, ...]]):
     def __getitem__(self, name: str) -> tuple[str, ...]:
         if name in self.LIVE:
             return self.LIVE[name]()
-        if name in FIELDS and FIELDS[name].options():
-            return FIELDS[name].options()
+        if name in FIELDS and FIELDS[name].choices:
+            return FIELDS[name].choices
         raise KeyError(name)
 
     def __iter__(self) -> Iterator[str]:
-        return iter([name for name, f in FIELDS.items() if name in self.LIVE or f.options()])
+        return iter([name for name, f in FIELDS.items() if name in self.LIVE or f.choices])
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

@@ -4,6 +4,7 @@ models learn, layer orders are what the spec says, param_count is exact, init gr
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 
 import pytest
@@ -53,6 +54,11 @@ def test_the_layers_implement_exactly_the_declared_choices():
     assert set(ACTIVATIONS) == set(CHOICES["activation"])
     assert set(INITS) == set(CHOICES["init"])
     assert set(INIT_DISTS) == set(CHOICES["init_dist"])
+
+
+def test_each_family_names_a_packed_engine_module_that_exists():
+    for family in models.table().values():
+        assert family.packed and importlib.util.find_spec(family.packed) is not None, family.name
 
 
 def test_cnn_refuses_a_non_image_dataset_clearly():

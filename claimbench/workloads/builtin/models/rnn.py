@@ -18,7 +18,7 @@ ACTIVATIONS = ("tanh", "relu")
 
 
 def check(spec: Any, dataset: BuiltinDataset | None) -> None:
-    if spec.activation in FIELDS["activation"].options() and spec.activation not in ACTIVATIONS:
+    if spec.activation in FIELDS["activation"].choices and spec.activation not in ACTIVATIONS:
         raise ValueError(f"model rnn takes activation tanh or relu, got {spec.activation}")
     if spec.batchnorm:
         raise ValueError("model rnn has no batchnorm; set batchnorm = false")
