@@ -70,7 +70,7 @@ def worker(suite: str, where: dict[str, str], steps: int) -> dict:
     from claimbench.suite import expand, load_suite
     from claimbench.train.pack import train_pack
     from claimbench.train.packing import pack_width
-    from claimbench.workloads import DataCache
+    from claimbench.workloads.data import DataCache
 
     torch.set_num_threads(1)
     specs = _selected(expand(load_suite(suite, "default")), where)

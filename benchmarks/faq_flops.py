@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from claimbench.train.single import load_workload
-from claimbench.trial import TrialSpec
-from claimbench.workloads import DataCache
+from claimbench.workloads.builtin import TrialSpec
+from claimbench.workloads.data import DataCache
 from claimbench.workloads.spec import Config
 
 FIELDS = {f.name for f in dataclasses.fields(TrialSpec)}

@@ -32,8 +32,8 @@ import torch
 
 from claimbench.train.pack import train_pack
 from claimbench.train.packing import packable
-from claimbench.trial import TrialSpec
-from claimbench.workloads import DataCache
+from claimbench.workloads.builtin import TrialSpec
+from claimbench.workloads.data import DataCache
 
 #: family -> the suites' model of that family (the shape the FAQ suites train).
 FAMILIES: dict[str, dict] = {

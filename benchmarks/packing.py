@@ -33,8 +33,8 @@ from claimbench.runner.packs import DEFAULT_PACK_SIZE, pack_bytes
 from claimbench.train.packed.engine import train_jointly
 from claimbench.train.packing import pack_width
 from claimbench.train.single import train_trial
-from claimbench.trial import TrialSpec
-from claimbench.workloads import DataCache
+from claimbench.workloads.builtin import TrialSpec
+from claimbench.workloads.data import DataCache
 
 ALONE = 3  # trials timed one at a time per cell (their mean is the per-trial time)
 WIDTHS = (8, 32)  # pack widths measured besides the runner's own

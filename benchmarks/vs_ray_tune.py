@@ -43,8 +43,9 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import torch  # noqa: E402
 
-from claimbench.workloads import DataCache, Dataset, build_model  # noqa: E402
-from claimbench.trial import TrialSpec  # noqa: E402
+from claimbench.workloads.builtin import TrialSpec  # noqa: E402
+from claimbench.workloads.builtin.models import build_model  # noqa: E402
+from claimbench.workloads.data import DataCache, Dataset  # noqa: E402
 
 BATCH_SIZES = [2, 4, 8, 16, 32, 64, 128, 256]
 LRS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]

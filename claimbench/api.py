@@ -28,7 +28,8 @@ from claimbench.runner.registry import make_executor
 from claimbench.runner.timeouts import trial_timeouts
 from claimbench.store.rundir import RunStore
 from claimbench.suite import Suite, expand, load_suite, load_targets, recorded_suite, resolve_published_suite
-from claimbench.trial import TrialRecord, TrialSpec
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import TrialSpec
 
 
 @dataclass

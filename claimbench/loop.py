@@ -51,7 +51,7 @@ from claimbench.claims.protocol import claim_frame, tuned_axes
 from claimbench.store.files import atomic_write_text
 from claimbench.store.rundir import RunStore
 from claimbench.suite import Axis, Suite, expand
-from claimbench.trial import TrialSpec
+from claimbench.workloads.builtin import TrialSpec
 
 ADAPT_FILE = "adaptive.json"
 #: Rounds after the first at most: every rule is bounded on its own; this bounds their sum.

@@ -29,7 +29,8 @@ from claimbench.runner.ray_executor import slots_on_nodes
 from claimbench.store.files import read_json_bounded
 from claimbench.store.records import MAX_RECORD_BYTES, record_problem
 from claimbench.suite import Suite, expand
-from claimbench.trial import TrialSpec, TrialStatus
+from claimbench.trial import TrialStatus
+from claimbench.workloads.builtin import TrialSpec
 
 
 @dataclass

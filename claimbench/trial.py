@@ -1,17 +1,25 @@
-"""The contract between stages: TrialSpec (what to run) and TrialRecord (what happened).
+"""The contract between stages: a trial's spec (what to run) and its TrialRecord (what happened).
 
-A ``TrialSpec`` is the frozen, fully resolved configuration of one training run.
-Its ``trial_id`` is a hash of its canonical JSON, which holds ``code``: the
-fingerprint of the workload code that trains it (workloads/registry.py: the
-package, its version and a hash of its sources; for the built-ins a hash of
-claimbench's train/ and workloads/), so that editing a model or a training loop
-yields new ids and the next run retrains; and the same id always means the same
-result, and a changed suite reruns only changed cells. ``config_id`` is the same
-hash without the code: what a baseline's trial matrix is (check.py), so that a
-code change is compared against the baseline rather than refused.
+A spec is the frozen, fully resolved configuration of one training run. Its fields are the generic
+ones declared here, which every workload shares (the seed, the budget, the optimizer and its LR, the
+trial policy's settings, ...), and the settings of the built-in workload, which every spec carries
+too and any workload may read (workloads/settings.py); ``spec_class`` makes the one frozen dataclass
+of both, ``TrialSpec`` (workloads/builtin). Each field is declared once, as a ``Field``: its type,
+default, the rule a suite's value must keep, its suite section, the size limit that bounds it. The
+suite loader, the JSON schema, the workload contract and the packing rules derive their lists from
+these declarations.
 
-A ``TrialRecord`` is the outcome, as plain data. Divergence is an outcome with
-the step it happened at, never an exception and never a filled-in value.
+A spec's ``trial_id`` is a hash of its canonical JSON, which holds ``code``: the fingerprint of the
+workload code that trains it (workloads/registry.py: the package, its version and a hash of its
+sources; for the built-ins a hash of claimbench's train/ and workloads/), so that editing a model or a
+training loop yields new ids and the next run retrains; and the same id always means the same result,
+and a changed suite reruns only changed cells. ``config_id`` is the same hash without the code: what a
+baseline's trial matrix is (check.py), so that a code change is compared against the baseline rather
+than refused.
+
+A ``TrialRecord`` is the outcome, as plain data. Divergence is an outcome with the step it happened at,
+never an exception and never a filled-in value. ``RECORD_COLUMNS``, ``METRICS`` and ``DERIVED`` name
+what a record gives a trial frame (analysis/frames.py).
 """
 
 from __future__ import annotations
@@ -22,21 +30,20 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
-
-from claimbench.workloads.registry import BUILTIN, DATASETS, MODELS
+from typing import Any, ClassVar, Sequence
 
 #: The training semantics' revision (kept in every record; part of every trial id). 3: packs break ties by
 #: config_id, so a trial's pack neighbours, and with them its rounding, no longer follow the code fingerprint.
 TRAINING_REVISION = 3
 
-#: Fields added after TRAINING_REVISION 2 whose default changes nothing: left out of the id at that default.
-ID_OMITS_DEFAULT: dict[str, object] = {"measure_noise_scale": False, "exclusive": False, "workload": BUILTIN,
-                                       "workload_params": "", "code": "", "parameterization": "sp", "base_width": 0,
-                                       "batch_schedule": "constant", "batch_factor": 1}
-
 #: Version of the on-disk TrialRecord layout (see store.py).
 RECORD_SCHEMA = 1
+
+#: The name of claimbench's own workload (its built-in datasets and models): every spec's default workload.
+BUILTIN = "claimbench"
+
+#: Losses each task accepts.
+TASK_LOSSES = {"classification": ("auto", "ce", "mse"), "regression": ("auto", "mse", "mae", "huber")}
 
 
 class TrialStatus(str, Enum):
@@ -49,102 +56,164 @@ class TrialStatus(str, Enum):
         return self is not TrialStatus.FAILED
 
 
+# ---------------------------------------------------------------- fields
+
 @dataclass(frozen=True)
-class TrialSpec:
-    """One training run, fully resolved. Field names are the suite's parameter names.
+class Field:
+    """One field of every trial's spec, declared once.
 
-    Exactly one of ``epochs`` and ``steps`` is set: the budget. ``__post_init__``
-    also refuses combinations that cannot run (see ``check_combination``), so a
-    suite with one fails when it is loaded, not trial by trial.
-
-    ``kind = "range_test"`` first runs an LR range test (``range_lr_min`` to
-    ``range_lr_max`` over ``range_steps`` steps), then trains the spec's budget
-    with the LR it suggests; ``lr`` is ignored for that kind (see train/loop.py).
+    ``section``: the suite table that sets it (``workload``, ``train``, ``budget``), or "" for the fields a
+    suite never sets (the seed comes from [suite] seeds; the workload, its parameters and its code from
+    [workload] and the registry). ``low``/``high`` bound a number (each inclusive unless ``low_inclusive``
+    / ``high_inclusive`` is false); ``choices`` lists the strings it accepts (empty: any, or a table's
+    names, as the built-in datasets' for ``dataset``). ``limit`` is the limits.py key that bounds
+    its value. ``group`` says which workloads read it (workloads/spec.py): ``loop`` (claimbench's training
+    loop: a training function reads it when it lists it in ``uses``), ``policy`` (the trial policy: every
+    workload), ``uses`` (a built-in setting another workload reads when it lists it in ``uses``), or "".
+    ``id_omits_default``: a field added after trial ids were first published, left out of the id at its
+    default, so that the ids of the specs that do not use it, and their results, stayed valid.
+    ``packed``: the packed engine trains any value of it (else only its default packs: train/).
+    ``pack_shape``: trials that differ in it need other data or another model shape, so never share a pack.
     """
 
-    seed: int = 0
-    kind: str = "train"  # train | range_test
-    # workload
-    workload: str = BUILTIN  # the registered workload (workloads/registry.py); claimbench: the built-in datasets/models
-    workload_params: str = ""  # its declared parameters, as canonical JSON ("" for the built-ins: see ``params``)
-    code: str = ""  # the workload's code fingerprint (registry.fingerprint), set by suite.expand; part of the id
-    dataset: str = "mnist1d"  # built-in datasets and models; "" for another workload (its own)
-    n_samples: int = 0  # 0: the dataset's own default size; for image files, subsamples the training set
-    data_seed: int = 0  # fixes generation, the train/val/test split, label noise and outliers
-    seq_len: int = 30  # sequence length of the adding problem
-    label_noise: float = 0.0  # classification: this fraction of training labels set to a random other class
-    outlier_frac: float = 0.0  # regression: this fraction of training targets shifted by a large outlier
-    model: str = "mlp"
-    depth: int = 2  # hidden layers (mlp), conv blocks (cnn), recurrent layers (rnn, lstm)
-    width: int = 100  # units, channels or hidden size of the first hidden layer
-    shape: str = "equal"  # equal | pyramid: each hidden layer half the previous one's width (min 4)
-    activation: str = "relu"
-    init: str = "he"
-    init_dist: str = "normal"
-    batchnorm: bool = False
-    dropout: float = 0.0
-    dropout_position: str = "after_act"  # after_act: Linear-BN-act-Dropout | before_bn: Linear-Dropout-BN-act
-    dropout_kind: str = "standard"  # standard | alpha (AlphaDropout, for SELU)
-    parameterization: str = "sp"  # sp | mup: muP (Yang et al. 2022, Table 8) for an MLP under Adam (models.py)
-    base_width: int = 0  # mup: the width at which muP equals SP (width_mult = width / base_width); 0 under sp
+    name: str
+    type: type
+    default: Any
+    section: str = "train"
+    low: float | None = None
+    high: float | None = None
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+    choices: tuple[str, ...] = ()
+    limit: str = ""
+    group: str = ""
+    id_omits_default: bool = False
+    packed: bool = True
+    pack_shape: bool = False
+    help: str = ""
+
+    def range(self) -> tuple[float | None, float | None, bool, bool] | None:
+        """(low, high, low_inclusive, high_inclusive), or None when it has no bound (an absent bound is
+        neither inclusive nor exclusive: False)."""
+        if self.low is None and self.high is None:
+            return None
+        return (self.low, self.high, self.low is not None and self.low_inclusive,
+                self.high is not None and self.high_inclusive)
+
+
+#: The generic fields before the workload's settings (the order of a spec's fields is the order of a
+#: trial frame's columns and of the selection's last tie-break, analysis/selection.py).
+HEAD: tuple[Field, ...] = (
+    Field("seed", int, 0, section=""),
+    Field("kind", str, "train", choices=("train", "range_test"),
+          help="train | range_test: first an LR range test (range_lr_min to range_lr_max over range_steps steps), "
+               "then the budget with the LR it suggests (lr is ignored; train/loop.py)"),
+    Field("workload", str, BUILTIN, section="", id_omits_default=True, packed=False,
+          help="the registered workload (workloads/registry.py); claimbench: the built-in datasets and models"),
+    Field("workload_params", str, "", section="", id_omits_default=True, packed=False,
+          help="another workload's declared parameters, as canonical JSON (\"\" for the built-ins)"),
+    Field("code", str, "", section="", id_omits_default=True,
+          help="the workload's code fingerprint (registry.fingerprint), set by suite.expand; part of the id"),
+)
+
+#: The generic fields after the workload's settings.
+TAIL: tuple[Field, ...] = (
     # optimization
-    loss: str = "auto"  # auto: ce for classification, mse for regression; mse for classification: raw outputs
-    #                     vs one-hot targets; mae, huber (delta 1): regression (targets standardized)
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    schedule: str = "constant"
-    warmup_steps: int = 0
-    schedule_gamma: float = 0.1  # step: factor per milestone; exponential: final factor
-    plateau_patience: int = 2  # evaluations without val improvement before a plateau cut
-    clip: str = "none"  # none | norm | value
-    clip_threshold: float = 1.0
-    batch_size: int = 32
-    batch_schedule: str = "constant"  # constant | step: batch x batch_factor at 50% and 75% of the budget's
-    #                                   examples, where schedule = "step" cuts the LR (Smith et al. 2018; policy.py)
-    batch_factor: int = 1  # batch_schedule = "step": the factor k per milestone (>= 2)
+    Field("loss", str, "auto", group="loop", choices=("auto", "ce", "mse", "mae", "huber"),
+          help="auto: ce for classification, mse for regression; mse for classification: raw outputs vs one-hot "
+               "targets; mae, huber (delta 1): regression (targets standardized)"),
+    Field("optimizer", str, "sgd", group="loop", choices=("sgd", "adam", "adamw", "nadam", "rmsprop", "adamax")),
+    Field("lr", float, 0.1, group="loop", low=0, low_inclusive=False),
+    Field("momentum", float, 0.0, group="loop", low=0, high=1, high_inclusive=False),
+    Field("nesterov", bool, False, group="loop"),
+    Field("weight_decay", float, 0.0, group="loop", low=0),
+    Field("beta1", float, 0.9, group="loop", low=0, high=1, high_inclusive=False),
+    Field("beta2", float, 0.999, group="loop", low=0, high=1, high_inclusive=False),
+    Field("eps", float, 1e-8, group="loop", low=0, low_inclusive=False),
+    Field("schedule", str, "constant", group="loop",
+          choices=("constant", "step", "exponential", "plateau", "onecycle", "cosine")),
+    Field("warmup_steps", int, 0, group="loop", low=0),
+    Field("schedule_gamma", float, 0.1, group="loop", low=0, high=1, low_inclusive=False,
+          help="step: factor per milestone; exponential: final factor"),
+    Field("plateau_patience", int, 2, group="loop", low=0,
+          help="evaluations without val improvement before a plateau cut"),
+    Field("clip", str, "none", group="loop", choices=("none", "norm", "value")),
+    Field("clip_threshold", float, 1.0, group="loop", low=0, low_inclusive=False),
+    Field("batch_size", int, 32, group="loop", low=0, low_inclusive=False),
+    Field("batch_schedule", str, "constant", group="loop", choices=("constant", "step"), id_omits_default=True,
+          help="constant | step: batch x batch_factor at 50% and 75% of the budget's examples, where "
+               "schedule = \"step\" cuts the LR (Smith et al. 2018; policy.py)"),
+    Field("batch_factor", int, 1, group="loop", low=1, id_omits_default=True,
+          help="batch_schedule = \"step\": the factor k per milestone (>= 2)"),
     # budget and control
-    epochs: int = 0
-    steps: int = 0
-    evals: int = 20  # evaluations spread evenly over the budget (plus one at step 0)
-    patience: int = 0  # early stopping, in evaluations; 0 disables it
-    restore_best: bool = True
-    divergence_factor: float = 10.0  # diverged if smoothed train loss > factor x initial val loss
-    target: float = 0.0  # val_acc (classification) or val_r2 (regression) target for steps-to-target; 0 disables it
+    Field("epochs", int, 0, section="budget", low=0, limit="epochs"),
+    Field("steps", int, 0, section="budget", low=0, limit="steps"),
+    Field("evals", int, 20, group="policy", low=1, limit="evals",
+          help="evaluations spread evenly over the budget (plus one at step 0)"),
+    Field("patience", int, 0, group="policy", low=0, help="early stopping, in evaluations; 0 disables it"),
+    Field("restore_best", bool, True, group="policy"),
+    Field("divergence_factor", float, 10.0, group="policy", low=1, low_inclusive=False,
+          help="diverged if smoothed train loss > factor x initial val loss"),
+    Field("target", float, 0.0, group="policy", low=0, high=1,
+          help="val_acc (classification) or val_r2 (regression) target for steps-to-target; 0 disables it"),
     # measurements
-    measure_latency: bool = False  # after training: median eval-mode forward time of 256 validation inputs
-    range_lr_min: float = 1e-6  # kind = range_test: the LR sweep's start,
-    range_lr_max: float = 10.0  # its end,
-    range_steps: int = 200  # and its length in steps (one minibatch each)
-    measure_noise_scale: bool = False  # at step 0 and each evaluation: the gradient noise scale B_simple
-    #                                    (McCandlish et al. 2018) from 4 extra batches of batch_size (train/loop.py)
-    exclusive: bool = False  # a timing trial: trained alone (never packed), back to back with its comparison arm,
-    #                          on a worker with nothing else training (runner/packs.py, timing_blocks)
+    Field("measure_latency", bool, False,
+          help="after training: median eval-mode forward time of 256 validation inputs"),
+    Field("range_lr_min", float, 1e-6, low=0, low_inclusive=False, help="kind = range_test: the LR sweep's start"),
+    Field("range_lr_max", float, 10.0, low=0, low_inclusive=False, help="its end"),
+    Field("range_steps", int, 200, low=2, limit="range_steps", help="and its length in steps (one minibatch each)"),
+    Field("measure_noise_scale", bool, False, id_omits_default=True, packed=False,
+          help="at step 0 and each evaluation: the gradient noise scale B_simple (McCandlish et al. 2018) from 4 "
+               "extra batches of batch_size (train/loop.py)"),
+    Field("exclusive", bool, False, id_omits_default=True, packed=False,
+          help="a timing trial: trained alone (never packed), back to back with its comparison arm, on a worker "
+               "with nothing else training (the packing rules' timing_blocks)"),
+)
+
+
+class Spec:
+    """What every trial's spec has, whatever fields its class holds (``spec_class`` makes the class).
+
+    Exactly one of ``epochs`` and ``steps`` is set: the budget. ``__post_init__`` also refuses combinations
+    that cannot run: the generic ones here, the workload's in ``check_workload``; so a suite with one fails
+    when it is loaded, not trial by trial.
+    """
+
+    #: Every field of the class, by name, in order (set by ``spec_class``).
+    FIELDS: ClassVar[dict[str, Field]] = {}
 
     def __post_init__(self) -> None:
         if (self.epochs > 0) == (self.steps > 0):
             raise ValueError(f"exactly one of epochs and steps must be positive, got epochs={self.epochs}, steps={self.steps}")
-        check_combination(self)
+        self.check_workload()
+        if self.batch_schedule == "constant" and self.batch_factor != 1:
+            raise ValueError(f"batch_factor applies to batch_schedule step, got batch_factor {self.batch_factor} with "
+                             f"a constant batch; set batch_schedule = \"step\" or leave batch_factor out")
+        if self.batch_schedule == "step":
+            if self.batch_factor < 2:
+                raise ValueError(f"batch_schedule step needs batch_factor >= 2, got {self.batch_factor}")
+            if self.schedule != "constant" or self.kind != "train" or self.measure_noise_scale:
+                raise ValueError("batch_schedule step takes the place of an LR schedule: it needs schedule constant, "
+                                 "kind train and no measure_noise_scale; set schedule = \"constant\"")
+        if not self.range_lr_min < self.range_lr_max:
+            raise ValueError(f"range_lr_min must be < range_lr_max, got {self.range_lr_min} and {self.range_lr_max}")
+
+    def check_workload(self) -> None:
+        """Raise ValueError for a combination of the workload's settings that cannot run (none here)."""
 
     def to_dict(self) -> dict[str, Any]:
         # every field is an int, float, str or bool: a shallow dict is dataclasses.asdict's result, without
         # its recursive deep copy (which made expanding a big suite's trial ids take seconds)
-        return {f.name: getattr(self, f.name) for f in _SPEC_FIELDS}
+        return {name: getattr(self, name) for name in self.FIELDS}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrialSpec":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+    def from_dict(cls, data: dict[str, Any]) -> "Spec":
+        return cls(**{k: v for k, v in data.items() if k in cls.FIELDS})
 
     def canonical_json(self) -> str:
-        """The spec as sorted compact JSON, without the fields of ``ID_OMITS_DEFAULT`` at their default (so
-        that adding such a field left the ids of the specs that do not use it, and their results, valid)."""
-        d = {k: v for k, v in self.to_dict().items() if not (k in ID_OMITS_DEFAULT and v == ID_OMITS_DEFAULT[k])}
+        """The spec as sorted compact JSON, without the fields that ``id_omits_default`` at their default."""
+        d = {k: v for k, v in self.to_dict().items()
+             if not (self.FIELDS[k].id_omits_default and v == self.FIELDS[k].default)}
         return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
     @functools.cached_property
@@ -167,15 +236,10 @@ class TrialSpec:
     def builtin(self) -> bool:
         return self.workload == BUILTIN
 
-    def shape_key(self) -> tuple:
-        """Trials with the same key share a dataset and a model shape: they can be packed."""
-        return (self.dataset, self.n_samples, self.data_seed, self.seq_len, self.label_noise, self.outlier_frac,
-                self.model, self.depth, self.width, self.shape)
-
     @property
     def task(self) -> str:
-        """"classification" or "regression": the dataset's task ("" for an unknown dataset)."""
-        return DATASET_TASKS.get(self.dataset, "")
+        """"classification" or "regression", as far as the spec's own fields tell ("" here: unknown)."""
+        return ""
 
     @property
     def loss_name(self) -> str:
@@ -185,54 +249,21 @@ class TrialSpec:
         return "mse" if self.task == "regression" else "ce"
 
 
-#: The task of each built-in dataset (from the one table, workloads/registry.py; data.py agrees, a test checks).
-DATASET_TASKS: dict[str, str] = {d.name: d.task for d in DATASETS}
-#: Datasets whose examples are images (C, H, W): the ones a ``cnn`` accepts.
-IMAGE_DATASETS = tuple(d.name for d in DATASETS if d.image)
-#: Losses each task accepts.
-TASK_LOSSES = {"classification": ("auto", "ce", "mse"), "regression": ("auto", "mse", "mae", "huber")}
+def spec_class(settings: Sequence[Field], base: type[Spec] = Spec, name: str = "TrialSpec",
+               module: str = __name__) -> type[Spec]:
+    """The frozen dataclass of a spec: the generic fields, with ``settings`` (a workload's) after ``HEAD``.
 
-
-def check_combination(spec: "TrialSpec") -> None:
-    """Raise ValueError for a combination of parameters that cannot run; the message names the fix."""
-    task = spec.task
-    if task and spec.loss in CHOICES["loss"] and spec.loss not in TASK_LOSSES[task]:
-        raise ValueError(f"loss {spec.loss!r} does not apply to {spec.dataset} ({task}); "
-                         f"use one of: {', '.join(TASK_LOSSES[task])}")
-    if task == "regression" and spec.label_noise > 0:
-        raise ValueError(f"label_noise applies to classification, but {spec.dataset} is regression; use outlier_frac")
-    if task == "classification" and spec.outlier_frac > 0:
-        raise ValueError(f"outlier_frac applies to regression, but {spec.dataset} is classification; use label_noise")
-    if spec.model == "cnn" and spec.dataset in DATASET_TASKS and spec.dataset not in IMAGE_DATASETS:
-        raise ValueError(f"model cnn needs an image dataset ({', '.join(IMAGE_DATASETS)}), got {spec.dataset}")
-    if spec.model == "rnn" and spec.activation in CHOICES["activation"] and spec.activation not in ("tanh", "relu"):
-        raise ValueError(f"model rnn takes activation tanh or relu, got {spec.activation}")
-    if spec.model in ("rnn", "lstm") and spec.batchnorm:
-        raise ValueError(f"model {spec.model} has no batchnorm; set batchnorm = false")
-    if spec.parameterization == "mup":
-        if spec.model != "mlp" or spec.shape != "equal":
-            raise ValueError(f"parameterization mup applies to model mlp with shape equal, got model {spec.model}, "
-                             f"shape {spec.shape}; use parameterization sp")
-        if spec.optimizer not in MUP_OPTIMIZERS:
-            raise ValueError(f"parameterization mup follows the paper's Adam column: optimizer "
-                             f"{' or '.join(MUP_OPTIMIZERS)}, got {spec.optimizer}")
-        if spec.base_width <= 0:
-            raise ValueError("parameterization mup needs base_width > 0, the width at which muP equals SP "
-                             "(e.g. base_width = 64)")
-    elif spec.base_width != 0:
-        raise ValueError(f"base_width applies to parameterization mup, got base_width {spec.base_width} under "
-                         f"{spec.parameterization}; leave it out or set parameterization = \"mup\"")
-    if spec.batch_schedule == "constant" and spec.batch_factor != 1:
-        raise ValueError(f"batch_factor applies to batch_schedule step, got batch_factor {spec.batch_factor} with "
-                         f"a constant batch; set batch_schedule = \"step\" or leave batch_factor out")
-    if spec.batch_schedule == "step":
-        if spec.batch_factor < 2:
-            raise ValueError(f"batch_schedule step needs batch_factor >= 2, got {spec.batch_factor}")
-        if spec.schedule != "constant" or spec.kind != "train" or spec.measure_noise_scale:
-            raise ValueError("batch_schedule step takes the place of an LR schedule: it needs schedule constant, "
-                             "kind train and no measure_noise_scale; set schedule = \"constant\"")
-    if not spec.range_lr_min < spec.range_lr_max:
-        raise ValueError(f"range_lr_min must be < range_lr_max, got {spec.range_lr_min} and {spec.range_lr_max}")
+    ``base`` (a subclass of ``Spec``) gives it the workload's methods (``check_workload``, ``task``); the
+    class is named ``name`` in ``module``, where it must be bound to that name (so that it pickles)."""
+    fields = (*HEAD, *settings, *TAIL)
+    names = [f.name for f in fields]
+    if len(set(names)) != len(names):
+        raise ValueError(f"spec fields repeat: {sorted({n for n in names if names.count(n) > 1})}")
+    cls = dataclasses.make_dataclass(name, [(f.name, f.type, field(default=f.default)) for f in fields],
+                                     bases=(base,), frozen=True)
+    cls.FIELDS = {f.name: f for f in fields}
+    cls.__module__ = module
+    return cls
 
 
 def level_label(value: Any) -> Any:
@@ -246,68 +277,7 @@ def level_label(value: Any) -> Any:
     return value
 
 
-#: Parameter names and their Python types, for the suite loader and the JSON schema.
-SPEC_FIELDS: dict[str, type] = {f.name: type(f.default) for f in dataclasses.fields(TrialSpec)}
-
-#: The names each string parameter accepts. The registries in workloads/ and
-#: train/ implement exactly these (a test checks); the loader validates against
-#: them without importing torch.
-CHOICES: dict[str, tuple[str, ...]] = {
-    "kind": ("train", "range_test"),
-    "dataset": tuple(d.name for d in DATASETS),
-    "model": MODELS,
-    "shape": ("equal", "pyramid"),
-    "activation": ("logistic", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "rrelu", "prelu"),
-    "init": ("he", "lecun", "glorot"),
-    "init_dist": ("normal", "uniform"),
-    "optimizer": ("sgd", "adam", "adamw", "nadam", "rmsprop", "adamax"),
-    "schedule": ("constant", "step", "exponential", "plateau", "onecycle", "cosine"),
-    "clip": ("none", "norm", "value"),
-    "loss": ("auto", "ce", "mse", "mae", "huber"),
-    "dropout_position": ("after_act", "before_bn"),
-    "dropout_kind": ("standard", "alpha"),
-    "parameterization": ("sp", "mup"),
-    "batch_schedule": ("constant", "step"),
-}
-#: Optimizers the muP rules are implemented for (the paper's Adam column; AdamW as microsoft/mup's MuAdamW).
-MUP_OPTIMIZERS = ("adam", "adamw")
-
-#: Numeric ranges: (low, high, low_inclusive, high_inclusive); None is unbounded.
-RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
-    "batch_size": (0, None, False, False),
-    "lr": (0, None, False, False),
-    "n_samples": (0, None, True, False),
-    "depth": (1, None, True, False),
-    "width": (0, None, False, False),
-    "dropout": (0, 1, True, False),
-    "momentum": (0, 1, True, False),
-    "weight_decay": (0, None, True, False),
-    "beta1": (0, 1, True, False),
-    "beta2": (0, 1, True, False),
-    "eps": (0, None, False, False),
-    "warmup_steps": (0, None, True, False),
-    "schedule_gamma": (0, 1, False, True),
-    "plateau_patience": (0, None, True, False),
-    "clip_threshold": (0, None, False, False),
-    "epochs": (0, None, True, False),
-    "steps": (0, None, True, False),
-    "evals": (1, None, True, False),
-    "patience": (0, None, True, False),
-    "divergence_factor": (1, None, False, False),
-    "target": (0, 1, True, True),
-    "seq_len": (2, None, True, False),
-    "label_noise": (0, 1, True, False),
-    "outlier_frac": (0, 1, True, False),
-    "range_lr_min": (0, None, False, False),
-    "range_lr_max": (0, None, False, False),
-    "range_steps": (2, None, True, False),
-    "base_width": (0, None, True, False),
-    "batch_factor": (1, None, True, False),
-}
-
-
-_SPEC_FIELDS = dataclasses.fields(TrialSpec)
-
+# ---------------------------------------------------------------- records
 
 @dataclass
 class TrialRecord:
@@ -370,6 +340,21 @@ class TrialRecord:
         return cls(**{k: v for k, v in data.items() if k in names})
 
     @classmethod
-    def failed(cls, spec: TrialSpec, error: str, attempts: int = 1, host: str = "") -> "TrialRecord":
+    def failed(cls, spec: Spec, error: str, attempts: int = 1, host: str = "") -> "TrialRecord":
         return cls(trial_id=spec.trial_id, spec=spec.to_dict(), status=TrialStatus.FAILED,
                    error=error, attempts=attempts, host=host)
+
+
+#: Metric columns of a trial frame: NaN where a trial has none (a diverged trial; acc for regression; r2/mse
+#: for classification).
+METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+           "train_mse", "train_r2", "val_mse", "val_r2", "test_mse", "test_r2",
+           "forward_latency_s", "grad_ratio_init", "range_suggested_lr", "range_min_loss_lr", "range_stop_lr",
+           "b_simple", "b_simple_at_target")
+#: Columns derived from the metrics: ``gap`` = train_acc - test_acc (the generalization gap; train_acc is
+#: measured on the labels trained on, so with label noise it counts fitting the noise).
+DERIVED = ("gap",)
+#: A record's outcome columns in a trial frame.
+RECORD_COLUMNS = ("status", "diverged_step", "divergence_reason", "steps_done", "examples_done",
+                  "steps_to_target", "examples_to_target", "best_step", "stopped_early",
+                  "time_per_step_s", "examples_per_s", "wall_s", "device", "host", "attempts", "error")

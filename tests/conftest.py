@@ -82,7 +82,7 @@ def tiny_suite_path(write_suite) -> Path:
 @pytest.fixture(scope="module")
 def cache():
     """One module's datasets, built once (claimbench.workloads.DataCache; shadows pytest's own ``cache``)."""
-    from claimbench.workloads import DataCache
+    from claimbench.workloads.data import DataCache
 
     return DataCache()
 

@@ -19,8 +19,8 @@ from claimbench.claims import KINDS, Claim, Design
 from claimbench.suite import TIERS, expand, json_schema, load_group, load_targets, suites_dir
 from claimbench.train.policy.state import noise_scale_summary
 from claimbench.train.single import gradient_noise_scale, train_trial
-from claimbench.trial import TrialSpec
-from claimbench.workloads import DataCache
+from claimbench.workloads.builtin import TrialSpec
+from claimbench.workloads.data import DataCache
 
 
 

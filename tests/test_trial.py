@@ -1,4 +1,5 @@
-"""TrialSpec ids: stable across processes, sensitive to every field and to the training revision."""
+"""Trial specs and records (trial.py): ids stable across processes, sensitive to every field and to the
+training revision; the generic spec machinery (``spec_class``); the built-in TrialSpec's refusals."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import sys
 import pytest
 
 from claimbench import trial
-from claimbench.trial import TrialRecord, TrialSpec, TrialStatus
+from claimbench.trial import TrialRecord, TrialStatus
+from claimbench.workloads.builtin import TrialSpec
 
 # The id of the default spec with steps=100. If this changes, every stored
 # result is orphaned: change it only together with TRAINING_REVISION.
@@ -17,7 +19,7 @@ GOLDEN_ID = TrialSpec(steps=100).trial_id
 
 
 def test_id_is_stable_across_processes():
-    code = "from claimbench.trial import TrialSpec; print(TrialSpec(steps=100).trial_id)"
+    code = "from claimbench.workloads.builtin import TrialSpec; print(TrialSpec(steps=100).trial_id)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == GOLDEN_ID
     assert len(GOLDEN_ID) == 16 and int(GOLDEN_ID, 16) >= 0
@@ -54,11 +56,31 @@ def test_golden_id_of_this_revision():
     assert GOLDEN_ID == "b19eb053fe2ee9c9"
 
 
-def test_every_parameter_has_a_suite_section():
-    from claimbench.suite import INTERNAL, SECTIONS
-    in_sections = {k for keys in SECTIONS.values() for k in keys}
-    # [workload] name sets the spec's workload; its parameters and code fingerprint are resolved, never set
-    assert set(trial.SPEC_FIELDS) - set(INTERNAL) == in_sections - {"name"}
+SETTING = trial.Field("size", int, 3, section="workload", low=1, limit="depth", pack_shape=True)
+
+
+def test_a_spec_class_puts_a_workloads_settings_after_the_generic_head():
+    cls = trial.spec_class((SETTING,), name="ToySpec", module=__name__)
+    names = [f.name for f in dataclasses.fields(cls)]
+    head = [f.name for f in trial.HEAD]
+    assert names == [*head, "size", *(f.name for f in trial.TAIL)] and list(cls.FIELDS) == names
+    spec = cls(steps=5)
+    assert spec.size == 3 and list(spec.to_dict()) == names and cls.from_dict(spec.to_dict()) == spec
+    assert spec.task == "" and spec.loss_name == "ce" and spec.builtin  # a generic spec knows no dataset
+    assert dataclasses.replace(spec, size=4).trial_id != spec.trial_id
+    with pytest.raises(ValueError, match="exactly one of epochs and steps"):
+        cls()
+    with pytest.raises(ValueError, match="spec fields repeat: \\['lr'\\]"):
+        trial.spec_class((trial.Field("lr", float, 0.1),))
+
+
+def test_the_id_leaves_out_late_fields_at_their_default():
+    omitted = [f.name for f in trial.HEAD + trial.TAIL if f.id_omits_default]
+    assert {"workload", "workload_params", "code", "exclusive", "measure_noise_scale"} <= set(omitted)
+    spec = TrialSpec(steps=3)
+    text = spec.canonical_json()
+    assert all(f'"{name}"' not in text for name in omitted + ["parameterization", "base_width"])
+    assert '"exclusive":true' in dataclasses.replace(spec, exclusive=True).canonical_json()
 
 
 @pytest.mark.parametrize("params, words", [

@@ -1,7 +1,7 @@
 """Frames from records, isolation of a scientific effect, statistics over seeds."""
 
-from claimbench.analysis.frames import METRICS, curve_frame, trial_frame
+from claimbench.analysis.frames import curve_frame, trial_frame
 from claimbench.analysis.isolation import isolate, strata_of
 from claimbench.analysis.stats import seed_mean_ci
 
-__all__ = ["METRICS", "curve_frame", "isolate", "seed_mean_ci", "strata_of", "trial_frame"]
+__all__ = ["curve_frame", "isolate", "seed_mean_ci", "strata_of", "trial_frame"]

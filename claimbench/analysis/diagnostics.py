@@ -147,7 +147,7 @@ def selected_cells(frame: pd.DataFrame, tuned: Sequence[str], select: str) -> li
         return []
     cells = cells_of(frame, tuned)
     best = best_trials(frame.assign(_cell=cells), ["_cell"], select, tuned)
-    from claimbench.trial import SPEC_FIELDS
+    from claimbench.workloads.builtin import SPEC_FIELDS
 
     varying = [c for c in SPEC_FIELDS if c in frame.columns and c not in (*tuned, "seed", "code", "trial_id")
                and frame[c].astype(str).nunique() > 1]

@@ -8,19 +8,8 @@ from typing import Iterable
 import pandas as pd
 
 from claimbench.analysis.selection import sort_frame
-from claimbench.trial import SPEC_FIELDS, TrialRecord, level_label
-
-#: Metric columns: NaN where a trial has none (a diverged trial; acc for regression; r2/mse for classification).
-METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
-           "train_mse", "train_r2", "val_mse", "val_r2", "test_mse", "test_r2",
-           "forward_latency_s", "grad_ratio_init", "range_suggested_lr", "range_min_loss_lr", "range_stop_lr",
-           "b_simple", "b_simple_at_target")
-#: Columns derived from the metrics: ``gap`` = train_acc - test_acc (the generalization gap; train_acc is
-#: measured on the labels trained on, so with label noise it counts fitting the noise).
-DERIVED = ("gap",)
-RECORD_COLUMNS = ("status", "diverged_step", "divergence_reason", "steps_done", "examples_done",
-                  "steps_to_target", "examples_to_target", "best_step", "stopped_early",
-                  "time_per_step_s", "examples_per_s", "wall_s", "device", "host", "attempts", "error")
+from claimbench.trial import DERIVED, METRICS, RECORD_COLUMNS, TrialRecord, level_label
+from claimbench.workloads.builtin import SPEC_FIELDS
 
 
 def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict]] | None = None) -> pd.DataFrame:

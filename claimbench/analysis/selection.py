@@ -52,7 +52,7 @@ def direction(metric: str) -> int:
 def spec_order(frame: pd.DataFrame) -> pd.Series:
     """Per row, its spec (every spec column but the code fingerprint) as one canonical string: the last
     tie-break, the same on every machine and for every code revision."""
-    from claimbench.trial import SPEC_FIELDS
+    from claimbench.workloads.builtin import SPEC_FIELDS
 
     cols = [c for c in SPEC_FIELDS if c in frame.columns and c not in _NOT_SPEC]
     if frame.empty or not cols:

@@ -15,7 +15,7 @@ from claimbench.paths import output_dir
 from claimbench.plan import describe, plan
 from claimbench.store.rundir import RunStore
 from claimbench.suite import expand
-from claimbench.trial import TrialSpec
+from claimbench.workloads.builtin import TrialSpec
 
 
 def dry_run_plan(targets: list, tier: str, pack_size: int, executor: str, address: str | None,

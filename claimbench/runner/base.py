@@ -41,7 +41,8 @@ from claimbench.errors import UserError
 from claimbench.runner.child import Isolator, needs_child
 from claimbench.runner.faults import Fault, as_trial, corrupted, should_crash, should_raise
 from claimbench.runner.timeouts import TrialTimeout, alarm, pack_limit, summed, timed_out_text
-from claimbench.trial import TrialRecord, TrialSpec
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import TrialSpec
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class Worker:
     ``timeouts.alarm``); False where the driver enforces it by ending the worker (Ray)."""
 
     def __init__(self, faults: tuple[Fault, ...] = (), device: str = "cpu", in_process_limits: bool = True) -> None:
-        from claimbench.workloads import DataCache  # torch: loads when a worker is made, never on import
+        from claimbench.workloads.data import DataCache  # torch: loads when a worker is made, never on import
 
         self.faults = faults
         self.device = device

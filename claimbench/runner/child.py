@@ -31,7 +31,8 @@ import time
 from typing import Any, Callable
 
 from claimbench.runner.timeouts import STARTUP_S, timed_out_text
-from claimbench.trial import TrialRecord, TrialSpec
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import TrialSpec
 from claimbench.workloads.registry import BUILTIN
 
 
@@ -254,7 +255,7 @@ def _trainer(emit: Callable[[dict[str, Any]], None]) -> None:
 
     from claimbench.train.pack import train_pack
     from claimbench.train.policy.state import observing
-    from claimbench.workloads import DataCache
+    from claimbench.workloads.data import DataCache
 
     cache = DataCache()
     while True:

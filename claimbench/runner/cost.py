@@ -9,7 +9,7 @@ default trial limit (``timeouts.default_timeout``) scale it by what a run dir's 
 from __future__ import annotations
 
 from claimbench.runner.packs import cost
-from claimbench.trial import TrialSpec
+from claimbench.workloads.builtin import TrialSpec
 
 #: The model of one trial's worker seconds: the least-squares fit over the completed trials published in
 #: reports/faq-default and reports/batch_scaling-default (2-core CPU machine). The cost model counts steps,

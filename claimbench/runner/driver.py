@@ -10,7 +10,8 @@ from claimbench.runner.base import Executor
 from claimbench.runner.packs import DEFAULT_PACK_SIZE, cost, make_packs
 from claimbench.runner.progress import RunProgress
 from claimbench.runner.timeouts import default_timeout
-from claimbench.trial import TrialRecord, TrialSpec
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import TrialSpec
 
 
 def run_trials(specs: list[TrialSpec], executor: Executor, on_record: Callable[[TrialRecord], None],

@@ -32,7 +32,8 @@ import re
 from dataclasses import dataclass
 
 from claimbench.errors import UserError
-from claimbench.trial import SPEC_FIELDS, TrialRecord, TrialSpec
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import SPEC_FIELDS, TrialSpec
 
 ENV = "CLAIMBENCH_FAULTS"
 MAX_TIMES = 1_000_000

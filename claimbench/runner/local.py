@@ -17,7 +17,7 @@ from typing import Callable
 
 from claimbench.runner.base import MAX_ATTEMPTS, Executor, Ledger, OnEval, Worker, WorkerLost, is_exclusive
 from claimbench.runner.faults import Fault
-from claimbench.trial import TrialSpec
+from claimbench.workloads.builtin import TrialSpec
 
 #: Torch threads while an exclusive (timing) pack trains in this process.
 TIMING_THREADS = 1

@@ -23,7 +23,7 @@ import math
 from itertools import groupby
 
 from claimbench.train.packing import group_key, pack_width
-from claimbench.trial import TrialSpec
+from claimbench.workloads.builtin import TrialSpec, shapes
 
 #: Upper bound on a pack's width (``--pack-size`` sets it). The width itself comes from
 #: ``train.packing.pack_width`` (the width table and the memory bound) and the load balance.
@@ -42,30 +42,12 @@ _OPT_STATE = {"sgd": 1, "adam": 2, "adamw": 2, "nadam": 2, "rmsprop": 2, "adamax
 _EVAL_EXAMPLES = 8192
 
 
-def _shapes(spec: TrialSpec) -> tuple[tuple[int, ...], int, list[int]]:
-    """The input shape of one example, the outputs and the hidden layers' widths of ``spec``'s model, for
-    ``pack_bytes`` (the real ones come with the data; a dataset not listed counts as 1000 features and 10
-    outputs)."""
-    # shapes: workloads/builtin
-    inputs: dict[str, tuple[tuple[int, ...], int]] = {
-        "mnist1d": ((40,), 10), "digits": ((1, 8, 8), 10), "teacher": ((20,), 10), "regression": ((20,), 1),
-        "mnist": ((1, 28, 28), 10), "fashion_mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10),
-    }
-    shape, n_out = inputs.get(spec.dataset, ((1000,), 10))
-    if spec.dataset == "adding":
-        shape, n_out = (spec.seq_len, 2), 1
-    widths, w = [], spec.width
-    for _ in range(spec.depth):
-        widths.append(max(4, w) if spec.shape == "pyramid" else spec.width)
-        w //= 2
-    return shape, n_out, widths
-
-
 def pack_bytes(spec: TrialSpec) -> int:
     """An upper estimate of the bytes one trial of ``spec`` adds to a pack (float32): parameters,
     gradients, optimizer state and a best-state copy, plus the activations of a training step
     (kept for backward, with their gradients) and of one evaluation chunk."""
-    shape, n_out, widths = _shapes(spec)
+    shape, n_out = shapes.io_shape(spec) or ((1000,), 10)  # a dataset not built in: 1000 features, 10 outputs
+    widths = shapes.layer_widths(spec.depth, spec.width, spec.shape)
     params, acts = 0, 0  # acts: floats per example
     if spec.model == "cnn":
         c, hw = (shape[0], shape[1] * shape[2]) if len(shape) == 3 else (1, math.prod(shape))

@@ -49,7 +49,8 @@ from typing import Any, Callable, Iterator
 from claimbench.errors import UserError
 from claimbench.runner.base import MAX_ATTEMPTS, Executor, Ledger, OnEval, Worker, WorkerLost, is_exclusive
 from claimbench.runner.faults import Fault
-from claimbench.trial import TrialRecord, TrialSpec
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import TrialSpec
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,7 @@ class _Slot:
     def __init__(self, cpus: float = 1, faults: tuple[Fault, ...] = (), progress=None):
         import ray
         import torch
+
 
         self.threads = max(1, int(cpus))  # torch threads = the slot's CPUs (a fraction of one: 1 thread)
         torch.set_num_threads(self.threads)

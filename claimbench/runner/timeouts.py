@@ -16,7 +16,7 @@ import threading
 from typing import Any, Iterable
 
 from claimbench.runner.cost import model_seconds
-from claimbench.trial import TrialSpec
+from claimbench.workloads.builtin import TrialSpec
 
 #: The default limit of a trial: its estimated seconds times this (the estimate is rough: a factor of 5 either
 #: way without records) ...

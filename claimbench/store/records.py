@@ -12,7 +12,8 @@ import json
 from typing import Any
 
 from claimbench.errors import StoreError
-from claimbench.trial import RECORD_SCHEMA, TrialSpec, TrialStatus
+from claimbench.trial import RECORD_SCHEMA, TrialStatus
+from claimbench.workloads.builtin import TrialSpec
 
 #: The largest record file read (a record is a few KiB; its curve grows with ``evals``).
 MAX_RECORD_BYTES = 64 * 2**20

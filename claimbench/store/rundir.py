@@ -40,7 +40,8 @@ from claimbench.store import lock
 from claimbench.store.files import Unreadable, atomic_write_text, read_json_bounded, storage_error
 from claimbench.store.lock import LOCK_FILE
 from claimbench.store.records import DIGEST_KEY, MAX_RECORD_BYTES, plain_id, record_digest, record_problem
-from claimbench.trial import RECORD_SCHEMA, TrialRecord, TrialSpec
+from claimbench.trial import RECORD_SCHEMA, TrialRecord
+from claimbench.workloads.builtin import TrialSpec
 
 RUN_SCHEMA = 1
 DAMAGED_DIR = ".damaged"

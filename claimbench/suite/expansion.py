@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from claimbench.suite.model import BUDGET_KEYS, Suite
-from claimbench.trial import SPEC_FIELDS, TrialSpec, level_label
+from claimbench.trial import level_label
+from claimbench.workloads.builtin import SPEC_FIELDS, TrialSpec
 from claimbench.workloads import registry
 
 

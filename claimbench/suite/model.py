@@ -9,24 +9,18 @@ from typing import Any
 from claimbench import limits as lim
 from claimbench.claims import Claim, Design
 from claimbench.trial import level_label
+from claimbench.workloads.builtin import FIELDS
 
 TIERS = ("smoke", "ci", "default", "full")
 ROLES = ("scientific", "nuisance", "fixed")
-SECTIONS = {
-    "workload": ("name", "dataset", "n_samples", "data_seed", "label_noise", "outlier_frac", "seq_len", "model", "depth",
-                 "width", "shape", "activation", "init", "init_dist", "batchnorm", "dropout", "dropout_position",
-                 "dropout_kind", "parameterization", "base_width"),
-    "train": ("kind", "loss", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps",
-              "schedule", "warmup_steps", "schedule_gamma", "plateau_patience", "clip",
-              "clip_threshold", "batch_size", "evals", "patience", "restore_best",
-              "divergence_factor", "target", "measure_latency", "range_lr_min", "range_lr_max", "range_steps",
-              "measure_noise_scale", "exclusive", "batch_schedule", "batch_factor"),
-    "budget": ("epochs", "steps"),
-}
+#: The keys of each section: the spec fields it sets (``trial.Field.section``); [workload] also names the workload.
+SECTIONS = {section: (("name",) if section == "workload" else ()) + tuple(n for n, f in FIELDS.items()
+                                                                          if f.section == section)
+            for section in ("workload", "train", "budget")}
 BUDGET_KEYS = frozenset(SECTIONS["budget"])
 #: Spec fields a suite never sets: the seed comes from [suite] seeds; the workload, its parameters and its
 #: code fingerprint from [workload] and the registry.
-INTERNAL = ("seed", "workload", "workload_params", "code")
+INTERNAL = tuple(n for n, f in FIELDS.items() if not f.section)
 TOP_KEYS = ("suite", "workload", "train", "budget", "axes", "tiers", "claims", "resources", "limits", "adapt")
 #: [adapt]: the adaptive rules the experimenter loop (claimbench/loop.py) may apply, fixed before the run:
 #: ``extend = { lr = 2 }`` lets a nuisance axis gain up to 2 values beyond each edge where claims are

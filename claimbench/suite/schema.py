@@ -9,7 +9,7 @@ from claimbench.claims import KINDS
 from claimbench.paths import NAME_MAX, NAME_PATTERN
 from claimbench.suite.model import DIRECTIONS, GATES, INTERNAL, MAX_EXTEND, ROLES, SECTIONS, TIERS, TRACKABLE
 from claimbench.suite.validate import Validator
-from claimbench.trial import CHOICES, RANGES, SPEC_FIELDS
+from claimbench.workloads.builtin import CHOICES, RANGES, SPEC_FIELDS
 from claimbench.workloads.spec import Workload
 
 

@@ -20,8 +20,10 @@ from claimbench.suite.model import (ADAPT_KEYS, AXIS_KEYS, BUDGET_KEYS, CHECK_KE
                                     TIERS, TOP_KEYS, TRACKABLE, Axis, ClaimCheck, Suite)
 from claimbench.runner.faults import ENV as FAULTS_ENV
 from claimbench.runner.faults import Fault, corrupted
-from claimbench.trial import CHOICES, RANGES, SPEC_FIELDS, TrialSpec, level_label
+from claimbench.trial import level_label
+from claimbench.workloads.builtin import CHOICES, RANGES, SPEC_FIELDS, TrialSpec
 from claimbench.workloads import registry
+from claimbench.workloads.settings import PARAM_LIMITS, check_param
 from claimbench.workloads.spec import LOOP_FIELDS, MODEL_FIELDS, POLICY_FIELDS, Workload
 
 
@@ -155,18 +157,23 @@ def _source(suite: Suite, param: str) -> str:
 
 
 def check_specs(suite: Suite, specs: list[TrialSpec], fault: str = "") -> None:
-    """Every spec against the dataset and memory limits (``limits.check_spec``), once per model and data
-    shape. ``fault``: the specs are those a fault makes train (the error line says so)."""
+    """Every spec against its workload's size checks (``Workload.check``: for the built-ins, the dataset and
+    memory limits), once per model and data shape. ``fault``: the specs are those a fault makes train (the
+    error line says so)."""
     limits = suite.limit_table()
     seen = set()
     for spec in specs:
-        key = (spec.dataset, spec.n_samples, spec.seq_len, spec.model, spec.depth, spec.width, spec.shape,
-               spec.batch_size)
+        # what a size check reads: the workload and its parameters, the data and model shape, the batch, and
+        # what a model's parameter count adds per layer (BatchNorm, PReLU's slope)
+        key = (spec.workload, spec.workload_params, *spec.shape_key(), spec.batch_size, spec.batchnorm,
+               spec.activation)
         if key in seen:
             continue
         seen.add(key)
-        lim.check_spec(spec, limits, lambda param: f"{fault} on {suite.path}" if fault
-                       else f"{suite.path}: {_source(suite, param)}")
+        check = registry.get(spec.workload).check
+        if check is not None:
+            check(spec, limits, lambda param: f"{fault} on {suite.path}" if fault
+                  else f"{suite.path}: {_source(suite, param)}")
 
 
 def check_fault_limits(faults: tuple[Fault, ...], suite: Suite) -> None:
@@ -178,8 +185,8 @@ def check_fault_limits(faults: tuple[Fault, ...], suite: Suite) -> None:
     trained = []
     for spec in expand(suite):
         bad = corrupted(faults, spec)
-        for key in lim.PARAM_LIMITS:
-            lim.check_param(key, getattr(bad, key), table, f"{FAULTS_ENV} on {suite.path}")
+        for key in PARAM_LIMITS:
+            check_param(key, getattr(bad, key), table, f"{FAULTS_ENV} on {suite.path}")
         trained.append(bad)
     check_specs(suite, trained, fault=FAULTS_ENV)
 
@@ -611,7 +618,7 @@ class Validator:
             if bad:
                 rule = _range_text(lo, hi, lo_inc, hi_inc)
                 raise self.fail(where, f"{key} must be {rule}, got {value!r}", f"set {key} to a value {rule}")
-        lim.check_param(key, value, self.limits, self.where(where))
+        check_param(key, value, self.limits, self.where(where))
         return value
 
     def axis_values(self, name: str, spec: Any, where: str) -> tuple[Any, ...]:

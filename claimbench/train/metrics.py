@@ -25,8 +25,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from claimbench.trial import TrialSpec
-from claimbench.workloads import Dataset
+from claimbench.workloads.builtin import TrialSpec
+from claimbench.workloads.data import Dataset
 
 EVAL_CHUNK = 8192  # examples per evaluation forward
 LATENCY_BATCH, LATENCY_WARMUP, LATENCY_REPEATS = 256, 3, 20

@@ -33,7 +33,7 @@ def make_optimizer(spec, params: Iterable[torch.nn.Parameter]) -> torch.optim.Op
 
     RMSprop takes ``beta2`` as its squared-gradient decay (alpha) and ``momentum`` as its momentum.
     Under ``parameterization = "mup"`` the parameters go into one group per (LR, weight-decay) multiplier
-    (workloads/models.py ``param_scales``: muP's hidden weights), each group keeping its ``lr_scale`` so
+    (workloads/builtin/layers.py ``param_scales``: muP's hidden weights), each group keeping its ``lr_scale`` so
     that the engine sets its LR to the schedule's LR x that."""
     if getattr(spec, "parameterization", "sp") != "mup":
         return OPTIMIZERS[spec.optimizer](spec, params)

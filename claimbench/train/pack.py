@@ -9,8 +9,9 @@ import torch
 
 from claimbench.train.packing import pack_key, packable, packed_engine
 from claimbench.train.single import train_trial
-from claimbench.trial import TrialRecord, TrialSpec
-from claimbench.workloads import DataCache
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import TrialSpec
+from claimbench.workloads.data import DataCache
 
 
 def train_pack(specs: list[TrialSpec], cache: DataCache | None = None, device: str | torch.device = "cpu",

@@ -21,37 +21,23 @@ only saves messages, and small ones balance the load.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
-from claimbench.trial import TrialSpec
+from claimbench.workloads.builtin import FIELDS, TrialSpec, models
 
 #: Spec fields the packed trainer implements for any value (per trial or, through ``pack_key``,
 #: shared by the pack). A field not listed here (one added later, such as a new measurement) makes
 #: a spec packable only at its default value: new features fall back to ``train_trial`` until the
 #: packed trainer learns them.
-PACKED_FIELDS = frozenset({
-    "seed", "kind", "dataset", "n_samples", "data_seed", "seq_len", "label_noise", "outlier_frac", "model", "depth",
-    "width", "shape", "activation", "init", "init_dist", "batchnorm", "dropout", "dropout_position", "dropout_kind",
-    "loss", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps", "schedule",
-    "warmup_steps", "schedule_gamma", "plateau_patience", "clip", "clip_threshold", "batch_size", "epochs", "steps",
-    "evals", "patience", "restore_best", "divergence_factor", "target", "measure_latency",
-    "range_lr_min", "range_lr_max", "range_steps",  # kind = range_test: each trial's own LR ramp
-    "parameterization", "base_width", "batch_schedule", "batch_factor",  # shared by a pack (pack_key)
-    "code",  # the built-ins' code fingerprint (part of the id, not of training); another workload is never packed
-})
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrialSpec)}
-
-#: The packed engine that trains each model family K trials at a time: a module that defines
-#: ``train_jointly(specs, cache, device, inject_error)`` as ``train.packed.engine`` does (whose op
-#: interpreter stacks any model made of the layers ``train.packed.plan`` knows). A family not listed
-#: trains on the single-trial engine only.
-PACKED_ENGINES: dict[str, str] = {family: "claimbench.train.packed.engine" for family in ("mlp", "cnn", "rnn", "lstm")}
-
+PACKED_FIELDS = frozenset(name for name, f in FIELDS.items() if f.packed)  # (trial.Field.packed)
+_DEFAULTS = {name: f.default for name, f in FIELDS.items()}
 
 def packed_engine(spec: TrialSpec) -> str:
-    """The module of the packed engine that trains ``spec``'s model family; "" when none does."""
-    return PACKED_ENGINES.get(spec.model, "")
+    """The module of the packed engine that trains ``spec``'s model family (its ``Family.packed``: a module
+    that defines ``train_jointly(specs, cache, device, inject_error)`` as ``train.packed.engine`` does);
+    "" when none does, and for a model no family declares."""
+    family = models.find(spec.model)
+    return family.packed if family is not None else ""
 
 
 def packable(spec: TrialSpec) -> bool:

@@ -51,8 +51,11 @@ from claimbench.train.optim import clip_gradients, make_optimizer
 from claimbench.train.policy.driver import run
 from claimbench.train.policy.function import run_function
 from claimbench.train.policy.state import failure_text
-from claimbench.trial import TrialRecord, TrialSpec
-from claimbench.workloads import DataCache, Dataset, registry, weight_layers
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import TrialSpec
+from claimbench.workloads.data import DataCache, Dataset
+from claimbench.workloads import registry
+from claimbench.workloads.builtin.layers import weight_layers
 from claimbench.workloads.spec import Config, Workload
 
 NOISE_BATCHES = 4  # batches of batch_size per noise-scale measurement: small batch B, big batch 4B

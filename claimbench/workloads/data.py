@@ -1,16 +1,13 @@
-"""Datasets, registered by name, split into train/val/test by ``data_seed``.
+"""Data on a device: the ``Dataset`` an engine trains on, built once per worker (``DataCache``) and
+sliced into batches by index.
 
-Synthetic and scikit-learn datasets are built locally. MNIST, Fashion-MNIST and
-CIFAR-10 are read from their standard files in a data directory (see
-``data_dir``), downloaded there from a public mirror when absent.
-
-Each builder returns numpy arrays and says what they are (``Raw``): the task
-(classification or regression), the shape of one example, and how inputs are
-standardized. ``Dataset`` holds them as tensors on a device, inputs flattened
-to ``(n, prod(input_shape))`` (models reshape them: see models.py). Statistics
-come from the training split only. Regression targets are standardized too
-(with the clean training targets' mean and std), so that losses, Huber's delta
-and outlier sizes are in units of the target's std.
+A built-in dataset (workloads/builtin/datasets: one module each) gives numpy arrays and says what they
+are (a ``Raw``): the task, the shape of one example, and how inputs are standardized. ``build_dataset``
+splits a validation part off its training examples (chosen by ``data_seed``), standardizes, and holds
+them as tensors, inputs flattened to ``(n, prod(input_shape))`` (models reshape them). Statistics come
+from the training split only. Regression targets are standardized too (with the clean training
+targets' mean and std), so that losses, Huber's delta and outlier sizes are in units of the target's
+std. Another workload's data (workloads/spec.py ``Data``) become a ``Dataset`` through ``as_dataset``.
 
 Corruption applies to the training split only, after the split, and is fixed
 by ``data_seed``: ``label_noise`` sets that fraction of training labels to a
@@ -18,30 +15,27 @@ uniformly random *other* class; ``outlier_frac`` shifts that fraction of
 training targets by ``sign * min(5 + 5|t_3|, 30)`` target stds (t_3: Student's
 t with 3 degrees of freedom; median shift about 9 stds). The corrupted examples
 are the first ones of one permutation, so a larger fraction corrupts a superset.
-Validation and test stay clean. A worker builds each dataset once
-(``DataCache``) and slices batches by index.
+Validation and test stay clean.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import os
-import pickle
-import tarfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from claimbench.errors import UserError
-from claimbench.workloads.registry import DATASETS
-
-DATA_DIR_ENV = "CLAIMBENCH_DATA_DIR"
-DOWNLOAD_TIMEOUT_S = 15
+from claimbench.workloads import registry
+from claimbench.workloads.builtin import datasets
+from claimbench.workloads.builtin.datasets import DataParams
+from claimbench.workloads.builtin.files import data_dir
+from claimbench.workloads.settings import FIELDS
+from claimbench.workloads.spec import Config, Data
 
 
 @dataclass
@@ -71,257 +65,17 @@ class Dataset:
         return Dataset(**moved)
 
 
-@dataclass(frozen=True)
-class DataParams:
-    """What a builder may read: the size, the seed, the sequence length, where the files are."""
-
-    n_samples: int = 0
-    seed: int = 0
-    seq_len: int = 30
-    data_dir: Path | None = None
-
-
-@dataclass
-class Raw:
-    """A builder's output. ``standardize``: "feature" (each input feature), "channel"
-    (each image channel over all its pixels) or "none"."""
-
-    x: np.ndarray
-    y: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    task: str
-    input_shape: tuple[int, ...]
-    standardize: str = "feature"
-
-
-def data_dir(path: str | os.PathLike | None = None) -> Path:
-    """The directory of dataset files: ``path``, else $CLAIMBENCH_DATA_DIR, else ~/.cache/claimbench/data."""
-    return Path(path or os.environ.get(DATA_DIR_ENV) or "~/.cache/claimbench/data").expanduser()
-
-
-# ---------------------------------------------------------------- synthetic and scikit-learn datasets
-
-def _mnist1d(p: DataParams) -> Raw:
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    args = get_dataset_args()
-    args.num_samples = p.n_samples or 5000
-    args.seed = p.seed
-    state = np.random.get_state()  # mnist1d seeds numpy's global RNG; leave it as we found it
-    try:
-        d = make_dataset(args)
-    finally:
-        np.random.set_state(state)
-    return Raw(d["x"], d["y"], d["x_test"], d["y_test"], "classification", (int(d["x"].shape[1]),))
-
-
-def _digits(p: DataParams) -> Raw:
-    """scikit-learn's 8x8 digits; one example is a 1x8x8 image (standardized per pixel, as an MLP expects)."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    if p.n_samples and p.n_samples < len(y):
-        x, _, y, _ = train_test_split(x, y, train_size=p.n_samples, stratify=y, random_state=p.seed)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, stratify=y, random_state=p.seed)
-    return Raw(x_tr, y_tr, x_te, y_te, "classification", (1, 8, 8))
-
-
-def _teacher(p: DataParams) -> Raw:
-    """Teacher-student classification: a fixed random tanh MLP labels Gaussian inputs (10 classes, 20 features)."""
-    n = p.n_samples or 6000
-    rng = np.random.default_rng(p.seed)
-    d_in, d_hidden, n_classes = 20, 32, 10
-    w1 = rng.normal(0, 1 / np.sqrt(d_in), (d_in, d_hidden))
-    w2 = rng.normal(0, 1 / np.sqrt(d_hidden), (d_hidden, n_classes))
-    x = rng.normal(size=(n, d_in))
-    y = np.argmax(np.tanh(x @ w1) @ w2, axis=1)
-    n_test = n // 5
-    return Raw(x[n_test:], y[n_test:], x[:n_test], y[:n_test], "classification", (d_in,))
-
-
-def _regression(p: DataParams) -> Raw:
-    """Synthetic regression: 20 Gaussian features; target = a fixed random linear teacher plus a mild
-    nonlinearity (0.5 sin of a second projection, 0.3 x0*x1), plus Gaussian noise of std 0.2.
-    The noise-free part has variance about 1.2, so the best reachable R^2 is about 0.97."""
-    n = p.n_samples or 5000
-    rng = np.random.default_rng(p.seed)
-    d = 20
-    w = rng.normal(0, 1 / np.sqrt(d), d)
-    v = rng.normal(0, 1 / np.sqrt(d), d)
-    x = rng.normal(size=(n, d))
-    y = x @ w + 0.5 * np.sin(2 * (x @ v)) + 0.3 * x[:, 0] * x[:, 1] + rng.normal(0, 0.2, n)
-    n_test = n // 5
-    return Raw(x[n_test:], y[n_test:], x[:n_test], y[:n_test], "regression", (d,))
-
-
-def _adding(p: DataParams) -> Raw:
-    """The adding problem (Hochreiter & Schmidhuber 1997): ``seq_len`` steps of (value ~ U[0, 1], marker);
-    one marker in the first half, one in the second; target = the sum of the two marked values.
-    Predicting the mean (1.0) gives R^2 = 0; inputs are left as they are (not standardized)."""
-    n, t = p.n_samples or 6000, p.seq_len
-    if t < 2:
-        raise ValueError(f"the adding problem needs seq_len >= 2, got {t}")
-    rng = np.random.default_rng(p.seed)
-    values = rng.uniform(0, 1, (n, t))
-    first = rng.integers(0, t // 2, n)
-    second = rng.integers(t // 2, t, n)
-    markers = np.zeros((n, t))
-    rows = np.arange(n)
-    markers[rows, first] = 1.0
-    markers[rows, second] = 1.0
-    x = np.stack([values, markers], axis=2).reshape(n, 2 * t)
-    y = values[rows, first] + values[rows, second]
-    n_test = n // 5
-    return Raw(x[n_test:], y[n_test:], x[:n_test], y[:n_test], "regression", (t, 2), standardize="none")
-
-
-# ---------------------------------------------------------------- image files
-
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-MIRRORS = {
-    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"),
-    "fashion_mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-}
-CIFAR_DIR = "cifar-10-batches-py"
-CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
-CIFAR_URLS = ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",)
-
-
-def _download(url: str, dest: Path, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
-    """Fetch ``url`` into ``dest`` (written whole or not at all). Tests replace this function."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
-    with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
-        while chunk := response.read(1 << 20):
-            f.write(chunk)
-    tmp.replace(dest)
-
-
-def _missing_files_error(name: str, folder: Path, files: tuple[str, ...], reason: str) -> UserError:
-    return UserError(f"{name} files not found and the download failed ({reason}); expected {', '.join(files)}",
-                     where=str(folder),
-                     fix=f"download them into {folder}, or set {DATA_DIR_ENV} to a directory holding "
-                         f"{folder.name}/ with them")
-
-
-def _idx_path(folder: Path, base: str) -> Path | None:
-    for candidate in (folder / f"{base}.gz", folder / base):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (gzipped or not): magic 0x0000 <dtype 0x08 = ubyte> <ndim>, big-endian int32 dims, data."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise UserError(f"not an unsigned-byte IDX file (magic {raw[:4].hex()})", where=str(path),
-                        fix="replace it with the original MNIST-format file")
-    ndim = raw[3]
-    dims = tuple(int(d) for d in np.frombuffer(raw, ">i4", count=ndim, offset=4))
-    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise UserError(f"IDX file holds {data.size} bytes of data, its header says {dims}", where=str(path),
-                        fix="the file is truncated: download it again")
-    return data.reshape(dims).copy()  # writable, for torch
-
-
-def _idx_dataset(name: str) -> Callable[[DataParams], Raw]:
-    def build(p: DataParams) -> Raw:
-        folder = data_dir(p.data_dir) / name
-        if any(_idx_path(folder, b) is None for b in MNIST_FILES):
-            missing = [b for b in MNIST_FILES if _idx_path(folder, b) is None]
-            try:
-                for base in missing:
-                    _download_any([m + base + ".gz" for m in MIRRORS[name]], folder / f"{base}.gz")
-            except Exception as e:  # offline, or a mirror gone
-                raise _missing_files_error(name, folder, tuple(f"{b}.gz" for b in MNIST_FILES),
-                                           f"{type(e).__name__}: {e}") from None
-        x, y, x_test, y_test = (read_idx(_idx_path(folder, b)) for b in MNIST_FILES)
-        x, y = _subsample(x, y, p)
-        return Raw(x.reshape(len(x), -1), y, x_test.reshape(len(x_test), -1), y_test, "classification",
-                   (1, *x.shape[1:]), standardize="channel")
-
-    return build
-
-
-def _download_any(urls: list[str] | tuple[str, ...], dest: Path) -> None:
-    errors = []
-    for url in urls:
-        try:
-            _download(url, dest)
-            return
-        except Exception as e:
-            errors.append(f"{url}: {e}")
-    raise OSError("; ".join(errors))
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Loads the CIFAR batches (dicts of bytes, lists and numpy arrays) and nothing that runs other code."""
-
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar")}
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR batch")
-        return super().find_class(module, name)
-
-
-def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One CIFAR-10 python batch: (n, 3072) uint8 images (RGB planes of 32x32) and their labels."""
-    with open(path, "rb") as f:
-        d = _ArrayUnpickler(f, encoding="bytes").load()
-    return np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3 * 32 * 32), np.asarray(d[b"labels"], dtype=np.int64)
-
-
-def _cifar10(p: DataParams) -> Raw:
-    root = data_dir(p.data_dir)
-    folder = root / CIFAR_DIR
-    if not all((folder / f).is_file() for f in CIFAR_FILES):
-        try:
-            archive = root / "cifar-10-python.tar.gz"
-            _download_any(CIFAR_URLS, archive)
-            with tarfile.open(archive) as tar:
-                tar.extractall(root, filter="data")
-            archive.unlink()
-        except Exception as e:
-            raise _missing_files_error("cifar10", folder, CIFAR_FILES, f"{type(e).__name__}: {e}") from None
-    parts = [read_cifar_batch(folder / f) for f in CIFAR_FILES[:5]]
-    x, y = np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
-    x_test, y_test = read_cifar_batch(folder / "test_batch")
-    x, y = _subsample(x, y, p)
-    return Raw(x, y, x_test, y_test, "classification", (3, 32, 32), standardize="channel")
-
-
-def _subsample(x: np.ndarray, y: np.ndarray, p: DataParams) -> tuple[np.ndarray, np.ndarray]:
-    """``n_samples`` training examples chosen by the seed (all when 0 or more than there are)."""
-    if p.n_samples and p.n_samples < len(y):
-        keep = np.sort(np.random.default_rng([p.seed, 3]).permutation(len(y))[:p.n_samples])
-        return x[keep], y[keep]
-    return x, y
-
-
-_mnist = _idx_dataset("mnist")
-_fashion_mnist = _idx_dataset("fashion_mnist")
-
-#: Each built-in dataset's builder, from the one table (registry.DATASETS names them).
-BUILDERS: dict[str, Callable[[DataParams], Raw]] = {d.name: globals()[d.builder.partition(":")[2]] for d in DATASETS}
-
-
 # ---------------------------------------------------------------- building and corrupting
 
 def build_dataset(name: str, n_samples: int = 0, data_seed: int = 0, val_fraction: float = 0.2, *,
-                  seq_len: int = 30, label_noise: float = 0.0, outlier_frac: float = 0.0,
-                  data_dir: str | os.PathLike | None = None) -> Dataset:
-    """Build ``name``; a ``val_fraction`` of the training split (chosen by ``data_seed``) becomes validation;
-    then corrupt the training split as asked (see the module docstring)."""
-    raw = BUILDERS[name](DataParams(n_samples, data_seed, seq_len, Path(data_dir) if data_dir else None))
+                  label_noise: float = 0.0, outlier_frac: float = 0.0, data_dir: str | os.PathLike | None = None,
+                  **settings: Any) -> Dataset:
+    """Build the built-in dataset ``name``; a ``val_fraction`` of the training split (chosen by ``data_seed``)
+    becomes validation; then corrupt the training split as asked (see the module docstring). ``settings``:
+    values of the dataset's own settings (e.g. the adding problem's ``seq_len``; their defaults otherwise)."""
+    info = datasets.get(name)
+    own = {key: settings.get(key, FIELDS[key].default) for key in info.settings}
+    raw = info.build(DataParams(n_samples, data_seed, Path(data_dir) if data_dir else None, own))
     x, y, x_test, y_test = (np.asarray(a) for a in (raw.x, raw.y, raw.x_test, raw.y_test))
     order = np.random.default_rng(data_seed + 1).permutation(len(y))
     n_val = int(round(len(y) * val_fraction))
@@ -410,7 +164,7 @@ def _with_outliers(y: np.ndarray, fraction: float, data_seed: int) -> np.ndarray
 class DataCache:
     """Datasets built once per worker and kept on its device.
 
-    ``data_dir`` is where the image files are (default: ``data_dir()``, read once here).
+    ``data_dir`` is where the image files are (default: ``files.data_dir()``, read once here).
     A dataset that failed to build fails again at once, without a second download attempt.
     """
 
@@ -420,15 +174,17 @@ class DataCache:
         self._errors: dict[tuple, Exception] = {}
 
     def get(self, name: str, n_samples: int, data_seed: int, device: torch.device | str = "cpu", *,
-            seq_len: int = 30, label_noise: float = 0.0, outlier_frac: float = 0.0) -> Dataset:
-        seq = seq_len if name == "adding" else 0  # seq_len shapes only the adding problem
-        key = (name, n_samples, data_seed, seq, str(device))
+            label_noise: float = 0.0, outlier_frac: float = 0.0, **settings: Any) -> Dataset:
+        """The built-in dataset ``name``; ``settings``: values of its own settings (build_dataset), which
+        alone of the spec's other settings make another dataset."""
+        own = tuple((key, settings.get(key, FIELDS[key].default)) for key in datasets.get(name).settings)
+        key = (name, n_samples, data_seed, own, str(device))
         if key in self._errors:
             raise self._errors[key]
         if key not in self._data:
             try:
-                self._data[key] = build_dataset(name, n_samples, data_seed, seq_len=seq_len,
-                                                data_dir=self.data_dir).to(device)
+                self._data[key] = build_dataset(name, n_samples, data_seed, data_dir=self.data_dir,
+                                                **dict(own)).to(device)
             except UserError as e:
                 self._errors[key] = e
                 raise
@@ -443,15 +199,13 @@ class DataCache:
         """The dataset a TrialSpec trains on: a built-in one, or its workload's (``workload_data``)."""
         if not spec.builtin:
             return self.workload_data(spec, device)
-        return self.get(spec.dataset, spec.n_samples, spec.data_seed, device, seq_len=spec.seq_len,
-                        label_noise=spec.label_noise, outlier_frac=spec.outlier_frac)
+        own = {key: getattr(spec, key) for key in datasets.get(spec.dataset).settings}
+        return self.get(spec.dataset, spec.n_samples, spec.data_seed, device, label_noise=spec.label_noise,
+                        outlier_frac=spec.outlier_frac, **own)
 
     def workload_data(self, spec, device: torch.device | str = "cpu") -> Dataset:
         """A components workload's data (workloads/spec.py ``Data``), built once per value of its data
         parameters, n_samples and data_seed, kept on ``device``; then label noise or outliers as asked."""
-        from claimbench.workloads import registry
-        from claimbench.workloads.spec import Config
-
         workload = registry.get(spec.workload)
         params = spec.params
         data_params = tuple(sorted((p.name, params.get(p.name, p.default)) for p in workload.params if p.data))
@@ -470,8 +224,6 @@ class DataCache:
 
 def as_dataset(raw, name: str, task: str) -> Dataset:
     """A workload's ``Data`` as a Dataset; ValueError naming what breaks the contract (workloads/spec.py)."""
-    from claimbench.workloads.spec import Data
-
     if not isinstance(raw, Data):
         raise ValueError(f"workload {name!r}: data() must return claimbench.workloads.spec.Data, "
                          f"got {type(raw).__name__}")

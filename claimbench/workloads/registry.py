@@ -1,21 +1,14 @@
-"""The one table of workloads: claimbench's built-in datasets and models, and every installed package's
-workloads, found through the entry-point group ``claimbench.workloads`` (as pytest finds plugins).
+"""The table of workloads: claimbench's built-ins and every installed package's workloads, found through
+the entry-point group ``claimbench.workloads`` (as pytest finds plugins).
 
-Torch-free, so that the suite loader and ``trial.py`` read it without importing torch: the dataset
-table names each builder by its import path, loaded only when a dataset is built.
-
-- ``DATASETS``: one row per built-in dataset (name, task, input shape, outputs, image or not, builder,
-  sizes). ``trial.CHOICES["dataset"]``, ``trial.DATASET_TASKS``, ``trial.IMAGE_DATASETS``,
-  ``models.dataset_shape``, ``data.BUILDERS`` and ``limits.DATASETS`` all derive from it: a new
-  dataset is one row here and its builder function (and, until it learns to read this table, a row
-  of runner/packs.py's memory estimate, which counts an unknown dataset as 1000 features).
-- ``MODELS``: the built-in model names (``models.MODELS`` implements exactly these; a test checks).
 - ``installed()`` / ``get(name)``: the registered workloads. claimbench registers its own built-ins
-  under the name ``claimbench`` through the same entry point (pyproject.toml); a user's package adds
+  under the name ``claimbench`` through the same entry point (pyproject.toml; builtin/); a user's package adds
   ``[project.entry-points."claimbench.workloads"] "myteam.resnet" = "myteam.workloads:RESNET"``.
 - ``fingerprint(name)``: the code fingerprint that goes into every trial id (``TrialSpec.code``):
   the distribution's name and version and a hash of the package's source files; for the built-ins
   a hash of claimbench's own ``train/`` and ``workloads/`` sources. Editing the code yields new ids.
+
+Torch-free: a workload's module is imported only when ``get`` loads it.
 """
 
 from __future__ import annotations
@@ -23,65 +16,21 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from claimbench.errors import UserError
-
-if TYPE_CHECKING:
-    from claimbench.workloads.spec import Workload
+from claimbench.trial import BUILTIN
+from claimbench.workloads.spec import Workload
 
 #: The entry-point group workloads register in.
 GROUP = "claimbench.workloads"
-#: The name of claimbench's own workload (its datasets and models); TrialSpec.workload's default.
-BUILTIN = "claimbench"
 #: The built-in entry point's target, used when claimbench runs from a source tree that was never installed.
 BUILTIN_TARGET = "claimbench.workloads.builtin:WORKLOAD"
 #: How to register a workload: the fix of every "unknown workload" error.
 HOW_TO_REGISTER = ('register one in its package\'s pyproject.toml: [project.entry-points."claimbench.workloads"] '
                    '"myteam.resnet" = "myteam.workloads:RESNET", then pip install it (see README, "Your own model")')
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """One built-in dataset. ``shape``: one example's shape; for ``adding`` it is (seq_len, 2)."""
-
-    name: str
-    task: str  # "classification" | "regression"
-    shape: tuple[int, ...]
-    n_outputs: int
-    image: bool  # examples are images (C, H, W): the datasets a cnn accepts
-    builder: str  # "module:function" (claimbench/workloads/data.py), loaded when the dataset is built
-    default_n: int  # examples when n_samples = 0 (train + test for generated data; the training files else)
-    available: int | None  # a file dataset's training examples (n_samples beyond it is refused); None: generated
-    test_fraction: float  # the part of the n examples that becomes the test split (0: a separate test file)
-
-    def input_shape(self, seq_len: int = 30) -> tuple[int, ...]:
-        return (seq_len, 2) if self.name == "adding" else self.shape
-
-
-_DATA = "claimbench.workloads.data"
-DATASETS: tuple[DatasetInfo, ...] = (
-    DatasetInfo("mnist1d", "classification", (40,), 10, False, f"{_DATA}:_mnist1d", 5000, None, 0.2),
-    DatasetInfo("digits", "classification", (1, 8, 8), 10, True, f"{_DATA}:_digits", 1797, 1797, 0.2),
-    DatasetInfo("teacher", "classification", (20,), 10, False, f"{_DATA}:_teacher", 6000, None, 0.2),
-    DatasetInfo("adding", "regression", (30, 2), 1, False, f"{_DATA}:_adding", 6000, None, 0.2),
-    DatasetInfo("regression", "regression", (20,), 1, False, f"{_DATA}:_regression", 5000, None, 0.2),
-    DatasetInfo("mnist", "classification", (1, 28, 28), 10, True, f"{_DATA}:_mnist", 60000, 60000, 0.0),
-    DatasetInfo("fashion_mnist", "classification", (1, 28, 28), 10, True, f"{_DATA}:_fashion_mnist", 60000, 60000,
-                0.0),
-    DatasetInfo("cifar10", "classification", (3, 32, 32), 10, True, f"{_DATA}:_cifar10", 50000, 50000, 0.0),
-)
-DATASET_INFO: dict[str, DatasetInfo] = {d.name: d for d in DATASETS}
-#: The built-in models (claimbench/workloads/models.py).
-MODELS: tuple[str, ...] = ("mlp", "cnn", "rnn", "lstm")
-
-
-def load_builder(info: DatasetInfo):
-    module, _, attr = info.builder.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 # ---------------------------------------------------------------- entry points
@@ -135,13 +84,11 @@ def unknown_error(name: str, where: str) -> WorkloadError:
 _LOADED: dict[str, Any] = {}
 
 
-def get(name: str, where: str = "") -> "Workload":
+def get(name: str, where: str = "") -> Workload:
     """The workload registered as ``name``, loaded (its module imported) once per process.
 
     WorkloadError (one line) when no installed package registers it, when its module fails to import
     (e.g. a Ray worker without the package), or when it is not a ``spec.Workload`` named ``name``."""
-    from claimbench.workloads.spec import Workload
-
     if name in _LOADED:
         return _LOADED[name]
     ep = _entry_points().get(name)

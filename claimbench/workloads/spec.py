@@ -34,6 +34,11 @@ Parameters (``Param``): name, type (int, float, bool or str), default, an inclus
 with the same one-line errors as built-in parameters, and ``claimbench schema`` includes them. A
 parameter marked ``data=True`` changes the data: the data are rebuilt per value (else shared).
 
+Size checks (``check``, optional, either level): ``check(spec, limits, where)`` refuses a spec too large
+to train (its data or model past ``limits``, the suite's size limits, limits.py) by raising
+``limits.LimitError`` with ``where(param)`` as its where; it runs when the suite loads, before anything
+is built. The built-ins check their datasets' sizes and their models' memory this way (builtin/shapes.py).
+
 The workload's code fingerprint (registry.fingerprint: package, version and a hash of its source
 files) is part of every trial id, so editing the model or the loop retrains.
 """
@@ -45,24 +50,23 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
+from claimbench.trial import DERIVED, METRICS, RECORD_COLUMNS
+from claimbench.workloads.settings import FIELDS
+
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from claimbench.trial import TrialSpec
+    from claimbench.trial import Spec
 
 TASKS = ("classification", "regression")
 PARAM_TYPES: tuple[type, ...] = (int, float, bool, str)
-#: Built-in [workload] keys a workload may read (``uses``); dataset and model are always its own.
-MODEL_FIELDS = ("n_samples", "label_noise", "outlier_frac", "seq_len", "depth", "width", "shape", "activation",
-                "init", "init_dist", "batchnorm", "dropout", "dropout_position", "dropout_kind", "parameterization",
-                "base_width")
+#: Built-in [workload] keys a workload may read (``uses``; settings.py); dataset and model are always its own.
+MODEL_FIELDS = tuple(name for name, f in FIELDS.items() if f.group == "uses")
 #: [train] keys a training function honours only when it lists them in ``uses`` (it runs its own loop).
-LOOP_FIELDS = ("loss", "optimizer", "lr", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps",
-               "schedule", "warmup_steps", "schedule_gamma", "plateau_patience", "clip", "clip_threshold",
-               "batch_size", "batch_schedule", "batch_factor")
+LOOP_FIELDS = tuple(name for name, f in FIELDS.items() if f.group == "loop")
 #: [train] keys the trial policy implements for a training function from its reports (always allowed).
-POLICY_FIELDS = ("evals", "patience", "restore_best", "divergence_factor", "target")
+POLICY_FIELDS = tuple(name for name, f in FIELDS.items() if f.group == "policy")
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,7 @@ class Param:
 class Config:
     """What a workload's functions receive: the trial's resolved spec and the workload's parameters."""
 
-    spec: "TrialSpec"
+    spec: "Spec"
     params: Mapping[str, Any]
 
     def __getitem__(self, name: str) -> Any:
@@ -160,7 +164,7 @@ class Data:
 class Context(Protocol):
     """What a training function's ``ctx`` offers (train/policy.py ``Context`` implements it)."""
 
-    spec: "TrialSpec"  # the shared settings: lr, batch_size, optimizer, seed, data_seed, steps, ...
+    spec: "Spec"  # the shared settings: lr, batch_size, optimizer, seed, data_seed, steps, ...
     params: Mapping[str, Any]  # the workload's parameters
     device: "torch.device"
     total_steps: int  # the budget
@@ -188,11 +192,10 @@ class Workload:
     loss: Callable[..., "torch.Tensor"] | None = None
     augment: Callable[..., "torch.Tensor"] | None = None
     train: Callable[[Mapping[str, Any], Context], None] | None = None
-    builtin: bool = field(default=False, repr=False)  # claimbench's own datasets and models (builtin.py)
+    check: Callable[["Spec", Mapping[str, int], Callable[[str], str]], None] | None = None
+    builtin: bool = field(default=False, repr=False)  # claimbench's own datasets and models (builtin/)
 
     def __post_init__(self) -> None:
-        from claimbench.trial import SPEC_FIELDS
-
         object.__setattr__(self, "params", tuple(self.params))
         object.__setattr__(self, "uses", tuple(self.uses))
         where = f"workload {self.name!r}"
@@ -211,12 +214,8 @@ class Workload:
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             raise ValueError(f"{where}: parameter names repeat: {names}")
-        clash = []
-        if names:  # (the built-ins declare none: loading a suite need not import pandas for them)
-            from claimbench.analysis.frames import DERIVED, METRICS, RECORD_COLUMNS
-
-            taken = {*SPEC_FIELDS, *RECORD_COLUMNS, *METRICS, *DERIVED, *RESERVED}
-            clash = [n for n in names if n in taken]
+        taken = {*FIELDS, *RECORD_COLUMNS, *METRICS, *DERIVED, *RESERVED}
+        clash = [n for n in names if n in taken]
         if clash:
             raise ValueError(f"{where}: parameter {', '.join(clash)} is a built-in name; rename it")
 
@@ -232,5 +231,5 @@ class Workload:
         return {p.name: p.default for p in self.params}
 
 
-#: Names a parameter may not take besides the spec fields and a trial frame's columns (analysis/frames.py).
+#: Names a parameter may not take besides the spec fields and a trial frame's columns (trial.py).
 RESERVED = frozenset({"name", "trial_id", "budget", "noise_curve", "value", "params"})

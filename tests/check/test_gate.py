@@ -19,7 +19,7 @@ from tests.conftest import cli
 from claimbench.errors import SuiteError, UserError
 from claimbench.runner.faults import as_trial, corrupted, parse_faults
 from claimbench.suite import load_suite
-from claimbench.trial import TrialSpec
+from claimbench.workloads.builtin import TrialSpec
 from tests.conftest import TINY_SUITE
 
 # TINY_SUITE with 3 seeds (a tracked quantity needs 3 to be judged), a ci tier, and check tables:

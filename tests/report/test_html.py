@@ -16,7 +16,8 @@ from claimbench.report import FIGURES, render_html, write_report
 from claimbench.report.figures import figures_for
 from claimbench.store.rundir import RunStore
 from claimbench.suite import Suite, expand, parse_suite
-from claimbench.trial import TrialRecord, TrialSpec, TrialStatus
+from claimbench.trial import TrialRecord, TrialStatus
+from claimbench.workloads.builtin import TrialSpec
 
 EVIL = "<script>alert(1)</script>"
 

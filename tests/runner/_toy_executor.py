@@ -16,7 +16,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 from claimbench.runner.base import MAX_ATTEMPTS, Executor, Ledger, OnEval, Worker, WorkerLost, is_exclusive
 from claimbench.runner.faults import Fault
-from claimbench.trial import TrialRecord, TrialSpec
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import TrialSpec
 
 _worker: Worker | None = None  # one per pool process: its data cache lives as long as the process
 

@@ -18,7 +18,8 @@ from claimbench.runner.base import MAX_ATTEMPTS, Executor, Ledger, Worker
 from claimbench.runner.faults import parse_faults
 from claimbench.runner.packs import make_packs
 from claimbench.suite import expand, load_suite
-from claimbench.trial import TrialSpec, TrialStatus
+from claimbench.trial import TrialStatus
+from claimbench.workloads.builtin import TrialSpec
 from tests.conftest import TINY_SUITE, cli
 
 RAY = [pytest.mark.ray, pytest.mark.slow]

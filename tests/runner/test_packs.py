@@ -10,7 +10,7 @@ from claimbench.runner.packs import cost, make_packs
 from claimbench.train.packing import packable
 from claimbench.suite import expand, load_suite
 from claimbench.train.policy.state import TIMING_WARMUP_STEPS, _timed_steps
-from claimbench.trial import TrialSpec
+from claimbench.workloads.builtin import TrialSpec
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ import pytest
 
 from claimbench.runner.base import Ledger
 from claimbench.runner.ray_executor import RayExecutor
-from claimbench.trial import TrialRecord, TrialSpec, TrialStatus
+from claimbench.trial import TrialRecord, TrialStatus
+from claimbench.workloads.builtin import TrialSpec
 
 ray_exceptions = pytest.importorskip("ray.exceptions")
 

@@ -6,7 +6,6 @@ installed one is: a dist-info folder on the path (children and Ray workers get i
 from __future__ import annotations
 
 import _thread
-import dataclasses
 import json
 import os
 import sys
@@ -18,13 +17,12 @@ from pathlib import Path
 import pytest
 
 from claimbench.api import run_suites
-from claimbench.runner.cost import model_seconds
 from claimbench.runner.local import LocalExecutor
 from claimbench.runner.packs import make_packs
-from claimbench.runner.timeouts import TIMEOUT_FLOOR_S, TIMEOUT_SAFETY, default_timeout, trial_timeouts
+from claimbench.runner.timeouts import default_timeout, trial_timeouts
 from claimbench.store.rundir import RunStore
 from claimbench.suite import expand, load_suite
-from claimbench.trial import TrialSpec, TrialStatus
+from claimbench.trial import TrialStatus
 from claimbench.workloads import registry
 from tests.conftest import TINY_SUITE, cli
 
@@ -186,6 +184,12 @@ def test_a_built_in_pack_past_its_limit_fails_and_the_run_goes_on(tmp_path):
 
 
 def test_the_default_limit_is_the_estimate_times_the_safety_factor_with_a_floor():
+    import dataclasses
+
+    from claimbench.plan import model_seconds
+    from claimbench.runner.timeouts import TIMEOUT_FLOOR_S, TIMEOUT_SAFETY, default_timeout
+    from claimbench.workloads.builtin import TrialSpec
+
     small = TrialSpec(dataset="teacher", n_samples=600, depth=1, width=16, batch_size=8, steps=30)
     assert default_timeout(small) == TIMEOUT_FLOOR_S
     big = dataclasses.replace(small, depth=8, width=4096, steps=100_000)

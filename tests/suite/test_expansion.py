@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from claimbench.suite import expand, load_suite
-from claimbench.trial import TrialSpec
+from claimbench.workloads.builtin import TrialSpec
 from tests.conftest import TINY_SUITE
 
 

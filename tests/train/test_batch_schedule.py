@@ -12,7 +12,7 @@ from claimbench.train.packed.engine import train_jointly
 from claimbench.train.packing import pack_key, packable
 from claimbench.train.policy.plan import DataOrder, Plan
 from claimbench.train.single import train_trial
-from claimbench.trial import TrialSpec
+from claimbench.workloads.builtin import TrialSpec
 from tests.train.equivalence import assert_match
 
 # 1000 samples of the teacher task: 640 training examples, 80 batches of 8 per epoch

@@ -7,10 +7,10 @@ import dataclasses
 
 import pytest
 
-from claimbench.train import packing
 from claimbench.train.pack import train_pack
 from claimbench.train.packing import packable
-from claimbench.trial import TrialRecord, TrialSpec
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import TrialSpec, models
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -28,9 +28,10 @@ def train_jointly(specs, cache, device, inject_error):
 def test_a_pack_trains_on_the_engine_its_family_names(cache, monkeypatch):
     specs = [dataclasses.replace(MLP, seed=s) for s in range(2)]
     assert [r.engine for r in train_pack(specs, cache)] == ["packed-mlp"] * 2
-    monkeypatch.setitem(packing.PACKED_ENGINES, "mlp", __name__)
+    mlp = models.get("mlp")
+    monkeypatch.setattr(models, "find", lambda name: dataclasses.replace(mlp, packed=__name__) if name == "mlp" else None)
     assert [r.engine for r in train_pack(specs, cache)] == ["stand-in"] * 2
-    monkeypatch.delitem(packing.PACKED_ENGINES, "mlp")  # a family no packed engine trains
+    monkeypatch.setattr(models, "find", lambda name: dataclasses.replace(mlp, packed=""))  # no packed engine
     assert not packable(specs[0])
     records = train_pack(specs, cache)
     assert [r.engine for r in records] == ["single"] * 2 and all(r.status.value == "completed" for r in records)

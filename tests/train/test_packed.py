@@ -17,7 +17,8 @@ from claimbench.train.pack import train_pack
 from claimbench.train.packed.engine import train_jointly
 from claimbench.train.packing import pack_key
 from claimbench.train.single import train_trial
-from claimbench.trial import CHOICES, TrialSpec, TrialStatus
+from claimbench.trial import TrialStatus
+from claimbench.workloads.builtin import CHOICES, TrialSpec
 from tests.train.equivalence import assert_match
 
 BASE = TrialSpec(dataset="teacher", n_samples=600, depth=2, width=16, batch_size=8, lr=0.05, momentum=0.9,

@@ -17,7 +17,8 @@ from claimbench.train.pack import train_pack
 from claimbench.train.packed.engine import train_jointly
 from claimbench.train.packing import pack_key, packable
 from claimbench.train.single import train_trial
-from claimbench.trial import TrialSpec, TrialStatus
+from claimbench.trial import TrialStatus
+from claimbench.workloads.builtin import TrialSpec
 from tests.train.equivalence import assert_match, close, metric_close
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # the fixtures (cache too) are in conftest.py

@@ -8,7 +8,7 @@ import dataclasses
 from claimbench.runner.packs import DEFAULT_PACK_SIZE, make_packs, pack_bytes
 from claimbench.train import packing
 from claimbench.train.packing import PACK_MEMORY_BYTES, pack_key, pack_width, packable
-from claimbench.trial import TrialSpec
+from claimbench.workloads.builtin import TrialSpec
 
 BASE = TrialSpec(dataset="teacher", n_samples=600, depth=2, width=16, batch_size=8, lr=0.05, momentum=0.9,
                  steps=200, evals=5)

@@ -19,9 +19,11 @@ from claimbench.train.packed.plan import view
 from claimbench.train.packing import pack_key, packable
 from claimbench.train.policy.driver import run
 from claimbench.train.policy.state import failure_text
-from claimbench.trial import TrialRecord, TrialSpec
-from claimbench.workloads import DataCache, Dataset, build_model
-from claimbench.workloads.models import param_scales
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import TrialSpec
+from claimbench.workloads.data import DataCache, Dataset
+from claimbench.workloads.builtin.models import build_model
+from claimbench.workloads.builtin.layers import param_scales
 
 #: A CNN pack's evaluation chunk holds at most this many floats of first-layer activations, for all
 #: K models together (``PackedEngine.eval_chunk``): so a CNN trial's share of the evaluation's memory

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from claimbench.train.packed.plan import RRELU_LOWER, RRELU_UPPER, plan
-from claimbench.workloads.models import as_sequence
+from claimbench.workloads.builtin.layers import as_sequence
 
 ALPHA = 1.7580993408473766  # AlphaDropout's alpha (SELU's -lambda * alpha), as ATen's
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from claimbench.train.packed.plan import Place
-from claimbench.trial import TrialSpec
+from claimbench.workloads.builtin import TrialSpec
 
 NADAM_MOMENTUM_DECAY = 4e-3  # torch.optim.NAdam's default, as make_optimizer leaves it
 CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s

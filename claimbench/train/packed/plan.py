@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from claimbench.workloads.models import Readout, SequenceModel
+from claimbench.workloads.builtin.layers import Readout, SequenceModel
 
 RRELU_LOWER, RRELU_UPPER = 1.0 / 8, 1.0 / 3  # nn.RReLU's defaults
 

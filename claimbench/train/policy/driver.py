@@ -18,8 +18,9 @@ from claimbench.train.policy.engine import Engine, EngineFactory
 from claimbench.train.policy.plan import DataOrder, Plan
 from claimbench.train.policy.range_test import run_range_tests
 from claimbench.train.policy.state import INJECTED, TIMING_ROUNDS, Clock, TrialState, failure_text
-from claimbench.trial import TrialRecord, TrialSpec, TrialStatus
-from claimbench.workloads import Dataset
+from claimbench.trial import TrialRecord, TrialStatus
+from claimbench.workloads.builtin import TrialSpec
+from claimbench.workloads.data import Dataset
 
 
 def run(specs: list[TrialSpec], data: Dataset, device: torch.device, make_engine: EngineFactory,

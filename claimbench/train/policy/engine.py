@@ -6,7 +6,7 @@ from typing import Callable, Protocol
 
 import torch
 
-from claimbench.trial import TrialSpec
+from claimbench.workloads.builtin import TrialSpec
 
 
 class Engine(Protocol):

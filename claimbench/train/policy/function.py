@@ -14,7 +14,8 @@ import torch
 
 from claimbench.train.policy.plan import Plan
 from claimbench.train.policy.state import INJECTED, TrialState, failure_text
-from claimbench.trial import TrialRecord, TrialSpec
+from claimbench.trial import TrialRecord
+from claimbench.workloads.builtin import TrialSpec
 
 
 class Context:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from claimbench.trial import TrialSpec
-from claimbench.workloads import Dataset
+from claimbench.workloads.builtin import TrialSpec
+from claimbench.workloads.data import Dataset
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import torch
 from claimbench.train.policy.engine import EngineFactory
 from claimbench.train.policy.plan import DataOrder
 from claimbench.train.policy.state import Clock, TrialState
-from claimbench.trial import TrialSpec
+from claimbench.workloads.builtin import TrialSpec
 
 RANGE_BETA = 0.98  # the range test's loss smoothing
 RANGE_STOP = 4.0  # the range test stops when the smoothed loss exceeds this x its minimum

@@ -33,7 +33,8 @@ from typing import Callable
 
 from claimbench.train.optim import Schedule
 from claimbench.train.policy.plan import Plan
-from claimbench.trial import TrialRecord, TrialSpec, TrialStatus
+from claimbench.trial import TrialRecord, TrialStatus
+from claimbench.workloads.builtin import TrialSpec
 
 EMA = 0.1  # weight of the newest minibatch loss in the smoothed training loss
 INJECTED = "RuntimeError: injected fault (CLAIMBENCH_FAULTS raise)"

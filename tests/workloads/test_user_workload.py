@@ -1,4 +1,4 @@
-"""Users' workloads: the contract (workloads/spec.py), the registry and its one table, the suite loader's
+"""Users' workloads: the contract (workloads/spec.py), the registry, the suite loader's
 rules for another workload, the training-function policy (policy.Context), code fingerprints in trial
 ids, the worker that lacks a package, and the example package (examples/tiny_resnet) end to end on
 both executors."""
@@ -23,11 +23,13 @@ from claimbench.train.pack import train_pack
 from claimbench.train.packing import packable
 from claimbench.train.policy.function import Context
 from claimbench.train.single import train_trial
-from claimbench.trial import CHOICES, DATASET_TASKS, IMAGE_DATASETS, TrialSpec, TrialStatus
-from claimbench.workloads import BUILDERS, dataset_shape, registry
+from claimbench.trial import TrialStatus
+from claimbench.workloads.builtin import CHOICES, TrialSpec
+from claimbench.workloads import registry
+from claimbench.workloads.builtin import shapes
 from claimbench.workloads.spec import Data, Param, Workload
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "examples" / "tiny_resnet"
 SUITES = EXAMPLE / "suites"
 
@@ -57,14 +59,17 @@ def fake(monkeypatch):
     return add
 
 
-# ---------------------------------------------------------------- the one table
+# ---------------------------------------------------------------- the built-ins' tables
 
-def test_builtin_tables_derive_from_the_registry():
-    names = tuple(d.name for d in registry.DATASETS)
-    assert CHOICES["dataset"] == names and tuple(BUILDERS) == names and CHOICES["model"] == registry.MODELS
-    assert DATASET_TASKS == {d.name: d.task for d in registry.DATASETS}
-    assert IMAGE_DATASETS == tuple(d.name for d in registry.DATASETS if d.image)
-    assert dataset_shape("adding", 7) == ((7, 2), 1) and dataset_shape("cifar10") == ((3, 32, 32), 10)
+def test_the_builtin_datasets_and_models_are_the_modules_of_their_packages():
+    package = ROOT / "claimbench" / "workloads" / "builtin"
+    assert set(CHOICES["dataset"]) == {p.stem for p in (package / "datasets").glob("[!_]*.py")} and \
+        len(CHOICES["dataset"]) == 8
+    assert set(CHOICES["model"]) == {p.stem for p in (package / "models").glob("[!_]*.py")} == \
+        {"mlp", "cnn", "rnn", "lstm"}
+    assert shapes.io_shape(TrialSpec(steps=1, dataset="adding", seq_len=7)) == ((7, 2), 1)
+    assert shapes.io_shape(TrialSpec(steps=1, dataset="cifar10")) == ((3, 32, 32), 10)
+    assert shapes.io_shape(TrialSpec(steps=1, dataset="", model="")) is None  # another workload's spec
 
 
 def test_builtins_register_through_the_entry_point():

@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from claimbench.check.baseline import matrix_fingerprint, read_baseline
+from claimbench.train.packing import pack_key, packable
 from claimbench.suite import load_suite
 from claimbench.train.optim import make_optimizer
 from claimbench.train.packed.engine import train_jointly
-from claimbench.train.packing import pack_key, packable
 from claimbench.train.single import train_trial
-from claimbench.trial import TrialSpec
-from claimbench.workloads import build_model
+from claimbench.workloads.builtin import TrialSpec
+from claimbench.workloads.builtin.models import build_model
 from tests.train.equivalence import assert_match
 
 N_IN, N_OUT, BASE_WIDTH = 40, 10, 64  # MNIST-1D's 40 features and 10 classes; the width where muP is SP
@@ -91,7 +91,7 @@ def test_sp_leaves_every_trial_id_of_the_baseline_matrix_unchanged():
     spec = TrialSpec(epochs=1)
     assert "parameterization" not in spec.canonical_json() and "base_width" not in spec.canonical_json()
     assert "batch_schedule" not in spec.canonical_json() and "batch_factor" not in spec.canonical_json()
-    baseline = read_baseline(Path(__file__).parent.parent / "reports" / "baseline.json")
+    baseline = read_baseline(Path(__file__).parents[3] / "reports" / "baseline.json")
     entry = baseline["suites"]["batch_size"]["ci"]
     assert matrix_fingerprint(load_suite("batch_size", tier="ci")) == entry["matrix"]  # every config_id as before
 

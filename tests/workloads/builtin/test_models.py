@@ -1,9 +1,10 @@
-"""Models and the measurements the FAQ claims need: new models learn, layer orders are what the spec
-says, param_count is exact, init gradient ratios, losses, regression metrics, latency, the LR range test."""
+"""The built-in model families (workloads/builtin/models) and the measurements the FAQ claims need: new
+models learn, layer orders are what the spec says, param_count is exact, init gradient ratios, losses, regression metrics, latency, the LR range test."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 
 import pytest
@@ -13,8 +14,15 @@ from torch import nn
 from claimbench.analysis import curve_frame, trial_frame
 from claimbench.train.metrics import make_loss
 from claimbench.train.single import train_trial
-from claimbench.trial import CHOICES, TASK_LOSSES, TrialSpec, TrialStatus
-from claimbench.workloads import DataCache, build_model, dataset_shape, layer_widths, param_count, weight_layers
+from claimbench.trial import TASK_LOSSES, TrialStatus
+from claimbench.workloads.builtin import CHOICES, TrialSpec
+from claimbench.workloads.data import DataCache
+from claimbench.workloads.builtin.models import build_model
+from claimbench.workloads.builtin.shapes import layer_widths, param_count
+from claimbench.workloads.builtin.layers import weight_layers
+from claimbench.workloads.builtin import models
+from claimbench.workloads.builtin.layers import ACTIVATIONS, INIT_DISTS, INITS
+from claimbench.workloads.builtin.shapes import io_shape
 
 BASE = TrialSpec(dataset="teacher", n_samples=600, depth=1, width=16, batch_size=16, lr=0.1, momentum=0.9,
                  steps=40, evals=4)
@@ -43,6 +51,17 @@ def test_new_models_learn_an_easy_task(cache, spec):
         assert rec.metrics["val_r2"] > 0.3
     else:
         assert rec.curve[-1]["train_loss"] < 0.8 * rec.curve[0]["train_loss"] and rec.metrics["val_acc"] > 0.3
+
+
+def test_the_layers_implement_exactly_the_declared_choices():
+    assert set(ACTIVATIONS) == set(CHOICES["activation"])
+    assert set(INITS) == set(CHOICES["init"])
+    assert set(INIT_DISTS) == set(CHOICES["init_dist"])
+
+
+def test_each_family_names_a_packed_engine_module_that_exists():
+    for family in models.table().values():
+        assert family.packed and importlib.util.find_spec(family.packed) is not None, family.name
 
 
 def test_cnn_refuses_a_non_image_dataset_clearly():
@@ -104,7 +123,7 @@ def test_param_count_matches_the_built_model(dataset, model, shape, extras):
         if model == "rnn":
             extras = {**extras, "activation": "tanh"}
     spec = TrialSpec(steps=1, dataset=dataset, model=model, depth=3, width=24, shape=shape, **extras)
-    input_shape, n_out = dataset_shape(dataset, spec.seq_len)
+    input_shape, n_out = io_shape(spec)
     built = build_model(spec, input_shape, n_out)
     expected = sum(p.numel() for p in built.parameters())
     assert param_count(spec) == expected
@@ -234,8 +253,6 @@ def test_range_test_divergence_keeps_range_metrics(cache):
 
 
 def test_failed_record_error_is_one_line(cache, monkeypatch):
-    from claimbench.workloads import models
-
     def boom(*args, **kwargs):
         raise RuntimeError("first line\nsecond line")
     monkeypatch.setattr(models, "build_model", boom)

@@ -1,10 +1,12 @@
-"""Dataset files (MNIST/Fashion-MNIST IDX, CIFAR-10 pickles) read from tiny files in the real formats,
-the offline error, and training-set corruption (label noise, outliers). No network: downloads are
-replaced by a function that fails."""
+"""The built-in datasets (workloads/builtin/datasets): generated ones split by data_seed and standardized,
+their sizes known without building them, dataset files (MNIST/Fashion-MNIST IDX, CIFAR-10 pickles) read
+from tiny files in the real formats, the offline error, and training-set corruption (label noise,
+outliers). No network: downloads are replaced by a function that fails."""
 
 from __future__ import annotations
 
 import gzip
+import math
 import pickle
 import struct
 from pathlib import Path
@@ -15,9 +17,13 @@ import torch
 
 from claimbench.errors import UserError
 from claimbench.train.single import train_trial
-from claimbench.trial import TrialSpec, TrialStatus
-from claimbench.workloads import DataCache, build_dataset, data
-from claimbench.workloads.data import MNIST_FILES, corrupted_indices, read_idx
+from claimbench.trial import TrialStatus
+from claimbench.workloads.builtin import TrialSpec
+from claimbench.workloads.data import DataCache, build_dataset
+from claimbench.workloads.builtin.files import MNIST_FILES, read_idx
+from claimbench.workloads.data import corrupted_indices
+from claimbench.workloads.builtin import CHOICES, files, shapes
+from claimbench.workloads.builtin.datasets import DataParams, adding
 
 N_TRAIN, N_TEST = 60, 20
 
@@ -30,7 +36,7 @@ def offline(monkeypatch):
     def no_network(url, dest, timeout=None):
         calls.append(url)
         raise OSError("network is unreachable")
-    monkeypatch.setattr(data, "_download", no_network)
+    monkeypatch.setattr(files, "_download", no_network)
     return calls
 
 
@@ -175,9 +181,42 @@ def test_offline_error_survives_the_training_loop_as_one_line_and_is_not_retried
 
 def test_data_dir_defaults(monkeypatch):
     monkeypatch.delenv("CLAIMBENCH_DATA_DIR", raising=False)
-    assert data.data_dir() == Path("~/.cache/claimbench/data").expanduser()
+    assert files.data_dir() == Path("~/.cache/claimbench/data").expanduser()
     monkeypatch.setenv("CLAIMBENCH_DATA_DIR", "/somewhere")
-    assert data.data_dir() == Path("/somewhere") and data.data_dir("/else") == Path("/else")
+    assert files.data_dir() == Path("/somewhere") and files.data_dir("/else") == Path("/else")
+
+
+SYNTHETIC = [d for d in CHOICES["dataset"] if d not in ("mnist", "fashion_mnist", "cifar10")]  # files: above
+
+
+@pytest.mark.parametrize("name", SYNTHETIC)
+def test_generated_datasets_split_by_data_seed_and_are_standardized(name):
+    a = build_dataset(name, n_samples=1000 if name != "digits" else 0, data_seed=0)
+    b = build_dataset(name, n_samples=1000 if name != "digits" else 0, data_seed=0)
+    c = build_dataset(name, n_samples=1000 if name != "digits" else 0, data_seed=1)
+    assert torch.equal(a.x_val, b.x_val) and not torch.equal(a.x_val, c.x_val)
+    spec = TrialSpec(steps=1, dataset=name)
+    assert a.task == spec.task and (a.input_shape, a.n_outputs) == shapes.io_shape(spec)
+    assert a.n_features == math.prod(a.input_shape)
+    if a.task == "classification":
+        assert a.n_classes == 10 and a.y_train.dtype == torch.long
+    else:
+        assert a.n_classes == 0 and a.y_train.dtype == torch.float32
+        assert abs(float(a.y_train.mean())) < 0.1 and abs(float(a.y_train.std()) - 1) < 0.1  # standardized targets
+    assert len(a.y_train) > len(a.y_val) > 0 and len(a.y_test) > 0
+    if name != "adding":  # the adding problem keeps its raw (value, marker) inputs
+        assert abs(float(a.x_train.mean())) < 0.1  # standardized on the training split
+    assert torch.isfinite(a.x_test).all() and float(a.x_test.abs().max()) < 100  # constant features are not blown up
+
+
+def test_the_training_split_is_known_without_building_the_data():
+    for dataset, n in [("teacher", 300), ("regression", 501), ("digits", 0), ("digits", 400), ("adding", 250),
+                       ("mnist1d", 500)]:
+        spec = TrialSpec(steps=1, dataset=dataset, n_samples=n, seq_len=10)
+        data = build_dataset(dataset, n, 0, seq_len=10)
+        assert shapes.train_size(spec) == len(data.y_train), dataset
+        assert shapes.io_shape(spec) == (data.input_shape, data.n_outputs)
+        assert math.prod(shapes.input_shape(spec)) == data.x_train.shape[1]
 
 
 # ---------------------------------------------------------------- corruption
@@ -226,7 +265,7 @@ def test_corrupted_indices_are_nested():
 
 def test_adding_problem_targets_are_the_sum_of_the_marked_values():
     d = build_dataset("adding", n_samples=200, seq_len=12, data_seed=0)
-    raw = data._adding(data.DataParams(200, 0, 12))
+    raw = adding.build(DataParams(200, 0, settings={"seq_len": 12}))
     x = raw.x.reshape(-1, 12, 2)
     assert (x[:, :, 1].sum(1) == 2).all() and (x[:, :6, 1].sum(1) == 1).all()
     assert np.allclose((x[:, :, 0] * x[:, :, 1]).sum(1), raw.y)
