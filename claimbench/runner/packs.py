@@ -23,7 +23,7 @@ import math
 from itertools import groupby
 
 from claimbench.train.packing import group_key, pack_width
-from claimbench.workloads.builtin import TrialSpec, shapes
+from claimbench.workloads.builtin import TrialSpec, geometry, shapes
 
 #: Upper bound on a pack's width (``--pack-size`` sets it). The width itself comes from
 #: ``train.packing.pack_width`` (the width table and the memory bound) and the load balance.
@@ -47,7 +47,7 @@ def pack_bytes(spec: TrialSpec) -> int:
     gradients, optimizer state and a best-state copy, plus the activations of a training step
     (kept for backward, with their gradients) and of one evaluation chunk."""
     shape, n_out = shapes.io_shape(spec) or ((1000,), 10)  # a dataset not built in: 1000 features, 10 outputs
-    widths = shapes.layer_widths(spec.depth, spec.width, spec.shape)
+    widths = geometry.layer_widths(spec.depth, spec.width, spec.shape)
     params, acts = 0, 0  # acts: floats per example
     if spec.model == "cnn":
         c, hw = (shape[0], shape[1] * shape[2]) if len(shape) == 3 else (1, math.prod(shape))

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from claimbench.errors import UserError
-from claimbench.workloads.builtin.datasets import DataParams, Raw
+from claimbench.workloads.builtin.raw import DataParams, Raw
 
 DATA_DIR_ENV = "CLAIMBENCH_DATA_DIR"
 DOWNLOAD_TIMEOUT_S = 15

@@ -25,19 +25,8 @@ from claimbench.workloads.builtin import datasets, models
 from claimbench.workloads.builtin.models import as_shape
 from claimbench.workloads.settings import check_param
 
-#: A pyramid's narrowest layer.
-MIN_PYRAMID_WIDTH = 4
 #: The part of the training examples that becomes the validation split (workloads.data.build_dataset's).
 VAL_FRACTION = 0.2
-
-
-def layer_widths(depth: int, width: int, shape: str = "equal") -> list[int]:
-    """Each hidden layer's width: all ``width`` (equal), or halving from ``width`` down to 4 (pyramid)."""
-    if shape == "equal":
-        return [width] * depth
-    if shape == "pyramid":
-        return [max(width >> i, MIN_PYRAMID_WIDTH) for i in range(depth)]
-    raise ValueError(f"unknown shape {shape!r}; use equal or pyramid")
 
 
 def input_shape(spec: Any) -> tuple[int, ...]:
@@ -54,16 +43,6 @@ def io_shape(spec: Any) -> tuple[tuple[int, ...], int] | None:
     """(input shape, outputs) of the spec's dataset; None when it is not a built-in one."""
     found = datasets.find(spec.dataset)
     return (found.input_shape(spec), found.n_outputs) if found is not None else None
-
-
-def sequence_features(shape: tuple[int, ...]) -> int:
-    """Features per step when a recurrent model reads examples of ``shape`` (layers.as_sequence): (T, F)
-    gives F, an image (C, H, W) is read row by row (C * W), a flat vector one value a step (1)."""
-    if len(shape) == 2:
-        return shape[1]
-    if len(shape) == 3:
-        return shape[0] * shape[2]
-    return 1
 
 
 def param_count(spec: Any, n_in: int | tuple[int, ...] | None = None, n_out: int | None = None) -> int:

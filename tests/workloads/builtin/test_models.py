@@ -18,7 +18,8 @@ from claimbench.trial import TASK_LOSSES, TrialStatus
 from claimbench.workloads.builtin import CHOICES, TrialSpec
 from claimbench.workloads.data import DataCache
 from claimbench.workloads.builtin.models import build_model
-from claimbench.workloads.builtin.shapes import layer_widths, param_count
+from claimbench.workloads.builtin.geometry import layer_widths
+from claimbench.workloads.builtin.shapes import param_count
 from claimbench.workloads.builtin.layers import weight_layers
 from claimbench.workloads.builtin import models
 from claimbench.workloads.builtin.layers import ACTIVATIONS, INIT_DISTS, INITS

@@ -15,39 +15,14 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from claimbench.workloads.builtin.raw import DataParams, Raw  # noqa: F401  (a dataset module names them here)
 
 #: Datasets found in this package (filled on first use) and datasets added with ``register``.
 _FOUND: dict[str, "BuiltinDataset"] = {}
 _ADDED: dict[str, "BuiltinDataset"] = {}
-
-
-@dataclass(frozen=True)
-class DataParams:
-    """What a builder reads: the size (0: its default), the seed, where data files are (None: the default
-    folder, ``files.data_dir``) and the values of the dataset's own ``settings`` (e.g. ``seq_len``)."""
-
-    n_samples: int = 0
-    seed: int = 0
-    data_dir: Path | None = None
-    settings: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Raw:
-    """A builder's output: training examples (train and validation: data.py splits off the validation
-    part) and test examples, inputs flattened to one row per example. ``standardize``: "feature" (each
-    input feature), "channel" (each image channel over all its pixels) or "none"."""
-
-    x: Any
-    y: Any
-    x_test: Any
-    y_test: Any
-    task: str
-    input_shape: tuple[int, ...]
-    standardize: str = "feature"
 
 
 @dataclass(frozen=True)

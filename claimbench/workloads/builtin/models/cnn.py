@@ -10,7 +10,7 @@ from typing import Any
 from claimbench.workloads.builtin import datasets
 from claimbench.workloads.builtin.datasets import BuiltinDataset
 from claimbench.workloads.builtin.models import Family
-from claimbench.workloads.builtin.shapes import layer_widths
+from claimbench.workloads.builtin.geometry import layer_widths
 
 
 def check(spec: Any, dataset: BuiltinDataset | None) -> None:

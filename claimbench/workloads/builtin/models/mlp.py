@@ -25,7 +25,7 @@ import math
 from typing import Any
 
 from claimbench.workloads.builtin.models import Family
-from claimbench.workloads.builtin.shapes import layer_widths
+from claimbench.workloads.builtin.geometry import layer_widths
 
 
 def mlp(n_in: int, n_out: int, depth: int, width: int, activation: str, init: str = "he",

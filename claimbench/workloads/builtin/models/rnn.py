@@ -10,7 +10,7 @@ from typing import Any
 
 from claimbench.workloads.builtin.datasets import BuiltinDataset
 from claimbench.workloads.builtin.models import Family
-from claimbench.workloads.builtin.shapes import layer_widths, sequence_features
+from claimbench.workloads.builtin.geometry import layer_widths, sequence_features
 from claimbench.workloads.settings import FIELDS
 
 #: The activations nn.RNN implements.
