@@ -88,7 +88,7 @@ def test_baseline_of_paired_and_ratio_claims_holds_numbers_and_a_shift_fails():
     from claimbench.check.gate import compare_suite
     from claimbench.claims import evaluate_claims
     from claimbench.suite import parse_suite
-    from tests.test_claim_kinds import FIGURE_SUITE, fake_kind_record
+    from tests.claims.test_kinds import FIGURE_SUITE, fake_kind_record
 
     raw = copy.deepcopy(FIGURE_SUITE)
     raw["axes"]["batch_size"]["values"] = [32]  # one stratum: small and fast

@@ -9,7 +9,7 @@ table behind the figure), ``selected`` (the trials behind each value) and ``figu
 the claim computed for its figure: heatmap cells, grid edges, a fitted line); from the frame only raw
 points (each trial's status, the tested grid). No figure module imports ``claimbench.analysis``,
 selects trials, computes an interval or re-applies a claim's ``where`` or margin, so a figure cannot
-disagree with the verdict beside it (tests/test_figures.py checks both).
+disagree with the verdict beside it (tests/report/test_figures.py checks both).
 
 The package: ``style`` (colours, matplotlib style, SVG output), ``panels`` (shared drawing pieces),
 and one module per claim family (``levels``, ``arms``, ``scaling``, ...), plus the figures that are not

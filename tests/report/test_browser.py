@@ -128,7 +128,7 @@ def test_no_figure_text_leaves_its_box_or_overlaps(report_html, tmp_path):
 
 
 def test_every_kind_figure_keeps_its_text_inside(tmp_path):
-    from tests.test_claim_kinds import FIGURE_SUITE, fake_kind_record  # every quantity-based kind
+    from tests.claims.test_kinds import FIGURE_SUITE, fake_kind_record  # every quantity-based kind
     from claimbench.store.rundir import RunStore
     from claimbench.suite import expand, parse_suite
     suite = parse_suite(FIGURE_SUITE, "kinds.toml", "default")
@@ -160,7 +160,7 @@ def test_published_batch_scaling_figures_keep_their_text_inside(tmp_path):
     from claimbench.evaluation import Evaluation
     from claimbench.claims import evaluate_claims
     from claimbench.suite import load_suite, suites_dir
-    root = Path(__file__).resolve().parent.parent / "reports" / "batch_scaling-default"
+    root = Path(__file__).resolve().parents[2] / "reports" / "batch_scaling-default"
     evaluations = []
     for name in ("steps_to_target", "linear_scaling", "throughput"):
         suite = load_suite(str(suites_dir() / "batch_scaling" / f"{name}.toml"), "default")

@@ -19,9 +19,9 @@ import claimbench.report.figures as figures_pkg
 from claimbench.claims import KINDS, Claim, ClaimResult
 from claimbench.report.figures import FIGURES, figures_for
 from claimbench.report.figures.curves import learning_curve_figure
-from tests.test_claim_kinds import FIGURE_SUITE, fake_kind_record
+from tests.claims.test_kinds import FIGURE_SUITE, fake_kind_record
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIGURE_DIR = Path(figures_pkg.__file__).parent
 
 #: Names a figure module may not use: statistics, trial selection, the claims' filters and decisions.
@@ -262,7 +262,7 @@ def test_every_result_names_the_method_of_its_estimates(evaluation):
 # ------------------------------------------------------------------ critical_batch and linear_scaling
 
 def test_scaling_figures_draw_the_grid_edges_and_margin_the_claim_used(fingerprints):
-    from tests.test_scaling import critical, linear, linear_frame, scaling_frame
+    from tests.claims.test_scaling import critical, linear, linear_frame, scaling_frame
     frame = scaling_frame(noise=200)
     result = critical(frame)
     claim = Claim("T-B4", "critical_batch", "6", "a B4 claim", KINDS["critical_batch"].resolve_params({}))

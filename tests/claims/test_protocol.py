@@ -17,7 +17,7 @@ from claimbench.claims.protocol import robustness
 from claimbench.errors import UserError
 from claimbench.suite import load_suite
 
-REPORTS = Path(__file__).resolve().parents[1] / "reports"
+REPORTS = Path(__file__).resolve().parents[2] / "reports"
 DESIGN = Design(scientific=("batch_size",), nuisance=("lr",), fixed=())
 LRS = [0.01, 0.03, 0.1, 0.3]
 
