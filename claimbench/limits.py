@@ -2,7 +2,7 @@
 
 A suite may raise a limit for itself with a ``[limits]`` table (``trials = 200000``), up to the
 limit's ceiling. ``trial_timeout`` (seconds) sets every trial's wall-clock limit instead of the
-estimate the runner derives (runner/__init__.py ``trial_timeouts``). Each refusal is one line naming the
+estimate the runner derives (runner/timeouts.py ``trial_timeouts``). Each refusal is one line naming the
 file, the key, the value, the limit and the ``[limits]`` key that raises it. The fault variable
 (``CLAIMBENCH_FAULTS``) goes through the same checks.
 

@@ -77,7 +77,7 @@ class Extension:
                 f" ({', '.join(self.claims)}: {self.reason})")
 
 
-#: The compute rules' defaults: a suite's ``[adapt]`` overrides each (``suite.py``); ``--exhaustive`` turns
+#: The compute rules' defaults: a suite's ``[adapt]`` overrides each (``suite/validate.py``); ``--exhaustive`` turns
 #: them off. Chosen on the published faq-default frames (futility at 5 seeds with 0.3, and top-3 pruning,
 #: changed no verdict there); ``claimbench calibrate --adaptive`` measures their error rates.
 LOOKS = (3, 5)

@@ -14,7 +14,7 @@ workload code that trains it (workloads/registry.py: the package, its version an
 sources; for the built-ins a hash of claimbench's train/ and workloads/), so that editing a model or a
 training loop yields new ids and the next run retrains; and the same id always means the same result,
 and a changed suite reruns only changed cells. ``config_id`` is the same hash without the code: what a
-baseline's trial matrix is (check.py), so that a code change is compared against the baseline rather
+baseline's trial matrix is (check/), so that a code change is compared against the baseline rather
 than refused.
 
 A ``TrialRecord`` is the outcome, as plain data. Divergence is an outcome with the step it happened at,
@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Sequence
 #: config_id, so a trial's pack neighbours, and with them its rounding, no longer follow the code fingerprint.
 TRAINING_REVISION = 3
 
-#: Version of the on-disk TrialRecord layout (see store.py).
+#: Version of the on-disk TrialRecord layout (see store/).
 RECORD_SCHEMA = 1
 
 #: The name of claimbench's own workload (its built-in datasets and models): every spec's default workload.
@@ -107,7 +107,7 @@ HEAD: tuple[Field, ...] = (
     Field("seed", int, 0, section=""),
     Field("kind", str, "train", choices=("train", "range_test"),
           help="train | range_test: first an LR range test (range_lr_min to range_lr_max over range_steps steps), "
-               "then the budget with the LR it suggests (lr is ignored; train/loop.py)"),
+               "then the budget with the LR it suggests (lr is ignored; train/single.py)"),
     Field("workload", str, BUILTIN, section="", id_omits_default=True, packed=False,
           help="the registered workload (workloads/registry.py); claimbench: the built-in datasets and models"),
     Field("workload_params", str, "", section="", id_omits_default=True, packed=False,
@@ -164,7 +164,7 @@ TAIL: tuple[Field, ...] = (
     Field("range_steps", int, 200, low=2, limit="range_steps", help="and its length in steps (one minibatch each)"),
     Field("measure_noise_scale", bool, False, id_omits_default=True, packed=False,
           help="at step 0 and each evaluation: the gradient noise scale B_simple (McCandlish et al. 2018) from 4 "
-               "extra batches of batch_size (train/loop.py)"),
+               "extra batches of batch_size (train/single.py)"),
     Field("exclusive", bool, False, id_omits_default=True, packed=False,
           help="a timing trial: trained alone (never packed), back to back with its comparison arm, on a worker "
                "with nothing else training (the packing rules' timing_blocks)"),

@@ -13,7 +13,7 @@ import pkgutil as _pkgutil
 from claimbench.claims import best_level, range_width  # noqa: F401  (registers the kinds)
 from claimbench.claims import comparison, equivalence, ranking, ratio, trend, width_comparison  # noqa: F401
 from claimbench.claims import scaling  # noqa: F401  (critical_batch, linear_scaling: batch-size scaling)
-from claimbench.claims import frontier  # noqa: F401  (power_law_slope, lr_surge, noise_scale_growth: issue 16)
+from claimbench.claims import frontier  # noqa: F401  (power_law_slope, lr_surge, noise_scale_growth)
 for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__)):  # a kind module not imported above
     _importlib.import_module(f"claimbench.claims.{_module}")
 from claimbench.claims.arms import check_params  # noqa: E402

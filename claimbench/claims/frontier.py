@@ -1,4 +1,4 @@
-"""Frontier claim kinds (issue 16): ``power_law_slope`` (B7b, B8, W1), ``lr_surge`` (B7) and
+"""Frontier claim kinds: ``power_law_slope`` (B7b, B8, W1), ``lr_surge`` (B7) and
 ``noise_scale_growth`` (B9). The statistics are in analysis/frontier.py; every interval, p-value and verdict
 comes from analysis/inference.py.
 

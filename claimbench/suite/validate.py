@@ -453,7 +453,7 @@ def _param_fix(key: str, p: Any) -> str:
 
 
 def _parse_check(v: "Validator", raw: Any, where: str) -> ClaimCheck:
-    """A claim's ``check = { gate, track, tolerance, direction }`` table (see README, `claimbench check`)."""
+    """A claim's ``check = { gate, track, tolerance, direction }`` table (docs/ci.md)."""
     example = 'check = { track = ["effect"], tolerance = 0.02 }'
     if not isinstance(raw, dict):
         raise v.fail(where, f"must be a table, got {raw!r}", f"write {example}")

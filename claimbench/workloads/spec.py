@@ -6,8 +6,8 @@ group ``claimbench.workloads`` (registry.py); a suite names it (``[workload] nam
 and sets its declared parameters. It comes at one of two levels:
 
 1. **Components** (``data`` and ``model``, optionally ``loss`` and ``augment``): claimbench's
-   single-trial engine (train/loop.py) trains them with its own optimizers, schedules, clipping,
-   divergence rule, early stopping and steps-to-target (train/policy.py), so every shared claim axis
+   single-trial engine (train/single.py) trains them with its own optimizers, schedules, clipping,
+   divergence rule, early stopping and steps-to-target (train/policy/), so every shared claim axis
    (batch_size, lr, optimizer, momentum, schedule, weight_decay, clip, ...) works unchanged, and
    BatchNorm, dropout, depth or width do where the model reads them (``uses``).
 
@@ -27,7 +27,7 @@ and sets its declared parameters. It comes at one of two levels:
    val_loss=..., val_acc=..., ...)`` at ``ctx.eval_steps`` (step 0 first) and returns when
    ``ctx.should_stop()`` says so. From the reports claimbench's trial policy derives divergence,
    steps- and examples-to-target, the best step, early stopping and time per step, into the same
-   TrialRecord (train/policy.py, ``Context``). Its budget is ``steps``.
+   TrialRecord (train/policy/, ``Context``). Its budget is ``steps``.
 
 Parameters (``Param``): name, type (int, float, bool or str), default, an inclusive range
 (``low``/``high``) or ``choices``. The suite loader validates the values a suite sets or sweeps
@@ -162,7 +162,7 @@ class Data:
 
 
 class Context(Protocol):
-    """What a training function's ``ctx`` offers (train/policy.py ``Context`` implements it)."""
+    """What a training function's ``ctx`` offers (train/policy/ ``Context`` implements it)."""
 
     spec: "Spec"  # the shared settings: lr, batch_size, optimizer, seed, data_seed, steps, ...
     params: Mapping[str, Any]  # the workload's parameters
