@@ -73,13 +73,13 @@ def replay(path: Path) -> str:
     from claimbench.analysis import inference
     from claimbench.api import evaluate_published
     from claimbench.claims import evaluate_claims, evidence
-    from claimbench.loop import Plan, evaluate, needed_cells, rules_of
+    from claimbench.loop import Plan, evaluate, needed_cells
 
     evs = evaluate_published(path)
     ref, got, kept_s, all_s = [], [], 0.0, 0.0
     for ev in evs:
         suite, frame, curves = ev.suite, ev.frame, ev.curves()
-        rules = rules_of(suite)
+        rules = suite.rules()
         plan = Plan(suite, suite, rules=rules)
         seeds = sorted(frame["seed"].unique())
         axes = [a.name for a in suite.axes if a.name in frame.columns]

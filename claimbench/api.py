@@ -4,6 +4,7 @@ suites a CI check compares with their baseline (``measure``); compare two run di
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from claimbench.check.gate import Measured
 from claimbench.env import environment
 from claimbench.errors import StoreError, UserError
 from claimbench.evaluation import GROUP_FILE, Evaluation, read_group, suite_run_dirs
-from claimbench.loop import Plan, evaluate, read_doc, rules_of, run_rounds
+from claimbench.loop import Plan, evaluate, read_doc, run_rounds
 from claimbench.paths import inside
 from claimbench.report import write_report
 from claimbench.report.exports import read_verdicts, read_verdicts_doc, verdict_rows
@@ -81,6 +82,7 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
     env = environment(command, tuple(s.workload["package"] for s, _ in targets if s.workload.get("package")))
     stores = [RunStore(run_dir) for _, run_dir in targets]
     trained_ids: set[str] = set()
+    rounds: list[int] = []  # trials each round trained
 
     def train(round_targets: list[tuple[Suite, RunStore, list[TrialSpec]]]) -> None:
         """One round: the pending trials the loop wants of these suites, through one executor; records go
@@ -95,16 +97,20 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
             for spec in pending:
                 routes.setdefault(spec.trial_id, []).append(store)
                 todo.setdefault(spec.trial_id, spec)
+        rounds.append(len(todo))
         if todo:
             def on_record(record: TrialRecord) -> None:
                 for store in routes.get(record.trial_id, ()):
                     store.append(record)
 
+            if progress and len(rounds) > 1:  # each round has its own bar and ETA: say which round it is
+                print(f"claimbench: round {len(rounds) - 1} of the experimenter loop: {len(todo)} trials",
+                      file=sys.stderr, flush=True)
             trained_ids.update(todo)
             run_trials(list(todo.values()), ex, on_record, pack_size=pack_size, progress=progress,
                        timeouts=trial_timeouts(limits, trial_timeout))
 
-    plans = [(Plan(suite, suite, rules=rules_of(suite, exhaustive)), store)
+    plans = [(Plan(suite, suite, rules=suite.rules(exhaustive)), store)
              for (suite, _), store in zip(targets, stores)]
     run_rounds(plans, train)
     out = []

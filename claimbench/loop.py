@@ -50,7 +50,7 @@ from claimbench.claims import evaluate_claims, reads
 from claimbench.claims.protocol import claim_frame, tuned_axes
 from claimbench.store.files import atomic_write_text
 from claimbench.store.rundir import RunStore
-from claimbench.suite import Axis, Suite, expand
+from claimbench.suite import FUTILITY, Axis, Rules, Suite, expand
 from claimbench.workloads.builtin import TrialSpec
 
 ADAPT_FILE = "adaptive.json"
@@ -75,44 +75,6 @@ class Extension:
         where = "upward" if self.side == "high" else "downward"
         return (f"round {self.round}: {self.axis} grid extended {where} with {', '.join(f'{x:g}' for x in self.values)}"
                 f" ({', '.join(self.claims)}: {self.reason})")
-
-
-#: The compute rules' defaults: a suite's ``[adapt]`` overrides each (``suite/validate.py``); ``--exhaustive`` turns
-#: them off. Chosen on the published faq-default frames (futility at 5 seeds with 0.3, and top-3 pruning,
-#: changed no verdict there); ``claimbench calibrate --adaptive`` measures their error rates.
-LOOKS = (3, 5)
-FUTILITY = 0.3
-FUTILITY_FROM = 5
-PRUNE = 3
-
-
-@dataclass(frozen=True)
-class Rules:
-    """The compute rules a run applies: the seed counts judged before the last look, the futility threshold
-    (0: off) and the first look it applies at, and how many tuned values per group later seeds keep (0: off)."""
-
-    looks: tuple[int, ...] = ()
-    futility: float = 0.0
-    futility_from: int = FUTILITY_FROM
-    prune: int = 0
-
-    @property
-    def active(self) -> bool:
-        return bool(self.looks)
-
-
-def rules_of(suite: Suite, exhaustive: bool = False) -> Rules:
-    """The rules ``suite`` registers (its ``[adapt]``, else the defaults), for its seed count; none when
-    ``exhaustive`` or when the suite has too few seeds for a look."""
-    if exhaustive:
-        return Rules()
-    a = suite.adapt
-    n = len(suite.seeds)
-    looks = tuple(k for k in a.get("looks", LOOKS) if 0 < k < n)
-    if not looks:
-        return Rules()
-    return Rules(looks=looks, futility=float(a.get("futility", FUTILITY)),
-                 futility_from=int(a.get("futility_from", FUTILITY_FROM)), prune=int(a.get("prune", PRUNE)))
 
 
 @dataclass

@@ -28,7 +28,7 @@ from claimbench.runner.packs import make_packs
 from claimbench.runner.ray_executor import slots_on_nodes
 from claimbench.store.files import read_json_bounded
 from claimbench.store.records import MAX_RECORD_BYTES, record_problem
-from claimbench.suite import Suite, expand
+from claimbench.suite import Rules, Suite, expand
 from claimbench.trial import TrialStatus
 from claimbench.workloads.builtin import TrialSpec
 
@@ -41,6 +41,8 @@ class SuitePlan:
     cached: int
     new: list[TrialSpec]
     damaged: int = 0  # record files that fail verification: retrained
+    rules: Rules = field(default_factory=Rules)  # the experimenter loop's compute rules for this run
+    first_look: int = 0  # trials of the seeds before the first look: the fewest an adaptive run trains
 
 
 @dataclass
@@ -100,16 +102,20 @@ def workers_for(executor: str, cpus_per_trial: float, gpus_per_trial: float) -> 
 
 
 def plan(targets: list[tuple[Suite, Path]], pack_size: int, executor: str = "ray", address: str | None = None,
-         cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0) -> Plan:
-    """What a run of ``targets`` (suite, run dir) would train, in which packs, and the rates to time it."""
+         cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, exhaustive: bool = False) -> Plan:
+    """What a run of ``targets`` (suite, run dir) would train, in which packs, and the rates to time it: every
+    trial not yet recorded (an adaptive run may train fewer: ``SuitePlan.rules``, ``first_look``)."""
     suites, todo, spent, units = [], {}, 0.0, 0.0
     measured = 0
     for suite, run_dir in targets:
         specs = expand(suite)
         found, damaged = _cached(Path(run_dir), {s.trial_id for s in specs})
         new = [s for s in specs if s.trial_id not in found]
+        rules = suite.rules(exhaustive)
+        opened = set(suite.seeds[:rules.looks[0]]) if rules.active else set(suite.seeds)
         suites.append(SuitePlan(suite=suite, run_dir=Path(run_dir), total=len(specs), cached=len(specs) - len(new),
-                                new=new, damaged=damaged))
+                                new=new, damaged=damaged, rules=rules,
+                                first_look=sum(s.seed in opened for s in specs)))
         for s in new:
             todo.setdefault(s.trial_id, s)
         for data in found.values():
@@ -138,6 +144,11 @@ def describe(p: Plan, tier: str) -> list[str]:
         lines.append(f"{sp.suite.name} [{tier}]: {sp.total} trials ({len(sp.suite.seeds)} seed{'s' if len(sp.suite.seeds) != 1 else ''}), "
                      f"{sp.cached} cached, "
                      f"{len(sp.new)} new{extra}; run dir {sp.run_dir}")
+        r = sp.rules
+        if r.active:
+            lines.append(f"  adaptive: from {sp.first_look} trials (seeds before the first look, every cell) to all "
+                         f"{sp.total}: looks at {', '.join(map(str, r.looks))} seeds, futility from {r.futility_from} "
+                         f"(p > {r.futility:g} both ways), pruning to each group's top {r.prune}; --exhaustive trains all")
     widths = sorted((len(pk) for pk in p.packs), reverse=True)
     timed = sum(_exclusive(pk) for pk in p.packs)
     shown = ", ".join(map(str, widths[:12])) + (", ..." if len(widths) > 12 else "")
@@ -147,7 +158,8 @@ def describe(p: Plan, tier: str) -> list[str]:
     source = (f"the cost model scaled by {p.scale:.2g}, measured from {p.measured_from} records in the run dirs"
               if p.measured_from else "the cost model's default, measured on 2 CPU cores (no records yet: rough, "
               "a factor of 5 either way is possible)")
-    lines.append(f"estimate: {_duration(p.estimate_s)} of training ({source}; Ray's start not counted)")
+    most = " at most (every new trial; adaptive rules train fewer)" if any(sp.rules.active for sp in p.suites) else ""
+    lines.append(f"estimate: {_duration(p.estimate_s)} of training{most} ({source}; Ray's start not counted)")
     lines += [f"note: {n}" for n in p.notes]
     lines.append("dry run: nothing was trained or written")
     return lines

@@ -12,7 +12,7 @@ import pytest
 from claimbench.analysis.isolation import Design
 from claimbench.claims import Claim, reads
 from claimbench.errors import UserError
-from claimbench.loop import needed_cells, rules_of
+from claimbench.loop import needed_cells
 from claimbench.suite import expand, load_suite
 
 from tests.conftest import TINY_SUITE
@@ -59,12 +59,12 @@ def test_pruning_keeps_the_best_tuned_values_of_each_group_by_their_mean():
 
 def test_rules_come_from_the_suite_with_defaults_and_exhaustive_turns_them_off(write_suite):
     suite = load_suite(write_suite(LOOKS), "default")
-    r = rules_of(suite)
+    r = suite.rules()
     assert (r.looks, r.futility, r.futility_from, r.prune) == ((2, 4), 0.3, 4, 1)
-    assert not rules_of(suite, exhaustive=True).active
+    assert not suite.rules(exhaustive=True).active
     default = load_suite(write_suite(TINY_SUITE.replace("seeds = 2\n", "seeds = 8\n", 1)), "default")
-    assert rules_of(default).looks == (3, 5)
-    assert not rules_of(load_suite(write_suite(TINY_SUITE), "default")).active  # 2 seeds: no look
+    assert default.rules().looks == (3, 5)
+    assert not load_suite(write_suite(TINY_SUITE), "default").rules().active  # 2 seeds: no look
 
 
 @pytest.mark.parametrize("text,match", [("looks = [4, 2]", "increasing"), ("futility = 1.5", "futility must"),

@@ -17,7 +17,8 @@ from claimbench.calibrate.scenarios import Scenario, scenario_kinds, scenarios
 from claimbench.calibrate.table import Row, format_row
 from claimbench.claims import KINDS, Claim, ClaimKind
 from claimbench.claims.protocol import tuned_axes
-from claimbench.loop import FUTILITY, FUTILITY_FROM, LOOKS, PRUNE, needed_cells
+from claimbench.loop import needed_cells
+from claimbench.suite import FUTILITY, FUTILITY_FROM, LOOKS, PRUNE
 
 
 _CACHE: dict[tuple[str, ...], list[Scenario]] = {}

@@ -44,6 +44,30 @@ DIRECTIONS = ("both", "decrease", "increase")
 TRACKABLE = ("effect", "test_acc", "val_acc", "train_acc", "test_loss", "val_loss", "train_loss")
 
 
+#: The experimenter loop's compute rules (loop.py), with their defaults: a suite's ``[adapt]`` overrides each
+#: (``validate.py``); ``run --exhaustive`` turns them off. Chosen on the published faq-default frames (futility at 5 seeds with 0.3, and top-3 pruning,
+#: changed no verdict there); ``claimbench calibrate --adaptive`` measures their error rates.
+LOOKS = (3, 5)
+FUTILITY = 0.3
+FUTILITY_FROM = 5
+PRUNE = 3
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The compute rules a run applies: the seed counts judged before the last look, the futility threshold
+    (0: off) and the first look it applies at, and how many tuned values per group later seeds keep (0: off)."""
+
+    looks: tuple[int, ...] = ()
+    futility: float = 0.0
+    futility_from: int = FUTILITY_FROM
+    prune: int = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.looks)
+
+
 @dataclass(frozen=True)
 class Axis:
     name: str
@@ -114,6 +138,18 @@ class Suite:
 
     def axis(self, name: str) -> Axis:
         return next(a for a in self.axes if a.name == name)
+
+    def rules(self, exhaustive: bool = False) -> Rules:
+        """The compute rules this suite registers (its ``[adapt]``, else the defaults), for its seed count;
+        none when ``exhaustive`` or when it has too few seeds for a look."""
+        if exhaustive:
+            return Rules()
+        a = self.adapt
+        looks = tuple(k for k in a.get("looks", LOOKS) if 0 < k < len(self.seeds))
+        if not looks:
+            return Rules()
+        return Rules(looks=looks, futility=float(a.get("futility", FUTILITY)),
+                     futility_from=int(a.get("futility_from", FUTILITY_FROM)), prune=int(a.get("prune", PRUNE)))
 
     def design(self) -> Design:
         by_role = {r: tuple(a.name for a in self.axes if a.role == r) for r in ROLES}

@@ -332,7 +332,7 @@ def _parse_adapt(v: "Validator", table: dict, axes: tuple[Axis, ...], base: dict
 
 def _parse_compute(v: "Validator", table: dict) -> dict[str, Any]:
     """[adapt]'s compute rules (looks, futility, futility_from, prune): data, fixed before the run; the
-    loop's defaults (``loop.LOOKS`` ...) apply to the keys not given."""
+    loop's defaults (``model.LOOKS`` ...) apply to the keys not given."""
     out: dict[str, Any] = {}
     if "looks" in table:
         looks = table["looks"]

@@ -22,7 +22,7 @@ from typing import Any
 
 from claimbench.errors import UserError
 from claimbench.trial import BUILTIN
-from claimbench.workloads.spec import Workload
+from claimbench.workloads.spec import DefinitionError, Workload
 
 #: The entry-point group workloads register in.
 GROUP = "claimbench.workloads"
@@ -96,6 +96,8 @@ def get(name: str, where: str = "") -> Workload:
         raise unknown_error(name, where or f"workload {name!r}")
     try:
         obj = ep.load()
+    except DefinitionError as e:  # the package imports, but defines its workload against the contract
+        raise WorkloadError(f"workload {name!r} ({ep.value}): {e}", where=where or ep.value, fix=e.fix) from None
     except Exception as e:  # the package's own import failed: its error, on one line
         text = " ".join(f"{type(e).__name__}: {e}".split())
         raise WorkloadError(f"workload {name!r} ({ep.value}) failed to import: {text}", where=where or ep.value,

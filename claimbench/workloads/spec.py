@@ -217,7 +217,9 @@ class Workload:
         taken = {*FIELDS, *RECORD_COLUMNS, *METRICS, *DERIVED, *RESERVED}
         clash = [n for n in names if n in taken]
         if clash:
-            raise ValueError(f"{where}: parameter {', '.join(clash)} is a built-in name; rename it")
+            raise DefinitionError(f"{where}: parameter {', '.join(clash)} is a reserved name (a built-in setting or a "
+                                  f"trial frame column)", fix=f"rename it in the workload's params, e.g. "
+                                  f"{clash[0]!r} -> 'my_{clash[0]}'; the reserved names are in docs/suites.md")
 
     @property
     def level(self) -> str:
@@ -229,6 +231,15 @@ class Workload:
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
+
+
+class DefinitionError(ValueError):
+    """A workload defined against the contract (raised when the package builds its ``Workload``); ``fix`` says
+    what to change in the definition, so that the registry's one line does not tell the user to reinstall."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 #: Names a parameter may not take besides the spec fields and a trial frame's columns (trial.py).

@@ -39,3 +39,19 @@ def test_schema_rejects_what_the_loader_rejects():
     for bad in ({"suite": {**raw["suite"], "name": "../x"}}, {"limits": {"trials": 0}}, {"limits": {"colour": 1}}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate({**tomllib.loads(TINY_SUITE), **bad}, json_schema())
+
+
+def test_the_claim_kinds_reference_is_current_and_the_schema_checks_each_kinds_params():
+    from claimbench.suite.schema import claims_reference
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "claims.md"
+    assert doc.read_text(encoding="utf-8") == claims_reference(), "regenerate: claimbench schema --claims -o docs/claims.md"
+    schema = json_schema()
+    good = {"suite": {"name": "s"}, "budget": {"steps": 10}, "claims": [
+        {"id": "B2", "kind": "best_level_in_range", "params": {"axis": "batch_size", "low": 2, "high": 32}}]}
+    jsonschema.validate(good, schema)
+    for params in ({"axis": "batch_size", "low": 2}, {"axis": "batch_size", "low": 2, "high": 32, "lows": 1},
+                   {"axis": "batch_size", "low": "2", "high": 32}):
+        bad = {**good, "claims": [{**good["claims"][0], "params": params}]}
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)

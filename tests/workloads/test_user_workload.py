@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from claimbench.cli import main
-from claimbench.errors import SuiteError
+from claimbench.errors import SuiteError, UserError
 from claimbench.suite import expand, json_schema, load_suite, parse_suite
 from claimbench.train.pack import train_pack
 from claimbench.train.packing import packable
@@ -164,7 +164,7 @@ def test_the_schema_includes_declared_parameters():
 def test_workload_contract_errors_name_the_rule():
     with pytest.raises(ValueError, match="give data and model"):
         Workload(name="x", data=_data)
-    with pytest.raises(ValueError, match="lr is a built-in name"):
+    with pytest.raises(ValueError, match="lr is a reserved name"):
         Workload(name="x", data=_data, model=_model, params=(Param("lr", float, 0.1),))
     with pytest.raises(ValueError, match="uses lr, which it cannot read"):
         Workload(name="x", data=_data, model=_model, uses=("lr",))
@@ -252,6 +252,22 @@ def test_trial_ids_hold_the_code_and_the_baseline_matrix_does_not(monkeypatch):
     assert not set(before) & {s.trial_id for s in expand(edited)}
     assert matrix_fingerprint(edited) == matrix
     assert TrialSpec(steps=100).trial_id == "b19eb053fe2ee9c9"  # no code: the ids of before fingerprints (revision 3)
+
+
+def test_a_reserved_parameter_name_is_one_line_that_says_to_rename(tmp_path, monkeypatch):
+    pkg = tmp_path / "rpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "from claimbench.workloads.spec import Param, Workload\n"
+        "W = Workload(name='rpkg.w', task='classification', train=lambda p, ctx: None,\n"
+        "             params=(Param('seq_len', int, 8),))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ep = metadata.EntryPoint("rpkg.w", "rpkg:W", registry.GROUP)
+    monkeypatch.setattr(registry, "_entry_points", lambda: {"rpkg.w": ep})
+    with pytest.raises(UserError) as e:
+        registry.get("rpkg.w")
+    text = str(e.value)
+    assert "seq_len is a reserved name" in text and "rename it" in text and "install" not in text and "\n" not in text
 
 
 def test_editing_a_package_source_changes_its_fingerprint(tmp_path, monkeypatch):
