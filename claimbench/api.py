@@ -29,6 +29,7 @@ from claimbench.runner.registry import make_executor
 from claimbench.runner.timeouts import trial_timeouts
 from claimbench.store.rundir import RunStore
 from claimbench.suite import Suite, expand, load_suite, load_targets, recorded_suite, resolve_published_suite
+from claimbench.workloads import registry
 from claimbench.trial import TrialRecord
 from claimbench.workloads.builtin import TrialSpec
 
@@ -79,7 +80,8 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
     cpus, gpus = slot_resources([s for s, _ in targets], cpus_per_trial, gpus_per_trial)
     # validates the executor before anything is written
     ex = make_executor(executor, address, cpus_per_trial=cpus, gpus_per_trial=gpus, faults=faults)
-    env = environment(command, tuple(s.workload["package"] for s, _ in targets if s.workload.get("package")))
+    env = environment(command, tuple(s.workload["package"] for s, _ in targets if s.workload.get("package")),
+                      code_sources([s for s, _ in targets]))
     stores = [RunStore(run_dir) for _, run_dir in targets]
     trained_ids: set[str] = set()
     rounds: list[int] = []  # trials each round trained
@@ -125,6 +127,21 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
                               trained_total=len(trained_ids), ray_startup_s=getattr(ex, "startup_s", None),
                               extensions=[*(e.text() for e in plan.extensions), *(k.text() for k in plan.looks)],
                               skipped=sum(s.trial_id not in wanted for s in specs)))
+    return out
+
+
+def code_sources(suites: list[Suite]) -> dict[str, Path]:
+    """The folders of the user's code a run depends on, for the environment's git revisions: each suite
+    file's folder (a shipped suite's is claimbench's own) and each non-built-in workload package's."""
+    out: dict[str, Path] = {}
+    for s in suites:
+        if s.path:
+            out[f"suite {s.name}"] = Path(s.path).resolve().parent
+        name = s.workload.get("name")
+        if name and name != registry.BUILTIN:
+            files = registry.source_files(name)
+            if files:
+                out[f"workload {name}"] = files[0].parent
     return out
 
 

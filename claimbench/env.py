@@ -71,9 +71,11 @@ def torch_isa() -> str:
         return ""
 
 
-def environment(command: str = "", packages: tuple[str, ...] = ()) -> dict[str, Any]:
+def environment(command: str = "", packages: tuple[str, ...] = (),
+                sources: dict[str, str | Path] | None = None) -> dict[str, Any]:
     """Versions, devices and the command; ``packages``: more distributions to list (the packages of the
-    workloads a run trains, beside ``PACKAGES``)."""
+    workloads a run trains, beside ``PACKAGES``); ``sources``: label -> a folder of the user's code (the suite
+    file's, a workload package's), whose git revision (and dirty flag) is recorded beside claimbench's."""
     versions = {}
     for name in dict.fromkeys((*PACKAGES, *packages)):
         try:
@@ -91,4 +93,5 @@ def environment(command: str = "", packages: tuple[str, ...] = ()) -> dict[str, 
         "python": sys.version.split()[0], "platform": platform.platform(), "cpu": cpu_model(),
         "cpu_isa": cpu_isa(), "torch_cpu_capability": torch_isa(), "cpu_count": os.cpu_count(), "gpus": gpus, "packages": versions,
         "git_sha": git_sha(Path(__file__).resolve().parent) or git_sha(), "command": command,
+        "repositories": {label: git_sha(path) for label, path in (sources or {}).items() if Path(path).is_dir()},
     }

@@ -19,8 +19,10 @@ from typing import Any
 import pandas as pd
 
 from claimbench.analysis.isolation import strata_of
+from claimbench.analysis.quantities import restrict
 from claimbench.analysis.selection import best_trials
 from claimbench.claims import KINDS, Claim, ClaimResult
+from claimbench.claims.protocol import claim_frame, tuned_axes
 from claimbench.errors import UserError
 from claimbench.store.files import Unreadable, atomic_write_text, read_json_bounded
 from claimbench.store.lock import exclusive
@@ -97,8 +99,10 @@ def tracked_values(suite: Suite, claim: Claim, frame: pd.DataFrame) -> dict[str,
     a seed has none (e.g. every trial diverged).
 
     - ``effect``: the claim's statistic evaluated on that seed's trials alone.
-    - a metric (``test_acc`` ...): that metric of the trial with the best ``select``
-      (the claim's, else ``val_acc``) among the seed's completed trials in the stratum.
+    - a metric (``test_acc`` ...): that metric of the trial with the best ``select`` (the claim's, else
+      ``val_acc``) among the seed's completed trials of the claim's own cells (its ``where`` and arms) in
+      the stratum; and the same per arm (``test_acc[arm=batch_size=64]``: each ``a``/``b`` table, else each
+      level of the claim's axis), so that a drop in one arm shows even when the best trial does not move.
     """
     return per_seed_values(suite, claim, frame, suite.checks.get(claim.id, ClaimCheck()).track)
 
@@ -126,14 +130,34 @@ def per_seed_values(suite: Suite, claim: Claim, frame: pd.DataFrame,
         else:
             select = claim.params.get("select", "val_acc")
             keys = strata_of(design, claim.params.get("axis", "")) if "axis" in claim.params else []
-            ok = frame[(frame["status"] == "completed") & frame[select].notna() & frame[name].notna()]
+            own = claim_frame(claim, frame)  # the claim's where and arms: never another claim's trials
+            ok = own[(own["status"] == "completed") & own[select].notna() & own[name].notna()]
+            tuned = tuned_axes(claim, design, ok)
             groups = ok.groupby(keys, sort=True) if keys else [((), ok)]
             for key, sub in groups:
                 key = key if isinstance(key, tuple) else (key,)
-                label = _name(name, dict(zip(keys, (_plain(k) for k in key))))
-                chosen = best_trials(sub, ["seed"], select, design.nuisance)
-                best = {int(s): float(v) for s, v in zip(chosen["seed"], chosen[name])}
-                out[label] = {"seeds": seeds, "values": [best.get(s) for s in seeds]}
+                stratum = dict(zip(keys, (_plain(k) for k in key)))
+                for arm, cells in [("", sub), *_arms(claim, sub)]:
+                    chosen = best_trials(cells, ["seed"], select, tuned)
+                    best = {int(s): float(v) for s, v in zip(chosen["seed"], chosen[name])}
+                    label = _name(name, {**({"arm": arm} if arm else {}), **stratum})
+                    out[label] = {"seeds": seeds, "values": [best.get(s) for s in seeds]}
+    return out
+
+
+def _arms(claim: Claim, frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The claim's arms within ``frame``, each named: its ``a``/``b`` tables, else each level of its ``axis``
+    (where a tracked metric can move while the claim's best trial does not)."""
+    p = claim.params
+    out = []
+    for side in ("a", "b"):
+        tables = p.get(side)
+        for t in (tables if isinstance(tables, list) else [tables]):
+            if isinstance(t, dict) and set(t) <= set(frame.columns):
+                out.append((f"{side}: " + ", ".join(f"{k}={v}" for k, v in t.items()), restrict(frame, t)))
+    axis = p.get("axis")
+    if not out and isinstance(axis, str) and axis in frame.columns:
+        out = [(f"{axis}={_plain(level)}", frame[frame[axis] == level]) for level in sorted(frame[axis].unique())]
     return out
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from claimbench.api import load_check_targets, measure
+from claimbench.api import code_sources, load_check_targets, measure
 from claimbench.check.baseline import baseline_entry, commit_baseline, merge_entry, read_baseline
 from claimbench.cli.options import (check_run_options, command_line, plan_options, seed_count, seeds_suffix,
                                     selection_of, tier_option, timeout_seconds, writer_options)
@@ -79,5 +79,5 @@ def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, e
         for r in m.results:
             click.echo(f"  {r.claim_id:<4} {r.verdict:<12} {r.summary}")
     # re-read, merged and written under the file's lock: another `baseline` may have written it meanwhile
-    path = commit_baseline(output, entries, environment(command), merge=selection is not None)
+    path = commit_baseline(output, entries, environment(command, sources=code_sources(loaded)), merge=selection is not None)
     click.echo(f"baseline: {path}")

@@ -433,8 +433,10 @@ def _environment(env: dict[str, Any], command: str) -> dict[str, Any]:
         ("git revision", env.get("git_sha") or "unknown"),
         ("command", command or env.get("command") or "not recorded"),
     ]
-    known = {"python", "platform", "cpu", "cpu_count", "gpus", "packages", "git_sha", "command"}
+    known = {"python", "platform", "cpu", "cpu_count", "gpus", "packages", "git_sha", "command", "repositories"}
     rows += [(k, v) for k, v in env.items() if k not in known]
+    rows += [(f"git revision of the {label}", sha or "not a git checkout")
+             for label, sha in (env.get("repositories") or {}).items()]
     packages = env.get("packages") or {}
     return {
         "rows": [(k, fmt.DASH if v is None or v == "" else str(v)) for k, v in rows],
