@@ -27,6 +27,7 @@ from claimbench.runner.driver import run_trials
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
 from claimbench.runner.registry import make_executor
 from claimbench.runner.timeouts import trial_timeouts
+from claimbench.store.cache import open_cache
 from claimbench.store.rundir import RunStore
 from claimbench.suite import Suite, expand, load_suite, load_targets, recorded_suite, resolve_published_suite
 from claimbench.workloads import registry
@@ -44,6 +45,7 @@ class RunSummary:
     ray_startup_s: float | None = None  # how long this run's ray.init took (None: no Ray started here)
     extensions: list[str] = field(default_factory=list)  # what the experimenter loop did (claimbench/loop.py)
     skipped: int = 0  # trials of the full matrix the adaptive rules left untrained
+    from_cache: int = 0  # trials of this suite copied from the shared trial cache instead of trained
 
 
 def default_run_dir(suite: Suite) -> Path:
@@ -53,7 +55,7 @@ def default_run_dir(suite: Suite) -> Path:
 def run_suite(suite: Suite, run_dir: str | Path | None = None, executor: str = "ray", address: str | None = None,
               pack_size: int = DEFAULT_PACK_SIZE, command: str = "", progress: bool = True,
               faults: tuple = (), cpus_per_trial: float | None = None,
-              gpus_per_trial: float | None = None, exhaustive: bool = False) -> RunSummary:
+              gpus_per_trial: float | None = None, exhaustive: bool = False, cache: str | None = None) -> RunSummary:
     """Train the trials of ``suite`` the experimenter loop plans (every trial when ``exhaustive``) that have
     no final record in ``run_dir``; records are stored as they arrive.
 
@@ -61,14 +63,14 @@ def run_suite(suite: Suite, run_dir: str | Path | None = None, executor: str = "
     """
     run_dir = Path(run_dir) if run_dir else default_run_dir(suite)
     return run_suites([(suite, run_dir)], executor, address, pack_size, command, progress, faults,
-                      cpus_per_trial, gpus_per_trial, exhaustive=exhaustive)[0]
+                      cpus_per_trial, gpus_per_trial, exhaustive=exhaustive, cache=cache)[0]
 
 
 def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", address: str | None = None,
                pack_size: int = DEFAULT_PACK_SIZE, command: str = "", progress: bool = True,
                faults: tuple = (), cpus_per_trial: float | None = None,
                gpus_per_trial: float | None = None, trial_timeout: float | None = None,
-               exhaustive: bool = False) -> list[RunSummary]:
+               exhaustive: bool = False, cache: str | None = None) -> list[RunSummary]:
     """Run several suites, each into its own run dir, through one executor (one Ray session, one queue), in
     the experimenter loop's rounds (``loop.py``); ``exhaustive`` trains every seed of the full matrix in
     round 0 (the registered grid and budget extensions still apply).
@@ -83,7 +85,9 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
     env = environment(command, tuple(s.workload["package"] for s, _ in targets if s.workload.get("package")),
                       code_sources([s for s, _ in targets]))
     stores = [RunStore(run_dir) for _, run_dir in targets]
+    shared = open_cache(cache)  # --cache / CLAIMBENCH_CACHE: records other run dirs and runners trained
     trained_ids: set[str] = set()
+    cached_ids: set[str] = set()
     rounds: list[int] = []  # trials each round trained
 
     def train(round_targets: list[tuple[Suite, RunStore, list[TrialSpec]]]) -> None:
@@ -99,11 +103,19 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
             for spec in pending:
                 routes.setdefault(spec.trial_id, []).append(store)
                 todo.setdefault(spec.trial_id, spec)
+        if shared is not None and todo:
+            for tid, record in shared.get_many(list(todo)).items():  # verified, final, of this code
+                for store in routes.get(tid, ()):
+                    store.append(record)
+                cached_ids.add(tid)
+                del todo[tid]
         rounds.append(len(todo))
         if todo:
             def on_record(record: TrialRecord) -> None:
                 for store in routes.get(record.trial_id, ()):
                     store.append(record)
+                if shared is not None:
+                    shared.put(record)
 
             if progress and len(rounds) > 1:  # each round has its own bar and ETA: say which round it is
                 print(f"claimbench: round {len(rounds) - 1} of the experimenter loop: {len(todo)} trials",
@@ -126,7 +138,8 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
         out.append(RunSummary(run_dir=store.dir, total=len(specs), trained=mine, counts=counts,
                               trained_total=len(trained_ids), ray_startup_s=getattr(ex, "startup_s", None),
                               extensions=[*(e.text() for e in plan.extensions), *(k.text() for k in plan.looks)],
-                              skipped=sum(s.trial_id not in wanted for s in specs)))
+                              skipped=sum(s.trial_id not in wanted for s in specs),
+                              from_cache=sum(1 for s in specs if s.trial_id in cached_ids)))
     return out
 
 
@@ -284,7 +297,8 @@ def load_check_targets(names: list[str], tier: str, seeds: int | None = None) ->
 def measure(suites: list[Suite], out: str | Path, executor: str = "ray", address: str | None = None,
             command: str = "", progress: bool = True, faults: tuple = (), html: bool = True,
             pack_size: int = DEFAULT_PACK_SIZE, cpus_per_trial: float | None = None,
-            gpus_per_trial: float | None = None, select=None, trial_timeout: float | None = None) -> list[Measured]:
+            gpus_per_trial: float | None = None, select=None, trial_timeout: float | None = None,
+            cache: str | None = None) -> list[Measured]:
     """Run the suites through one executor, each into ``out/<suite>/`` (only missing trials train),
     then evaluate each (only the claims ``select(suite, claim_id)`` keeps, when given: ``-k``) and write
     its HTML report. ``elapsed_s`` is the whole run's wall time. ``pack_size`` and the slot resources
@@ -294,7 +308,8 @@ def measure(suites: list[Suite], out: str | Path, executor: str = "ray", address
     summaries = run_suites([(s, inside(out, s.name)) for s in suites], executor=executor, address=address,
                            command=command, progress=progress, faults=faults, pack_size=pack_size,
                            cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, trial_timeout=trial_timeout,
-                           exhaustive=True)  # the gate compares the same trials as its baseline: no adaptive rules
+                           exhaustive=True,  # the gate compares the same trials as its baseline: no adaptive rules
+                           cache=cache)
     measured = []
     for s, summary in zip(suites, summaries):
         ev = evaluate_run(summary.run_dir, select)

@@ -35,7 +35,7 @@ def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, e
              quiet: bool, expr: str | None = None, dry_run: bool = False, seeds: str | None = None,
              pack_size: int = DEFAULT_PACK_SIZE, cpus_per_trial: float | None = None,
              gpus_per_trial: float | None = None, force: bool = False, wait: bool = False,
-             trial_timeout: str | None = None) -> None:
+             trial_timeout: str | None = None, cache: str | None = None) -> None:
     """Run (or reuse) SUITE... and write their verdicts, effects and tracked per-seed values as the baseline.
 
     With -k, only the selected claims' entries are replaced; the suite's other claims are kept from the
@@ -63,7 +63,7 @@ def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, e
     open_run_dirs([(s, inside(root, s.name)) for s in loaded], root, force, wait, faults)
     measured = measure(loaded, root, executor=executor, address=address, command=command,
                        progress=not quiet, faults=faults, pack_size=pack_size, cpus_per_trial=cpus_per_trial,
-                       gpus_per_trial=gpus_per_trial, select=selection, trial_timeout=timeout)
+                       gpus_per_trial=gpus_per_trial, select=selection, trial_timeout=timeout, cache=cache)
     entries = []
     for m in measured:
         entry = baseline_entry(m.suite, m.results, m.frame, m.environment)

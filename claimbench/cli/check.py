@@ -40,7 +40,7 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
           markdown: str | None, executor: str, address: str | None, quiet: bool, expr: str | None = None,
           dry_run: bool = False, seeds: str | None = None, pack_size: int = DEFAULT_PACK_SIZE,
           cpus_per_trial: float | None = None, gpus_per_trial: float | None = None, force: bool = False,
-          wait: bool = False, trial_timeout: str | None = None) -> None:
+          wait: bool = False, trial_timeout: str | None = None, cache: str | None = None) -> None:
     """Run (or reuse) SUITE... and compare each claim with the baseline: exit 0 only when every gated claim was
     judged on at least the baseline's evidence and held, 1 otherwise.
 
@@ -79,7 +79,7 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
     open_run_dirs([(s, inside(root, s.name)) for s in loaded], root, force, wait, faults)
     measured = measure(loaded, root, executor=executor, address=address, command=command,
                        progress=not quiet, faults=faults, pack_size=pack_size, cpus_per_trial=cpus_per_trial,
-                       gpus_per_trial=gpus_per_trial, select=selection, trial_timeout=timeout)
+                       gpus_per_trial=gpus_per_trial, select=selection, trial_timeout=timeout, cache=cache)
     checks = check_measured(measured, data, baseline_path, selection)
     junit_path = write_junit(checks, junit_out)
     md_paths = write_markdown(checks, md_out, baseline_path)

@@ -80,6 +80,9 @@ def plan_options(f):
     f = click.option("--trial-timeout", "trial_timeout", default=None, metavar="SECONDS",
                      help="Each trial's wall-clock limit: past it, it is recorded failed and the run goes on "
                           "[default: the suite's [limits] trial_timeout, else its estimate x 10, at least 300 s].")(f)
+    f = click.option("--cache", "cache", default=None, metavar="DIR|URL",
+                     help="A shared trial cache (a folder or an fsspec URL such as s3://bucket/prefix): verified records "
+                          "found there are not retrained, and trained ones are added [default: $CLAIMBENCH_CACHE].")(f)
     f = click.option("--dry-run", "dry_run", is_flag=True, help=DRY_HELP)(f)
     f = click.option("--seeds", "seeds", default=None, metavar="N", help=SEEDS_HELP)(f)
     return click.option("-k", "expr", default=None, metavar="EXPR", help=K_HELP)(f)

@@ -34,7 +34,7 @@ from claimbench.suite import load_group, load_suite, load_targets
 def run(suite: str, tier: str, executor: str, address: str | None, out: str | None, pack_size: int, quiet: bool,
         cpus_per_trial: float | None, gpus_per_trial: float | None, expr: str | None = None, dry_run: bool = False,
         seeds: str | None = None, force: bool = False, wait: bool = False, trial_timeout: str | None = None,
-        exhaustive: bool = False) -> None:
+        exhaustive: bool = False, cache: str | None = None) -> None:
     """Run SUITE (a suite or group name from `claimbench list`, or a .toml path); only missing trials are trained.
 
     A group (e.g. `faq`) runs all its suites through one executor into RUN_DIR/<suite>/ and writes one report.
@@ -69,12 +69,14 @@ def run(suite: str, tier: str, executor: str, address: str | None, out: str | No
     summaries = run_suites(targets, executor=executor, address=address, pack_size=pack_size,
                            command=command, progress=not quiet, faults=faults,
                            cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, trial_timeout=timeout,
-                           exhaustive=exhaustive)
+                           exhaustive=exhaustive, cache=cache)
     elapsed = time.monotonic() - start
     for (s, _), summary in zip(targets, summaries):
         counts = ", ".join(f"{n} {st}" for st, n in sorted(summary.counts.items()))
         held = summary.total - summary.skipped
         skipped = f" ({summary.skipped} of {summary.total} left untrained by the adaptive rules)" if summary.skipped else ""
+        if summary.from_cache:
+            skipped += f"; {summary.from_cache} from the trial cache"
         click.echo(f"{s.name} [{tier}]: {held} trials ({counts}){skipped}; {summary.trained} new; "
                    f"{held - summary.trained} reused; run dir {summary.run_dir}")
         for line in summary.extensions:
