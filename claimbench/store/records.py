@@ -77,7 +77,8 @@ def record_problem(data: Any, stem: str) -> str:
         return f"its spec does not resolve ({type(e).__name__})"
     if real != tid:
         return f"its spec hashes to {real}, not to its trial_id (an edited record)"
-    if data.get("status") not in {s.value for s in TrialStatus}:
+    status = data.get("status")
+    if not isinstance(status, str) or status not in {s.value for s in TrialStatus}:
         return f"unknown status {str(data.get('status'))[:40]!r}"
     metrics = data.get("metrics", {})
     if not isinstance(metrics, dict) or not all(isinstance(k, str) and (_is(v, _NUM) or v is None) for k, v in metrics.items()):
