@@ -66,15 +66,16 @@ def _exclusive(pack: list[TrialSpec]) -> bool:
     return bool(pack) and all(s.exclusive for s in pack)
 
 
-def _cached(run_dir: Path, ids: set[str]) -> tuple[dict[str, dict], int]:
-    """Final, verified records of ``ids`` in ``run_dir`` (id -> record data), and how many files of
-    ``ids`` fail verification; read without moving anything (``RunStore.records`` would quarantine)."""
+def _cached(run_dir: Path, ids: set[str] | None) -> tuple[dict[str, dict], int]:
+    """Final, verified records of ``ids`` (every id when None) in ``run_dir`` (id -> record data), and how
+    many of those files fail verification; read without moving anything (``RunStore.records`` would
+    quarantine)."""
     trials = run_dir / "trials"
     found, damaged = {}, 0
     if not trials.is_dir():
         return found, damaged
     for p in trials.glob("*.json"):
-        if p.stem not in ids:
+        if ids is not None and p.stem not in ids:
             continue
         try:  # as the store reads them: without blocking, a regular file, bounded (a FIFO is damage, not a hang)
             data = read_json_bounded(p, MAX_RECORD_BYTES)
@@ -118,7 +119,10 @@ def plan(targets: list[tuple[Suite, Path]], pack_size: int, executor: str = "ray
                                 first_look=sum(s.seed in opened for s in specs)))
         for s in new:
             todo.setdefault(s.trial_id, s)
-        for data in found.values():
+        # the cost model's scale: every completed record in the run dir, those of earlier code included (a code
+        # change retrains them, but what they took still says how fast this machine trains such trials)
+        timed = _cached(Path(run_dir), None)[0] if len(found) < len(specs) else found
+        for data in timed.values():
             wall = data.get("wall_s") or 0.0
             if data.get("status") == TrialStatus.COMPLETED.value and wall > 0:
                 spent += wall
