@@ -21,7 +21,7 @@ def train_pack(specs: list[TrialSpec], cache: DataCache | None = None, device: s
     Packable specs (``packing.packable``) with the same ``pack_key`` train jointly, on the packed engine
     their model family names (``packing.packed_engine``: a module that defines ``train_jointly``); every
     other spec, and a pack of one, trains alone with ``train_trial``. ``inject_error[i]`` makes spec i
-    fail after its first step (fault injection, see faults.py), leaving its pack-mates to go on.
+    fail after its first step (fault injection, see runner/faults.py), leaving its pack-mates to go on.
     """
     cache = cache or DataCache()
     flags = list(inject_error) if inject_error is not None else [False] * len(specs)

@@ -67,7 +67,7 @@ def train_trial(spec: TrialSpec, cache: DataCache | None = None, device: str | t
                 inject_error: bool = False) -> TrialRecord:
     """Train one trial on the single-trial engine; every outcome, including an error, is a record.
 
-    ``inject_error`` makes training fail after its first step (fault injection, see faults.py).
+    ``inject_error`` makes training fail after its first step (fault injection, see runner/faults.py).
     """
     start = time.perf_counter()
     dev = torch.device(device)
