@@ -47,6 +47,7 @@ from collections import deque
 from typing import Any, Callable, Iterator
 
 from claimbench.errors import UserError
+from claimbench.workloads import registry
 from claimbench.runner.base import MAX_ATTEMPTS, Executor, Ledger, OnEval, Worker, WorkerLost, is_exclusive
 from claimbench.runner.faults import Fault
 from claimbench.trial import TrialRecord
@@ -199,10 +200,19 @@ class _Slot:
         self.worker = Worker(faults, self.device, in_process_limits=False)
         self.progress = progress  # the driver's _ProgressSink, or None
 
-    def describe(self) -> dict[str, Any]:
-        """Where this slot runs; the driver sends packs only once this has answered."""
+    def describe(self, codes: dict[str, str] | None = None) -> dict[str, Any]:
+        """Where this slot runs, and the workloads whose code here is not the driver's (``codes``: workload
+        name -> the driver's fingerprint): the driver sends packs only once this has answered."""
+        mismatched = {}
+        for name, code in (codes or {}).items():
+            try:
+                here = registry.fingerprint(name)
+            except UserError as e:  # not installed on this node: its trials would fail; say so up front
+                here = f"not installed ({str(e).splitlines()[0][:160]})"
+            if here != code:
+                mismatched[name] = here
         return {"node_id": self.node_id, "host": self.host, "device": self.device, "gpu_ids": self.gpu_ids,
-                "threads": self.threads, "warning": self.warning}
+                "threads": self.threads, "warning": self.warning, "mismatched": mismatched}
 
     def run_pack(self, specs: list[dict[str, Any]], attempt: int = 1,
                  timeouts: dict[str, float] | None = None) -> list[dict[str, Any]]:
@@ -394,6 +404,8 @@ class RayExecutor(Executor):
         warned: set[str] = set()
         self.nodes_used = {}
 
+        codes = {s.workload: s.code for pack in packs for s in pack if s.code}  # what every node must run
+
         def requeue(pack: list[TrialSpec], attempt: int) -> None:
             (timed if is_exclusive(pack) else queue).appendleft((pack, attempt))
 
@@ -402,7 +414,7 @@ class RayExecutor(Executor):
             started.pop(i, None)
             running_since.pop(i, None)
             load[i] = 0
-            inflight[actors[i].describe.remote()] = (i, None, 0)
+            inflight[actors[i].describe.remote(codes)] = (i, None, 0)
 
         def oldest(i: int) -> Any | None:
             """Slot ``i``'s oldest pack in flight (the one its actor is running), by ref."""
@@ -528,6 +540,14 @@ class RayExecutor(Executor):
                         except RayActorError:
                             lose(i)
                             continue
+                        if info.get("mismatched"):  # stale code on a node (an old wheel): refuse before training
+                            name, here = sorted(info["mismatched"].items())[0]
+                            raise UserError(
+                                f"workload {name!r} on node {info['host']} is {here!r}, the driver's is "
+                                f"{codes[name]!r}: the cluster would train other code",
+                                where=f"ray node {info['node_id'][:12]}",
+                                fix="reinstall the workload's package on the workers (a rebuilt wheel needs a new "
+                                    "file name or version to be uploaded again), then rerun")
                         started[i] = info
                         self.nodes_used.setdefault(info["node_id"], info)
                         if info["warning"] and info["warning"] not in warned:

@@ -13,6 +13,7 @@ import textwrap
 
 import pytest
 
+from claimbench.errors import UserError
 from claimbench.runner import registry
 from claimbench.runner.base import MAX_ATTEMPTS, Executor, Ledger, Worker
 from claimbench.runner.faults import parse_faults
@@ -232,3 +233,17 @@ def test_a_trial_an_executor_leaves_without_a_record_is_a_failed_one_and_none_ge
     _Forgetful().run([[a], [b]], records.append)
     assert [(r.trial_id, r.error) for r in records] == [
         (a.trial_id, "first"), (b.trial_id, "the forgetful executor returned without a record of it")]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_refuses_up_front_when_a_node_would_train_other_code(make, specs):
+    """A stale wheel on the workers: the code fingerprint a node computes is not the driver's. The run stops
+    in one line before any trial trains (each trial would otherwise fail on the node)."""
+    stale = [dataclasses.replace(s, code="claimbench 000000000000") for s in specs[:2]]
+    records = []
+    ex = make("ray")
+    ex.workers()
+    with pytest.raises(UserError, match="would train other code") as e:
+        ex.run([stale], records.append)
+    assert records == [] and "\n" not in str(e.value) and "reinstall" in str(e.value)

@@ -36,7 +36,7 @@ class Actor:
 
     def __init__(self, world):
         self.world, self.dead = world, False
-        self.describe = type("M", (), {"remote": lambda _: Ref({"node_id": "n", "warning": ""})})()
+        self.describe = type("M", (), {"remote": lambda _, *codes: Ref({"node_id": "n", "warning": ""})})()
         self.run_pack = type("M", (), {"remote": lambda _, specs, attempt, timeouts=None: self._run(specs)})()
 
     def _run(self, specs):
