@@ -73,45 +73,20 @@ def replay(path: Path) -> str:
     from claimbench.analysis import inference
     from claimbench.api import evaluate_published
     from claimbench.claims import evaluate_claims, evidence
-    from claimbench.loop import Plan, evaluate, needed_cells
+    from claimbench.loop import evaluate
+    from claimbench.loop import replay as replay_looks
 
     evs = evaluate_published(path)
     ref, got, kept_s, all_s = [], [], 0.0, 0.0
     for ev in evs:
         suite, frame, curves = ev.suite, ev.frame, ev.curves()
-        rules = suite.rules()
-        plan = Plan(suite, suite, rules=rules)
-        seeds = sorted(frame["seed"].unique())
-        axes = [a.name for a in suite.axes if a.name in frame.columns]
-        frame = frame.assign(_cell=[tuple(map(str, r)) for r in frame[axes].itertuples(index=False)],
-                             _i=frame["seed"].map({s: i for i, s in enumerate(seeds)}))
         design = suite.design()
-        opened = rules.looks[0] if rules.active else len(seeds)
-        trained = frame[frame["_i"] < opened]
-        stopped: dict[str, dict] = {}
-        while opened < len(seeds):
-            part = curves[curves["trial_id"].isin(trained["trial_id"])] if len(curves) else curves
-            results = evaluate_claims(list(suite.claims), trained, design, part, variants=False)
-            if rules.futility and opened >= rules.futility_from:
-                for r in results:
-                    if r.claim_id not in stopped and r.p_supported is not None and r.p_refuted is not None \
-                            and min(r.p_supported, r.p_refuted) > rules.futility:
-                        stopped[r.claim_id] = {"look": len(plan.looks) + 1, "seeds": opened, "threshold": rules.futility,
-                                               "p_supported": r.p_supported, "p_refuted": r.p_refuted}
-            first = trained[trained["_i"] == 0]
-            keep: set[str] = set()
-            for c in suite.claims:
-                if c.id not in stopped:
-                    keep |= needed_cells(c, trained, design, rules.prune, seeds[0])
-            keep_cells = set(first.loc[first["trial_id"].isin(keep), "_cell"])
-            ranked = set(first["_cell"])
-            nxt = next((k for k in rules.looks if k > opened), len(seeds))
-            new = frame[(frame["_i"] >= opened) & (frame["_i"] < nxt)
-                        & (frame["_cell"].isin(keep_cells) | ~frame["_cell"].isin(ranked))]
-            trained = pd.concat([trained, new])
-            plan.looks.append(None)
-            opened = nxt
-        trained = trained.drop(columns=["_cell", "_i"])
+
+        def judge(part):
+            cur = curves[curves["trial_id"].isin(part["trial_id"])] if len(curves) else curves
+            return evaluate_claims(list(suite.claims), part, design, cur, variants=False)
+
+        trained, stopped = replay_looks(frame, list(suite.claims), design, suite.rules(), judge)
         part = curves[curves["trial_id"].isin(trained["trial_id"])] if len(curves) else curves
         mine = evaluate(list(suite.claims), trained, design, part, {"stopped": stopped})
         kept_s += float(trained["wall_s"].sum())

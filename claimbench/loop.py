@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import pandas as pd
 
 from claimbench.analysis.diagnostics import beyond
 from claimbench.analysis.frames import curve_frame, trial_frame
@@ -176,14 +177,10 @@ def take_look(plan: Plan, results: list, frame, round_no: int) -> Look:
     seeds_seen = plan.open
     stopped = dict(plan.stopped)
     new_stops: dict[str, dict[str, Any]] = {}
-    if rules.futility and seeds_seen >= rules.futility_from:
-        for r in results:
-            if r.claim_id in stopped or r.p_supported is None or r.p_refuted is None:
-                continue
-            if r.p_supported > rules.futility and r.p_refuted > rules.futility:
-                new_stops[r.claim_id] = {"look": len(plan.looks) + 1, "seeds": seeds_seen,
-                                         "p_supported": float(r.p_supported), "p_refuted": float(r.p_refuted),
-                                         "threshold": rules.futility}
+    for r in results:
+        why = futile(r, rules, seeds_seen) if r.claim_id not in stopped else None
+        if why:
+            new_stops[r.claim_id] = why | {"look": len(plan.looks) + 1}
     stopped.update(new_stops)
     first = suite.seeds[0]
     cells = set(frame.loc[frame["seed"] == first, "trial_id"]) if len(frame) else set()
@@ -199,6 +196,52 @@ def take_look(plan: Plan, results: list, frame, round_no: int) -> Look:
     plan.keeps.append((seeds_seen, keep, cells))
     plan.open = nxt
     return look
+
+
+def futile(result, rules: Rules, seeds_seen: int) -> dict[str, Any] | None:
+    """Why ``result`` stops for futility at a look with ``seeds_seen`` seeds (both one-sided p-values above the
+    threshold, from ``futility_from`` seeds on), or None when it goes on."""
+    ps, pr = result.p_supported, result.p_refuted
+    if not rules.futility or seeds_seen < rules.futility_from or ps is None or pr is None:
+        return None
+    if ps > rules.futility and pr > rules.futility:
+        return {"seeds": seeds_seen, "p_supported": float(ps), "p_refuted": float(pr), "threshold": rules.futility}
+    return None
+
+
+def replay(frame, claims: list, design, rules: Rules, judge: Callable[[Any], list]) -> tuple[Any, dict[str, dict]]:
+    """``frame``, a full matrix of trials, as the compute rules would have trained it: the seeds of each look,
+    the claims ``judge(trained)`` finds futile at a look, and for later seeds only the cells the claims still
+    running need (``needed_cells``; a cell not at the first seed was never ranked, so it stays). The same
+    decisions as ``take_look``, on a frame instead of a run (the simulator and ``benchmarks/adaptive.py``).
+    Returns the rows trained and the claims stopped (id -> why)."""
+    seeds = sorted(frame["seed"].unique())
+    looks = [k for k in rules.looks if 0 < k < len(seeds)]
+    if not looks:
+        return frame, {}
+    axes = [*design.scientific, *design.nuisance, *design.fixed, *(a for c in claims for a in tuned_axes(c, design, frame))]
+    cols = [c for c in dict.fromkeys(axes) if c in frame.columns]
+    cell = frame[cols].astype(str).agg("|".join, axis=1) if cols else frame["seed"].map(lambda _: "")
+    index = frame["seed"].map({s: i for i, s in enumerate(seeds)})
+    opened, look = looks[0], 0
+    trained, stopped = frame[index < opened], {}
+    while opened < len(seeds):
+        look += 1
+        if rules.futility and opened >= rules.futility_from:
+            for r in judge(trained):
+                why = futile(r, rules, opened) if r.claim_id not in stopped else None
+                if why:
+                    stopped[r.claim_id] = why | {"look": look}
+        keep: set[str] = set()
+        for c in claims:
+            if c.id not in stopped:
+                keep |= needed_cells(c, trained, design, rules.prune, seeds[0])
+        first = trained[trained["seed"] == seeds[0]]
+        kept, ranked = set(cell[first.index[first["trial_id"].isin(keep)]]), set(cell[first.index])
+        nxt = next((k for k in looks if k > opened), len(seeds))
+        later = (index >= opened) & (index < nxt) & (cell.isin(kept) | ~cell.isin(ranked))
+        trained, opened = pd.concat([trained, frame[later]]), nxt
+    return trained, stopped
 
 
 def needed_cells(claim, frame, design, prune: int, first_seed: int) -> set[str]:

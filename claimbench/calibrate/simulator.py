@@ -16,9 +16,8 @@ from claimbench.analysis.inference import ALPHA
 from claimbench.calibrate.scenarios import Scenario, scenario_kinds, scenarios
 from claimbench.calibrate.table import Row, format_row
 from claimbench.claims import KINDS, Claim, ClaimKind
-from claimbench.claims.protocol import tuned_axes
-from claimbench.loop import needed_cells
-from claimbench.suite import FUTILITY, FUTILITY_FROM, LOOKS, PRUNE
+from claimbench.loop import replay
+from claimbench.suite.model import DEFAULT_RULES, Rules
 
 
 _CACHE: dict[tuple[str, ...], list[Scenario]] = {}
@@ -41,38 +40,16 @@ def _one(task: tuple[int, int, int, int, int, str]) -> Row:
 DESIGNS = ("fixed", "adaptive")
 
 
-def adaptive_verdict(kind: ClaimKind, claim: Claim, frame: pd.DataFrame, design, looks=LOOKS,
-                     futility: float = FUTILITY, futility_from: int = FUTILITY_FROM, prune: int = PRUNE) -> str:
-    """The verdict the experimenter loop's compute rules (``loop.py``) reach on ``frame``, a full matrix: the
-    seeds of each look, the claim stopped (inconclusive) when both one-sided p-values exceed ``futility`` at a
-    look from ``futility_from`` seeds, and for seeds after the first look only the cells ``loop.needed_cells``
-    keeps (the ``prune`` best tuned values per group, when the claim reads only its tuned value)."""
-    seeds = sorted(frame["seed"].unique())
-    looks = [k for k in looks if 0 < k < len(seeds)]
-    if not looks:
-        return kind.evaluate(claim, frame, design).verdict
+def adaptive_verdict(kind: ClaimKind, claim: Claim, frame: pd.DataFrame, design, rules: Rules = DEFAULT_RULES) -> str:
+    """The verdict the experimenter loop's compute rules reach on ``frame``, a full matrix (``loop.replay``: the
+    seeds of each look, futility stops, pruned cells): inconclusive when the claim stops, else the kind's
+    verdict on the trials the rules would have trained."""
     if "trial_id" not in frame.columns:
         frame = frame.assign(trial_id=[f"t{i}" for i in range(len(frame))])
     if "status" not in frame.columns:
         frame = frame.assign(status="completed")
-    cols = [c for c in dict.fromkeys([*design.scientific, *design.nuisance, *design.fixed,
-                                      *tuned_axes(claim, design, frame)]) if c in frame.columns]
-    cell = frame[cols].astype(str).agg("|".join, axis=1) if cols else pd.Series("", index=frame.index)
-    index = frame["seed"].map({s: i for i, s in enumerate(seeds)})
-    opened = looks[0]
-    trained = frame[index < opened]
-    while opened < len(seeds):
-        if futility and opened >= futility_from:
-            r = kind.evaluate(claim, trained, design)
-            if r.p_supported is not None and r.p_refuted is not None and min(r.p_supported, r.p_refuted) > futility:
-                return "inconclusive"
-        keep = needed_cells(claim, trained, design, prune, seeds[0])
-        first = trained[trained["seed"] == seeds[0]]
-        kept = set(cell[first.index[first["trial_id"].isin(keep)]])
-        nxt = next((k for k in looks if k > opened), len(seeds))
-        trained = pd.concat([trained, frame[(index >= opened) & (index < nxt) & cell.isin(kept)]])
-        opened = nxt
-    return kind.evaluate(claim, trained, design).verdict
+    trained, stopped = replay(frame, [claim], design, rules, lambda part: [kind.evaluate(claim, part, design)])
+    return "inconclusive" if claim.id in stopped else kind.evaluate(claim, trained, design).verdict
 
 
 def simulate(sc: Scenario, n: int, t_i: int, reps: int, seed: int = 0, design: str = "fixed") -> Row:

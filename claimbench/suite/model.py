@@ -68,6 +68,10 @@ class Rules:
         return bool(self.looks)
 
 
+#: The rules of a suite whose [adapt] sets none of them (``Suite.rules``, before its seed count trims the looks).
+DEFAULT_RULES = Rules(looks=LOOKS, futility=FUTILITY, futility_from=FUTILITY_FROM, prune=PRUNE)
+
+
 @dataclass(frozen=True)
 class Axis:
     name: str
