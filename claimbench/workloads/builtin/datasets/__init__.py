@@ -13,16 +13,13 @@ tensors (the validation split, standardization, label noise and outliers: the sa
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from claimbench.workloads.builtin.catalog import Catalog
+
 from claimbench.workloads.builtin.raw import DataParams, Raw  # noqa: F401  (a dataset module names them here)
 
-#: Datasets found in this package (filled on first use) and datasets added with ``register``.
-_FOUND: dict[str, "BuiltinDataset"] = {}
-_ADDED: dict[str, "BuiltinDataset"] = {}
 
 
 @dataclass(frozen=True)
@@ -45,50 +42,6 @@ class BuiltinDataset:
         return tuple(self.shape(spec)) if callable(self.shape) else tuple(self.shape)
 
 
-def _discovered() -> dict[str, BuiltinDataset]:
-    if not _FOUND:
-        for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-            if module.name.startswith("_"):
-                continue
-            dataset = getattr(importlib.import_module(f"{__name__}.{module.name}"), "DATASET", None)
-            if not isinstance(dataset, BuiltinDataset) or dataset.name != module.name:
-                raise TypeError(f"{__name__}.{module.name} must define DATASET = BuiltinDataset(name="
-                                f"{module.name!r}, ...); a helper module's name starts with _")
-            _FOUND[dataset.name] = dataset
-    return _FOUND
-
-
-def table() -> dict[str, BuiltinDataset]:
-    """Every built-in dataset by name: this package's, in name order, then the registered ones."""
-    return {**_discovered(), **_ADDED} if _ADDED else _discovered()
-
-
-def names() -> tuple[str, ...]:
-    return tuple(table())
-
-
-def find(name: str) -> BuiltinDataset | None:
-    """The dataset ``name``, or None when there is none (another workload's spec has dataset "")."""
-    return table().get(name)
-
-
-def get(name: str) -> BuiltinDataset:
-    found = find(name)
-    if found is None:
-        raise ValueError(f"unknown dataset {name!r}; use one of: {', '.join(names())}")
-    return found
-
-
-def register(dataset: BuiltinDataset) -> BuiltinDataset:
-    """Add a dataset defined outside this package (a test's module) to the table, for this process."""
-    if not isinstance(dataset, BuiltinDataset):
-        raise TypeError(f"register takes a BuiltinDataset, got {type(dataset).__name__}")
-    if table().get(dataset.name, dataset) is not dataset:
-        raise ValueError(f"a dataset named {dataset.name!r} is already registered")
-    _ADDED[dataset.name] = dataset
-    return dataset
-
-
-def unregister(name: str) -> None:
-    """Remove a dataset that ``register`` added (the package's own stay)."""
-    _ADDED.pop(name, None)
+_CATALOG: Catalog[BuiltinDataset] = Catalog(__name__, __path__, "DATASET", BuiltinDataset, "a dataset", "dataset")
+table, names, find, get = _CATALOG.table, _CATALOG.names, _CATALOG.find, _CATALOG.get
+register, unregister = _CATALOG.register, _CATALOG.unregister

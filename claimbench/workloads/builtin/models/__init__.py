@@ -15,19 +15,16 @@ input shapes and parameter counts in builtin/shapes.py.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
+
+from claimbench.workloads.builtin.catalog import Catalog
 
 if TYPE_CHECKING:
     from torch import nn
 
     from claimbench.workloads.builtin.datasets import BuiltinDataset
 
-#: Families found in this package (filled on first use) and families added with ``register``.
-_FOUND: dict[str, "Family"] = {}
-_ADDED: dict[str, "Family"] = {}
 
 
 @dataclass(frozen=True)
@@ -45,53 +42,9 @@ class Family:
     packed: str = ""  # the packed engine's module that trains it ("": the single-trial engine only)
 
 
-def _discovered() -> dict[str, Family]:
-    if not _FOUND:
-        for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-            if module.name.startswith("_"):
-                continue
-            family = getattr(importlib.import_module(f"{__name__}.{module.name}"), "FAMILY", None)
-            if not isinstance(family, Family) or family.name != module.name:
-                raise TypeError(f"{__name__}.{module.name} must define FAMILY = Family(name={module.name!r}, ...); "
-                                "a helper module's name starts with _")
-            _FOUND[family.name] = family
-    return _FOUND
-
-
-def table() -> dict[str, Family]:
-    """Every built-in model family by name: this package's, in name order, then the registered ones."""
-    return {**_discovered(), **_ADDED} if _ADDED else _discovered()
-
-
-def names() -> tuple[str, ...]:
-    return tuple(table())
-
-
-def find(name: str) -> Family | None:
-    """The family ``name``, or None when there is none (another workload's spec has model "")."""
-    return table().get(name)
-
-
-def get(name: str) -> Family:
-    found = find(name)
-    if found is None:
-        raise ValueError(f"unknown model {name!r}; use one of: {', '.join(names())}")
-    return found
-
-
-def register(family: Family) -> Family:
-    """Add a family defined outside this package (a test's module) to the table, for this process."""
-    if not isinstance(family, Family):
-        raise TypeError(f"register takes a Family, got {type(family).__name__}")
-    if table().get(family.name, family) is not family:
-        raise ValueError(f"a model family named {family.name!r} is already registered")
-    _ADDED[family.name] = family
-    return family
-
-
-def unregister(name: str) -> None:
-    """Remove a family that ``register`` added (the package's own stay)."""
-    _ADDED.pop(name, None)
+_CATALOG: Catalog[Family] = Catalog(__name__, __path__, "FAMILY", Family, "a model family", "model")
+table, names, find, get = _CATALOG.table, _CATALOG.names, _CATALOG.find, _CATALOG.get
+register, unregister = _CATALOG.register, _CATALOG.unregister
 
 
 def build_model(spec: Any, n_in: int | tuple[int, ...], n_out: int) -> "nn.Module":
