@@ -86,7 +86,7 @@ def replay(path: Path) -> str:
             cur = curves[curves["trial_id"].isin(part["trial_id"])] if len(curves) else curves
             return evaluate_claims(list(suite.claims), part, design, cur, variants=False)
 
-        trained, stopped = replay_looks(frame, list(suite.claims), design, suite.rules(), judge)
+        trained, stopped, _ = replay_looks(frame, list(suite.claims), design, suite.rules(), judge)
         part = curves[curves["trial_id"].isin(trained["trial_id"])] if len(curves) else curves
         mine = evaluate(list(suite.claims), trained, design, part, {"stopped": stopped})
         kept_s += float(trained["wall_s"].sum())

@@ -25,6 +25,14 @@ Three further rules spend compute where a verdict can still change (defaults bel
   (``claims.reads``) needs, in each of its groups, only the tuned values that ranked among the ``prune`` best
   on at least one seed so far; a claim that reads the whole grid (where the best lies, divergence limits,
   range widths, timings) needs every cell. Later seeds train the union of what the claims still running need.
+- ``grow = n`` (off unless a suite sets it) — after the last look, a claim whose interval still straddles a
+  boundary (inconclusive on its statistic, no protocol limit, and the nearer one-sided p-value within the
+  futility threshold: ``grows``) gains seeds up to ``n``, continuing the suite's seeds, for its own cells
+  (pruned as above). Only the grown claims are judged on the new seeds; every other claim keeps the
+  registered seeds. A grown claim had two chances to decide, so in a run with ``grow`` every claim's
+  one-sided p-values are doubled (Bonferroni over the two stages, ``two_stage``) before its verdict and
+  the Holm adjustment: the false-decision rate stays at its level, at some cost in power, which
+  ``claimbench calibrate --design grow`` measures.
 
 Each round's decisions are recorded in the run dir (``adaptive.json``) and shown in the report. The
 extensions read only the diagnostics, futility only the p-values, pruning only the selection metric. The
@@ -45,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from claimbench.analysis.diagnostics import beyond
+from claimbench.analysis.inference import ALPHA
 from claimbench.analysis.frames import curve_frame, trial_frame
 from claimbench.analysis.selection import direction
 from claimbench.claims import evaluate_claims, reads
@@ -89,9 +98,12 @@ class Look:
     kept: int
     cells: int
     opened: int
+    grown: list[str] = field(default_factory=list)  # claims whose seeds grew at this look
 
     def text(self) -> str:
         out = f"round {self.round}: look at {self.seeds} seeds"
+        if self.grown:
+            return out + f"; seeds grown to {self.opened} for {', '.join(self.grown)} ({self.kept} of {self.cells} cells)"
         if self.stopped:
             out += f"; stopped for futility: {', '.join(sorted(self.stopped))}"
         if self.kept < self.cells:
@@ -114,10 +126,14 @@ class Plan:
     #: an extension adds later was not ranked, so it is trained
     keeps: list[tuple[int, set[str], set[str]]] = field(default_factory=list)
     claim_cells: dict[str, set[str]] = field(default_factory=dict)  # each claim's cells, at the last round
+    growth: dict[str, dict[str, Any]] = field(default_factory=dict)  # claims grown (``grow_seeds``)
+    registered_seeds: int = 0  # the suite's own seed count (seeds beyond it come from ``grow``)
 
     def __post_init__(self) -> None:
         if not self.open:
             self.open = self.rules.looks[0] if self.rules.active else len(self.suite.seeds)
+        if not self.registered_seeds:
+            self.registered_seeds = len(self.registered.seeds)
 
     def used(self, axis: str, side: str) -> int:
         return sum(len(e.values) if e.axis != "budget" else 1 for e in self.extensions
@@ -155,7 +171,7 @@ def cell_of(spec: TrialSpec, first_seed: int) -> str:
 
 def adaptive(plan: Plan) -> bool:
     s = plan.registered
-    return bool(s.adapt.get("extend") or s.adapt.get("budget")) or plan.rules.active
+    return bool(s.adapt.get("extend") or s.adapt.get("budget")) or plan.rules.active or bool(plan.rules.grow)
 
 
 def judge_store(suite: Suite, store: RunStore):
@@ -198,6 +214,66 @@ def take_look(plan: Plan, results: list, frame, round_no: int) -> Look:
     return look
 
 
+def grows(result, rules: Rules) -> dict[str, Any] | None:
+    """Why ``result``'s seeds grow after the last look (its interval straddles a boundary: inconclusive on its
+    statistic, no protocol limit, and its nearer one-sided p-value within the futility threshold, so more
+    seeds can decide it), or None."""
+    ps, pr = result.p_supported, result.p_refuted
+    if not rules.grow or result.verdict != "inconclusive" or ps is None or pr is None:
+        return None
+    if (result.diagnostics or {}).get("limits") or (result.diagnostics or {}).get("stopped"):
+        return None
+    near = min(float(ps), float(pr))
+    if not np.isfinite(near) or near > (rules.futility or 1.0):
+        return None
+    return {"p_supported": float(ps), "p_refuted": float(pr)}
+
+
+def two_stage(results: list, grow: int) -> list:
+    """Under ``grow`` (a claim may be judged again on more seeds), each result's one-sided p-values doubled,
+    Bonferroni over the two stages; a decision whose doubled p is not below the level becomes inconclusive.
+    In place; returns ``results``. Without ``grow``, nothing changes."""
+    if not grow:
+        return results
+    for r in results:
+        if r.p_supported is None or r.p_refuted is None:
+            continue
+        r.p_supported, r.p_refuted = min(1.0, 2 * float(r.p_supported)), min(1.0, 2 * float(r.p_refuted))
+        p = r.p_supported if r.verdict == "supported" else r.p_refuted if r.verdict == "refuted" else None
+        if p is not None and not p < ALPHA:
+            r.diagnostics["two_stage"] = {"text": f"{r.verdict} at one stage's level, but not with its p-value doubled "
+                                                  f"({p:.2g}) for the second stage the grow rule allows"}
+            r.verdict = "inconclusive"
+    return results
+
+
+def grow_seeds(plan: Plan, results: list, frame, round_no: int) -> Look | None:
+    """After the last look: the claims that ``grows`` gain seeds up to ``rules.grow`` (the suite's seeds
+    continued), for their own needed cells; None when no claim grows."""
+    rules, suite = plan.rules, plan.suite
+    n = len(suite.seeds)
+    two_stage(results, rules.grow)
+    why = {r.claim_id: w for r in results if r.claim_id not in plan.stopped and (w := grows(r, rules))}
+    if not why:
+        return None
+    first = suite.seeds[0]
+    cells = set(frame.loc[frame["seed"] == first, "trial_id"]) if len(frame) else set()
+    design = suite.design()
+    keep: set[str] = set()
+    for claim in suite.claims:
+        if claim.id in why:
+            keep |= needed_cells(claim, frame, design, rules.prune, first)
+    new = tuple(range(max(suite.seeds) + 1, max(suite.seeds) + 1 + rules.grow - n))
+    plan.suite = dataclasses.replace(suite, seeds=(*suite.seeds, *new))
+    for cid, w in why.items():
+        plan.growth[cid] = w | {"from": n, "seeds": rules.grow}
+    look = Look(round_no, n, {}, len(keep & cells), len(cells), rules.grow, grown=sorted(why))
+    plan.looks.append(look)
+    plan.keeps.append((n, keep, cells))
+    plan.open = rules.grow
+    return look
+
+
 def futile(result, rules: Rules, seeds_seen: int) -> dict[str, Any] | None:
     """Why ``result`` stops for futility at a look with ``seeds_seen`` seeds (both one-sided p-values above the
     threshold, from ``futility_from`` seeds on), or None when it goes on."""
@@ -209,39 +285,55 @@ def futile(result, rules: Rules, seeds_seen: int) -> dict[str, Any] | None:
     return None
 
 
-def replay(frame, claims: list, design, rules: Rules, judge: Callable[[Any], list]) -> tuple[Any, dict[str, dict]]:
+def replay(frame, claims: list, design, rules: Rules, judge: Callable[[Any], list],
+           registered: int | None = None) -> tuple[Any, dict[str, dict], dict[str, dict]]:
     """``frame``, a full matrix of trials, as the compute rules would have trained it: the seeds of each look,
     the claims ``judge(trained)`` finds futile at a look, and for later seeds only the cells the claims still
-    running need (``needed_cells``; a cell not at the first seed was never ranked, so it stays). The same
-    decisions as ``take_look``, on a frame instead of a run (the simulator and ``benchmarks/adaptive.py``).
-    Returns the rows trained and the claims stopped (id -> why)."""
+    running need (``needed_cells``; a cell not at the first seed was never ranked, so it stays); then, when
+    ``rules.grow`` is on and ``frame`` holds seeds beyond the ``registered`` count (default: all of them),
+    the seeds the claims that ``grows`` gain. The same decisions as ``take_look`` and ``grow_seeds``, on a
+    frame instead of a run (the simulator and ``benchmarks/adaptive.py``). Returns the rows trained, the
+    claims stopped (id -> why) and the claims grown (id -> why); a claim not grown is judged on the first
+    ``registered`` seeds."""
     seeds = sorted(frame["seed"].unique())
-    looks = [k for k in rules.looks if 0 < k < len(seeds)]
-    if not looks:
-        return frame, {}
+    n = min(registered or len(seeds), len(seeds))
+    looks = [k for k in rules.looks if 0 < k < n]
+    growing = bool(rules.grow) and len(seeds) > n
+    if not looks and not growing:
+        return frame, {}, {}
     axes = [*design.scientific, *design.nuisance, *design.fixed, *(a for c in claims for a in tuned_axes(c, design, frame))]
     cols = [c for c in dict.fromkeys(axes) if c in frame.columns]
     cell = frame[cols].astype(str).agg("|".join, axis=1) if cols else frame["seed"].map(lambda _: "")
     index = frame["seed"].map({s: i for i, s in enumerate(seeds)})
-    opened, look = looks[0], 0
-    trained, stopped = frame[index < opened], {}
-    while opened < len(seeds):
+    opened = looks[0] if looks else n
+    trained, stopped, grown = frame[index < opened], {}, {}
+
+    def later(keep: set[str], start: int, stop: int):
+        first = trained[trained["seed"] == seeds[0]]
+        kept, ranked = set(cell[first.index[first["trial_id"].isin(keep)]]), set(cell[first.index])
+        return frame[(index >= start) & (index < stop) & (cell.isin(kept) | ~cell.isin(ranked))]
+
+    look = 0
+    while opened < n:
         look += 1
         if rules.futility and opened >= rules.futility_from:
             for r in judge(trained):
                 why = futile(r, rules, opened) if r.claim_id not in stopped else None
                 if why:
                     stopped[r.claim_id] = why | {"look": look}
-        keep: set[str] = set()
-        for c in claims:
-            if c.id not in stopped:
-                keep |= needed_cells(c, trained, design, rules.prune, seeds[0])
-        first = trained[trained["seed"] == seeds[0]]
-        kept, ranked = set(cell[first.index[first["trial_id"].isin(keep)]]), set(cell[first.index])
-        nxt = next((k for k in looks if k > opened), len(seeds))
-        later = (index >= opened) & (index < nxt) & (cell.isin(kept) | ~cell.isin(ranked))
-        trained, opened = pd.concat([trained, frame[later]]), nxt
-    return trained, stopped
+        keep = set().union(*(needed_cells(c, trained, design, rules.prune, seeds[0]) for c in claims
+                             if c.id not in stopped))
+        nxt = next((k for k in looks if k > opened), n)
+        trained, opened = pd.concat([trained, later(keep, opened, nxt)]), nxt
+    if growing:
+        grown = {r.claim_id: w | {"from": n, "seeds": min(rules.grow, len(seeds))}
+                 for r in two_stage(judge(trained), rules.grow)
+                 if r.claim_id not in stopped and (w := grows(r, rules))}
+        if grown:
+            keep = set().union(*(needed_cells(c, trained, design, rules.prune, seeds[0]) for c in claims
+                                 if c.id in grown))
+            trained = pd.concat([trained, later(keep, n, rules.grow)])
+    return trained, stopped, grown
 
 
 def needed_cells(claim, frame, design, prune: int, first_seed: int) -> set[str]:
@@ -321,7 +413,8 @@ def write_record(store: RunStore, plan: Plan) -> None:
     doc = {"schema": 2, "rules": plan.registered.adapt, "compute": dataclasses.asdict(plan.rules),
            "extensions": [dataclasses.asdict(e) | {"text": e.text()} for e in plan.extensions],
            "looks": [dataclasses.asdict(k) | {"text": k.text()} for k in plan.looks],
-           "stopped": plan.stopped, "full": len(full), "skipped": sum(s.trial_id not in trained for s in full),
+           "stopped": plan.stopped, "grown": plan.growth, "registered_seeds": plan.registered_seeds,
+           "full": len(full), "skipped": sum(s.trial_id not in trained for s in full),
            "skipped_by_claim": skipped_by_claim(plan, full, trained)}
     atomic_write_text(store.dir / ADAPT_FILE, json.dumps(doc, indent=1, default=str) + "\n")
 
@@ -378,7 +471,8 @@ def run_rounds(plans: list[tuple[Plan, RunStore]],
                 plan.suite = nxt
             elif plan.rules.active and plan.open < len(plan.suite.seeds):
                 take_look(plan, results, frame, round_no)
-            else:
+            elif not plan.rules.grow or plan.growth or len(plan.suite.seeds) >= plan.rules.grow \
+                    or grow_seeds(plan, results, frame, round_no) is None:
                 continue
             todo.append((plan.suite, store, plan.wanted()))
         for plan, store in plans:  # every run dir says what this run's rules did (an exhaustive run: nothing)
@@ -403,14 +497,11 @@ def claim_cells(plan: Plan, frame) -> dict[str, set[str]]:
 def evaluate(claims: list, frame, design, curves, doc: dict[str, Any], variants: bool = True) -> list:
     """Each claim's result (``claims.evaluate_claims``), in order, with what the loop did for it (``doc``: a
     run dir's ``adaptive.json``, ``read_doc``): a claim stopped for futility is judged on the seeds of its
-    look only (later seeds may hold only other claims' cells) and reported inconclusive (``apply_doc``)."""
-    stopped = doc.get("stopped", {})
-    stopped = stopped if isinstance(stopped, dict) else {}
+    look only (later seeds may hold only other claims' cells) and reported inconclusive (``apply_doc``); when
+    some claims grew their seeds, every other claim is judged on the registered seeds."""
     at: dict[int, list] = {}
     for c in claims:
-        why = stopped.get(c.id)
-        n = int(why.get("seeds", 0)) if isinstance(why, dict) else 0
-        at.setdefault(n, []).append(c)
+        at.setdefault(judged_seeds(c.id, doc), []).append(c)
     by_id = {}
     seeds = sorted(frame["seed"].unique()) if "seed" in frame.columns else []
     for n, group in at.items():
@@ -420,9 +511,29 @@ def evaluate(claims: list, frame, design, curves, doc: dict[str, Any], variants:
             cur = curves[curves["trial_id"].isin(part["trial_id"])]
         for r in evaluate_claims(group, part, design, cur, variants):
             by_id[r.claim_id] = r
-    results = [by_id[c.id] for c in claims]
+    results = two_stage([by_id[c.id] for c in claims], grow_rule(doc))
     apply_doc(results, doc)
     return results
+
+
+def grow_rule(doc: dict[str, Any]) -> int:
+    """The ``grow`` rule a run applied (``doc``: its ``adaptive.json``); 0 when none."""
+    compute = doc.get("compute") if isinstance(doc.get("compute"), dict) else {}
+    g = compute.get("grow", 0)
+    return int(g) if isinstance(g, int) and not isinstance(g, bool) else 0
+
+
+def judged_seeds(claim_id: str, doc: dict[str, Any]) -> int:
+    """How many seeds (a prefix) a claim is judged on, by what the loop did (``doc``); 0: every seed."""
+    stopped = doc.get("stopped") if isinstance(doc.get("stopped"), dict) else {}
+    grown = doc.get("grown") if isinstance(doc.get("grown"), dict) else {}
+    why = stopped.get(claim_id)
+    if isinstance(why, dict):
+        return int(why.get("seeds", 0))
+    registered = doc.get("registered_seeds")
+    if grown and claim_id not in grown and isinstance(registered, int) and registered > 0:
+        return registered
+    return 0
 
 
 def apply_doc(results: list, doc: dict[str, Any]) -> None:
@@ -431,7 +542,14 @@ def apply_doc(results: list, doc: dict[str, Any]) -> None:
     taken = [e for e in doc.get("extensions", []) if isinstance(e, dict)]
     stopped = doc.get("stopped") if isinstance(doc.get("stopped"), dict) else {}
     skipped = doc.get("skipped_by_claim") if isinstance(doc.get("skipped_by_claim"), dict) else {}
+    grown = doc.get("grown") if isinstance(doc.get("grown"), dict) else {}
     for r in results:
+        g = grown.get(r.claim_id)
+        if isinstance(g, dict):
+            r.diagnostics["grown"] = dict(g) | {"text": (
+                f"seeds grown from {g.get('from')} to {g.get('seeds')}: at {g.get('from')} seeds its interval straddled "
+                f"a boundary (p_supported {float(g.get('p_supported', 1)):.2g}, p_refuted "
+                f"{float(g.get('p_refuted', 1)):.2g})")}
         r.diagnostics.setdefault("extensions", []).extend(e.get("text", "") for e in taken
                                                          if r.claim_id in e.get("claims", []))
         if r.claim_id in skipped:

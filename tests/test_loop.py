@@ -103,3 +103,87 @@ def test_an_adaptive_run_trains_a_prefix_of_the_exhaustive_run_and_records_what_
     assert rest.trained == first.skipped and rest.skipped == 0
     assert json.loads((out / "adaptive.json").read_text())["stopped"] == {}
     assert all(not r.summary.startswith("stopped") for r in evaluate_run(out).results)
+
+
+class _Result:
+    """The fields of a claim result that the growth rules read."""
+
+    def __init__(self, claim_id="X", verdict="inconclusive", ps=0.1, pr=0.9, limits=()):
+        self.claim_id, self.verdict, self.p_supported, self.p_refuted = claim_id, verdict, ps, pr
+        self.diagnostics = {"limits": list(limits)}
+
+
+def test_only_a_claim_whose_interval_straddles_a_boundary_grows():
+    from claimbench.loop import grows
+    from claimbench.suite import Rules
+
+    rules = Rules(looks=(3, 5), futility=0.3, prune=3, grow=16)
+    assert grows(_Result(ps=0.1, pr=0.9), rules) == {"p_supported": 0.1, "p_refuted": 0.9}
+    assert grows(_Result(verdict="supported", ps=0.01, pr=0.99), rules) is None  # decided
+    assert grows(_Result(ps=0.5, pr=0.6), rules) is None  # far from both boundaries: more seeds cannot decide it
+    assert grows(_Result(ps=0.1, pr=0.9, limits=["edge-limited"]), rules) is None  # the protocol, not the seeds
+    assert grows(_Result(ps=None, pr=None), rules) is None
+    assert grows(_Result(), Rules(looks=(3, 5))) is None  # off
+
+
+def test_with_growth_every_p_value_pays_for_the_second_stage():
+    from claimbench.loop import two_stage
+
+    kept, lost, undecided = _Result("A", "supported", 0.001, 0.99), _Result("B", "refuted", 0.9, 0.02), _Result("C")
+    two_stage([kept, lost, undecided], grow=16)
+    assert (kept.verdict, kept.p_supported) == ("supported", pytest.approx(0.002))
+    assert lost.verdict == "inconclusive" and lost.p_refuted == pytest.approx(0.04) and "two_stage" in lost.diagnostics
+    assert (undecided.p_supported, undecided.p_refuted) == (pytest.approx(0.2), 1.0)
+    same = _Result("D", "refuted", 0.9, 0.02)
+    assert two_stage([same], grow=0)[0].verdict == "refuted" and same.p_refuted == 0.02  # no growth: no cost
+
+
+def test_replay_grows_only_the_undecided_claims_cells_and_judges_the_rest_on_the_registered_seeds():
+    from claimbench.loop import replay
+    from claimbench.suite import Rules
+
+    rows = [{"trial_id": f"{b}-{lr}-{s}" if s else f"{b}-{lr}-0", "seed": s, "batch_size": b, "lr": lr,
+             "val_acc": {0.1: 0.5, 0.2: 0.9, 0.4: 0.7}[lr] + 0.01 * b, "status": "completed"}
+            for s in range(8) for b in (8, 32) for lr in (0.1, 0.2, 0.4)]
+    frame = pd.DataFrame(rows)
+    design = Design(scientific=("batch_size",), nuisance=("lr",), fixed=())
+    grow_me = claim("best_level_in_range", axis="batch_size")
+    decided = Claim(id="Y", kind="best_level_in_range", faq_section="0", paraphrase="", params={"axis": "batch_size"})
+
+    def judge(part):
+        return [_Result("X", ps=0.1, pr=0.8), _Result("Y", "supported", 0.001, 0.99)]
+
+    rules = Rules(looks=(), futility=0.3, prune=1, grow=8)
+    trained, stopped, grown = replay(frame, [grow_me, decided], design, rules, judge, registered=4)
+    assert stopped == {} and set(grown) == {"X"} and grown["X"]["from"] == 4 and grown["X"]["seeds"] == 8
+    late = trained[trained["seed"] >= 4]
+    # the grown claim keeps, per batch size, the one value that ranked best: lr 0.2 at seeds 4..7
+    assert len(late) == 2 * 4 and set(late["lr"]) == {0.2}
+    assert len(trained[trained["seed"] < 4]) == 4 * 6  # the registered seeds: the full matrix
+    none, _, nobody = replay(frame, [grow_me], design, rules, lambda part: [_Result("X", "supported", 0.001, 0.9)],
+                             registered=4)
+    assert nobody == {} and none["seed"].max() == 3  # nothing to grow: the registered seeds only
+
+
+def test_growth_is_registered_data_and_a_run_grows_undecided_claims(write_suite, tmp_path):
+    from claimbench.api import evaluate_run, run_suite
+
+    text = TINY_SUITE.replace("seeds = 2\n", "seeds = 3\n", 1).replace(
+        "[budget]", "[adapt]\nlooks = []\nfutility = 0.45\ngrow = 5\n\n[budget]", 1)
+    suite = load_suite(write_suite(text), "default")
+    assert suite.rules().grow == 5 and suite.rules(exhaustive=True).grow == 0
+    out = tmp_path / "run"
+    run_suite(suite, out, executor="local", progress=False)
+    doc = json.loads((out / "adaptive.json").read_text())
+    assert doc["registered_seeds"] == 3 and doc["compute"]["grow"] == 5
+    ev = evaluate_run(out)
+    seeds_of = {r.claim_id: r.n_seeds for r in ev.results}
+    for r in ev.results:
+        if r.claim_id in doc["grown"]:
+            assert seeds_of[r.claim_id] == 5 and "seeds grown from 3 to 5" in r.diagnostics["grown"]["text"]
+        else:
+            assert seeds_of[r.claim_id] <= 3
+    trained_seeds = set(ev.frame["seed"])
+    assert trained_seeds == ({0, 1, 2, 3, 4} if doc["grown"] else {0, 1, 2})
+    with pytest.raises(UserError, match="grow must"):
+        load_suite(write_suite(TINY_SUITE.replace("[budget]", "[adapt]\ngrow = -2\n\n[budget]", 1)), "default")

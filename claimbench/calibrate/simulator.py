@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import time
 import zlib
@@ -14,9 +15,9 @@ import pandas as pd
 
 from claimbench.analysis.inference import ALPHA
 from claimbench.calibrate.scenarios import Scenario, scenario_kinds, scenarios
-from claimbench.calibrate.table import Row, format_row
+from claimbench.calibrate.table import GROW_FACTOR, Row, format_row
 from claimbench.claims import KINDS, Claim, ClaimKind
-from claimbench.loop import replay
+from claimbench.loop import replay, two_stage
 from claimbench.suite.model import DEFAULT_RULES, Rules
 
 
@@ -37,19 +38,29 @@ def _one(task: tuple[int, int, int, int, int, str]) -> Row:
     return simulate(_scenarios_cached()[i], n, t_i, reps, seed, design)
 
 
-DESIGNS = ("fixed", "adaptive")
+#: fixed: every seed of the full matrix; adaptive: the loop's default compute rules; grow: those rules with
+#: ``grow`` to twice the seed count (``table.GROW_FACTOR``), the frame holding the extra seeds it may open.
+DESIGNS = ("fixed", "adaptive", "grow")
 
 
-def adaptive_verdict(kind: ClaimKind, claim: Claim, frame: pd.DataFrame, design, rules: Rules = DEFAULT_RULES) -> str:
+def adaptive_verdict(kind: ClaimKind, claim: Claim, frame: pd.DataFrame, design, rules: Rules = DEFAULT_RULES,
+                     registered: int | None = None) -> str:
     """The verdict the experimenter loop's compute rules reach on ``frame``, a full matrix (``loop.replay``: the
-    seeds of each look, futility stops, pruned cells): inconclusive when the claim stops, else the kind's
-    verdict on the trials the rules would have trained."""
+    seeds of each look, futility stops, pruned cells, grown seeds beyond the first ``registered``):
+    inconclusive when the claim stops, else the kind's verdict on the trials the rules would have trained
+    (a claim that did not grow: on the registered seeds)."""
     if "trial_id" not in frame.columns:
         frame = frame.assign(trial_id=[f"t{i}" for i in range(len(frame))])
     if "status" not in frame.columns:
         frame = frame.assign(status="completed")
-    trained, stopped = replay(frame, [claim], design, rules, lambda part: [kind.evaluate(claim, part, design)])
-    return "inconclusive" if claim.id in stopped else kind.evaluate(claim, trained, design).verdict
+    trained, stopped, grown = replay(frame, [claim], design, rules, lambda part: [kind.evaluate(claim, part, design)],
+                                     registered)
+    if claim.id in stopped:
+        return "inconclusive"
+    if registered and claim.id not in grown:
+        seeds = sorted(trained["seed"].unique())[:registered]
+        trained = trained[trained["seed"].isin(seeds)]
+    return two_stage([kind.evaluate(claim, trained, design)], rules.grow)[0].verdict
 
 
 def simulate(sc: Scenario, n: int, t_i: int, reps: int, seed: int = 0, design: str = "fixed") -> Row:
@@ -63,10 +74,15 @@ def simulate(sc: Scenario, n: int, t_i: int, reps: int, seed: int = 0, design: s
     counts = {"supported": 0, "refuted": 0, "inconclusive": 0}
     start = time.perf_counter()
     theta = truth.theta(sd) if callable(truth.theta) else truth.theta
+    grow = dataclasses.replace(DEFAULT_RULES, grow=GROW_FACTOR * n)
     for _ in range(reps):
-        frame, roles = sc.build(rng, n, theta, sd)
-        verdict = adaptive_verdict(kind, claim, frame, roles) if design == "adaptive" else \
-            kind.evaluate(claim, frame, roles).verdict
+        frame, roles = sc.build(rng, GROW_FACTOR * n if design == "grow" else n, theta, sd)
+        if design == "grow":
+            verdict = adaptive_verdict(kind, claim, frame, roles, grow, registered=n)
+        elif design == "adaptive":
+            verdict = adaptive_verdict(kind, claim, frame, roles)
+        else:
+            verdict = kind.evaluate(claim, frame, roles).verdict
         counts[verdict] += 1
     row = Row(sc.kind, sc.name, n, truth.label, truth.null, truth.right, reps,
               counts["supported"] / reps, counts["refuted"] / reps, sd, time.perf_counter() - start, design=design)
@@ -85,8 +101,7 @@ def run(kinds: Sequence[str] | None = None, seeds: Sequence[int] = (3, 5, 8), re
     """Simulate and evaluate; one Row per (scenario, seed count, truth), in a fixed order. Each row has its
     own random stream, so the table does not depend on ``jobs``. ``grid``: every scenario ("any"), or only
     the argbest scenarios whose tuned grid is "fixed" (one for every seed of an experiment) or "per-seed".
-    ``design``: "fixed" (every seed of the full matrix) or "adaptive" (the loop's default compute rules,
-    :func:`adaptive_verdict`)."""
+    ``design``: one of ``DESIGNS`` (:func:`adaptive_verdict` for the loop's)."""
     known = scenario_kinds()
     chosen = list(kinds or known)
     unknown = [k for k in chosen if k not in known]

@@ -23,7 +23,7 @@ class Row:
     sd: float
     seconds: float
     exceeds: list[str] = field(default_factory=list)
-    design: str = "fixed"  # "adaptive": under the experimenter loop's compute rules (simulator.adaptive_verdict)
+    design: str = "fixed"  # or "adaptive" / "grow": under the experimenter loop's compute rules (simulator.DESIGNS)
 
     def se(self, p: float) -> float:
         return math.sqrt(max(p * (1 - p), 1e-12) / self.reps)
@@ -51,10 +51,19 @@ def power_summary(rows: Sequence[Row], effect: str = "2 SD", target: float = 0.8
     return out
 
 
+#: The "grow" design's seed count, as a multiple of the registered count.
+GROW_FACTOR = 2
+
+
+def design_label(r: Row) -> str:
+    """How a row's seeds were spent: "adaptive", or "grow to N" (the seed count the rule may reach)."""
+    return f"adaptive, grow to {GROW_FACTOR * r.seeds}" if r.design == "grow" else r.design
+
+
 def format_row(r: Row) -> str:
     power = "" if r.power is None else f"  power {r.power:6.1%}"
     flag = f"  EXCEEDS ({', '.join(r.exceeds)})" if r.exceeds else ""
-    design = " adaptive" if r.design == "adaptive" else ""
+    design = f" {design_label(r)}" if r.design != "fixed" else ""
     return (f"{r.kind:<24} {r.scenario[:40]:<40} seeds={r.seeds:<3}{design} {r.truth[:46]:<46} "
             f"supported {r.supported:6.1%}  refuted {r.refuted:6.1%}  (MC SE {r.se(max(r.supported, r.refuted, ALPHA)):.1%})"
             f"{power}{flag}")
@@ -68,7 +77,7 @@ def markdown(rows: Sequence[Row], reps: int, seconds: float) -> str:
         se = r.se(max(r.supported, r.refuted, ALPHA))
         ok = ("yes" if not r.exceeds else f"**no** ({', '.join(r.exceeds)})") if r.null else \
             f"power {r.power:.1%}" if r.power is not None else ""
-        seeds = f"{r.seeds} adaptive" if r.design == "adaptive" else r.seeds
+        seeds = f"{r.seeds} {design_label(r)}" if r.design != "fixed" else r.seeds
         lines.append(f"| {r.kind} | {r.scenario} | {seeds} | {r.truth} | {r.supported:.1%} | {r.refuted:.1%} | "
                      f"{se:.1%} | {ok} |")
     bad = [r for r in rows if r.exceeds]

@@ -25,10 +25,13 @@ from claimbench.paths import output_file
                    "as a suite runs) or drawn per seed; any: every scenario.")
 @click.option("--adaptive", is_flag=True,
               help="Under the experimenter loop's default compute rules (looks, futility stops, claim-aware "
-                   "pruning) instead of every seed of the full matrix.")
+                   "pruning) instead of every seed of the full matrix; same as --design adaptive.")
+@click.option("--design", default="fixed", show_default=True, type=click.Choice(list(calibration.DESIGNS)),
+              help="fixed: every seed of the full matrix; adaptive: the loop's default compute rules; grow: "
+                   "those rules with seeds growing to twice the count for claims still undecided at the last look.")
 @click.option("--quiet", is_flag=True, help="Print only the closing line.")
 def calibrate(kinds: tuple[str, ...], seeds: str, reps: int, markdown_path: str | None, jobs: int, grid: str,
-              quiet: bool, adaptive: bool = False) -> None:
+              quiet: bool, adaptive: bool = False, design: str = "fixed") -> None:
     """Measure each claim kind's false-supported and false-refuted rates, and its power, by simulation.
 
     KINDS: claim kinds (default: all). Exits 1 when a null rate exceeds 2.5% + 2 Monte Carlo SE.
@@ -47,7 +50,7 @@ def calibrate(kinds: tuple[str, ...], seeds: str, reps: int, markdown_path: str 
     out = output_file(markdown_path, "--markdown") if markdown_path else None
     start = time.perf_counter()
     rows = calibration.run(list(kinds) or None, counts, reps, progress=None if quiet else click.echo, jobs=jobs,
-                           grid=grid, design="adaptive" if adaptive else "fixed")
+                           grid=grid, design="adaptive" if adaptive else design)
     if not rows:
         raise UserError(f"no calibration scenario of {', '.join(kinds) or 'any kind'} has a {grid} grid",
                         where="--grid", fix="fixed takes best_level_in_range, critical_batch, power_law_slope and "

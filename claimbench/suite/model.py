@@ -25,7 +25,7 @@ TOP_KEYS = ("suite", "workload", "train", "budget", "axes", "tiers", "claims", "
 #: [adapt]: the adaptive rules the experimenter loop (claimbench/loop.py) may apply, fixed before the run:
 #: ``extend = { lr = 2 }`` lets a nuisance axis gain up to 2 values beyond each edge where claims are
 #: edge-limited; ``budget = 1`` lets the budget double once where a comparison is budget-limited.
-ADAPT_KEYS = ("extend", "budget", "looks", "futility", "futility_from", "prune")
+ADAPT_KEYS = ("extend", "budget", "looks", "futility", "futility_from", "prune", "grow")
 MAX_EXTEND = 4
 #: [resources]: one Ray slot (actor) per trial in flight; run-level, so never part of a trial id.
 #: cpus_per_trial > 0 (default 1), gpus_per_trial >= 0 (default 0; fractions share a GPU).
@@ -56,12 +56,14 @@ PRUNE = 3
 @dataclass(frozen=True)
 class Rules:
     """The compute rules a run applies: the seed counts judged before the last look, the futility threshold
-    (0: off) and the first look it applies at, and how many tuned values per group later seeds keep (0: off)."""
+    (0: off) and the first look it applies at, how many tuned values per group later seeds keep (0: off), and
+    the seed count a claim whose interval still straddles a boundary at the last look grows to (0: off)."""
 
     looks: tuple[int, ...] = ()
     futility: float = 0.0
     futility_from: int = FUTILITY_FROM
     prune: int = 0
+    grow: int = 0  # seeds a claim still undecided at the last look may grow to (0: off)
 
     @property
     def active(self) -> bool:
@@ -150,10 +152,13 @@ class Suite:
             return Rules()
         a = self.adapt
         looks = tuple(k for k in a.get("looks", LOOKS) if 0 < k < len(self.seeds))
-        if not looks:
+        grow = int(a.get("grow", 0))
+        grow = grow if grow > len(self.seeds) else 0
+        if not looks and not grow:
             return Rules()
         return Rules(looks=looks, futility=float(a.get("futility", FUTILITY)),
-                     futility_from=int(a.get("futility_from", FUTILITY_FROM)), prune=int(a.get("prune", PRUNE)))
+                     futility_from=int(a.get("futility_from", FUTILITY_FROM)), prune=int(a.get("prune", PRUNE)),
+                     grow=grow)
 
     def design(self) -> Design:
         by_role = {r: tuple(a.name for a in self.axes if a.role == r) for r in ROLES}

@@ -139,7 +139,11 @@ def json_schema(workloads: tuple[Workload, ...] | list[Workload] = ()) -> dict[s
                                             "description": "the first seed count futility applies at (default 5)"},
                           "prune": {"type": "integer", "minimum": 0, "maximum": 64,
                                     "description": "tuned values per group that later seeds keep for claims "
-                                                   "reading only the tuned value (default 3; 0: off)"}}},
+                                                   "reading only the tuned value (default 3; 0: off)"},
+                          "grow": {"type": "integer", "minimum": 0, "maximum": 64,
+                                   "description": "the seed count a claim still undecided by its interval at "
+                                                  "the last look grows to, beyond the suite's seeds "
+                                                  "(default 0: off)"}}},
         },
     }
 
