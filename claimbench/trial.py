@@ -43,7 +43,8 @@ RECORD_SCHEMA = 1
 BUILTIN = "claimbench"
 
 #: Losses each task accepts.
-TASK_LOSSES = {"classification": ("auto", "ce", "mse"), "regression": ("auto", "mse", "mae", "huber")}
+TASK_LOSSES = {"classification": ("auto", "ce", "mse"), "regression": ("auto", "mse", "mae", "huber"),
+               "lm": ("auto", "ce")}
 
 
 class TrialStatus(str, Enum):
@@ -122,7 +123,9 @@ TAIL: tuple[Field, ...] = (
     Field("loss", str, "auto", group="loop", choices=("auto", "ce", "mse", "mae", "huber"),
           help="auto: ce for classification, mse for regression; mse for classification: raw outputs vs one-hot "
                "targets; mae, huber (delta 1): regression (targets standardized)"),
-    Field("optimizer", str, "sgd", group="loop", choices=("sgd", "adam", "adamw", "nadam", "rmsprop", "adamax")),
+    Field("optimizer", str, "sgd", group="loop", choices=("sgd", "adam", "adamw", "nadam", "rmsprop", "adamax", "muon"),
+          help="muon: torch.optim.Muon (momentum, nesterov; LR matched to AdamW's RMS) on a model's hidden "
+               "matrices, AdamW (beta1, beta2, eps) on the rest, one lr and weight_decay (train/optim.py)"),
     Field("lr", float, 0.1, group="loop", low=0, low_inclusive=False),
     Field("momentum", float, 0.0, group="loop", low=0, high=1, high_inclusive=False),
     Field("nesterov", bool, False, group="loop"),
@@ -154,8 +157,10 @@ TAIL: tuple[Field, ...] = (
     Field("restore_best", bool, True, group="policy"),
     Field("divergence_factor", float, 10.0, group="policy", low=1, low_inclusive=False,
           help="diverged if smoothed train loss > factor x initial val loss"),
-    Field("target", float, 0.0, group="policy", low=0, high=1,
-          help="val_acc (classification) or val_r2 (regression) target for steps-to-target; 0 disables it"),
+    Field("target", float, 0.0, group="policy", low=0,
+          help="val_acc (classification, at most 1) or val_r2 (regression, at most 1) reached at or above it, or "
+               "val_bpb (lm) reached at or below it: the target for steps-, examples- and tokens-to-target; "
+               "0 disables it"),
     # measurements
     Field("measure_latency", bool, False,
           help="after training: median eval-mode forward time of 256 validation inputs"),
@@ -289,7 +294,7 @@ class TrialRecord:
     and per split (train = a fixed probe of training examples, with the labels or
     targets trained on; val; test): ``{split}_loss`` (the training loss function),
     and ``{split}_acc`` for classification, ``{split}_mse`` and ``{split}_r2`` for
-    regression.
+    regression, ``{split}_acc`` (next-byte accuracy) and ``{split}_bpb`` (bits per byte) for lm.
     ``metrics`` holds the reported values: after restore-best when early
     stopping restored a checkpoint, else at the end; plus ``grad_ratio_init``,
     ``forward_latency_s`` (when measured) and the range test's ``range_*``. A
@@ -311,6 +316,8 @@ class TrialRecord:
     examples_done: int = 0
     steps_to_target: int | None = None
     examples_to_target: int | None = None
+    tokens_done: int | None = None  # task lm: examples_done x seq_len (None for other tasks)
+    tokens_to_target: int | None = None  # task lm: examples_to_target x seq_len
     best_step: int | None = None
     stopped_early: bool = False
     time_per_step_s: float | None = None  # training steps only: evaluation and measurements excluded
@@ -350,11 +357,11 @@ class TrialRecord:
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
            "train_mse", "train_r2", "val_mse", "val_r2", "test_mse", "test_r2",
            "forward_latency_s", "grad_ratio_init", "range_suggested_lr", "range_min_loss_lr", "range_stop_lr",
-           "b_simple", "b_simple_at_target")
+           "b_simple", "b_simple_at_target", "train_bpb", "val_bpb", "test_bpb")
 #: Columns derived from the metrics: ``gap`` = train_acc - test_acc (the generalization gap; train_acc is
 #: measured on the labels trained on, so with label noise it counts fitting the noise).
 DERIVED = ("gap",)
 #: A record's outcome columns in a trial frame.
 RECORD_COLUMNS = ("status", "diverged_step", "divergence_reason", "steps_done", "examples_done",
-                  "steps_to_target", "examples_to_target", "best_step", "stopped_early",
+                  "steps_to_target", "examples_to_target", "tokens_done", "tokens_to_target", "best_step", "stopped_early",
                   "time_per_step_s", "examples_per_s", "wall_s", "device", "host", "attempts", "error")

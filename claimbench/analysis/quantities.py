@@ -50,7 +50,8 @@ REDUCERS = ("min", "max", "mean", "median")
 AXIS_OPS = ("argbest", "max_stable", "min_diverging", "range_width")
 STATUSES = ("completed", "diverged", "failed")
 #: min over these is censored where no trial reached the target: (column, the lower bound's column)
-TO_TARGET = {"steps_to_target": "steps_done", "examples_to_target": "examples_done"}
+TO_TARGET = {"steps_to_target": "steps_done", "examples_to_target": "examples_done",
+             "tokens_to_target": "tokens_done"}
 
 
 @dataclass(frozen=True)

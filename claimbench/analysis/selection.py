@@ -27,7 +27,7 @@ from claimbench.errors import UserError
 
 #: Metrics selected by their lowest value (losses, errors, latencies, distances to a target).
 _LOWER = ("_loss", "_mse", "latency_s", "time_per_step_s", "wall_s", "steps_to_target", "examples_to_target",
-          "steps_done", "examples_done", "gap")
+          "tokens_to_target", "steps_done", "examples_done", "tokens_done", "gap", "_bpb")
 #: Metrics selected by their highest value.
 _HIGHER = ("_acc", "_r2", "examples_per_s")
 #: The columns the spec order breaks ties on: every spec column, never ``trial_id`` or ``code``.

@@ -89,7 +89,7 @@ def grid_edge_caveats(iso: pd.DataFrame, frame: pd.DataFrame, design: Design, ax
 # ------------------------------------------------------------------ learning curves of the selected trials
 
 #: Quantities whose learning curve is the validation metric with the target drawn (steps / examples to it).
-TO_TARGET = ("steps_to_target", "examples_to_target")
+TO_TARGET = ("steps_to_target", "examples_to_target", "tokens_to_target")
 #: How ``curve_summary`` computes its interval at each evaluation (the figure's caption names it).
 CURVE_METHOD = "mean over seeds at each evaluation (a seed's several trials averaged first); Student t interval " \
                "over seeds where 2 seeds have a value"
@@ -108,7 +108,7 @@ def curve_metric(quantity: str, columns) -> tuple[str, bool] | None:
     if q.op not in ("select", "min", "max", "mean", "median"):
         return None
     if q.column in TO_TARGET:
-        return next(((m, True) for m in ("val_acc", "val_r2") if m in columns), None)
+        return next(((m, True) for m in ("val_bpb", "val_acc", "val_r2") if m in columns), None)  # lm's first
     return (q.column, False) if q.column in columns else None
 
 

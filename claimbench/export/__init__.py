@@ -28,7 +28,8 @@ from claimbench.trial import TrialRecord
 INSTALL = "pip install 'claimbench[export]'"
 
 #: Record fields exported as final values beside ``metrics`` (numbers; absent or None: left out).
-RECORD_NUMBERS = ("steps_done", "examples_done", "steps_to_target", "examples_to_target", "best_step",
+RECORD_NUMBERS = ("steps_done", "examples_done", "steps_to_target", "examples_to_target",
+                  "tokens_done", "tokens_to_target", "best_step",
                   "diverged_step", "time_per_step_s", "examples_per_s", "wall_s", "attempts")
 #: Curve columns that are the axis, not a metric.
 CURVE_AXIS = "step"

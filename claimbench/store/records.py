@@ -41,6 +41,7 @@ _INT, _NUM, _STR = "int", "number", "str"
 _FIELD_TYPES: dict[str, tuple[str, bool]] = {  # field -> (type, may be null)
     "diverged_step": (_INT, True), "divergence_reason": (_STR, True), "steps_done": (_INT, False),
     "examples_done": (_INT, False), "steps_to_target": (_INT, True), "examples_to_target": (_INT, True),
+    "tokens_done": (_INT, True), "tokens_to_target": (_INT, True),
     "best_step": (_INT, True), "time_per_step_s": (_NUM, True), "examples_per_s": (_NUM, True),
     "wall_s": (_NUM, False), "device": (_STR, False), "host": (_STR, False), "node_id": (_STR, False),
     "attempts": (_INT, False), "error": (_STR, True),

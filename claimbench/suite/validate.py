@@ -203,7 +203,9 @@ def _produced_columns(suite: Suite, specs: list[TrialSpec]) -> set[str]:
     }
     for m in (*METRICS, *DERIVED):
         if m.endswith("_acc"):
-            ok = "classification" in tasks
+            ok = bool({"classification", "lm"} & tasks)
+        elif m.endswith("_bpb"):
+            ok = "lm" in tasks
         elif m.endswith(("_mse", "_r2")):
             ok = "regression" in tasks
         elif m.startswith("range_"):

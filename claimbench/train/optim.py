@@ -13,6 +13,37 @@ def _sgd(s, params):
                            weight_decay=s.weight_decay, foreach=True)
 
 
+class Muon:
+    """``optimizer = "muon"``, as the Muon paper (Jordan et al. 2024) trains: ``torch.optim.Muon`` on the hidden
+    matrices (the parameters a model family marks with ``muon = True``: a transformer's block matrices) and
+    ``torch.optim.AdamW`` on the rest (embeddings, the head, norms, biases). Both take the spec's ``lr`` and
+    ``weight_decay`` (decoupled); Muon's update is scaled to AdamW's RMS (``adjust_lr_fn="match_rms_adamw"``,
+    Liu et al. 2025), so that one LR serves both. Muon's momentum and Nesterov are ``momentum`` and
+    ``nesterov``; AdamW's betas and eps are ``beta1``, ``beta2``, ``eps``. ``param_groups`` lists both
+    optimizers' groups, so the engine sets every group's LR as for any torch optimizer."""
+
+    def __init__(self, spec, params: Iterable[torch.nn.Parameter]):
+        params = list(params)
+        hidden = [p for p in params if getattr(p, "muon", False)]
+        rest = [p for p in params if not getattr(p, "muon", False)]
+        if not hidden:
+            raise ValueError("optimizer muon found no hidden matrices in the model; use adamw")
+        self.parts = [torch.optim.Muon(hidden, lr=spec.lr, weight_decay=spec.weight_decay, momentum=spec.momentum,
+                                       nesterov=spec.nesterov, adjust_lr_fn="match_rms_adamw")]
+        if rest:
+            self.parts.append(torch.optim.AdamW(rest, lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=spec.eps,
+                                                weight_decay=spec.weight_decay, foreach=True))
+        self.param_groups = [g for part in self.parts for g in part.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
+
+
 OPTIMIZERS: dict[str, Callable] = {
     "sgd": _sgd,
     "adam": lambda s, p: torch.optim.Adam(p, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay,
@@ -25,6 +56,7 @@ OPTIMIZERS: dict[str, Callable] = {
                                                 weight_decay=s.weight_decay, foreach=True),
     "adamax": lambda s, p: torch.optim.Adamax(p, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay,
                                             foreach=True),
+    "muon": Muon,
 }
 
 

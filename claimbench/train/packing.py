@@ -48,10 +48,13 @@ def packable(spec: TrialSpec) -> bool:
     every activation (PReLU's slope is a per-trial parameter, RReLU's slopes come from each trial's
     own generator), every loss, optimizer, schedule, warmup and clipping, early stopping, targets,
     label noise and outliers, latency. Not packed: a model family without a packed engine
-    (``packed_engine``), BatchNorm at batch size 1, and any non-default value of a field outside
-    ``PACKED_FIELDS`` (such as ``measure_noise_scale``).
+    (``packed_engine``), BatchNorm at batch size 1, optimizer muon (torch.optim.Muon, single engine
+    only), a transformer with dropout (its packed engine has no dropout masks), and any non-default value
+    of a field outside ``PACKED_FIELDS`` (such as ``measure_noise_scale``).
     """
-    if not packed_engine(spec) or (spec.batchnorm and spec.batch_size < 2):
+    if not packed_engine(spec) or (spec.batchnorm and spec.batch_size < 2) or spec.optimizer == "muon":
+        return False
+    if spec.model == "transformer" and spec.dropout > 0:
         return False
     return all(name in PACKED_FIELDS or getattr(spec, name) == default for name, default in _DEFAULTS.items())
 
@@ -89,6 +92,7 @@ WIDTH_TABLE: dict[str, tuple[tuple[float, int], ...]] = {
     "cnn": ((32, 32), (math.inf, 8)),
     "rnn": ((32, 32), (math.inf, 8)),
     "lstm": ((math.inf, 8),),
+    "transformer": ((math.inf, 8),),
 }
 #: A CNN's pack width also falls with its channels: past about 32 channels per layer a small CNN is
 #: bound by convolution arithmetic, which grouping K models into one kernel does not shrink, and a

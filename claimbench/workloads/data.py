@@ -3,11 +3,12 @@ sliced into batches by index.
 
 A built-in dataset (workloads/builtin/datasets: one module each) gives numpy arrays and says what they
 are (a ``Raw``): the task, the shape of one example, and how inputs are standardized. ``build_dataset``
-splits a validation part off its training examples (chosen by ``data_seed``), standardizes, and holds
+splits a validation part off its training examples (chosen by ``data_seed``; a builder may give its own,
+``Raw.x_val``, as a corpus split by document does), standardizes, and holds
 them as tensors, inputs flattened to ``(n, prod(input_shape))`` (models reshape them). Statistics come
 from the training split only. Regression targets are standardized too (with the clean training
 targets' mean and std), so that losses, Huber's delta and outlier sizes are in units of the target's
-std. Another workload's data (workloads/spec.py ``Data``) become a ``Dataset`` through ``as_dataset``.
+std. Task "lm" keeps inputs and targets as long byte tokens, unstandardized. Another workload's data (workloads/spec.py ``Data``) become a ``Dataset`` through ``as_dataset``.
 
 Corruption applies to the training split only, after the split, and is fixed
 by ``data_seed``: ``label_noise`` sets that fraction of training labels to a
@@ -48,6 +49,7 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     task: str  # "classification" (y: long class indices) | "regression" (y: float targets, standardized)
+    #            | "lm" (x and y: (n, seq_len) long byte tokens, y the next byte at each position)
     input_shape: tuple[int, ...]  # one example: (features,), (channels, height, width) or (steps, features)
     n_outputs: int  # classes, or 1 for a scalar regression target
 
@@ -77,10 +79,22 @@ def build_dataset(name: str, n_samples: int = 0, data_seed: int = 0, val_fractio
     own = {key: settings.get(key, FIELDS[key].default) for key in info.settings}
     raw = info.build(DataParams(n_samples, data_seed, Path(data_dir) if data_dir else None, own))
     x, y, x_test, y_test = (np.asarray(a) for a in (raw.x, raw.y, raw.x_test, raw.y_test))
-    order = np.random.default_rng(data_seed + 1).permutation(len(y))
-    n_val = int(round(len(y) * val_fraction))
-    val, train = order[:n_val], order[n_val:]
-    mean, std = _input_stats(x[train], raw.input_shape, raw.standardize)
+    if raw.x_val is not None:  # the builder's own validation split (a corpus: by document)
+        x_train, y_train, x_val, y_val = x, y, np.asarray(raw.x_val), np.asarray(raw.y_val)
+    else:
+        order = np.random.default_rng(data_seed + 1).permutation(len(y))
+        n_val = int(round(len(y) * val_fraction))
+        val, train = order[:n_val], order[n_val:]
+        x_train, y_train, x_val, y_val = x[train], y[train], x[val], y[val]
+    if raw.task == "lm":  # byte tokens in and out: long indices, never standardized
+        def tokens(a):
+            return torch.as_tensor(a.astype(np.int64))
+
+        clean = Dataset(name=name, x_train=tokens(x_train), y_train=tokens(y_train), x_val=tokens(x_val),
+                        y_val=tokens(y_val), x_test=tokens(x_test), y_test=tokens(y_test), task="lm",
+                        input_shape=tuple(raw.input_shape), n_outputs=info.n_outputs)
+        return corrupt(clean, label_noise, outlier_frac, data_seed)
+    mean, std = _input_stats(x_train, raw.input_shape, raw.standardize)
 
     def xt(a):
         return torch.as_tensor(((a - mean) / std).astype(np.float32))
@@ -92,12 +106,12 @@ def build_dataset(name: str, n_samples: int = 0, data_seed: int = 0, val_fractio
             return torch.as_tensor(a, dtype=torch.long)
     else:
         n_out = 1
-        y_mean, y_std = float(y[train].mean()), float(y[train].std()) + 1e-8
+        y_mean, y_std = float(y_train.mean()), float(y_train.std()) + 1e-8
 
         def yt(a):
             return torch.as_tensor((a - y_mean) / y_std, dtype=torch.float32)
 
-    clean = Dataset(name=name, x_train=xt(x[train]), y_train=yt(y[train]), x_val=xt(x[val]), y_val=yt(y[val]),
+    clean = Dataset(name=name, x_train=xt(x_train), y_train=yt(y_train), x_val=xt(x_val), y_val=yt(y_val),
                     x_test=xt(x_test), y_test=yt(y_test), task=raw.task, input_shape=tuple(raw.input_shape),
                     n_outputs=n_out)
     return corrupt(clean, label_noise, outlier_frac, data_seed)

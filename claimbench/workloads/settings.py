@@ -26,7 +26,7 @@ SETTINGS: tuple[Field, ...] = (
     Field("data_seed", int, 0, section="workload", pack_shape=True,
           help="fixes generation, the train/val/test split, label noise and outliers (every workload's data)"),
     Field("seq_len", int, 30, section="workload", group="uses", low=2, limit="seq_len", pack_shape=True,
-          help="sequence length of the adding problem"),
+          help="sequence length: the adding problem's steps; an lm dataset's window (the transformer's context)"),
     Field("label_noise", float, 0.0, section="workload", group="uses", low=0, high=1, high_inclusive=False,
           pack_shape=True, help="classification: this fraction of training labels set to a random other class"),
     Field("outlier_frac", float, 0.0, section="workload", group="uses", low=0, high=1, high_inclusive=False,
@@ -34,9 +34,10 @@ SETTINGS: tuple[Field, ...] = (
     Field("model", str, "mlp", section="workload", pack_shape=True,
           help="a built-in model family (workloads/builtin/models); \"\" for another workload (its own model)"),
     Field("depth", int, 2, section="workload", group="uses", low=1, limit="depth", pack_shape=True,
-          help="hidden layers (mlp), conv blocks (cnn), recurrent layers (rnn, lstm)"),
+          help="hidden layers (mlp), conv blocks (cnn), recurrent layers (rnn, lstm), blocks (transformer)"),
     Field("width", int, 100, section="workload", group="uses", low=0, low_inclusive=False, limit="width",
-          pack_shape=True, help="units, channels or hidden size of the first hidden layer"),
+          pack_shape=True, help="units, channels or hidden size of the first hidden layer; the transformer's model "
+                               "width (d_model)"),
     Field("shape", str, "equal", section="workload", group="uses", choices=("equal", "pyramid"), pack_shape=True,
           help="equal | pyramid: each hidden layer half the previous one's width (min 4)"),
     Field("activation", str, "relu", section="workload", group="uses",
@@ -54,6 +55,11 @@ SETTINGS: tuple[Field, ...] = (
           help="sp | mup: muP (Yang et al. 2022, Table 8) for a model family that implements it, under Adam"),
     Field("base_width", int, 0, section="workload", group="uses", low=0, id_omits_default=True,
           help="mup: the width at which muP equals SP (width_mult = width / base_width); 0 under sp"),
+    Field("heads", int, 4, section="workload", group="uses", low=1, id_omits_default=True, pack_shape=True,
+          help="transformer: attention heads (width must divide by them)"),
+    Field("positions", str, "learned", section="workload", group="uses", choices=("learned", "rope"),
+          id_omits_default=True, pack_shape=True,
+          help="transformer: learned absolute position embeddings | rope: rotary embeddings on queries and keys"),
 )
 
 #: Every field of a trial's spec, in order: the generic fields with these settings after trial.HEAD.

@@ -79,7 +79,7 @@ def test_error_becomes_a_failed_record(cache):
     assert rec.status is TrialStatus.FAILED and "injected" in rec.error
 
 
-@pytest.mark.parametrize("optimizer", CHOICES["optimizer"])
+@pytest.mark.parametrize("optimizer", [o for o in CHOICES["optimizer"] if o != "muon"])  # muon: test_transformer.py
 def test_every_optimizer_trains(cache, optimizer):
     lr, momentum = (0.1, 0.9) if optimizer == "sgd" else (0.01, 0.0)  # RMSprop also reads momentum
     rec = train_trial(dataclasses.replace(BASE, optimizer=optimizer, lr=lr, momentum=momentum, nesterov=True), cache)

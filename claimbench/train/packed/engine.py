@@ -32,9 +32,11 @@ CNN_EVAL_FLOATS = 2**19
 
 
 def train_jointly(specs: list[TrialSpec], cache: DataCache | None = None, device: str | torch.device = "cpu",
-                  inject_error: list[bool] | None = None) -> list[TrialRecord]:
+                  inject_error: list[bool] | None = None, engine: type["PackedEngine"] | None = None) -> list[TrialRecord]:
     """Train packable specs that share one ``pack_key`` on the packed engine, even one alone
-    (``train.pack.train_pack`` decides when to call this); one record per spec, in order. Never raises."""
+    (``train.pack.train_pack`` decides when to call this); one record per spec, in order. Never raises.
+    ``engine``: a subclass of ``PackedEngine`` with another stacked model (a family's own packed module)."""
+    engine = engine or PackedEngine
     start = time.perf_counter()
     device = torch.device(device)
     try:
@@ -44,7 +46,7 @@ def train_jointly(specs: list[TrialSpec], cache: DataCache | None = None, device
     except Exception as e:  # a failure is a result, with its reason, on one line
         records = [TrialRecord.failed(s, failure_text(e, "; packed")) for s in specs]
     else:
-        records = run(specs, data, device, lambda group: PackedEngine(group, data, device), inject_error, start)
+        records = run(specs, data, device, lambda group: engine(group, data, device), inject_error, start)
     host = socket.gethostname()
     for r in records:
         r.host, r.device = host, str(device)
@@ -52,7 +54,10 @@ def train_jointly(specs: list[TrialSpec], cache: DataCache | None = None, device
 
 
 class PackedEngine:
-    """K trials' models as stacked tensors, as a ``policy.engine.Engine`` with one row per trial."""
+    """K trials' models as stacked tensors, as a ``policy.engine.Engine`` with one row per trial. ``stacked``:
+    the forward pass over them (``forward.StackedModel``'s interface), built from one trial's model."""
+
+    stacked = StackedModel
 
     def __init__(self, specs: list[TrialSpec], data: Dataset, device: torch.device):
         self.data, self.device, self.specs = data, device, list(specs)
@@ -75,7 +80,7 @@ class PackedEngine:
             rows.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
             if j == template_at:
                 template = model
-        self.net = StackedModel(template, data.input_shape, [s.dropout for s in specs], rngs, device)
+        self.net = self.stacked(template, data.input_shape, [s.dropout for s in specs], rngs, device)
         k = len(specs)
         self.theta = torch.stack(rows).to(device).requires_grad_(True)
         scales = None

@@ -36,8 +36,23 @@ class Plan:
     total: int
     eval_at: frozenset[int]
     probe: int  # training examples in the fixed probe for train metrics
-    score: str  # higher is better (best, target, patience): val_acc for classification, val_r2 for regression
+    score: str  # what best, target and patience read (``score_of``): val_acc, val_r2 or val_bpb
     phases: tuple[tuple[int, int, int], ...] = ()  # batch schedule: (first step, batch size, examples before it)
+    sign: int = 1  # +1: a higher score is better; -1: a lower one (val_bpb)
+    tokens_per_example: int = 0  # task lm: seq_len (tokens_* = examples_* x this); 0 for other tasks
+
+    def better(self, score: float, than: float) -> bool:
+        """Whether ``score`` is better than ``than`` (strictly), in the score's direction."""
+        return self.sign * score > self.sign * than
+
+    def reached(self, score: float, target: float) -> bool:
+        """Whether ``score`` reaches the spec's ``target``: at or above it (val_acc, val_r2) or at or below it
+        (val_bpb)."""
+        return self.sign * score >= self.sign * target
+
+    def tokens(self, examples: int | None) -> int | None:
+        """Task lm: the tokens in ``examples`` windows (every position is a next-byte prediction); else None."""
+        return examples * self.tokens_per_example if self.tokens_per_example and examples is not None else None
 
     def batch_at(self, step: int) -> int:
         """The batch size of the update at ``step``."""
@@ -66,12 +81,15 @@ class Plan:
                              f"{spec.dataset or spec.workload}")
         steps_per_epoch = n_train // spec.batch_size  # drop the last partial batch: every step sees batch_size
         total = spec.steps or spec.epochs * steps_per_epoch
-        score = "val_acc" if data.task == "classification" else "val_r2"
+        score, sign = score_of(data.task)
         probe = min(n_train, len(data.y_val))
         if spec.batch_schedule == "step":
-            return cls._batch_schedule(spec, n_train, steps_per_epoch, total, probe, score)
-        eval_at = frozenset(round(total * i / spec.evals) for i in range(1, spec.evals + 1))
-        return cls(spec.batch_size, n_train, steps_per_epoch, total, eval_at, probe, score)
+            plan = cls._batch_schedule(spec, n_train, steps_per_epoch, total, probe, score)
+        else:
+            eval_at = frozenset(round(total * i / spec.evals) for i in range(1, spec.evals + 1))
+            plan = cls(spec.batch_size, n_train, steps_per_epoch, total, eval_at, probe, score)
+        tokens = data.n_features if data.task == "lm" else 0
+        return dataclasses.replace(plan, sign=sign, tokens_per_example=tokens)
 
     @classmethod
     def _batch_schedule(cls, spec: TrialSpec, n_train: int, steps_per_epoch: int, base_total: int, probe: int,
@@ -106,8 +124,16 @@ class Plan:
         if not spec.steps:
             raise ValueError(f"a training function's budget is steps, got epochs = {spec.epochs}")
         eval_at = frozenset(round(spec.steps * i / spec.evals) for i in range(1, spec.evals + 1))
-        return cls(spec.batch_size, 0, spec.steps, spec.steps, eval_at, 0,
-                   "val_acc" if task == "classification" else "val_r2")
+        score, sign = score_of(task)
+        return cls(spec.batch_size, 0, spec.steps, spec.steps, eval_at, 0, score, sign=sign)
+
+
+def score_of(task: str) -> tuple[str, int]:
+    """The metric a trial's best evaluation, target and early stopping read, and its direction (+1: higher is
+    better): val_acc for classification, val_r2 for regression, val_bpb (bits per byte, lower) for lm."""
+    if task == "lm":
+        return "val_bpb", -1
+    return ("val_acc" if task == "classification" else "val_r2"), 1
 
 
 class DataOrder:

@@ -4,9 +4,11 @@
   smoothed training loss (EMA, weight 0.1 on the newest minibatch) above ``divergence_factor`` x
   the initial training loss (on the probe of training examples at step 0); or a non-finite
   validation loss at an evaluation. A diverged trial has no final metrics: never filled in.
-- **Target:** ``steps_to_target`` is the first evaluation whose score (val_acc for classification,
-  val_r2 for regression) reaches ``target``.
-- **Best and early stopping:** the best evaluation by score; with ``patience``, training stops
+- **Target:** ``steps_to_target`` is the first evaluation whose score (``plan.score_of``: val_acc for
+  classification, val_r2 for regression, reached at or above ``target``; val_bpb for lm, reached at or
+  below it) reaches ``target``; for lm the record also counts ``tokens_done`` and ``tokens_to_target``
+  (examples x seq_len: every position of a window is a next-byte prediction).
+- **Best and early stopping:** the best evaluation by score, in its direction; with ``patience``, training stops
   after that many evaluations without a better score, and with ``restore_best`` the reported
   metrics are the best evaluation's (the engine restores its checkpoint before measuring latency).
 - **Measurements:** ``grad_norms_init`` — each weight layer's gradient norm on the first batch,
@@ -72,7 +74,7 @@ class TrialState:
     curve: list[dict] = field(default_factory=list)
     initial_loss: float = math.nan
     smoothed: float | None = None
-    best: tuple[float, int, dict] = (-math.inf, 0, {})  # (score, step, metrics)
+    best: tuple[float, int, dict] = (-math.inf, 0, {})  # (score, step, metrics); set at step 0 (begin)
     improved: bool = False  # the last evaluation was a new best
     bad_evals: int = 0
     steps_to_target: int | None = None
@@ -111,7 +113,7 @@ class TrialState:
                            "train_loss_ema": math.nan, **first, **self._noise(0, noise), "elapsed_s": 0.0})
         # The divergence reference is the training loss (with the labels or targets trained on, outliers included).
         self.initial_loss = first["train_loss"]
-        self.best = (first[self.plan.score], 0, first)
+        self.best = (first[self.plan.score], 0, first)  # (score, step, metrics): the plan's direction
         self.metric_keys = list(first)
 
     def after_loss(self, step: int, value: float) -> bool:
@@ -156,9 +158,9 @@ class TrialState:
             return self.diverge(step, "non-finite validation loss")
         self.schedule.on_eval(m["val_loss"])
         score = m[self.plan.score]
-        if self.spec.target and self.steps_to_target is None and score >= self.spec.target:
+        if self.spec.target and self.steps_to_target is None and plan.reached(score, self.spec.target):
             self.steps_to_target = step
-        if score > self.best[0]:
+        if plan.better(score, self.best[0]):
             self.best, self.bad_evals, self.improved = (score, step, m), 0, True
         else:
             self.bad_evals += 1
@@ -222,6 +224,9 @@ class TrialState:
                 steps_to_target=self.steps_to_target,
                 examples_to_target=plan.examples_at(self.steps_to_target) if self.steps_to_target is not None
                 else None,
+                tokens_done=plan.tokens(plan.examples_at(step)),
+                tokens_to_target=plan.tokens(plan.examples_at(self.steps_to_target))
+                if self.steps_to_target is not None else None,
                 best_step=self.best[1] if self.curve else None, stopped_early=self.status is TrialStatus.COMPLETED and step < self.plan.total,
                 **timing,
                 grad_norms_init=self.grad_norms_init, range_curve=self.range_curve)

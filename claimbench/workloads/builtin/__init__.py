@@ -31,7 +31,7 @@ class BuiltinSpec(Spec):
 
     @property
     def task(self) -> str:
-        """"classification" or "regression": the dataset's task ("" for another workload's spec)."""
+        """"classification", "regression" or "lm": the dataset's task ("" for another workload's spec)."""
         found = datasets.find(self.dataset)
         return found.task if found is not None else ""
 
@@ -48,7 +48,24 @@ class BuiltinSpec(Spec):
             raise ValueError(f"label_noise applies to classification, but {self.dataset} is regression; use outlier_frac")
         if task == "classification" and self.outlier_frac > 0:
             raise ValueError(f"outlier_frac applies to regression, but {self.dataset} is classification; use label_noise")
+        if task == "lm" and (self.label_noise > 0 or self.outlier_frac > 0):
+            raise ValueError(f"label_noise and outlier_frac do not apply to {self.dataset} (lm: next-byte prediction); "
+                             f"leave them at 0")
+        if task and task != "lm" and self.target > 1:
+            raise ValueError(f"target is a val_acc or val_r2 at most 1 on {self.dataset} ({task}), got {self.target}; "
+                             f"a target above 1 is a val_bpb, for lm datasets")
         family = models.find(self.model)
+        if family is not None and task and (task == "lm") != family.lm:
+            which = " or ".join(f.name for f in models.table().values() if f.lm == (task == "lm"))
+            raise ValueError(f"model {self.model} does not train {self.dataset} ({task}); use model {which}")
+        if self.optimizer == "muon":
+            if family is None or not family.muon:
+                which = " or ".join(f.name for f in models.table().values() if f.muon)
+                raise ValueError(f"optimizer muon applies to model {which} (Muon on its hidden matrices), got "
+                                 f"model {self.model or self.workload}; use adamw")
+            if self.momentum <= 0:
+                raise ValueError("optimizer muon needs momentum > 0 (Muon's momentum; its paper uses momentum = 0.95, "
+                                 "nesterov = true)")
         if family is not None and family.check is not None:
             family.check(self, datasets.find(self.dataset))
         if self.parameterization == "mup":

@@ -27,7 +27,7 @@ class BuiltinDataset:
     """One built-in dataset (see the module docstring)."""
 
     name: str
-    task: str  # "classification" | "regression"
+    task: str  # "classification" | "regression" | "lm" (next-byte prediction; n_outputs 256)
     shape: tuple[int, ...] | Callable[[Any], tuple[int, ...]]  # one example's shape, or a function of the spec
     n_outputs: int  # classes, or 1 for a scalar regression target
     build: Callable[[DataParams], Raw]

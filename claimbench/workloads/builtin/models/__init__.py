@@ -40,6 +40,8 @@ class Family:
     check: Callable[[Any, "BuiltinDataset | None"], None] | None = None
     mup: bool = False  # implements parameterization = "mup" (the settings' muP rules then apply)
     packed: str = ""  # the packed engine's module that trains it ("": the single-trial engine only)
+    lm: bool = False  # trains task lm (next-byte prediction), and only it; other families train the other tasks
+    muon: bool = False  # marks its hidden matrices (a parameter's ``muon`` attribute) for optimizer muon
 
 
 _CATALOG: Catalog[Family] = Catalog(__name__, __path__, "FAMILY", Family, "a model family", "model")
