@@ -22,7 +22,12 @@ class DataParams:
 class Raw:
     """A builder's output: training examples (train and validation: data.py splits off the validation
     part) and test examples, inputs flattened to one row per example. ``standardize``: "feature" (each
-    input feature), "channel" (each image channel over all its pixels) or "none"."""
+    input feature), "channel" (each image channel over all its pixels) or "none". ``x_val``, ``y_val``:
+    a validation split of the builder's own (a corpus split by document, not by window); data.py then
+    takes it as given and splits nothing off ``x``.
+
+    Task "lm" (next-byte prediction): ``x`` is (n, seq_len) byte tokens (uint8 or int64), ``y`` the same
+    shape, the next byte at each position (int64); ``input_shape = (seq_len,)``, ``standardize = "none"``."""
 
     x: Any
     y: Any
@@ -31,3 +36,5 @@ class Raw:
     task: str
     input_shape: tuple[int, ...]
     standardize: str = "feature"
+    x_val: Any = None
+    y_val: Any = None
