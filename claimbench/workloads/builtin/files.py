@@ -78,16 +78,27 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(dims).copy()  # writable, for torch
 
 
-def idx_dataset(name: str, url: str) -> Callable[[DataParams], Raw]:
-    """The builder of an MNIST-like dataset: ``MNIST_FILES`` (gzipped or not) in ``<data_dir>/<name>/``;
-    ``url``: the folder they are published in, named by the missing-files error."""
-    def build(p: DataParams) -> Raw:
-        folder = data_dir(p.data_dir) / name
+def idx_require(name: str, url: str) -> Callable[[Path], None]:
+    """The files check of an MNIST-like dataset: ``MNIST_FILES`` (gzipped or not) in ``<root>/<name>/``, else
+    the missing-files error; ``url``: the folder they are published in."""
+    def require(root: Path) -> None:
+        folder = root / name
         if any(_idx_path(folder, b) is None for b in MNIST_FILES):
             raise missing_files_error(name, folder, tuple(f"{b}.gz" for b in MNIST_FILES),
                                       f"download the four files from {url} into {folder}/ (mkdir -p {folder}; "
                                       f"cd {folder}; for f in {' '.join(b + '.gz' for b in MNIST_FILES)}; "
                                       f"do curl -O {url}$f; done)")
+
+    return require
+
+
+def idx_dataset(name: str, url: str) -> Callable[[DataParams], Raw]:
+    """The builder of an MNIST-like dataset: ``MNIST_FILES`` in ``<data_dir>/<name>/`` (``idx_require``)."""
+    require = idx_require(name, url)
+
+    def build(p: DataParams) -> Raw:
+        folder = data_dir(p.data_dir) / name
+        require(folder.parent)
         x, y, x_test, y_test = (read_idx(_idx_path(folder, b)) for b in MNIST_FILES)
         x, y = subsample(x, y, p)
         return Raw(x.reshape(len(x), -1), y, x_test.reshape(len(x_test), -1), y_test, "classification",

@@ -38,13 +38,19 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3 * 32 * 32), np.asarray(d[b"labels"], dtype=np.int64)
 
 
-def build(p: DataParams) -> Raw:
-    root = data_dir(p.data_dir)
+def require(root: Path) -> None:
+    """The missing-files error unless the batches are in ``<root>/cifar-10-batches-py/``."""
     folder = root / CIFAR_DIR
     if not all((folder / f).is_file() for f in CIFAR_FILES):
         raise missing_files_error("cifar10", folder, CIFAR_FILES,
                                   f"download {CIFAR_URL} and unpack it in {root} (tar -xzf "
                                   f"cifar-10-python.tar.gz -C {root}), which makes {CIFAR_DIR}/")
+
+
+def build(p: DataParams) -> Raw:
+    root = data_dir(p.data_dir)
+    require(root)
+    folder = root / CIFAR_DIR
     parts = [read_cifar_batch(folder / f) for f in CIFAR_FILES[:5]]
     x, y = np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
     x_test, y_test = read_cifar_batch(folder / "test_batch")
@@ -54,5 +60,5 @@ def build(p: DataParams) -> Raw:
 
 DATASET = BuiltinDataset(
     name="cifar10", task="classification", shape=(3, 32, 32), n_outputs=10, build=build, default_n=50000,
-    available=50000, image=True, n_test=lambda n: 0,  # a test file of its own
+    available=50000, image=True, n_test=lambda n: 0, require=require,  # a test file of its own
 )

@@ -5,12 +5,13 @@ error names the files and where to get them."""
 from __future__ import annotations
 
 from claimbench.workloads.builtin.datasets import BuiltinDataset
-from claimbench.workloads.builtin.files import idx_dataset
+from claimbench.workloads.builtin.files import idx_dataset, idx_require
 
 #: Where the four files are published.
 URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 
 DATASET = BuiltinDataset(
     name="mnist", task="classification", shape=(1, 28, 28), n_outputs=10, build=idx_dataset("mnist", URL),
+    require=idx_require("mnist", URL),
     default_n=60000, available=60000, image=True, n_test=lambda n: 0,  # a test file of its own
 )
