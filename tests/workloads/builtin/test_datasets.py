@@ -23,7 +23,7 @@ from claimbench.workloads.builtin import TrialSpec
 from claimbench.workloads.data import DataCache, build_dataset
 from claimbench.workloads.builtin.files import MNIST_FILES, read_idx
 from claimbench.workloads.data import corrupted_indices
-from claimbench.workloads.builtin import CHOICES, files, shapes
+from claimbench.workloads.builtin import CHOICES, datasets, files, shapes
 from claimbench.workloads.builtin.datasets import DataParams, adding
 
 N_TRAIN, N_TEST = 60, 20
@@ -197,7 +197,8 @@ def test_data_dir_defaults(monkeypatch):
     assert files.data_dir() == Path("/somewhere") and files.data_dir("/else") == Path("/else")
 
 
-SYNTHETIC = [d for d in CHOICES["dataset"] if d not in ("mnist", "fashion_mnist", "cifar10")]  # files: above
+SYNTHETIC = [d for d in CHOICES["dataset"] if d not in ("mnist", "fashion_mnist", "cifar10")  # files: above
+             and datasets.get(d).task != "lm"]  # text corpora: test_corpora.py
 
 
 @pytest.mark.parametrize("name", SYNTHETIC)
