@@ -13,7 +13,8 @@ A spec's ``trial_id`` is a hash of its canonical JSON, which holds ``code``: the
 workload code that trains it (workloads/registry.py: the package, its version and a hash of its
 sources; for the built-ins a hash of claimbench's train/ and workloads/), so that editing a model or a
 training loop yields new ids and the next run retrains; and the same id always means the same result,
-and a changed suite reruns only changed cells. ``config_id`` is the same hash without the code: what a
+and a changed suite reruns only changed cells. A dataset made of bytes that ship with the installation
+(the pinned torch's sources) adds their hash, ``data_hash``. ``config_id`` is the same hash without the code: what a
 baseline's trial matrix is (check/), so that a code change is compared against the baseline rather
 than refused.
 
@@ -115,6 +116,9 @@ HEAD: tuple[Field, ...] = (
           help="another workload's declared parameters, as canonical JSON (\"\" for the built-ins)"),
     Field("code", str, "", section="", id_omits_default=True,
           help="the workload's code fingerprint (registry.fingerprint), set by suite.expand; part of the id"),
+    Field("data_hash", str, "", section="", id_omits_default=True, packed=False,
+          help="the hash of the bytes a built-in dataset that ships with the installation is made of "
+               "(datasets.content_hash), set by suite.expand; part of the id: other bytes, other trials"),
 )
 
 #: The generic fields after the workload's settings.

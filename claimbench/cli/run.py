@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from claimbench.runner.faults import faults_from_env
 from claimbench.paths import inside
 from claimbench.runner.progress import command_elapsed, timing_line
 from claimbench.selection import keep
-from claimbench.suite import load_group, load_suite, load_targets
+from claimbench.suite import expand, load_group, load_suite, load_targets
+from claimbench.workloads.builtin.datasets import require_files
 
 
 @click.command()
@@ -62,6 +64,9 @@ def run(suite: str, tier: str, executor: str, address: str | None, out: str | No
         dry_run_plan(targets, tier, pack_size, executor, address, cpus_per_trial, gpus_per_trial, exhaustive)
         return
     ray_address(executor, address)
+    if executor == "local" or (address is None and not os.environ.get("RAY_ADDRESS")):
+        # the trials train on this machine: a data file they need and that is not here stops the run (exit 2)
+        require_files({s.dataset for target, _ in targets for s in expand(target) if s.builtin})
     open_run_dirs(targets, root, force, wait, faults, GROUP_FILE if group is not None else None)
     start = time.monotonic()
     if group is not None:

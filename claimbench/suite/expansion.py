@@ -8,7 +8,7 @@ from typing import Any
 
 from claimbench.suite.model import BUDGET_KEYS, Suite
 from claimbench.trial import level_label
-from claimbench.workloads.builtin import SPEC_FIELDS, TrialSpec
+from claimbench.workloads.builtin import SPEC_FIELDS, TrialSpec, datasets
 from claimbench.workloads import registry
 
 
@@ -48,13 +48,15 @@ def expand(suite: Suite) -> list[TrialSpec]:
 
 def _resolve_workload(params: dict[str, Any], code: str) -> dict[str, Any]:
     """TrialSpec keyword arguments: the spec fields, another workload's parameters as canonical JSON
-    (``workload_params``; dataset and model "", since the data and model are the workload's own), and the
-    code fingerprint."""
+    (``workload_params``; dataset and model "", since the data and model are the workload's own), the
+    code fingerprint, and the hash of a built-in dataset's shipped bytes (``data_hash``)."""
     out = {k: v for k, v in params.items() if k in SPEC_FIELDS}
     own = {k: v for k, v in params.items() if k not in SPEC_FIELDS}
     if out.get("workload", registry.BUILTIN) != registry.BUILTIN:
         out["dataset"], out["model"] = "", ""
         out["workload_params"] = json.dumps(own, sort_keys=True, separators=(",", ":")) if own else ""
+    else:
+        out["data_hash"] = datasets.content_hash(out.get("dataset", _DEFAULTS["dataset"]))
     return {**out, "code": code}
 
 

@@ -1,25 +1,26 @@
-"""Dataset files: where they live, how they are downloaded, and the IDX format of MNIST-like datasets.
+"""Dataset files: where they live, the one error for a missing file, and the IDX format of MNIST-like
+datasets.
 
-Datasets read from files (MNIST, Fashion-MNIST, CIFAR-10) find them in a data directory (``data_dir``),
-and download them there from a public mirror when absent; offline, the error names the folder, the files
-and the fix on one line. Torch-free (numpy only).
+Datasets read from files (MNIST, Fashion-MNIST, CIFAR-10, the text corpora a user has) find them in a
+data directory (``data_dir``: $CLAIMBENCH_DATA_DIR, else ~/.cache/claimbench/data). Nothing is
+downloaded at run time: a missing file is a one-line error naming the path it was looked for at, where
+to get it and where to put it (``missing_files_error``). Torch-free (numpy only).
 """
 
 from __future__ import annotations
 
 import gzip
 import os
-import urllib.request
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from claimbench.errors import UserError
+from claimbench.limits import LimitError
 from claimbench.workloads.builtin.raw import DataParams, Raw
 
 DATA_DIR_ENV = "CLAIMBENCH_DATA_DIR"
-DOWNLOAD_TIMEOUT_S = 15
 #: The four files of an MNIST-like dataset (train images and labels, test images and labels), gzipped or not.
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -29,33 +30,20 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get(DATA_DIR_ENV) or "~/.cache/claimbench/data").expanduser()
 
 
-def _download(url: str, dest: Path, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
-    """Fetch ``url`` into ``dest`` (written whole or not at all). Tests replace this function."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
-    with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
-        while chunk := response.read(1 << 20):
-            f.write(chunk)
-    tmp.replace(dest)
-
-
-def download_any(urls: list[str] | tuple[str, ...], dest: Path) -> None:
-    """Fetch ``dest`` from the first of ``urls`` that answers; OSError naming every failure."""
-    errors = []
-    for url in urls:
-        try:
-            _download(url, dest)
-            return
-        except Exception as e:
-            errors.append(f"{url}: {e}")
-    raise OSError("; ".join(errors))
-
-
-def missing_files_error(name: str, folder: Path, files: tuple[str, ...], reason: str) -> UserError:
-    return UserError(f"{name} files not found and the download failed ({reason}); expected {', '.join(files)}",
+def missing_files_error(name: str, folder: Path, files: tuple[str, ...], get: str) -> UserError:
+    """The one-line error of a dataset whose files are not in ``folder``: the path, the files expected there,
+    ``get`` (how to obtain them: a URL and the command that unpacks them) and where else they may lie."""
+    return UserError(f"{name} files not found: expected {', '.join(str(folder / f) for f in files)}",
                      where=str(folder),
-                     fix=f"download them into {folder}, or set {DATA_DIR_ENV} to a directory holding "
-                         f"{folder.name}/ with them")
+                     fix=f"{get}; or set {DATA_DIR_ENV} to a directory holding {folder.name}/ with them "
+                         f"(claimbench never downloads at run time)")
+
+
+def check_available(name: str, n_samples: int, available: int, where: str, what: str = "training examples") -> None:
+    """Refuse ``n_samples`` beyond the ``available`` training examples of dataset ``name`` (one line)."""
+    if n_samples > available:
+        raise LimitError(f"n_samples = {n_samples} is more than the {available} {what} {name} has", where=where,
+                         fix=f"set n_samples <= {available} (0: all of them)")
 
 
 def subsample(x: np.ndarray, y: np.ndarray, p: DataParams) -> tuple[np.ndarray, np.ndarray]:
@@ -90,19 +78,27 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(dims).copy()  # writable, for torch
 
 
-def idx_dataset(name: str, mirrors: tuple[str, ...]) -> Callable[[DataParams], Raw]:
-    """The builder of an MNIST-like dataset: ``MNIST_FILES`` in ``<data_dir>/<name>/``, downloaded from the
-    first of ``mirrors`` (URL prefixes) that answers when absent."""
+def idx_require(name: str, url: str) -> Callable[[Path], None]:
+    """The files check of an MNIST-like dataset: ``MNIST_FILES`` (gzipped or not) in ``<root>/<name>/``, else
+    the missing-files error; ``url``: the folder they are published in."""
+    def require(root: Path) -> None:
+        folder = root / name
+        if any(_idx_path(folder, b) is None for b in MNIST_FILES):
+            raise missing_files_error(name, folder, tuple(f"{b}.gz" for b in MNIST_FILES),
+                                      f"download the four files from {url} into {folder}/ (mkdir -p {folder}; "
+                                      f"cd {folder}; for f in {' '.join(b + '.gz' for b in MNIST_FILES)}; "
+                                      f"do curl -O {url}$f; done)")
+
+    return require
+
+
+def idx_dataset(name: str, url: str) -> Callable[[DataParams], Raw]:
+    """The builder of an MNIST-like dataset: ``MNIST_FILES`` in ``<data_dir>/<name>/`` (``idx_require``)."""
+    require = idx_require(name, url)
+
     def build(p: DataParams) -> Raw:
         folder = data_dir(p.data_dir) / name
-        if any(_idx_path(folder, b) is None for b in MNIST_FILES):
-            missing = [b for b in MNIST_FILES if _idx_path(folder, b) is None]
-            try:
-                for base in missing:
-                    download_any([m + base + ".gz" for m in mirrors], folder / f"{base}.gz")
-            except Exception as e:  # offline, or a mirror gone
-                raise missing_files_error(name, folder, tuple(f"{b}.gz" for b in MNIST_FILES),
-                                          f"{type(e).__name__}: {e}") from None
+        require(folder.parent)
         x, y, x_test, y_test = (read_idx(_idx_path(folder, b)) for b in MNIST_FILES)
         x, y = subsample(x, y, p)
         return Raw(x.reshape(len(x), -1), y, x_test.reshape(len(x_test), -1), y_test, "classification",

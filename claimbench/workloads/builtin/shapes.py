@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 
 from claimbench.limits import LimitError, raise_text
 from claimbench.workloads.builtin import datasets, models
+from claimbench.workloads.builtin.files import check_available
 from claimbench.workloads.builtin.models import as_shape
 from claimbench.workloads.settings import check_param
 
@@ -61,7 +62,7 @@ def examples(spec: Any) -> int:
     found = datasets.find(spec.dataset)
     if found is None:
         return 0
-    n = spec.n_samples or found.default_n
+    n = spec.n_samples or found.n_default(spec)
     return min(n, found.available) if found.available else n
 
 
@@ -81,10 +82,8 @@ def check_sizes(spec: Any, limits: Mapping[str, int], where: Callable[[str], str
     found = datasets.find(spec.dataset)
     if found is None:
         return
-    if found.available and spec.n_samples > found.available:
-        raise LimitError(f"n_samples = {spec.n_samples} is more than the {found.available} training examples "
-                         f"{spec.dataset} has", where=where("n_samples"),
-                         fix=f"set n_samples <= {found.available} (0: all of them)")
+    if found.available:
+        check_available(spec.dataset, spec.n_samples, found.available, where("n_samples"))
     check_param("n_samples", spec.n_samples, limits, where("n_samples"))
     n_train = train_size(spec)
     if spec.batch_size > n_train:

@@ -1,21 +1,21 @@
 """CIFAR-10: 50,000 training and 10,000 test colour images (3x32x32, 10 classes), read from the python
-batches in ``<data_dir>/cifar-10-batches-py/`` (files.py), downloaded and unpacked when absent. The
-batches are pickles: the reader loads numpy arrays and nothing that runs other code."""
+batches in ``<data_dir>/cifar-10-batches-py/`` (files.py), placed there by hand (never downloaded at run
+time: the missing-files error gives the URL and the tar command). The batches are pickles: the reader
+loads numpy arrays and nothing that runs other code."""
 
 from __future__ import annotations
 
 import pickle
-import tarfile
 from pathlib import Path
 
 import numpy as np
 
 from claimbench.workloads.builtin.datasets import BuiltinDataset, DataParams, Raw
-from claimbench.workloads.builtin.files import data_dir, download_any, missing_files_error, subsample
+from claimbench.workloads.builtin.files import data_dir, missing_files_error, subsample
 
 CIFAR_DIR = "cifar-10-batches-py"
 CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
-CIFAR_URLS = ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",)
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -38,18 +38,19 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3 * 32 * 32), np.asarray(d[b"labels"], dtype=np.int64)
 
 
-def build(p: DataParams) -> Raw:
-    root = data_dir(p.data_dir)
+def require(root: Path) -> None:
+    """The missing-files error unless the batches are in ``<root>/cifar-10-batches-py/``."""
     folder = root / CIFAR_DIR
     if not all((folder / f).is_file() for f in CIFAR_FILES):
-        try:
-            archive = root / "cifar-10-python.tar.gz"
-            download_any(CIFAR_URLS, archive)
-            with tarfile.open(archive) as tar:
-                tar.extractall(root, filter="data")
-            archive.unlink()
-        except Exception as e:
-            raise missing_files_error("cifar10", folder, CIFAR_FILES, f"{type(e).__name__}: {e}") from None
+        raise missing_files_error("cifar10", folder, CIFAR_FILES,
+                                  f"download {CIFAR_URL} and unpack it in {root} (tar -xzf "
+                                  f"cifar-10-python.tar.gz -C {root}), which makes {CIFAR_DIR}/")
+
+
+def build(p: DataParams) -> Raw:
+    root = data_dir(p.data_dir)
+    require(root)
+    folder = root / CIFAR_DIR
     parts = [read_cifar_batch(folder / f) for f in CIFAR_FILES[:5]]
     x, y = np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
     x_test, y_test = read_cifar_batch(folder / "test_batch")
@@ -59,5 +60,5 @@ def build(p: DataParams) -> Raw:
 
 DATASET = BuiltinDataset(
     name="cifar10", task="classification", shape=(3, 32, 32), n_outputs=10, build=build, default_n=50000,
-    available=50000, image=True, n_test=lambda n: 0,  # a test file of its own
+    available=50000, image=True, n_test=lambda n: 0, require=require,  # a test file of its own
 )

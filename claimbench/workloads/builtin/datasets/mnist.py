@@ -1,14 +1,17 @@
 """MNIST: 60,000 training and 10,000 test images of handwritten digits (1x28x28, 10 classes), read from
-its four IDX files in ``<data_dir>/mnist/`` (files.py), downloaded from a public mirror when absent."""
+its four IDX files in ``<data_dir>/mnist/`` (files.py), placed there by hand: the missing-files
+error names the files and where to get them."""
 
 from __future__ import annotations
 
 from claimbench.workloads.builtin.datasets import BuiltinDataset
-from claimbench.workloads.builtin.files import idx_dataset
+from claimbench.workloads.builtin.files import idx_dataset, idx_require
 
-MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/")
+#: Where the four files are published.
+URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 
 DATASET = BuiltinDataset(
-    name="mnist", task="classification", shape=(1, 28, 28), n_outputs=10, build=idx_dataset("mnist", MIRRORS),
+    name="mnist", task="classification", shape=(1, 28, 28), n_outputs=10, build=idx_dataset("mnist", URL),
+    require=idx_require("mnist", URL),
     default_n=60000, available=60000, image=True, n_test=lambda n: 0,  # a test file of its own
 )
