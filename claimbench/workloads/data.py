@@ -179,7 +179,7 @@ class DataCache:
     """Datasets built once per worker and kept on its device.
 
     ``data_dir`` is where the image files are (default: ``files.data_dir()``, read once here).
-    A dataset that failed to build fails again at once, without a second download attempt.
+    A dataset that failed to build fails again at once, without a second attempt.
     """
 
     def __init__(self, data_dir_path: str | os.PathLike | None = None) -> None:
@@ -214,6 +214,10 @@ class DataCache:
         if not spec.builtin:
             return self.workload_data(spec, device)
         own = {key: getattr(spec, key) for key in datasets.get(spec.dataset).settings}
+        if spec.data_hash and spec.data_hash != datasets.content_hash(spec.dataset):
+            raise UserError(f"dataset {spec.dataset} on this machine hashes to {datasets.content_hash(spec.dataset)}, "
+                            f"the run planned {spec.data_hash}", where=f"trial {spec.trial_id}",
+                            fix="install the same pinned packages (the corpus is their files) on every node")
         return self.get(spec.dataset, spec.n_samples, spec.data_seed, device, label_noise=spec.label_noise,
                         outlier_frac=spec.outlier_frac, **own)
 

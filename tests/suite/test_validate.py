@@ -37,7 +37,7 @@ def test_logspace_axis(write_suite):
     ("values = [4, 16, 64]", "values = [4, 0, 64]", "axes.batch_size.values[1]"),
     ("values = [0.01, 0.1, 100.0]", "values = [0.01, 0.0]", "axes.lr.values[1]"),
     ('dataset = "teacher"', 'dataset = "imagenet"', "workload.dataset"),
-    ('width = 16', 'width = 16\nmodel = "transformer"', "workload.model"),
+    ('width = 16', 'width = 16\nmodel = "gpt"', "workload.model"),
     ('kind = "best_level_in_range"', 'kind = "best_vibes"', "claims[0].kind"),
     ('role = "nuisance"', 'role = "tuned"', "axes.lr.role"),
     ("steps = 30", "steps = -5", "budget.steps"),

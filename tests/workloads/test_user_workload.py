@@ -64,9 +64,9 @@ def fake(monkeypatch):
 def test_the_builtin_datasets_and_models_are_the_modules_of_their_packages():
     package = ROOT / "claimbench" / "workloads" / "builtin"
     assert set(CHOICES["dataset"]) == {p.stem for p in (package / "datasets").glob("[!_]*.py")} and \
-        len(CHOICES["dataset"]) == 11
+        len(CHOICES["dataset"]) == 12
     assert set(CHOICES["model"]) == {p.stem for p in (package / "models").glob("[!_]*.py")} == \
-        {"mlp", "cnn", "rnn", "lstm"}
+        {"mlp", "cnn", "rnn", "lstm", "transformer"}
     assert shapes.io_shape(TrialSpec(steps=1, dataset="adding", seq_len=7)) == ((7, 2), 1)
     assert shapes.io_shape(TrialSpec(steps=1, dataset="cifar10")) == ((3, 32, 32), 10)
     assert shapes.io_shape(TrialSpec(steps=1, dataset="", model="")) is None  # another workload's spec

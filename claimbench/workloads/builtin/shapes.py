@@ -73,7 +73,7 @@ def train_size(spec: Any) -> int:
         return 0
     n = examples(spec)
     n -= found.n_test(n)
-    return n - int(round(n * VAL_FRACTION))
+    return n if found.own_validation else n - int(round(n * VAL_FRACTION))
 
 
 def check_sizes(spec: Any, limits: Mapping[str, int], where: Callable[[str], str]) -> None:

@@ -227,3 +227,19 @@ def test_a_datasets_content_hash_is_part_of_its_trials_ids(monkeypatch):
     assert first[0].data_hash == "aaaa" and second[0].data_hash == "bbbb"
     assert len({plain[0].trial_id, first[0].trial_id, second[0].trial_id}) == 3
     assert datasets.content_hash("pysource") == pysource.content_hash() and datasets.content_hash("teacher") == ""
+
+
+def test_a_node_whose_corpus_differs_from_the_planned_one_refuses_to_train_in_one_line():
+    from claimbench.workloads.data import DataCache
+
+    digest = ["aaaa"]
+    hashed = dataclasses.replace(recipe_dataset.DATASET, content_hash=lambda: digest[0])
+    datasets.register(hashed)
+    try:
+        spec = expand(parse_suite(tomllib.loads(SUITE), "hashed.toml", "smoke"))[0]
+        assert DataCache().for_spec(spec).x_train.shape[0] > 0  # the same bytes: it trains
+        digest[0] = "bbbb"  # another node, other files
+        with pytest.raises(UserError, match="hashes to bbbb, the run planned aaaa.*fix: install the same"):
+            DataCache().for_spec(spec)
+    finally:
+        datasets.unregister("blobs")

@@ -47,6 +47,7 @@ class BuiltinDataset:
     settings: tuple[str, ...] = ()  # spec settings (settings.py) its examples depend on, besides size and seed
     content_hash: Callable[[], str] | None = None  # a hash of the bytes it is made of (cached by the dataset)
     require: Callable[[Path], None] | None = None  # files a user places: the missing-files error unless in the folder
+    own_validation: bool = False  # the builder returns its own validation split (Raw.x_val): none is cut off x
 
     def input_shape(self, spec: Any) -> tuple[int, ...]:
         """One example's shape for ``spec`` (which needs only the dataset's ``settings`` as attributes)."""

@@ -51,4 +51,5 @@ def build(p: DataParams) -> Raw:
 
 
 DATASET = BuiltinDataset(name="grammar", task="lm", shape=lambda spec: (spec.seq_len,), n_outputs=256, build=build,
-                         default_n=DEFAULT_N, n_test=lambda n: 0, settings=("seq_len",))
+                         default_n=DEFAULT_N, n_test=lambda n: 0, settings=("seq_len",),
+                         own_validation=True)

@@ -76,5 +76,5 @@ def build(p: DataParams) -> Raw:
 DATASET = BuiltinDataset(
     name="pysource", task="lm", shape=lambda spec: (spec.seq_len,), n_outputs=VOCAB, build=build,
     default_n=train_windows, n_test=lambda n: 0,  # test documents of its own
-    settings=("seq_len",), content_hash=content_hash,
+    settings=("seq_len",), own_validation=True, content_hash=content_hash,
 )

@@ -52,5 +52,5 @@ def train_windows(spec: Any) -> int:
 
 DATASET = BuiltinDataset(
     name="shakespeare", task="lm", shape=lambda spec: (spec.seq_len,), n_outputs=VOCAB, build=build,
-    default_n=train_windows, n_test=lambda n: 0, settings=("seq_len",), require=require,  # test documents of its own
+    default_n=train_windows, n_test=lambda n: 0, settings=("seq_len",), own_validation=True, require=require,  # test documents of its own
 )

@@ -91,5 +91,5 @@ def build(p: DataParams) -> Raw:
 
 DATASET = BuiltinDataset(
     name="tinystories", task="lm", shape=lambda spec: (spec.seq_len,), n_outputs=VOCAB, build=build,
-    default_n=default_windows, n_test=lambda n: 0, settings=("seq_len",), require=require,  # test stories of its own
+    default_n=default_windows, n_test=lambda n: 0, settings=("seq_len",), own_validation=True, require=require,  # test stories of its own
 )
