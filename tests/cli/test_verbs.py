@@ -171,7 +171,7 @@ def test_dry_run_counts_cached_records_and_writes_nothing(grun, tmp_path):
     assert "alpha [smoke]: 6 trials (3 seeds), 6 cached, 0 new" in stdout
     assert "beta [smoke]: 6 trials (3 seeds), 0 cached, 6 new" in stdout
     assert re.search(r"^new: 6 distinct trials in \d+ packs .* on 1 worker$", stdout, re.M)
-    assert re.search(r"^estimate: .* fitted on 6 records \(mlp 6\)", stdout, re.M)
+    assert re.search(r"^estimate: .*fitted on 6 records \(mlp 6\)", stdout, re.M)
     assert tree(out) == before  # no record, lock, report or run.json touched
     fresh = tmp_path / "fresh"
     code, stdout, err = cli("run", str(grun["group"]), "--tier", "smoke", "--out", str(fresh), "--dry-run")
