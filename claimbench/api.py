@@ -23,6 +23,7 @@ from claimbench.loop import Plan, evaluate, read_doc, run_rounds
 from claimbench.paths import inside
 from claimbench.report import write_report
 from claimbench.report.exports import read_verdicts, read_verdicts_doc, verdict_rows
+from claimbench.runner.cost import CostModel, Sample
 from claimbench.runner.driver import run_trials
 from claimbench.runner.packs import DEFAULT_PACK_SIZE
 from claimbench.runner.registry import make_executor
@@ -89,6 +90,9 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
     trained_ids: set[str] = set()
     cached_ids: set[str] = set()
     rounds: list[int] = []  # trials each round trained
+    # what the cost model learns from: a sample of the run dirs' and the cache's records, then every trial this run
+    # trains, so that each round's limits and ETA start from what the rounds before it measured
+    samples = cost_samples(stores, shared)
 
     def train(round_targets: list[tuple[Suite, RunStore, list[TrialSpec]]]) -> None:
         """One round: the pending trials the loop wants of these suites, through one executor; records go
@@ -116,13 +120,17 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
                     store.append(record)
                 if shared is not None:
                     shared.put(record)
+                sample = Sample.from_parts(record.status, record.wall_s, record.spec)
+                if sample is not None:
+                    samples.append(sample)
 
             if progress and len(rounds) > 1:  # each round has its own bar and ETA: say which round it is
                 print(f"claimbench: round {len(rounds) - 1} of the experimenter loop: {len(todo)} trials",
                       file=sys.stderr, flush=True)
             trained_ids.update(todo)
+            model = CostModel.fit(samples)
             run_trials(list(todo.values()), ex, on_record, pack_size=pack_size, progress=progress,
-                       timeouts=trial_timeouts(limits, trial_timeout))
+                       timeouts=trial_timeouts(limits, trial_timeout, model), model=model)
 
     plans = [(Plan(suite, suite, rules=suite.rules(exhaustive)), store)
              for (suite, _), store in zip(targets, stores)]
@@ -141,6 +149,23 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
                               skipped=sum(s.trial_id not in wanted for s in specs),
                               from_cache=sum(1 for s in specs if s.trial_id in cached_ids)))
     return out
+
+
+#: Records read for the cost model before a run (a sample: reading every record of large run dirs costs seconds).
+COST_SAMPLE = 400
+
+
+def cost_samples(stores: list[RunStore], shared=None) -> list[Sample]:
+    """The cost model's samples before a run: records spread over each run dir (of any code version) and over
+    the trial cache, ``COST_SAMPLE`` in all (at least 16 a run dir)."""
+    each = max(16, COST_SAMPLE // (len(stores) + (shared is not None)))
+    records = []
+    for store in stores:
+        ids = sorted(p.stem for p in store.trials_dir.glob("*.json")) if store.trials_dir.is_dir() else []
+        records += store.records(ids[::max(1, len(ids) // each)][:each])
+    if shared is not None:
+        records += shared.sample(each)
+    return [x for r in records if (x := Sample.from_parts(r.status, r.wall_s, r.spec)) is not None]
 
 
 def code_sources(suites: list[Suite]) -> dict[str, Path]:

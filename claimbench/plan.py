@@ -9,11 +9,13 @@ The packs are ``make_packs``'s, for the workers the executor would have: 1 for `
 the slots of this machine (``slots_on_nodes`` over its CPUs, and GPUs when a slot asks for them). A
 cluster (``--address``) is not contacted, so its slots are unknown: the estimate is for this machine's.
 
-The time of one trial is modelled as ``runner.cost.model_seconds`` (``DEFAULT_SECONDS_PER_TRIAL +
-DEFAULT_SECONDS_PER_COST x packs.cost(spec)``: the runner's cost model, plus what every trial pays
-whatever its size), scaled by what the records already in the run dirs measured: the sum of their ``wall_s`` (a trial's share of its
-pack's time) over the sum the model predicts for them (1 without records). The work of shared packs
-goes over the workers; timing packs run alone, one after another. Ray's start is not counted.
+The estimate comes from the one cost model (``runner.cost``): each trial's worker seconds by the default
+rates of its family, corrected per family by what the records measured — every completed or diverged record
+in the run dirs, those of earlier code included, and a sample of the shared trial cache (``--cache``) — and
+by the default model alone, said so, for a family with no record. The packs go to the workers in order, as
+the executors feed them (``cost.makespan``); timing packs run alone, one after another. A pending trial whose
+verified record is in the trial cache counts as cached: the run copies it instead of training it. Ray's
+start is not counted.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from claimbench.runner.cost import model_seconds
+from claimbench.runner.cost import CostModel, Sample, makespan
 from claimbench.runner.packs import make_packs
 from claimbench.runner.ray_executor import slots_on_nodes
+from claimbench.store.cache import open_cache
 from claimbench.store.files import read_json_bounded
 from claimbench.store.records import MAX_RECORD_BYTES, record_problem
 from claimbench.suite import Rules, Suite, expand
@@ -51,15 +54,20 @@ class Plan:
     new: list[TrialSpec]  # distinct trials to train (suites of a group may share trials)
     packs: list[list[TrialSpec]]
     workers: int
-    scale: float  # measured / modelled seconds of the records in the run dirs (1.0 without records)
-    measured_from: int  # records the scale was measured from (0: the default model alone)
+    model: CostModel = field(default_factory=CostModel)  # fitted on the records of the run dirs and the cache
     notes: list[str] = field(default_factory=list)
 
     @property
+    def measured_from(self) -> int:
+        """Records the cost model learned from (0: the default model alone)."""
+        return self.model.ratios.count()
+
+    @property
     def estimate_s(self) -> float:
-        shared = sum(model_seconds(s) for p in self.packs if not _exclusive(p) for s in p)
-        timed = sum(model_seconds(s) for p in self.packs if _exclusive(p) for s in p)
-        return (shared / max(1, self.workers) + timed) * self.scale
+        seconds = [[self.model.seconds(s) for s in p] for p in self.packs]
+        shared = [x for x, p in zip(seconds, self.packs) if not _exclusive(p)]
+        alone = [x for x, p in zip(seconds, self.packs) if _exclusive(p)]
+        return makespan(shared, self.workers, alone)
 
 
 def _exclusive(pack: list[TrialSpec]) -> bool:
@@ -102,15 +110,24 @@ def workers_for(executor: str, cpus_per_trial: float, gpus_per_trial: float) -> 
     return max(1, slots), ("" if slots else "no slot of this machine fits a trial's resources")
 
 
+#: Records of the trial cache read for the cost model (a sample: listing and reading a large cache costs seconds).
+CACHE_SAMPLE = 200
+
+
 def plan(targets: list[tuple[Suite, Path]], pack_size: int, executor: str = "ray", address: str | None = None,
-         cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, exhaustive: bool = False) -> Plan:
-    """What a run of ``targets`` (suite, run dir) would train, in which packs, and the rates to time it: every
-    trial not yet recorded (an adaptive run may train fewer: ``SuitePlan.rules``, ``first_look``)."""
-    suites, todo, spent, units = [], {}, 0.0, 0.0
-    measured = 0
+         cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, exhaustive: bool = False,
+         cache: str | None = None) -> Plan:
+    """What a run of ``targets`` (suite, run dir) would train, in which packs, and the cost model to time it:
+    every trial not yet recorded in its run dir nor in the trial cache ``cache`` (``--cache``, else
+    ``CLAIMBENCH_CACHE``); an adaptive run may train fewer (``SuitePlan.rules``, ``first_look``)."""
+    shared = open_cache(cache)
+    suites, todo, samples = [], {}, []
     for suite, run_dir in targets:
         specs = expand(suite)
         found, damaged = _cached(Path(run_dir), {s.trial_id for s in specs})
+        if shared is not None:
+            missing = [s.trial_id for s in specs if s.trial_id not in found]
+            found |= {tid: r.to_dict() for tid, r in shared.get_many(missing).items()}
         new = [s for s in specs if s.trial_id not in found]
         rules = suite.rules(exhaustive)
         opened = set(suite.seeds[:rules.looks[0]]) if rules.active else set(suite.seeds)
@@ -119,15 +136,13 @@ def plan(targets: list[tuple[Suite, Path]], pack_size: int, executor: str = "ray
                                 first_look=sum(s.seed in opened for s in specs)))
         for s in new:
             todo.setdefault(s.trial_id, s)
-        # the cost model's scale: every completed record in the run dir, those of earlier code included (a code
-        # change retrains them, but what they took still says how fast this machine trains such trials)
-        timed = _cached(Path(run_dir), None)[0] if len(found) < len(specs) else found
-        for data in timed.values():
-            wall = data.get("wall_s") or 0.0
-            if data.get("status") == TrialStatus.COMPLETED.value and wall > 0:
-                spent += wall
-                units += model_seconds(TrialSpec.from_dict(data["spec"]))
-                measured += 1
+        # every final record in the run dir, those of earlier code included (a code change retrains them, but what
+        # they took still says how fast this machine trains such trials)
+        timed = _cached(Path(run_dir), None)[0] | found if len(found) < len(specs) else found
+        samples += [x for x in map(Sample.of, timed.values()) if x is not None]
+    if shared is not None and todo:
+        samples += [x for r in shared.sample(CACHE_SAMPLE)
+                    if (x := Sample.from_parts(r.status, r.wall_s, r.spec)) is not None]
     workers, note = workers_for(executor, cpus_per_trial, gpus_per_trial)
     notes = [note] if note else []
     if executor == "ray" and address:
@@ -135,9 +150,8 @@ def plan(targets: list[tuple[Suite, Path]], pack_size: int, executor: str = "ray
                      f"{workers} slot{'s' if workers != 1 else ''}")
     new = list(todo.values())
     packs = make_packs(new, pack_size, workers=workers) if new else []
-    scale = spent / units if measured and units > 0 else 1.0
     return Plan(suites=suites, new=new, packs=packs, workers=min(workers, max(1, sum(not _exclusive(p) for p in packs))),
-                scale=scale, measured_from=measured if units > 0 else 0, notes=notes)
+                model=CostModel.fit(samples), notes=notes)
 
 
 def describe(p: Plan, tier: str) -> list[str]:
@@ -159,9 +173,7 @@ def describe(p: Plan, tier: str) -> list[str]:
     lines.append(f"new: {len(p.new)} distinct trials in {len(p.packs)} packs"
                  + (f" (widths {shown}; {timed} timing pack{'s' if timed != 1 else ''} run alone)" if p.packs else "")
                  + f" on {p.workers} worker{'s' if p.workers != 1 else ''}")
-    source = (f"the cost model scaled by {p.scale:.2g}, measured from {p.measured_from} records in the run dirs"
-              if p.measured_from else "the cost model's default, measured on 2 CPU cores (no records yet: rough, "
-              "a factor of 5 either way is possible)")
+    source = p.model.source(p.new) if p.new else "nothing to train"
     most = " at most (every new trial; adaptive rules train fewer)" if any(sp.rules.active for sp in p.suites) else ""
     lines.append(f"estimate: {_duration(p.estimate_s)} of training{most} ({source}; Ray's start not counted)")
     lines += [f"note: {n}" for n in p.notes]

@@ -55,7 +55,7 @@ def baseline(suites: tuple[str, ...], output: str, tier: str, out: str | None, e
     root = Path(out) if out else inside("runs", f"check-{tier}{seeds_suffix(n_seeds)}")
     if dry_run:
         dry_run_plan([(s, inside(root, s.name)) for s in loaded], tier, pack_size, executor, address,
-                     cpus_per_trial, gpus_per_trial, exhaustive=True)  # the gate trains the full matrix
+                     cpus_per_trial, gpus_per_trial, exhaustive=True, cache=cache)  # the gate trains the full matrix
         return
     command = command_line()
     faults = faults_from_env()

@@ -69,7 +69,7 @@ def check(suites: tuple[str, ...], baseline_path: str, tier: str, out: str | Non
     root = Path(out) if out else inside("runs", f"check-{tier}{seeds_suffix(n_seeds)}")
     if dry_run:
         dry_run_plan([(s, inside(root, s.name)) for s in loaded], tier, pack_size, executor, address,
-                     cpus_per_trial, gpus_per_trial, exhaustive=True)  # the gate trains the full matrix
+                     cpus_per_trial, gpus_per_trial, exhaustive=True, cache=cache)  # the gate trains the full matrix
         return
     junit_out = junit_out or root / "junit.xml"
     md_out = md_out or root / "summary.md"

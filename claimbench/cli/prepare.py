@@ -19,10 +19,11 @@ from claimbench.workloads.builtin import TrialSpec
 
 
 def dry_run_plan(targets: list, tier: str, pack_size: int, executor: str, address: str | None,
-                 cpus_per_trial: float | None, gpus_per_trial: float | None, exhaustive: bool = False) -> None:
+                 cpus_per_trial: float | None, gpus_per_trial: float | None, exhaustive: bool = False,
+                 cache: str | None = None) -> None:
     """--dry-run: the plan (claimbench/plan.py) printed; nothing started or written."""
     cpus, gpus = slot_resources([s for s, _ in targets], cpus_per_trial, gpus_per_trial)
-    for line in describe(plan(targets, pack_size, executor, address, cpus, gpus, exhaustive), tier):
+    for line in describe(plan(targets, pack_size, executor, address, cpus, gpus, exhaustive, cache), tier):
         click.echo(line)
 
 

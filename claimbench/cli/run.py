@@ -61,7 +61,8 @@ def run(suite: str, tier: str, executor: str, address: str | None, out: str | No
     command = command_line()
     faults = faults_from_env()
     if dry_run:
-        dry_run_plan(targets, tier, pack_size, executor, address, cpus_per_trial, gpus_per_trial, exhaustive)
+        dry_run_plan(targets, tier, pack_size, executor, address, cpus_per_trial, gpus_per_trial, exhaustive,
+                     cache)
         return
     ray_address(executor, address)
     if executor == "local" or (address is None and not os.environ.get("RAY_ADDRESS")):

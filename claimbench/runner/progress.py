@@ -3,6 +3,15 @@
 Three sources move it: a finished trial's record (``update``), an evaluation point inside a pack that
 is still training (``on_eval``, reported by the worker: ``policy.observing``), and notes from the
 executor (``note``: "starting Ray (2 CPUs)…", "Ray up in 6 s", what a long wait is waiting for).
+
+The ETA is the cost model's (``runner.cost``), corrected as the run goes: ``plan`` gives each trial its
+predicted worker seconds; each finished trial's measured seconds (its record's ``wall_s``, its share of its
+pack's time) over its prediction goes into a ``cost.Ratios`` of this run, so the work left of a family is
+its predictions times that family's ratio (shrunk toward the ratio of every family until a few of its
+trials finished; a family not yet seen takes the ratio of those seen). The rate of work is what the
+workers did since the packs went out (worker seconds done per second: it counts the workers, and a
+machine shared with other work); the ETA is the work left at that rate, never less than the largest pack
+left on one worker, plus the timing packs, which run last, one at a time, at one worker's share.
 """
 
 from __future__ import annotations
@@ -10,39 +19,68 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import Callable
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from claimbench.runner.cost import CostModel, Ratios, family
 from claimbench.trial import TrialRecord, TrialStatus
+from claimbench.workloads.builtin import TrialSpec
 
 
 class RunProgress:
     """A rich progress bar on a terminal; one line every 10% otherwise (CI logs).
 
-    The bar and the ETA advance by estimated cost (``packs.cost``), not by trial
-    count: trials differ in cost by orders of magnitude (batch 2 vs 1024). A trial
-    still training is credited ``step / total`` of its cost at each evaluation, so
-    the bar moves while a long pack trains; its record credits the rest.
+    The bar and the ETA advance by predicted seconds (``plan``: the cost model), not by trial count:
+    trials differ in cost by orders of magnitude (batch 2 vs 1024, an MLP vs a CNN). A trial still training
+    is credited ``step / total`` of its prediction at each evaluation, so the bar moves while a long pack
+    trains; its record credits the rest, at what it measured.
     """
 
-    def __init__(self, total: int, label: str = "trials", enabled: bool = True, total_cost: float | None = None):
-        self.total, self.label, self.enabled = total, label, enabled
-        self.total_cost = total_cost or float(total)
-        self.cost_done = 0.0
+    def __init__(self, total: int, label: str = "trials", enabled: bool = True,
+                 clock: Callable[[], float] = time.monotonic):
+        self.total, self.label, self.enabled, self.clock = total, label, enabled, clock
         self.done = self.diverged = self.failed = 0
-        self.start = time.monotonic()
-        self.last_eval_at: float | None = None  # monotonic time of the latest evaluation heard of
-        self._credited: dict[str, float] = {}  # trial id -> cost credited from its evaluations so far
+        self.start = self.began = clock()
+        self.last_eval_at: float | None = None  # clock time of the latest evaluation heard of
+        self.workers = 1
+        self.ratios = Ratios()  # this run's measured / predicted seconds, per family
+        self._predicted: dict[str, float] = {}  # trial id -> predicted worker seconds
+        self._family: dict[str, str] = {}
+        self._pack: dict[str, int] = {}  # trial id -> its pack's index
+        self._credited: dict[str, float] = {}  # trial id -> fraction credited from its evaluations so far
         self._finished: set[str] = set()  # trials whose record came (a late evaluation credits nothing)
+        self._left: dict[str, float] = {}  # family -> predicted seconds not yet credited
+        self._partial: dict[str, float] = {}  # family -> predicted seconds credited to trials still training
+        self._pack_left: dict[int, float] = {}  # unfinished pack -> its predicted seconds not yet credited
+        self._pack_family: dict[int, str] = {}
+        self._pack_open: dict[int, int] = {}  # unfinished pack -> its trials without a record
+        self._alone: set[int] = set()  # timing packs: trained last, one at a time, nothing else training
+        self._measured = 0.0  # worker seconds the finished trials took
         self._next_line = 0.1
         self.console = Console(stderr=True)
         self._bar = None
         if enabled and self.console.is_terminal:
             self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                 TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                                 TimeRemainingColumn(), console=self.console)
-            self._task = self._bar.add_task(label, total=self.total_cost, counts=self._counts())
+                                 TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
+                                 TextColumn("ETA {task.fields[eta]}"), console=self.console)
+            self._task = self._bar.add_task(label, total=1.0, counts=self._counts(), eta="-")
+
+    def plan(self, packs: list[list[TrialSpec]], model: CostModel, workers: int) -> None:
+        """The packs as they go out, each trial's predicted worker seconds by ``model``, and the workers: the
+        rate of work is counted from here (after the executor started)."""
+        self.workers, self.began = max(1, workers), self.clock()
+        for k, pack in enumerate(packs):
+            for spec in pack:
+                tid, fam, sec = spec.trial_id, family(spec), model.seconds(spec)
+                self._predicted[tid], self._family[tid], self._pack[tid] = sec, fam, k
+                self._left[fam] = self._left.get(fam, 0.0) + sec
+                self._pack_left[k] = self._pack_left.get(k, 0.0) + sec
+                self._pack_family[k] = fam
+                self._pack_open[k] = self._pack_open.get(k, 0) + 1
+            if pack and all(spec.exclusive for spec in pack):
+                self._alone.add(k)
 
     def _counts(self) -> str:
         return f"{self.done}/{self.total} done · diverged {self.diverged} · failed {self.failed}"
@@ -65,36 +103,103 @@ class RunProgress:
         else:
             print(text, file=sys.stderr, flush=True)
 
-    def on_eval(self, trial_id: str, step: int, total: int, cost: float = 1.0) -> None:
-        """Trial ``trial_id`` evaluated after ``step`` of its ``total`` steps: credit that part of its cost."""
-        self.last_eval_at = time.monotonic()
-        if trial_id in self._finished:
-            return
-        credit = cost * min(max(step / total, 0.0), 1.0) if total > 0 else 0.0
+    def _credit(self, trial_id: str, fraction: float) -> None:
+        """Move ``trial_id``'s credited fraction of its prediction up to ``fraction``."""
         before = self._credited.get(trial_id, 0.0)
-        if credit > before:
-            self._credited[trial_id] = credit
-            self._advance(credit - before)
+        if fraction <= before or trial_id not in self._predicted:
+            return
+        sec, fam = self._predicted[trial_id], self._family[trial_id]
+        moved = sec * (fraction - before)
+        self._credited[trial_id] = fraction
+        self._left[fam] -= moved
+        self._partial[fam] = self._partial.get(fam, 0.0) + moved
+        k = self._pack[trial_id]
+        if k in self._pack_left:
+            self._pack_left[k] -= moved
 
-    def update(self, record: TrialRecord, cost: float = 1.0) -> None:
+    def on_eval(self, trial_id: str, step: int, total: int) -> None:
+        """Trial ``trial_id`` evaluated after ``step`` of its ``total`` steps: credit that part of its prediction."""
+        self.last_eval_at = self.clock()
+        if trial_id in self._finished or total <= 0:
+            return
+        self._credit(trial_id, min(max(step / total, 0.0), 1.0))
+        self._show()
+
+    def update(self, record: TrialRecord) -> None:
+        """A trial's record came: it is done, at the seconds it measured."""
+        tid = record.trial_id
         self.done += 1
-        self._finished.add(record.trial_id)
+        self._finished.add(tid)
         self.diverged += record.status is TrialStatus.DIVERGED
         self.failed += record.status is TrialStatus.FAILED
-        self._advance(max(cost - self._credited.pop(record.trial_id, 0.0), 0.0))
+        if tid in self._predicted:
+            fam, sec = self._family[tid], self._predicted[tid]
+            before = self._credited.pop(tid, 0.0)
+            self._left[fam] -= sec * (1.0 - before)
+            self._partial[fam] = self._partial.get(fam, 0.0) - sec * before
+            k = self._pack[tid]
+            if k in self._pack_left:
+                self._pack_left[k] -= sec * (1.0 - before)
+                self._pack_open[k] -= 1
+                if not self._pack_open[k]:
+                    del self._pack_left[k]
+            wall = getattr(record, "wall_s", 0.0) or 0.0
+            self._measured += wall
+            if record.status is not TrialStatus.FAILED:  # a failure stopped at its error or limit: not its cost
+                self.ratios.observe(fam, wall, sec)
+        self._show()
 
-    def _advance(self, cost: float) -> None:
-        self.cost_done += cost
-        fraction = min(self.cost_done / self.total_cost, 1.0)
+    def work(self) -> tuple[float, float]:
+        """Worker seconds done (measured for finished trials, predicted x ratio for the parts credited to trials
+        still training) and left (predicted x ratio), by this run's ratios."""
+        done, left = self._measured, 0.0
+        for fam, sec in self._left.items():
+            r = self.ratios.ratio(fam)
+            left += max(sec, 0.0) * r
+            done += max(self._partial.get(fam, 0.0), 0.0) * r
+        return done, left
+
+    def fraction(self) -> float:
+        done, left = self.work()
+        return 1.0 if done + left <= 0 else min(done / (done + left), 1.0)
+
+    def eta(self) -> float | None:
+        """Seconds left: the shared packs' work left at the rate of work so far (worker seconds per second), and
+        at least the largest of them at one worker's share of that rate; then the timing packs, one after another
+        at one worker's share; None before anything moved."""
+        done, left = self.work()
+        elapsed = self.clock() - self.began
+        if left <= 1e-9 or self.done >= self.total:
+            return 0.0
+        if done <= 0 or elapsed <= 0:
+            return None
+        rate = done / elapsed
+        one = rate / self.workers
+        packs = {k: max(sec, 0.0) * self.ratios.ratio(self._pack_family[k]) for k, sec in self._pack_left.items()}
+        alone = sum(x for k, x in packs.items() if k in self._alone)
+        longest = max((x for k, x in packs.items() if k not in self._alone), default=0.0)
+        return max((left - alone) / rate, longest / one) + alone / one
+
+    def _show(self) -> None:
+        if not self.enabled:
+            return
+        fraction = self.fraction()
         if self._bar:
-            self._bar.update(self._task, advance=cost, counts=self._counts())
-        elif self.enabled and (fraction >= self._next_line or self.done == self.total):
-            elapsed = time.monotonic() - self.start
-            eta = elapsed / fraction * (1 - fraction) if fraction > 0 else float("nan")
-            print(f"{self.label}: {self._counts()} · {elapsed:.0f}s elapsed · ETA {eta:.0f}s",
-                  file=sys.stderr, flush=True)
+            eta = self.eta()
+            self._bar.update(self._task, completed=fraction, counts=self._counts(),
+                             eta="-" if eta is None else _clock_text(eta))
+        elif fraction >= self._next_line or self.done == self.total:
+            eta = self.eta()
+            elapsed = self.clock() - self.start
+            print(f"{self.label}: {self._counts()} · {elapsed:.0f}s elapsed · ETA "
+                  f"{'-' if eta is None else f'{eta:.0f}s'}", file=sys.stderr, flush=True)
             while self._next_line <= fraction:
                 self._next_line += 0.1
+
+
+def _clock_text(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def command_elapsed() -> float | None:

@@ -2,10 +2,11 @@
 in-process alarm that enforces it where a pack trains in the caller's own thread.
 
 A trial's limit (``trial_timeouts``) is ``--trial-timeout``, else its suite's ``[limits] trial_timeout``,
-else ``default_timeout``: the dry-run estimate of the trial (``cost.model_seconds`` scaled by what the
-run dir's records took) times ``TIMEOUT_SAFETY``, at least ``TIMEOUT_FLOOR_S``. A pack's limit is the sum
-of its trials' (``pack_limit``). A trial past its limit is a ``failed`` record, "timed out after N s"
-(``timed_out_text``), and the run goes on, on every executor (``base.Executor``).
+else ``default_timeout``: the cost model's estimate of the trial (``runner.cost``: the default model, or what
+the records measured of its family when that is longer) times ``TIMEOUT_SAFETY``, at least
+``TIMEOUT_FLOOR_S``. A pack's limit is the sum of its trials' (``pack_limit``). A trial past its limit is a
+``failed`` record, "timed out after N s" (``timed_out_text``), and the run goes on, on every executor
+(``base.Executor``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import signal
 import threading
 from typing import Any, Iterable
 
-from claimbench.runner.cost import model_seconds
+from claimbench.runner.cost import CostModel, model_seconds
 from claimbench.workloads.builtin import TrialSpec
 
-#: The default limit of a trial: its estimated seconds times this (the estimate is rough: a factor of 5 either
+#: The default limit of a trial: its estimated seconds times this (the estimate is rough: a factor of a few either
 #: way without records) ...
 TIMEOUT_SAFETY = 10.0
 #: ... and never under this many seconds (a first trial also builds or downloads its dataset).
@@ -26,8 +27,6 @@ TIMEOUT_FLOOR_S = 300.0
 #: Seconds a child process may take to start before its first trial (import torch, the workload's package);
 #: a pack's limit allows this for each trial of a user's workload (``child.py``).
 STARTUP_S = 120.0
-#: Completed records read to scale the estimate (a sample: reading every record of a large run dir costs seconds).
-_SCALE_SAMPLE = 200
 
 
 class TrialTimeout(Exception):
@@ -40,34 +39,29 @@ def timed_out_text(seconds: float, pack: int = 1) -> str:
     return what if pack <= 1 else f"{what} (the limit of its pack of {pack} trials: the sum of theirs)"
 
 
-def default_timeout(spec: TrialSpec, scale: float = 1.0) -> float:
-    """A trial's limit when none is set: the dry-run estimate (``cost.model_seconds`` x ``scale``) x
-    ``TIMEOUT_SAFETY``, at least ``TIMEOUT_FLOOR_S``."""
-    return max(TIMEOUT_FLOOR_S, TIMEOUT_SAFETY * scale * model_seconds(spec))
+def default_timeout(spec: TrialSpec, model: CostModel | None = None) -> float:
+    """A trial's limit when none is set: its estimate x ``TIMEOUT_SAFETY``, at least ``TIMEOUT_FLOOR_S``. The
+    estimate is the default model's, or ``model``'s (fitted on records) when that is longer: records can only
+    lengthen a limit, never cut one short."""
+    seconds = model_seconds(spec)
+    if model is not None:
+        seconds = max(seconds, model.seconds(spec))
+    return max(TIMEOUT_FLOOR_S, TIMEOUT_SAFETY * seconds)
 
 
 def trial_timeouts(plans: Iterable[tuple[Any, Any, list[TrialSpec], list[TrialSpec]]],
-                   flag: float | None = None) -> dict[str, float]:
+                   flag: float | None = None, model: CostModel | None = None) -> dict[str, float]:
     """Each pending trial's limit in seconds: ``flag`` (``--trial-timeout``), else its suite's ``[limits]
-    trial_timeout``, else ``default_timeout`` scaled as the dry run scales its estimate (the run dir's
-    completed records: their seconds over the model's). ``plans``: (suite, store, specs, pending) per
-    suite, where the suite has ``limit_table()`` and the store ``records(ids)``; a trial of several suites
-    gets the largest."""
+    trial_timeout``, else ``default_timeout`` with ``model`` (the run's cost model, fitted on records; the
+    default model without one). ``plans``: (suite, store, specs, pending) per suite, where the suite has
+    ``limit_table()``; a trial of several suites gets the largest."""
     out: dict[str, float] = {}
     for suite, store, specs, pending in plans:
         if not pending:
             continue
         explicit = flag or suite.limit_table().get("trial_timeout") or None
-        scale = 1.0
-        if explicit is None:
-            waiting = {s.trial_id for s in pending}
-            done = [s.trial_id for s in specs if s.trial_id not in waiting][:_SCALE_SAMPLE]
-            records = [r for r in store.records(done) if r.status.value == "completed" and r.wall_s > 0]
-            modelled = sum(model_seconds(TrialSpec.from_dict(r.spec)) for r in records)
-            if records and modelled > 0:
-                scale = max(1.0, sum(r.wall_s for r in records) / modelled)
         for spec in pending:
-            limit = float(explicit) if explicit is not None else default_timeout(spec, scale)
+            limit = float(explicit) if explicit is not None else default_timeout(spec, model)
             out[spec.trial_id] = max(out.get(spec.trial_id, 0.0), limit)
     return out
 

@@ -72,6 +72,25 @@ class TrialCache:
         self.hits += 1
         return record
 
+    def sample(self, limit: int) -> list[TrialRecord]:
+        """Up to ``limit`` verified final records of the cache, of any code version, spread over its files in
+        name order (what trials of this machine took: the cost model's samples, ``runner.cost``)."""
+        try:
+            paths = sorted(p for p in self.fs.find(self.root) if p.endswith(".json"))
+        except OSError:
+            return []
+        step = max(1, len(paths) // max(1, limit))
+        out = []
+        hits, rejected = self.hits, self.rejected  # a sample is no hit: the counters say what a run reused
+        for path in paths[::step][:limit]:
+            name = path.rsplit("/", 1)[-1][:-5]
+            if len(name) == 16 and all(c in "0123456789abcdef" for c in name):
+                record = self.get(name)
+                if record is not None:
+                    out.append(record)
+        self.hits, self.rejected = hits, rejected
+        return out
+
     def put(self, record: TrialRecord) -> None:
         """Write a final record (whole or not at all: a temporary name, then a move)."""
         if not record.status.is_final():

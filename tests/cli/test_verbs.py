@@ -171,12 +171,12 @@ def test_dry_run_counts_cached_records_and_writes_nothing(grun, tmp_path):
     assert "alpha [smoke]: 6 trials (3 seeds), 6 cached, 0 new" in stdout
     assert "beta [smoke]: 6 trials (3 seeds), 0 cached, 6 new" in stdout
     assert re.search(r"^new: 6 distinct trials in \d+ packs .* on 1 worker$", stdout, re.M)
-    assert re.search(r"^estimate: .* measured from 6 records in the run dirs", stdout, re.M)
+    assert re.search(r"^estimate: .*fitted on 6 records \(mlp 6\)", stdout, re.M)
     assert tree(out) == before  # no record, lock, report or run.json touched
     fresh = tmp_path / "fresh"
     code, stdout, err = cli("run", str(grun["group"]), "--tier", "smoke", "--out", str(fresh), "--dry-run")
     assert code == 0, err
-    assert "0 cached, 6 new" in stdout and "no records yet" in stdout and not fresh.exists()
+    assert "0 cached, 6 new" in stdout and "default model, no records for mlp: rough" in stdout and not fresh.exists()
 
 
 def test_seeds_changes_the_seed_count_and_the_default_out_dir(grun, tmp_path, monkeypatch):

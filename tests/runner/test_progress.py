@@ -83,17 +83,26 @@ def test_progress_lines_move_before_the_first_pack_ends(local_run):
 
 
 def test_evaluations_credit_their_share_once_and_the_record_the_rest():
-    bar = RunProgress(2, enabled=False, total_cost=30.0)
-    bar.on_eval("a", 5, 10, cost=10.0)
-    bar.on_eval("a", 5, 10, cost=10.0)  # repeated: nothing more
-    bar.on_eval("a", 3, 10, cost=10.0)  # an older one, late: nothing back
-    assert bar.cost_done == pytest.approx(5.0)
-    bar.update(SimpleNamespace(trial_id="a", status=TrialStatus.COMPLETED), cost=10.0)
-    assert bar.cost_done == pytest.approx(10.0) and bar.done == 1
-    bar.on_eval("a", 10, 10, cost=10.0)  # drained after its record: credits nothing
-    bar.on_eval("b", 40, 10, cost=20.0)  # a step beyond the total is capped at the trial's cost
-    bar.update(SimpleNamespace(trial_id="b", status=TrialStatus.DIVERGED), cost=20.0)
-    assert bar.cost_done == pytest.approx(30.0) and bar.diverged == 1 and bar.last_eval_at is not None
+    from claimbench.runner.cost import CostModel
+    from claimbench.workloads.builtin import TrialSpec
+
+    a = TrialSpec(dataset="teacher", n_samples=600, depth=1, width=16, batch_size=8, steps=100)
+    b = TrialSpec(dataset="teacher", n_samples=600, depth=1, width=16, batch_size=8, steps=200)
+    model = CostModel()
+    pa, pb = model.seconds(a), model.seconds(b)
+    bar = RunProgress(2, enabled=False)
+    bar.plan([[a], [b]], model, workers=1)
+    bar.on_eval(a.trial_id, 5, 10)
+    bar.on_eval(a.trial_id, 5, 10)  # repeated: nothing more
+    bar.on_eval(a.trial_id, 3, 10)  # an older one, late: nothing back
+    assert bar.work() == pytest.approx((0.5 * pa, 0.5 * pa + pb))
+    bar.update(SimpleNamespace(trial_id=a.trial_id, status=TrialStatus.COMPLETED, wall_s=pa))  # as predicted
+    assert bar.work() == pytest.approx((pa, pb)) and bar.done == 1
+    bar.on_eval(a.trial_id, 10, 10)  # drained after its record: credits nothing
+    bar.on_eval(b.trial_id, 40, 10)  # a step beyond the total is capped at the trial's prediction
+    assert bar.work()[1] == pytest.approx(0.0) and bar.fraction() == pytest.approx(1.0)
+    bar.update(SimpleNamespace(trial_id=b.trial_id, status=TrialStatus.DIVERGED, wall_s=2 * pb))
+    assert bar.work() == pytest.approx((pa + 2 * pb, 0.0)) and bar.diverged == 1 and bar.last_eval_at is not None
 
 
 def test_notes_print_unless_progress_is_off(capsys):

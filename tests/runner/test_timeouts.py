@@ -186,7 +186,7 @@ def test_a_built_in_pack_past_its_limit_fails_and_the_run_goes_on(tmp_path):
 def test_the_default_limit_is_the_estimate_times_the_safety_factor_with_a_floor():
     import dataclasses
 
-    from claimbench.plan import model_seconds
+    from claimbench.runner.cost import model_seconds
     from claimbench.runner.timeouts import TIMEOUT_FLOOR_S, TIMEOUT_SAFETY, default_timeout
     from claimbench.workloads.builtin import TrialSpec
 
@@ -194,7 +194,6 @@ def test_the_default_limit_is_the_estimate_times_the_safety_factor_with_a_floor(
     assert default_timeout(small) == TIMEOUT_FLOOR_S
     big = dataclasses.replace(small, depth=8, width=4096, steps=100_000)
     assert default_timeout(big) == pytest.approx(TIMEOUT_SAFETY * model_seconds(big)) and default_timeout(big) > 3600
-    assert default_timeout(big, scale=2.0) == pytest.approx(2 * default_timeout(big))
 
 
 @pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "soon"])
