@@ -29,6 +29,10 @@ and sets its declared parameters. It comes at one of two levels:
    steps- and examples-to-target, the best step, early stopping and time per step, into the same
    TrialRecord (train/policy/, ``Context``). Its budget is ``steps``.
 
+Settings a workload does not read (``Workload.reads``: a training function's optimizer, schedule or
+clipping, when its loop has its own) stay at their defaults in its trials' specs, and its records mark them
+not applicable (``Workload.not_applicable``), so that frames, reports and exports show them as n/a.
+
 Parameters (``Param``): name, type (int, float, bool or str), default, an inclusive range
 (``low``/``high``) or ``choices``. The suite loader validates the values a suite sets or sweeps
 with the same one-line errors as built-in parameters, and ``claimbench schema`` includes them. A
@@ -67,6 +71,12 @@ MODEL_FIELDS = tuple(name for name, f in FIELDS.items() if f.group == "uses")
 LOOP_FIELDS = tuple(name for name, f in FIELDS.items() if f.group == "loop")
 #: [train] keys the trial policy implements for a training function from its reports (always allowed).
 POLICY_FIELDS = tuple(name for name, f in FIELDS.items() if f.group == "policy")
+#: [budget] keys: every workload has a budget.
+BUDGET_FIELDS = tuple(name for name, f in FIELDS.items() if f.section == "budget")
+#: The built-in settings a workload may not read (``Workload.reads``): the built-in workload's (settings.py),
+#: claimbench's training loop's and the trial policy's. Those it does not read are not applicable to its trials.
+SHARED_SETTINGS = tuple(name for name, f in FIELDS.items()
+                        if f.section == "workload" or f.group in ("uses", "loop", "policy"))
 
 
 @dataclass(frozen=True)
@@ -225,6 +235,27 @@ class Workload:
     def level(self) -> str:
         """"builtin", "components" or "function"."""
         return "builtin" if self.builtin else "function" if self.train is not None else "components"
+
+    def reads(self, key: str) -> bool:
+        """Whether this workload reads built-in setting ``key``: the built-ins read every one; every workload
+        its data's seed and its budget; components claimbench's loop and policy (they train on its engine),
+        and the model settings in ``uses``; a training function the trial policy's settings and those in
+        ``uses``. A suite may set only the settings it reads (suite/validate.py)."""
+        if self.builtin or key == "data_seed":  # every workload's data take their seed
+            return True
+        if key in MODEL_FIELDS or key in LOOP_FIELDS and self.level == "function":
+            return key in self.uses
+        if self.level == "function":
+            return key in POLICY_FIELDS or key in BUDGET_FIELDS
+        return key not in ("dataset", "model")
+
+    @property
+    def not_applicable(self) -> tuple[str, ...]:
+        """The built-in settings (``SHARED_SETTINGS``) this workload does not read. Its trials' specs hold
+        their defaults (the trial id hashes the whole spec), but its records mark them not applicable
+        (``TrialRecord.not_applicable``), so that records, frames, reports and exports never show a default
+        it never used (an optimizer, a schedule, clipping) as a fact; () for the built-ins."""
+        return tuple(k for k in SHARED_SETTINGS if not self.reads(k))
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
