@@ -27,7 +27,8 @@ and sets its declared parameters. It comes at one of two levels:
    val_loss=..., val_acc=..., ...)`` at ``ctx.eval_steps`` (step 0 first) and returns when
    ``ctx.should_stop()`` says so. From the reports claimbench's trial policy derives divergence,
    steps- and examples-to-target, the best step, early stopping and time per step, into the same
-   TrialRecord (train/policy/, ``Context``). Its budget is ``steps``.
+   TrialRecord (train/policy/, ``Context``). Its budget is ``steps``. A report may carry the loop's own
+   ``lr``, ``epoch`` and any metric of its own, which the curve keeps (``Context.report``).
 
 Settings a workload does not read (``Workload.reads``: a training function's optimizer, schedule or
 clipping, when its loop has its own) stay at their defaults in its trials' specs, and its records mark them
@@ -180,9 +181,14 @@ class Context(Protocol):
     total_steps: int  # the budget
     eval_steps: tuple[int, ...]  # when to report: 0, then ``spec.evals`` points up to total_steps
 
-    def report(self, step: int, *, examples: int | None = None, **metrics: float) -> None:
+    def report(self, step: int, *, examples: int | None = None, lr: float | None = None,
+               epoch: float | None = None, **metrics: float) -> None:
         """An evaluation after ``step`` steps: train_loss, val_loss and val_acc (classification) or val_r2
-        (regression) are required; test_* and train_acc are reported too when given."""
+        (regression) are required; test_*, train_acc and any metric of the function's own (a number, by
+        any other name) are kept too: in the curve, and their last values in the record's metrics. ``lr``
+        (the LR of the step just taken; at step 0, the first step's), ``epoch`` (the function's own count,
+        a float) and ``examples`` (training examples seen) are the curve's at this step: without them the
+        curve has no lr and no epoch, and examples are step x ``spec.batch_size``."""
 
     def should_stop(self) -> bool:
         """True once the budget is spent, or the trial diverged or stopped early: return then."""
