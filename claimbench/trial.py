@@ -40,6 +40,9 @@ TRAINING_REVISION = 3
 #: Version of the on-disk TrialRecord layout (see store/).
 RECORD_SCHEMA = 1
 
+#: How text (exports, reports) shows a setting that its trial's workload does not read (``TrialRecord.settings``).
+NOT_APPLICABLE = "n/a"
+
 #: The name of claimbench's own workload (its built-in datasets and models): every spec's default workload.
 BUILTIN = "claimbench"
 
@@ -307,6 +310,12 @@ class TrialRecord:
     were measured before the training that diverged.
     ``grad_norms_init`` is measured on the first batch before the first update
     (kept for a diverged trial too); ``range_curve`` is the range test's sweep.
+    A training function's curve holds what it reports (workloads/spec.py ``Context``): ``lr`` and
+    ``epoch`` only when it reports them, and every other number it reports.
+    ``not_applicable`` names the spec's built-in settings that its workload does not read
+    (``Workload.not_applicable``; the runner's ledger fills it in): the spec keeps their defaults, since
+    the trial id hashes the whole spec, and ``settings`` shows them as not applicable. It is left out of
+    the stored record when empty (the built-ins' records).
     """
 
     trial_id: str
@@ -335,13 +344,21 @@ class TrialRecord:
     grad_norms_init: list[float] = field(default_factory=list)  # per weight layer, hidden layers then the head
     range_curve: list[dict[str, float]] = field(default_factory=list)  # kind = range_test: {lr, loss, smoothed}
     engine: str = ""  # what trained it: "single" or "packed-<family>" (train/); "" in records from before it was kept
+    not_applicable: list[str] = field(default_factory=list)  # spec fields its workload does not read
     schema: int = RECORD_SCHEMA
     training_revision: int = TRAINING_REVISION
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["status"] = self.status.value
+        if not self.not_applicable:
+            del d["not_applicable"]
         return d
+
+    def settings(self, na: Any = None) -> dict[str, Any]:
+        """The spec as records are shown (frames: ``na`` None; text, exports: ``NOT_APPLICABLE``): each field
+        its workload does not read is ``na``, never the default the spec holds for it."""
+        return {k: na if k in self.not_applicable else v for k, v in self.spec.items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrialRecord":

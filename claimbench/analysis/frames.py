@@ -14,7 +14,8 @@ from claimbench.workloads.builtin import SPEC_FIELDS
 
 def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict]] | None = None) -> pd.DataFrame:
     """One row per trial, in the canonical order (``selection.sort_frame``: by seed, then spec; never by
-    trial id, which hashes the code): ``trial_id``, every spec field, another workload's parameters, ``budget`` (e.g. "epochs=10"),
+    trial id, which hashes the code): ``trial_id``, every spec field (None where the trial's workload does not
+    read it: ``TrialRecord.settings``), another workload's parameters, ``budget`` (e.g. "epochs=10"),
     the record's outcome columns, the metric columns (NaN where the trial has
     none, e.g. a diverged trial: never a filled-in value) and ``gap``.
     ``noise_curve``: the gradient noise-scale measurements of the curve, a list of
@@ -24,11 +25,14 @@ def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict
 
     ``axis_tables`` maps a table-valued axis name to its levels (dicts of
     parameters); each such axis gets a label column ("epochs=10").
+    ``attrs["not_applicable"]``: the settings that some trial's workload does not read, in spec order.
     """
-    rows, own = [], {}
+    rows, own, not_applicable = [], {}, {}
     for r in records:
+        not_applicable.update(dict.fromkeys(r.not_applicable))
         row = {"trial_id": r.trial_id}
-        row.update({k: r.spec.get(k) for k in SPEC_FIELDS})
+        spec = r.settings()  # a setting its workload does not read: None, never the spec's default
+        row.update({k: spec.get(k) for k in SPEC_FIELDS})
         params = json.loads(r.spec.get("workload_params") or "{}")  # another workload's parameters: columns too
         own.update(dict.fromkeys(params))
         row.update(params)
@@ -53,7 +57,9 @@ def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict
     for m in METRICS:
         frame[m] = frame[m].astype(float)
     frame["gap"] = frame["train_acc"] - frame["test_acc"]
-    return sort_frame(frame)
+    frame = sort_frame(frame)
+    frame.attrs["not_applicable"] = list(not_applicable)  # for the report's methodology
+    return frame
 
 
 def curve_frame(records: Iterable[TrialRecord]) -> pd.DataFrame:

@@ -5,8 +5,9 @@ Both read the run dir through the store (``RunStore.info`` / ``records``: a miss
 dir is one line; a damaged record is quarantined and left out, as for a report) and write what a
 record holds, nothing recomputed: its spec as parameters, its curve as metrics per step (only finite
 values: a diverged trial's curve ends where it diverged, and nothing is filled in), its final metrics,
-its status. The libraries are optional (``pip install 'claimbench[export]'``) and imported only when an
-export runs.
+its status. A setting that the trial's workload does not read is the parameter value ``n/a``
+(``TrialRecord.settings``), never the default its spec holds. The libraries are optional
+(``pip install 'claimbench[export]'``) and imported only when an export runs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from claimbench.errors import UserError
 from claimbench.evaluation import read_group, suite_run_dirs
 from claimbench.store.rundir import RunStore
 from claimbench.suite import recorded_suite
-from claimbench.trial import TrialRecord
+from claimbench.trial import NOT_APPLICABLE, TrialRecord
 
 INSTALL = "pip install 'claimbench[export]'"
 
@@ -86,7 +87,7 @@ def load_source(run_dir: str | Path) -> ExportSource:
         suite = recorded_suite(store.info())
         tier, name = suite.tier, suite.name
         records = store.records()
-        labels = _labels([r.spec for r in records])
+        labels = _labels([r.settings(NOT_APPLICABLE) for r in records])
         trials += [Trial(suite.name, suite.tier, d, r, label) for r, label in zip(records, labels)]
     if group is not None:
         name = group["group"]
@@ -114,9 +115,10 @@ def safe_part(text: str, fallback: str) -> str:
 
 
 def params(record: TrialRecord) -> dict[str, str]:
-    """The spec's fields as strings (nested values as JSON), plus the trial id."""
+    """The spec's fields as strings (nested values as JSON; ``n/a`` where its workload does not read the
+    field), plus the trial id."""
     out = {"trial_id": record.trial_id}
-    for k, v in record.spec.items():
+    for k, v in record.settings(NOT_APPLICABLE).items():
         out[k] = v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
     return out
 

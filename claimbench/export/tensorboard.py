@@ -17,6 +17,7 @@ from pathlib import Path
 
 from claimbench.export import curve_points, final_values, load_source, require, safe_part
 from claimbench.paths import inside, output_dir
+from claimbench.trial import NOT_APPLICABLE
 
 DEFAULT_LOGDIR = "tensorboard"  # under the run dir
 EVENTS = "events.out.tfevents.*"
@@ -52,8 +53,8 @@ def export_tensorboard(run_dir: str | Path, logdir: str | Path | None = None) ->
                 writer.add_scalar(f"final/{name}", value, r.steps_done or 0)
             writer.add_text("status", r.status.value + (f": {r.divergence_reason or r.error}"
                                                         if (r.divergence_reason or r.error) else ""))
-            writer.add_text("spec", "    " + json.dumps({"trial_id": r.trial_id, **r.spec}, indent=1,
-                                                        default=str).replace("\n", "\n    "))
+            spec = {"trial_id": r.trial_id, **r.settings(NOT_APPLICABLE)}
+            writer.add_text("spec", "    " + json.dumps(spec, indent=1, default=str).replace("\n", "\n    "))
         finally:
             writer.close()
     return TensorboardExport(logdir=out, runs=len(source.trials))

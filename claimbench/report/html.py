@@ -389,6 +389,7 @@ def _methodology(evaluation: Evaluation) -> dict[str, Any]:
         "scientific": ", ".join(design.scientific),
         "strata": ", ".join(design.fixed),
         "constants": [(k, fmt.parameter(v)) for k, v in design.constants.items()],
+        "not_applicable": list(frame.attrs.get("not_applicable", [])),  # settings the workload does not read
         "status_rows": status_rows,
         "n_records": int(len(frame)),
         "expected": expected,

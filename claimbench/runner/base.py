@@ -41,7 +41,8 @@ from claimbench.errors import UserError
 from claimbench.runner.child import Isolator, needs_child
 from claimbench.runner.faults import Fault, as_trial, corrupted, should_crash, should_raise
 from claimbench.runner.timeouts import TrialTimeout, alarm, pack_limit, summed, timed_out_text
-from claimbench.trial import TrialRecord
+from claimbench.trial import BUILTIN, TrialRecord
+from claimbench.workloads import registry as workloads
 from claimbench.workloads.builtin import TrialSpec
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,8 @@ class Worker:
 
 class Ledger:
     """The driver's side of the contract, one per ``Executor.run``: every outcome of a pack an executor
-    reports becomes records, and each trial's record reaches ``on_record`` once."""
+    reports becomes records, and each trial's record reaches ``on_record`` once, with the settings its
+    workload does not read marked (``TrialRecord.not_applicable``)."""
 
     def __init__(self, packs: list[list[TrialSpec]], on_record: OnRecord, timeouts: dict[str, float],
                  max_attempts: int = MAX_ATTEMPTS) -> None:
@@ -166,6 +168,7 @@ class Ledger:
 
     def _file(self, record: TrialRecord) -> None:
         if self._waiting.pop(record.trial_id, None) is not None:  # a second record of a trial: the first stands
+            record.not_applicable = list(workloads.not_applicable(record.spec.get("workload", BUILTIN)))
             self.on_record(record)
 
 

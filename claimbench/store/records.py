@@ -96,6 +96,9 @@ def record_problem(data: Any, stem: str) -> str:
     for key, (kind, nullable) in _FIELD_TYPES.items():
         if key in data and not (_is(data[key], kind) or (nullable and data[key] is None)):
             return f"{key} must be {'a ' + kind if kind != _INT else 'an integer'}{' or null' if nullable else ''}"
+    na = data.get("not_applicable", [])
+    if not isinstance(na, list) or not all(isinstance(k, str) for k in na):
+        return "not_applicable must be a list of setting names"
     if "stopped_early" in data and not isinstance(data["stopped_early"], bool):
         return "stopped_early must be true or false"
     digest = data.get(DIGEST_KEY)

@@ -24,7 +24,7 @@ from claimbench.trial import level_label
 from claimbench.workloads.builtin import CHOICES, RANGES, SPEC_FIELDS, TrialSpec
 from claimbench.workloads import registry
 from claimbench.workloads.settings import PARAM_LIMITS, check_param
-from claimbench.workloads.spec import LOOP_FIELDS, MODEL_FIELDS, POLICY_FIELDS, Workload
+from claimbench.workloads.spec import Workload
 
 
 def parse_suite(raw: dict[str, Any], path: str, tier: str = "default", seeds: int | None = None) -> Suite:
@@ -512,15 +512,8 @@ class Validator:
         self.workload: Workload = registry.get(registry.BUILTIN)
 
     def usable(self, key: str) -> bool:
-        """Whether the workload reads built-in setting ``key`` (every one for the built-ins)."""
-        w = self.workload
-        if w.builtin or key == "data_seed":  # every workload's data take their seed
-            return True
-        if key in MODEL_FIELDS or key in LOOP_FIELDS and w.level == "function":
-            return key in w.uses
-        if w.level == "function":
-            return key in POLICY_FIELDS or key in BUDGET_KEYS
-        return key not in ("dataset", "model")
+        """Whether the workload reads built-in setting ``key`` (``Workload.reads``; every one for the built-ins)."""
+        return self.workload.reads(key)
 
     def known(self, key: str) -> bool:
         """Whether ``key`` is a parameter a suite may set: a usable spec field, or the workload's own."""

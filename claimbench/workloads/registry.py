@@ -115,6 +115,17 @@ def get(name: str, where: str = "") -> Workload:
     return obj
 
 
+def not_applicable(name: str) -> tuple[str, ...]:
+    """The built-in settings workload ``name`` does not read (``Workload.not_applicable``): what its records
+    mark not applicable. () for the built-ins, and for a workload that does not load here (its trials failed)."""
+    if name == BUILTIN:
+        return ()
+    try:
+        return get(name).not_applicable
+    except WorkloadError:
+        return ()
+
+
 # ---------------------------------------------------------------- code fingerprints
 
 _FINGERPRINTS: dict[tuple, str] = {}

@@ -27,7 +27,12 @@ and sets its declared parameters. It comes at one of two levels:
    val_loss=..., val_acc=..., ...)`` at ``ctx.eval_steps`` (step 0 first) and returns when
    ``ctx.should_stop()`` says so. From the reports claimbench's trial policy derives divergence,
    steps- and examples-to-target, the best step, early stopping and time per step, into the same
-   TrialRecord (train/policy/, ``Context``). Its budget is ``steps``.
+   TrialRecord (train/policy/, ``Context``). Its budget is ``steps``. A report may carry the loop's own
+   ``lr``, ``epoch`` and any metric of its own, which the curve keeps (``Context.report``).
+
+Settings a workload does not read (``Workload.reads``: a training function's optimizer, schedule or
+clipping, when its loop has its own) stay at their defaults in its trials' specs, and its records mark them
+not applicable (``Workload.not_applicable``), so that frames, reports and exports show them as n/a.
 
 Parameters (``Param``): name, type (int, float, bool or str), default, an inclusive range
 (``low``/``high``) or ``choices``. The suite loader validates the values a suite sets or sweeps
@@ -67,6 +72,12 @@ MODEL_FIELDS = tuple(name for name, f in FIELDS.items() if f.group == "uses")
 LOOP_FIELDS = tuple(name for name, f in FIELDS.items() if f.group == "loop")
 #: [train] keys the trial policy implements for a training function from its reports (always allowed).
 POLICY_FIELDS = tuple(name for name, f in FIELDS.items() if f.group == "policy")
+#: [budget] keys: every workload has a budget.
+BUDGET_FIELDS = tuple(name for name, f in FIELDS.items() if f.section == "budget")
+#: The built-in settings a workload may not read (``Workload.reads``): the built-in workload's (settings.py),
+#: claimbench's training loop's and the trial policy's. Those it does not read are not applicable to its trials.
+SHARED_SETTINGS = tuple(name for name, f in FIELDS.items()
+                        if f.section == "workload" or f.group in ("uses", "loop", "policy"))
 
 
 @dataclass(frozen=True)
@@ -170,9 +181,14 @@ class Context(Protocol):
     total_steps: int  # the budget
     eval_steps: tuple[int, ...]  # when to report: 0, then ``spec.evals`` points up to total_steps
 
-    def report(self, step: int, *, examples: int | None = None, **metrics: float) -> None:
+    def report(self, step: int, *, examples: int | None = None, lr: float | None = None,
+               epoch: float | None = None, **metrics: float) -> None:
         """An evaluation after ``step`` steps: train_loss, val_loss and val_acc (classification) or val_r2
-        (regression) are required; test_* and train_acc are reported too when given."""
+        (regression) are required; test_*, train_acc and any metric of the function's own (a number, by
+        any other name) are kept too: in the curve, and their last values in the record's metrics. ``lr``
+        (the LR of the step just taken; at step 0, the first step's), ``epoch`` (the function's own count,
+        a float) and ``examples`` (training examples seen) are the curve's at this step: without them the
+        curve has no lr and no epoch, and examples are step x ``spec.batch_size``."""
 
     def should_stop(self) -> bool:
         """True once the budget is spent, or the trial diverged or stopped early: return then."""
@@ -225,6 +241,27 @@ class Workload:
     def level(self) -> str:
         """"builtin", "components" or "function"."""
         return "builtin" if self.builtin else "function" if self.train is not None else "components"
+
+    def reads(self, key: str) -> bool:
+        """Whether this workload reads built-in setting ``key``: the built-ins read every one; every workload
+        its data's seed and its budget; components claimbench's loop and policy (they train on its engine),
+        and the model settings in ``uses``; a training function the trial policy's settings and those in
+        ``uses``. A suite may set only the settings it reads (suite/validate.py)."""
+        if self.builtin or key == "data_seed":  # every workload's data take their seed
+            return True
+        if key in MODEL_FIELDS or key in LOOP_FIELDS and self.level == "function":
+            return key in self.uses
+        if self.level == "function":
+            return key in POLICY_FIELDS or key in BUDGET_FIELDS
+        return key not in ("dataset", "model")
+
+    @property
+    def not_applicable(self) -> tuple[str, ...]:
+        """The built-in settings (``SHARED_SETTINGS``) this workload does not read. Its trials' specs hold
+        their defaults (the trial id hashes the whole spec), but its records mark them not applicable
+        (``TrialRecord.not_applicable``), so that records, frames, reports and exports never show a default
+        it never used (an optimizer, a schedule, clipping) as a fact; () for the built-ins."""
+        return tuple(k for k in SHARED_SETTINGS if not self.reads(k))
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)

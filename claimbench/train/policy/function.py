@@ -25,8 +25,12 @@ class Context:
 
     ``report(step, ...)`` at ``eval_steps`` (step 0 first, before any update): train_loss, val_loss and
     the score (val_acc for classification, val_r2 for regression) are required; every other number
-    (test_acc, train_acc, test_loss, ..., and lr) goes into the curve. ``should_stop()`` is True once the
-    budget is spent or the trial diverged or stopped early; reports after that are ignored.
+    (test_acc, train_acc, test_loss, ..., the function's own metrics) goes into the curve and, as its last
+    (or restored best) value, the record's metrics. ``lr``, ``epoch`` and ``examples`` are the function's
+    own, at that step: the curve's ``lr`` and ``epoch`` are what it reports, and absent where it reports
+    none (claimbench neither sets its LR nor knows its epochs); ``examples`` defaults to step x batch_size.
+    A metric may not take a name of what the policy measures itself (``OWN``). ``should_stop()`` is True
+    once the budget is spent or the trial diverged or stopped early; reports after that are ignored.
     ``time_per_step_s`` is the function's wall time up to its last report over its steps (its own
     evaluations included: its loop is not ours to time)."""
 
@@ -37,7 +41,8 @@ class Context:
         self._state, self._last, self._inject = state, -1, inject_error
         self._start = time.perf_counter()
 
-    def report(self, step: int, *, examples: int | None = None, **metrics: float) -> None:
+    def report(self, step: int, *, examples: int | None = None, lr: float | None = None,
+               epoch: float | None = None, **metrics: float) -> None:
         s = self._state
         if s.status is not None:
             return
@@ -50,13 +55,15 @@ class Context:
         if need:
             raise ValueError(f"ctx.report at step {step} lacks {', '.join(need)} (required: train_loss, val_loss, "
                              f"{s.plan.score})")
-        try:
-            m = {k: float(v) for k, v in metrics.items()}
-        except (TypeError, ValueError):
-            bad = next(k for k, v in metrics.items() if not isinstance(v, (int, float)) and not hasattr(v, "item"))
-            raise ValueError(f"ctx.report's {bad} must be a number, got {type(metrics[bad]).__name__}") from None
-        s.lr = m.pop("lr", s.spec.lr)
-        self._last = step
+        own = [k for k in metrics if k in OWN]
+        if own:
+            raise ValueError(f"ctx.report's {own[0]} is a name claimbench's curve keeps for its own measurement; "
+                             f"report it under another name (reserved: {', '.join(OWN)})")
+        m = {k: _number(k, v) for k, v in metrics.items()}
+        given = {k: _number(k, v) for k, v in (("lr", lr), ("epoch", epoch), ("examples", examples)) if v is not None}
+        if "examples" in given:
+            given["examples"] = int(given["examples"])
+        self._last, points = step, len(s.curve)
         if step == 0:
             s.begin(m, {})
         else:
@@ -64,13 +71,30 @@ class Context:
             s.train_s = time.perf_counter() - self._start
             if s.after_report(step, m) and self._inject:
                 s.fail(INJECTED)
-        if examples is not None and s.curve:
-            s.curve[-1]["examples"] = int(examples)
+        if len(s.curve) > points:  # this report is a point of the curve: its lr and epoch are the function's
+            point = s.curve[-1]
+            for key in ("lr", "epoch"):  # the policy's own: the base LR, a share of the budget
+                point.pop(key, None)
+            point.update(given)
         if s.status is None and step >= self.total_steps:
             s.complete(step)
 
     def should_stop(self) -> bool:
         return self._state.status is not None
+
+
+#: Curve columns the policy measures itself (and a curve frame's own columns), which a report may not name.
+OWN = ("train_loss_ema", "grad_ratio", "elapsed_s", "trial_id", "status")
+
+
+def _number(name: str, value) -> float:
+    """A reported value as a float; ValueError naming it when it is not a number."""
+    if isinstance(value, (int, float)) or hasattr(value, "item"):  # a Python or NumPy number, a 1-element tensor
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    raise ValueError(f"ctx.report's {name} must be a number, got {type(value).__name__}")
 
 
 def run_function(spec: TrialSpec, train: Callable[[dict, Context], None], params: dict, task: str,

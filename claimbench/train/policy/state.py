@@ -126,6 +126,7 @@ class TrialState:
         ``train_loss`` stands for the smoothed minibatch loss (the function's loop owns the minibatches),
         then the divergence rule and ``after_eval``; False when the trial is done."""
         self.smoothed = m["train_loss"]
+        self.metric_keys += [k for k in m if k not in self.metric_keys]  # a metric it reports from a later step on
         return self._check_loss(step, m["train_loss"]) and self.after_eval(step, m, {})
 
     def _check_loss(self, step: int, value: float) -> bool:
@@ -196,7 +197,7 @@ class TrialState:
         if self.restores_best:
             out = dict(self.best[2])
         else:
-            out = {k: self.curve[-1][k] for k in self.metric_keys}
+            out = {k: self.curve[-1][k] for k in self.metric_keys if k in self.curve[-1]}
         if self.grad_norms_init:
             out["grad_ratio_init"] = ratio(self.grad_norms_init)
         out.update(self.final)
