@@ -167,6 +167,28 @@ def _selected_rows(frame: pd.DataFrame, selected: Sequence[dict]) -> pd.DataFram
     return frame.merge(ids, on="trial_id", how="inner")
 
 
+def tuned_points(frame: pd.DataFrame, selected: Sequence[dict], tuned: Sequence[str],
+                 select: str = "val_acc") -> dict[str, Any] | None:
+    """What a claim about a tuned value plots: for each selected trial (a level's or arm's pick on one seed),
+    every trial of its cell (same spec but the tuned axes, same seed) at its value of the first numeric
+    tuned axis, with ``select`` and whether it is the selected one. None when no tuned axis is numeric or
+    no selected entry names one trial."""
+    rows = _selected_rows(frame, selected)
+    axis = next((t for t in tuned if _numeric(frame, t) is not None), None)
+    if rows.empty or axis is None or select not in frame.columns:
+        return None
+    cells = cells_of(frame, tuned)
+    chosen = dict(zip(cells_of(rows, tuned), zip(rows["trial_id"], rows["_group"].astype(str))))
+    points = []
+    for cell, (picked, group) in chosen.items():
+        for _, row in frame[cells == cell].iterrows():
+            value, metric = pd.to_numeric(row[axis], errors="coerce"), pd.to_numeric(row[select], errors="coerce")
+            points.append({"group": group, "seed": int(row["seed"]) if "seed" in row else 0,
+                           "value": float(value), "metric": float(metric),
+                           "status": str(row.get("status", "completed")), "selected": row["trial_id"] == picked})
+    return {"axis": axis, "metric": select, "points": points} if points else None
+
+
 def grid_edges(frame: pd.DataFrame, selected: Sequence[dict], tuned: Sequence[str],
                select: str = "val_acc") -> dict[str, Any]:
     """The grid-edge diagnostic: ``share`` of selected cells on an extendable edge, ``cells``, and per axis

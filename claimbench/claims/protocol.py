@@ -208,7 +208,8 @@ def judge(claims: Sequence[Claim], frame: pd.DataFrame, design: Design, curves: 
         select = _select(claim)
         tuned = tuned_axes(claim, design, frame)
         argbest = claim.kind in ARGBEST_KINDS or str(claim.params.get("quantity", "")).startswith("argbest:")
-        diag = dx.diagnose(claim_frame(claim, frame), curves, r.selected, tuned, select, argbest,
+        own = claim_frame(claim, frame)
+        diag = dx.diagnose(own, curves, r.selected, tuned, select, argbest,
                            reads_performance(claim), strata=[a for a in design.fixed if a not in tuned])
         raw = r.verdict
         seen: dict[str, Any] = {}
@@ -236,6 +237,10 @@ def judge(claims: Sequence[Claim], frame: pd.DataFrame, design: Design, curves: 
                        f"{raw}: {r.summary}")
         diag["registered_verdict"] = raw
         rob = robustness(raw, seen, _deciding_p(r), final)
+        for part in (r.strata or [r]) if tuned else ():  # what the tuned-value figure draws, per panel
+            points = dx.tuned_points(own, part.selected, tuned, select)
+            if points:
+                part.figure_data = part.figure_data | {"tuned_points": points}
         out.append(replace(r, verdict=final, summary=summary, diagnostics=diag, robustness=rob))
     return out
 

@@ -316,3 +316,28 @@ def test_long_arm_names_wrap_in_ticks_and_titles_within_their_line_budget():
     assert 1 < len(title.split("\n")) <= 3 and ax.title.get_fontsize() == 8
     panel_heading(ax, "", "arms")
     assert ax.get_title() == "arms" and ax.title.get_fontsize() == 9.5
+
+
+def test_claims_about_a_tuned_value_get_its_picture_drawn_from_their_own_points(evaluation, fingerprints):
+    from claimbench.report.figures.curves import tuned_value_figure
+
+    drawn = {}
+    for claim, result in zip(evaluation.suite.claims, evaluation.results):
+        figure = tuned_value_figure(claim, result, evaluation)
+        if figure is not None:
+            drawn[claim.id] = (claim, result, figure)
+    assert "K9" in drawn  # best_level_in_range tunes lr within each batch size
+    claim, result, figure = drawn["K9"]
+    parts = result.strata or [result]
+    for part in parts:  # one circle per level and seed the claim picked, in each panel
+        points = part.figure_data["tuned_points"]
+        assert points["axis"] == "lr" and "against the tuned lr" in figure.title
+        picks = [(p["group"], p["seed"]) for p in points["points"] if p["selected"]]
+        assert len(picks) == len(set(picks)) == len(part.selected)
+
+    def moved(r):
+        points = r.figure_data["tuned_points"]
+        r.figure_data = {**r.figure_data, "tuned_points": {**points, "points": [
+            {**p, "metric": _bump(p["metric"])} for p in points["points"]]}}
+
+    assert tuned_value_figure(claim, _perturbed(result, moved), evaluation).svg != figure.svg

@@ -7,6 +7,9 @@
   (``claims.common.curve_summary``: the claims layer computes it, this module draws it), and the target
   drawn for steps-to-target claims. A kind gets curves by filling ``selected``; which quantities have a
   curve is ``claims.common.curve_metric``.
+- ``tuned_value_figure``: for a claim whose statistic is about a tuned value, the selection metric against
+  the tuned axis, one thin line per level or arm and seed, each seed's selected value marked
+  (``ClaimResult.figure_data["tuned_points"]``, which the claims layer fills).
 - ``range_sweep_figure``: the LR range test's loss against LR, one line per seed (the smoothed loss),
   with each seed's suggested LR and the grid's best LR marked, for a claim that reads the range test.
 
@@ -192,3 +195,48 @@ def range_sweep_figure(claim: Claim, result: ClaimResult, evaluation: "Evaluatio
                f"seed's {den_q or 'denominator'} from the trained grid (the two sides of the claim's ratio).")
     return RenderedFigure(title="LR range test: loss against learning rate", caption=caption,
                           svg=to_svg(fig, f"{claim.id}-range-sweep"))
+
+
+@register_common
+def tuned_value_figure(claim: Claim, result: ClaimResult, evaluation: "Evaluation") -> RenderedFigure | None:
+    """The selection metric against the tuned value, per level or arm and seed, the selected values marked."""
+    parts = [(part, part.figure_data["tuned_points"]) for part in _parts(result)
+             if (part.figure_data.get("tuned_points") or {}).get("points")]
+    if not parts:
+        return None
+    several = len(parts) > 1
+    points = pd.DataFrame([{**p, "group": f"{_panel_title(part).replace(chr(10), ', ')}: {p['group']}" if several
+                            else p["group"]} for part, data in parts for p in data["points"]])
+    axis, metric = str(parts[0][1]["axis"]), str(parts[0][1]["metric"])
+    finite = points[np.isfinite(points["value"]) & np.isfinite(points["metric"])]
+    if finite.empty:
+        return None
+    groups = list(dict.fromkeys(points["group"]))
+    colours = {g: LINE_COLOURS[i % len(LINE_COLOURS)] for i, g in enumerate(groups)}
+    failed = int((points["status"] != "completed").sum())
+    with mpl.rc_context(_rc()):
+        fig = _new_figure(6.2, 3.8 + 0.18 * -(-len(groups) // 3))
+        ax = fig.subplots()
+        for (group, _seed), line in finite.groupby(["group", "seed"], sort=False):
+            line = line.sort_values("value")
+            ax.plot(line["value"], line["metric"], color=colours[group], linewidth=0.9, alpha=0.55, marker="o",
+                    markersize=2.5, zorder=2)
+        picked = finite[finite["selected"]]
+        ax.scatter(picked["value"], picked["metric"], s=46, facecolors="none",
+                   edgecolors=[colours[g] for g in picked["group"]], linewidths=1.6, zorder=4)
+        if (finite["value"] > 0).all() and finite["value"].nunique() > 2 and \
+                finite["value"].max() / finite["value"].min() >= 20:
+            ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: fmt.tick(v)))
+        ax.set_xlabel(_safe(axis))
+        ax.set_ylabel(_safe(metric))
+        handles = [Line2D([], [], color=colours[g], linewidth=1.4, label=_safe(wrap(g, 40))) for g in groups]
+        handles.append(Line2D([], [], color=GREY, marker="o", markerfacecolor="none", linestyle="none",
+                              markersize=7, label="selected on each seed"))
+        _legend(fig, handles)
+    caption = (f"{metric} of every trial against {axis}, one thin line per level or arm and seed (the trials the "
+               f"selection chose among); circled, the value each seed selected"
+               + (f". {failed} diverged or failed trial(s) have no finite {metric} and are not drawn." if failed
+                  else "."))
+    return RenderedFigure(title=f"{metric} against the tuned {axis}", caption=caption,
+                          svg=to_svg(fig, f"{claim.id}-tuned"))
