@@ -30,9 +30,14 @@ from pathlib import Path
 
 import pytest
 
+from claimbench.errors import UserError
+from claimbench.runner.ray_executor import _check_reachable, _connect_error, _host_port
 from tests.conftest import TINY_SUITE
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+def against_head(fn):
+    """Marks a test that uses the module's head (a real Ray, minutes on 2 cores); the unit tests at the end do not."""
+    return pytest.mark.ray(pytest.mark.slow(fn))
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "cluster.md"
@@ -226,6 +231,7 @@ def assert_job_ran(job: subprocess.CompletedProcess, out: Path) -> dict:
     return verdicts
 
 
+@against_head
 def test_the_built_ins_run_as_the_doc_submits_them(head, tmp_path):
     commands = head["commands"]
     submit = [c for c in commands if c.startswith("ray job submit")]
@@ -238,6 +244,7 @@ def test_the_built_ins_run_as_the_doc_submits_them(head, tmp_path):
     assert verdicts and "claimbench run batch_size --tier smoke" in job.stdout + job.stderr
 
 
+@against_head
 def test_a_users_package_ships_as_a_no_deps_wheel(head, tmp_path):
     """The doc's commands for examples/tiny_resnet, on a test-local package that is installed nowhere: the job
     can only train it from the wheel it ships."""
@@ -292,6 +299,7 @@ def one_line(proc: subprocess.CompletedProcess, *words: str) -> str:
     return lines[0]
 
 
+@against_head
 def test_an_unreachable_address_is_one_line_at_once(head, tmp_path):
     closed = free_port()
     t0 = time.monotonic()
@@ -301,12 +309,14 @@ def test_an_unreachable_address_is_one_line_at_once(head, tmp_path):
     assert time.monotonic() - t0 < 120  # not Ray's own minutes of retries
 
 
+@against_head
 def test_a_driver_without_the_token_is_one_line(head, tmp_path):
     env = {k: v for k, v in head["env"].items() if k != "RAY_AUTH_MODE"}
     proc = driver(head, tmp_path, "--address", f"127.0.0.1:{head['ports']['gcs']}", env=env)
     one_line(proc, "refused this driver's authentication token", "RAY_AUTH_MODE=token", "ray get-auth-token")
 
 
+@against_head
 def test_a_workload_the_workers_cannot_import_is_one_line(head, tmp_path):
     """The driver has the package (on its own PYTHONPATH), the head's workers do not."""
     site = tmp_path / "site"
@@ -325,3 +335,45 @@ def test_a_workload_the_workers_cannot_import_is_one_line(head, tmp_path):
                           text=True, env=env, cwd=tmp_path, timeout=240)
     one_line(proc, "workload 'cbtoy.mlp'", "is not importable on node", "pip wheel --no-deps", "docs/cluster.md")
     assert not list((tmp_path / "run" / "trials").glob("*.json"))
+
+
+# ---------------------------------------------------------------- the driver's connection errors (no Ray)
+
+def test_only_host_port_addresses_are_checked_before_ray_connects():
+    assert _host_port("127.0.0.1:6379") == ("127.0.0.1", 6379)
+    assert _host_port("[::1]:6379") == ("::1", 6379)
+    assert _host_port(":6379") == ("127.0.0.1", 6379)
+    for resolved_by_ray in ("auto", "local", "ray://10.0.0.9:10001", "http://127.0.0.1:8265", "head:port"):
+        assert _host_port(resolved_by_ray) is None
+    _check_reachable("auto", "--address")  # nothing to check: Ray resolves it
+
+
+def test_a_closed_port_is_a_user_error_naming_the_flag():
+    closed = free_port()
+    with pytest.raises(UserError) as e:
+        _check_reachable(f"127.0.0.1:{closed}", "RAY_ADDRESS")
+    text = str(e.value)
+    assert text.startswith(f"RAY_ADDRESS: cannot reach Ray at 127.0.0.1:{closed}") and "\n" not in text
+    assert "fix: start the head (ray start --head)" in text
+
+
+def test_a_refused_token_anywhere_in_rays_chain_says_how_to_pass_one(monkeypatch):
+    class AuthenticationError(Exception):  # Ray's, as ray.init chains it: ConnectionError <- RuntimeError <- this
+        pass
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    try:
+        try:
+            try:
+                raise AuthenticationError("RPC error: InvalidAuthToken")
+            except AuthenticationError as inner:
+                raise RuntimeError("Failed to connect to GCS") from inner
+        except RuntimeError as middle:
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.9:6379") from middle
+    except ConnectionError as outer:
+        err = _connect_error("10.0.0.9:6379", "--address", outer)
+    assert "refused this driver's authentication token (RAY_AUTH_MODE is unset)" in str(err)
+    assert "export RAY_AUTH_MODE=token" in str(err) and "\n" not in str(err)
+    other = _connect_error("10.0.0.9:6379", "--address", ConnectionError("Failed to connect\nto Ray"))
+    assert "cannot connect to Ray at 10.0.0.9:6379: ConnectionError: Failed to connect to Ray" in str(other)
+    assert "token" not in str(other)
