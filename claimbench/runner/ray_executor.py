@@ -28,6 +28,12 @@ Exclusive packs (timing blocks, ``packs.timing_blocks``) run in a phase of their
 other pack has finished: one at a time, on one worker, while the others sit idle, so that nothing
 else trains while a trial is timed.
 
+Attaching to a cluster (``--address HOST:PORT``, or RAY_ADDRESS as ``ray job submit`` sets it): an address that
+takes no TCP connection, and a cluster that refuses this driver's token (Ray 2.60's token authentication),
+are one-line UserErrors that say what to fix. Each slot answers ``describe`` before it gets a pack: a node on
+which a workload of the run is not importable, or is other code than the driver's (a stale wheel), stops the
+run in one line before anything trains.
+
 Progress: workers tell a small sink actor (no CPU) of their trials' evaluations (``policy.observing``,
 at most one message per worker every ``_PROGRESS_EVERY_S``), and the driver drains it while it waits,
 so that the bar moves inside long packs. A long wait with no result says what runs; it blames
@@ -64,6 +70,11 @@ _STALL_WARNING_S = 60.0
 _PROGRESS_EVERY_S = 2.0
 #: Ray's states of an actor that is not running yet because no node can hold it (yet).
 _PENDING_STATES = ("DEPENDENCIES_UNREADY", "PENDING_CREATION", "RESTARTING")
+#: How long the driver tries to open a TCP connection to a HOST:PORT address before it calls it unreachable.
+_REACH_TIMEOUT_S = 5.0
+#: The fix of a refused token (Ray 2.60's token authentication; docs/cluster.md, "Security").
+_TOKEN_FIX = ("export RAY_AUTH_MODE=token and give this driver the cluster's token: ~/.ray/auth_token, "
+              "RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN (`ray get-auth-token` prints it on the head)")
 
 
 def slots_on_nodes(nodes: list[dict[str, float]], cpus: float, gpus: float = 0.0) -> int:
@@ -171,6 +182,79 @@ class _Reporter:
         self.sent = time.monotonic()
 
 
+def _host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of a ``HOST:PORT`` address; None for what Ray resolves itself (``auto``, ``local``, ``ray://``)."""
+    host, sep, port = address.strip().rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _check_reachable(address: str, where: str, timeout: float = _REACH_TIMEOUT_S) -> None:
+    """A ``HOST:PORT`` address that takes no TCP connection is a one-line UserError at once (Ray itself would
+    retry for minutes, then raise)."""
+    target = _host_port(address)
+    if target is None:
+        return
+    try:
+        socket.create_connection(target, timeout=timeout).close()
+    except OSError as e:
+        reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
+        raise UserError(f"cannot reach Ray at {address}: {reason}", where=where,
+                        fix="start the head (ray start --head) or give its GCS address HOST:PORT (port 6379 unless "
+                            "ray start --port says otherwise); from outside the cluster's network, submit the run "
+                            "with ray job submit (docs/cluster.md)") from None
+
+
+def _connect_error(address: str, where: str, e: BaseException) -> UserError:
+    """The one line for a ``ray.init(address=...)`` that failed: a refused token says how to pass one."""
+    chain, seen = [], e
+    while seen is not None and len(chain) < 8:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(f"{type(x).__name__}: {x}" for x in chain)
+    if any(type(x).__name__ == "AuthenticationError" for x in chain) or "InvalidAuthToken" in text:
+        mode = os.environ.get("RAY_AUTH_MODE", "unset")
+        return UserError(f"Ray at {address} refused this driver's authentication token (RAY_AUTH_MODE is {mode})",
+                         where=where, fix=_TOKEN_FIX)
+    first = " ".join(str(e).split())[:300]
+    return UserError(f"cannot connect to Ray at {address}: {type(e).__name__}: {first}", where=where,
+                     fix="check the address (the head's GCS HOST:PORT, or auto on a node of the cluster) and that "
+                         "this machine runs the cluster's Ray and Python versions")
+
+
+@contextlib.contextmanager
+def _stderr_held() -> Iterator[None]:
+    """While Ray connects: hold what its C++ core writes to file descriptor 2 (a failed connection logs a line a
+    second for half a minute). Replayed when the block succeeds, dropped when it raises: the caller's one-line
+    error says what went wrong."""
+    import sys
+    import tempfile
+
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (captured in-process): nothing to hold
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), fd)
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            if ok:
+                held.seek(0)
+                text = held.read()
+                if text:
+                    os.write(fd, text)
+
+
 def _local_cpus() -> int:
     """The CPUs an embedded Ray will see (Ray's own count, which honours cgroup limits), for the start line."""
     try:
@@ -203,16 +287,17 @@ class _Slot:
     def describe(self, codes: dict[str, str] | None = None) -> dict[str, Any]:
         """Where this slot runs, and the workloads whose code here is not the driver's (``codes``: workload
         name -> the driver's fingerprint): the driver sends packs only once this has answered."""
-        mismatched = {}
+        mismatched, missing = {}, {}
         for name, code in (codes or {}).items():
             try:
                 here = registry.fingerprint(name)
-            except UserError as e:  # not installed on this node: its trials would fail; say so up front
-                here = f"not installed ({str(e).splitlines()[0][:160]})"
+            except UserError as e:  # not importable on this node: its trials would fail; say so up front
+                missing[name] = " ".join(getattr(e, "message", str(e)).split())[:300]
+                continue
             if here != code:
                 mismatched[name] = here
         return {"node_id": self.node_id, "host": self.host, "device": self.device, "gpu_ids": self.gpu_ids,
-                "threads": self.threads, "warning": self.warning, "mismatched": mismatched}
+                "threads": self.threads, "warning": self.warning, "mismatched": mismatched, "missing": missing}
 
     def run_pack(self, specs: list[dict[str, Any]], attempt: int = 1,
                  timeouts: dict[str, float] | None = None) -> list[dict[str, Any]]:
@@ -294,8 +379,16 @@ class RayExecutor(Executor):
         note = self._note or (lambda text: None)
         t0 = time.monotonic()
         if address:
+            where = "--address" if self.address else "RAY_ADDRESS"
+            _check_reachable(address, where)
             note(f"connecting to Ray at {address}…")
-            ray.init(address=address, **kwargs)
+            from ray.exceptions import AuthenticationError
+
+            try:
+                with _stderr_held():
+                    ray.init(address=address, **kwargs)
+            except (ConnectionError, RuntimeError, AuthenticationError) as e:
+                raise _connect_error(address, where, e) from None
         else:
             note(f"starting Ray ({_local_cpus()} CPUs)…")
             # "local": always a new instance of our own, never another Ray that happens to run on this
@@ -540,6 +633,14 @@ class RayExecutor(Executor):
                         except RayActorError:
                             lose(i)
                             continue
+                        if info.get("missing"):  # the workload's package is not importable there: refuse up front
+                            name, why = sorted(info["missing"].items())[0]
+                            raise UserError(
+                                f"workload {name!r} ({codes[name]} on the driver) is not importable on node "
+                                f"{info['host']}: {why}", where=f"ray node {info['node_id'][:12]}",
+                                fix="ship its package with the job (a wheel built with pip wheel --no-deps, in "
+                                    "runtime_env pip: docs/cluster.md, \"Your own workload\") or install it on every "
+                                    "node, then rerun")
                         if info.get("mismatched"):  # stale code on a node (an old wheel): refuse before training
                             name, here = sorted(info["mismatched"].items())[0]
                             raise UserError(
