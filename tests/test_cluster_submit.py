@@ -243,6 +243,7 @@ def test_the_built_ins_run_as_the_doc_submits_them(head, tmp_path):
     assert verdicts and "claimbench run batch_size --tier smoke" in job.stdout + job.stderr
 
 
+@pytest.mark.heavy  # Ray's pip route copies the whole environment (about 2 GB, minutes): run with -m heavy
 @against_head
 def test_a_users_package_ships_as_a_no_deps_wheel(head, tmp_path):
     """The doc's commands for examples/tiny_resnet, on a test-local package that is installed nowhere: the job
