@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar, Sequence
 
-#: The training semantics' revision (kept in every record; part of every trial id). 3: packs break ties by
-#: config_id, so a trial's pack neighbours, and with them its rounding, no longer follow the code fingerprint.
-TRAINING_REVISION = 3
+#: The training semantics' revision (kept in every record; part of every trial id). 4: dropout masks by
+#: ``uniform_() < 1 - p`` in both engines, packed Linear weights held (in, out), the test split evaluated only
+#: where it is read (CHANGELOG).
+TRAINING_REVISION = 4
 
 #: Version of the on-disk TrialRecord layout (see store/).
 RECORD_SCHEMA = 1
@@ -301,7 +302,10 @@ class TrialRecord:
     and per split (train = a fixed probe of training examples, with the labels or
     targets trained on; val; test): ``{split}_loss`` (the training loss function),
     and ``{split}_acc`` for classification, ``{split}_mse`` and ``{split}_r2`` for
-    regression, ``{split}_acc`` (next-byte accuracy) and ``{split}_bpb`` (bits per byte) for lm.
+    regression, ``{split}_acc`` (next-byte accuracy) and ``{split}_bpb`` (bits per byte) for lm. The test split is evaluated only where something reads it (absent
+    elsewhere, never filled in): at step 0, at each evaluation where a validation
+    metric reaches a new best (the checkpoints restore-best and the best-checkpoint
+    variant can take), and at the trial's last evaluation.
     ``metrics`` holds the reported values: after restore-best when early
     stopping restored a checkpoint, else at the end; plus ``grad_ratio_init``,
     ``forward_latency_s`` (when measured) and the range test's ``range_*``. A
@@ -372,6 +376,13 @@ class TrialRecord:
         return cls(trial_id=spec.trial_id, spec=spec.to_dict(), status=TrialStatus.FAILED,
                    error=error, attempts=attempts, host=host)
 
+
+#: Metrics whose lowest value is best, and whose highest is (``analysis.selection.direction``; the trial
+#: policy's running best of each validation metric, ``train.policy.state``).
+LOWER_IS_BETTER = ("_loss", "_mse", "latency_s", "time_per_step_s", "wall_s", "steps_to_target",
+                   "examples_to_target", "tokens_to_target", "steps_done", "examples_done", "tokens_done", "gap",
+                   "_bpb")
+HIGHER_IS_BETTER = ("_acc", "_r2", "examples_per_s")
 
 #: Metric columns of a trial frame: NaN where a trial has none (a diverged trial; acc for regression; r2/mse
 #: for classification).

@@ -24,12 +24,10 @@ import numpy as np
 import pandas as pd
 
 from claimbench.errors import UserError
+from claimbench.trial import HIGHER_IS_BETTER, LOWER_IS_BETTER
 
-#: Metrics selected by their lowest value (losses, errors, latencies, distances to a target).
-_LOWER = ("_loss", "_mse", "latency_s", "time_per_step_s", "wall_s", "steps_to_target", "examples_to_target",
-          "tokens_to_target", "steps_done", "examples_done", "tokens_done", "gap", "_bpb")
-#: Metrics selected by their highest value.
-_HIGHER = ("_acc", "_r2", "examples_per_s")
+#: Metrics selected by their lowest value (losses, errors, latencies, distances to a target), and by their highest.
+_LOWER, _HIGHER = LOWER_IS_BETTER, HIGHER_IS_BETTER
 #: The columns the spec order breaks ties on: every spec column, never ``trial_id`` or ``code``.
 _NOT_SPEC = ("trial_id", "code")
 

@@ -98,7 +98,9 @@ CURVE_METHOD = "mean over seeds at each evaluation (a seed's several trials aver
 def curve_metric(quantity: str, columns) -> tuple[str, bool] | None:
     """The curve column that shows ``quantity`` over training and whether a target applies to it, or None
     when the quantity is no final metric or steps-to-target (a timing, an LR, a range width, a rate) or
-    the curves lack it. A steps-to-target quantity draws the validation metric the target is set on."""
+    the curves lack it. A steps-to-target quantity draws the validation metric the target is set on; a
+    test-split quantity draws its validation counterpart, since the test split is evaluated only at the
+    checkpoints something reads (``TrialRecord``), not along the curve."""
     from claimbench.analysis.quantities import parse_quantity
 
     try:
@@ -109,7 +111,8 @@ def curve_metric(quantity: str, columns) -> tuple[str, bool] | None:
         return None
     if q.column in TO_TARGET:
         return next(((m, True) for m in ("val_bpb", "val_acc", "val_r2") if m in columns), None)  # lm's first
-    return (q.column, False) if q.column in columns else None
+    column = "val_" + q.column.removeprefix("test_") if q.column.startswith("test_") else q.column
+    return (column, False) if column in columns else None
 
 
 def curve_summary(curves: pd.DataFrame, selected: list[dict], metric: str, x: str,

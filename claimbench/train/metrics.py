@@ -11,8 +11,9 @@ Every engine hands its outputs here as ``(K, N, n_outputs)`` (lm: ``(K, N, seq_l
 (the arithmetic ``train_trial`` always used); with K > 1 each model's per-example losses are
 reduced along its own row, so nothing mixes across models.
 
-Evaluation (``evaluate``) per split (train = a fixed probe of training examples, with the labels or
-targets trained on; val; test): ``{split}_loss`` (the training loss function), and ``{split}_acc``
+Evaluation (``evaluate``) per split asked for (train = a fixed probe of training examples, with the
+labels or targets trained on; val; test: the policy asks for test only where a reader needs it,
+``policy.state``): ``{split}_loss`` (the training loss function), and ``{split}_acc``
 for classification, ``{split}_mse`` and ``{split}_r2`` for regression (R^2 = 1 - SSE / SS around the
 split's own mean); for lm ``{split}_acc`` (next-byte accuracy over every position) and ``{split}_bpb``
 (bits per byte: the loss / ln 2). ``forward_latency``: the median of 20 timed eval-mode forwards after 3 warm-ups.
@@ -33,6 +34,7 @@ from claimbench.workloads.data import Dataset
 
 EVAL_CHUNK = 8192  # examples per evaluation forward
 LM_EVAL_FLOATS = 2**23  # task lm: output floats (K x examples x positions x vocabulary) per evaluation forward
+SPLITS = ("train", "val", "test")
 LATENCY_BATCH, LATENCY_WARMUP, LATENCY_REPEATS = 256, 3, 20
 
 #: ``loss(outputs (N, n_outputs), targets (N,), reduction)``; reduction "mean", "sum" or "none" (per example).
@@ -95,8 +97,8 @@ def batch_losses(loss_fn: LossFn, out: torch.Tensor, y: torch.Tensor) -> torch.T
 
 @torch.no_grad()
 def evaluate(forward: Callable[[torch.Tensor], torch.Tensor], k: int, data: Dataset, train_probe: torch.Tensor,
-             loss_fn: LossFn, chunk: int = EVAL_CHUNK) -> list[dict[str, float]]:
-    """Metrics of K models on the three splits, one dict per model (see the module docstring).
+             loss_fn: LossFn, chunk: int = EVAL_CHUNK, splits: tuple[str, ...] = SPLITS) -> list[dict[str, float]]:
+    """Metrics of K models on ``splits`` (of ``SPLITS``), one dict per model (see the module docstring).
 
     ``forward(x)`` returns the K models' eval-mode outputs ``(K, N, n_out)`` on shared inputs x: one
     batched pass per chunk of ``chunk`` examples for all K."""
@@ -106,8 +108,10 @@ def evaluate(forward: Callable[[torch.Tensor], torch.Tensor], k: int, data: Data
     if lm:  # K x chunk x seq_len x 256 output floats: keep them to LM_EVAL_FLOATS
         chunk = max(1, min(chunk, LM_EVAL_FLOATS // (k * data.n_features * data.n_outputs)))
     positions = data.n_features if lm else 1  # predictions per example
-    for split, x, y in (("train", data.x_train[train_probe], data.y_train[train_probe]),
-                        ("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
+    sources = {"train": lambda: (data.x_train[train_probe], data.y_train[train_probe]),
+               "val": lambda: (data.x_val, data.y_val), "test": lambda: (data.x_test, data.y_test)}
+    for split in splits:
+        x, y = sources[split]()
         loss_sum, correct, sse = [0.0] * k, [0] * k, [0.0] * k
         for i in range(0, len(y), chunk):
             outputs, targets = forward(x[i:i + chunk]), y[i:i + chunk]

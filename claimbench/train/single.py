@@ -161,9 +161,10 @@ class SingleEngine:
         clip_gradients(self.spec, self.params)
         self.opt.step()
 
-    def evaluate(self) -> list[dict[str, float]]:
-        self.model.eval()
-        out = evaluate(lambda x: self.model(x).unsqueeze(0), 1, self.data, self.train_probe, self.loss_fn)
+    def evaluate(self, splits: tuple[str, ...], rows: list[int] | None = None) -> list[dict[str, float]]:
+        self.model.eval()  # one row: ``rows`` is [0] or None
+        out = evaluate(lambda x: self.model(x).unsqueeze(0), 1, self.data, self.train_probe, self.loss_fn,
+                       splits=splits)
         self.model.train()
         return out
 

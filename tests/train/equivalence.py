@@ -43,6 +43,8 @@ def assert_match(packed, unpacked, n_eval: int = 150) -> float:
     for p, u in zip(packed.curve, unpacked.curve):
         assert set(p) == set(u)
         for key in LOSS_KEYS:
+            if key not in u:  # the test split where nothing reads it (both engines leave it out alike)
+                continue
             assert close(p[key], u[key]), (key, p["step"], p[key], u[key])
             if not math.isnan(u[key]):
                 worst = max(worst, abs(p[key] - u[key]) / abs(u[key]))

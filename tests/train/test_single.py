@@ -124,3 +124,29 @@ def test_models_build_for_every_activation_and_init(cache, activation, init):
                                init_dist="uniform", steps=5, evals=1)
     rec = train_trial(spec, cache)
     assert rec.status is TrialStatus.COMPLETED, rec.error
+
+
+def test_the_test_split_is_evaluated_where_it_is_read(cache):
+    """At step 0, at each new best of a validation metric, and at the last evaluation; absent elsewhere."""
+    spec = dataclasses.replace(BASE, steps=400, evals=40, lr=0.5)
+    rec = train_trial(spec, cache)
+    assert rec.status is TrialStatus.COMPLETED
+    best: dict[str, float] = {}
+    skipped = 0
+    for point in rec.curve:
+        new_best = False
+        for key in ("val_loss", "val_acc"):
+            value, sign = point[key], (-1 if key == "val_loss" else 1)
+            if key not in best or sign * value > sign * best[key]:
+                best[key], new_best = value, True
+        read = point["step"] in (0, rec.steps_done) or new_best
+        assert ("test_acc" in point) == read and ("test_loss" in point) == read, point["step"]
+        skipped += not read
+    assert skipped > 0  # a trial that stops improving evaluates its test split less often
+    assert {k: rec.curve[-1][k] for k in ("test_acc", "test_loss")} == \
+        {k: rec.metrics[k] for k in ("test_acc", "test_loss")}
+    # restore-best reports the best checkpoint's test metrics, which it evaluated there
+    early = train_trial(dataclasses.replace(spec, patience=3), cache)
+    chosen = next(p for p in early.curve if p["step"] == early.best_step)
+    assert early.metrics["test_acc"] == chosen["test_acc"]
+    assert "test_acc" in early.curve[-1]  # the evaluation that stopped it

@@ -1,7 +1,7 @@
 """Figures drawn from the records' curves rather than from one claim kind's statistic.
 
 - ``learning_curve_figure``: for a claim whose quantity is a steps-to-target or a final metric, the
-  validation (or the reported) metric against steps and against examples, of the trials the claim's
+  validation metric (for a train-split quantity, the reported one) against steps and against examples, of the trials the claim's
   statistic was computed from (``ClaimResult.selected``, each entry naming the quantity it was selected
   for): one line per level or arm, the mean over seeds with its interval at each evaluation
   (``claims.common.curve_summary``: the claims layer computes it, this module draws it), and the target

@@ -14,7 +14,8 @@ for the single-trial engine; this engine only moves tensors.
 Families (``train.packing.packable`` decides what packs; a trial it refuses, or a pack of one, is
 trained by ``train_trial`` on the single-trial engine):
 
-- **mlp**: each Linear is one ``baddbmm`` over (K, B, F) activations.
+- **mlp**: each Linear is one ``baddbmm`` over (K, B, F) activations, with its weights held (in, out)
+  (``plan``), so the matmul and its weight gradient need no transposed copy.
 - **cnn**: the HFTA trick (Wang et al., MLSys 2021): activations are laid out as (B, K*C, H, W) and
   each 3x3 convolution is one ``conv2d(..., groups=K)`` over the K models' stacked filters (at
   evaluation, where every model sees the same images, the first one is a plain convolution with all
@@ -34,7 +35,8 @@ What a pack shares and what each trial keeps (``train.packing.pack_key`` forms p
 - per trial: initial weights (each model is built under its own seed exactly as ``train_trial``
   builds it, then stacked), data order (``policy.plan.DataOrder``), dropout rate and masks and RReLU's
   random slopes (its own generator, started where ``train_trial``'s global RNG stands after the
-  model is built, drawing as ``nn.Dropout``, ``nn.AlphaDropout`` and ``nn.RReLU`` do on the CPU),
+  model is built, drawing masks by ``layers.dropout_noise`` as the trial's own ``Dropout`` and
+  ``AlphaDropout`` modules do, and RReLU's slopes as ``nn.RReLU`` does on the CPU),
   PReLU's learned slope, learning rate and schedule (warmup, step, exponential, cosine, onecycle,
   plateau on its own validation loss), momentum, Nesterov, weight decay, betas, eps, clipping
   threshold, BatchNorm statistics, divergence factor, target, early-stopping patience and
@@ -50,8 +52,9 @@ Same results as ``train_trial``, to float tolerance: batched matmuls, grouped co
 per-row reductions sum in a different order than the unpacked kernels, so values differ by rounding
 that grows slowly over steps (tests/train/equivalence.py states the tolerance). Random draws (dropout and
 AlphaDropout masks, RReLU slopes) come from each trial's own generator in ``train_trial``'s order
-and the same way, so on the CPU they match too; on CUDA ``nn.Dropout`` and ``nn.RReLU`` use kernels
-that consume the RNG differently, so masks and slopes there match in distribution only.
+and the same way, so on the CPU they match too; on CUDA each trial's generator is seeded from its seed
+rather than copied from the global one, and ``nn.RReLU`` uses a kernel that consumes the RNG differently,
+so masks and slopes there match in distribution only.
 
 Timing: ``time_per_step_s`` is the trial's share of the pack's step time (policy). ``measure_latency``
 times the trial's own ``nn.Module`` rebuilt from its weights (its best checkpoint with restore-best).

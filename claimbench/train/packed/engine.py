@@ -65,7 +65,7 @@ class PackedEngine:
         self.name = f"packed-{s0.model}"
         self.loss_fn = make_loss(s0, data)
         self.train_probe = torch.arange(min(len(data.y_train), len(data.y_val)), device=device)
-        rows, rngs = [], []
+        models, rngs = [], []
         template_at = next((j for j, s in enumerate(specs) if s.dropout > 0), 0)  # one with the dropout layers, if any
         template = None
         for j, spec in enumerate(specs):
@@ -77,10 +77,11 @@ class PackedEngine:
             else:
                 rng.manual_seed(spec.seed)
             rngs.append(rng)
-            rows.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
+            models.append(model)
             if j == template_at:
                 template = model
         self.net = self.stacked(template, data.input_shape, [s.dropout for s in specs], rngs, device)
+        rows = [self.net.to_row(model) for model in models]  # each trial in the stacked model's layout
         k = len(specs)
         self.theta = torch.stack(rows).to(device).requires_grad_(True)
         scales = None
@@ -114,8 +115,8 @@ class PackedEngine:
         k = losses.shape[0]
         total = losses.sum() if len(rows) == k else losses[rows].sum()
         found = torch.autograd.grad(total, self._params)
-        if large(self.theta):  # each gradient copied once into a reused buffer (reshape would copy a
-            if self._grad_buffer.shape != self.theta.shape:  # transposed weight's gradient, then cat again)
+        if large(self.theta):  # each gradient copied once into a reused buffer (then one pass, not a
+            if self._grad_buffer.shape != self.theta.shape:  # reshape's copy and a cat's)
                 self._grad_buffer = torch.empty_like(self.theta, requires_grad=False)
             grads = self._grad_buffer
             for (off, size, shape), g in zip(self.net.places, found):
@@ -137,18 +138,23 @@ class PackedEngine:
         self.opt.step(self.theta.data, clip_rows(self.grads, self.clip, self.clip_threshold, self.net.places), lrs)
         self.grads = torch.empty(0)
 
-    def evaluate(self) -> list[dict[str, float]]:
+    def evaluate(self, splits: tuple[str, ...], rows: list[int] | None = None) -> list[dict[str, float]]:
         params = [p.detach() for p in self.params()]
-        return evaluate(lambda x: self.net.forward(params, x, training=False), self.k, self.data, self.train_probe,
-                        self.loss_fn, self.eval_chunk())
+        index = None
+        if rows is not None and len(rows) < self.k:  # only these rows' models run
+            index = torch.tensor(rows, dtype=torch.long, device=self.device)
+            params = [p[index] for p in params]
+        k = self.k if index is None else len(rows)
+        return evaluate(lambda x: self.net.forward(params, x, training=False, rows=index), k, self.data,
+                        self.train_probe, self.loss_fn, self.eval_chunk(k), splits)
 
-    def eval_chunk(self) -> int:
-        """Examples per evaluation pass: all K models' first-layer activations of a chunk stay within
-        CNN_EVAL_FLOATS (in cache), which for convolutions (K x channels x pixels per example) is far
+    def eval_chunk(self, k: int) -> int:
+        """Examples per evaluation pass of k models: their first-layer activations of a chunk stay within
+        CNN_EVAL_FLOATS (in cache), which for convolutions (k x channels x pixels per example) is far
         below EVAL_CHUNK."""
         if self.specs[0].model != "cnn":
             return EVAL_CHUNK
-        per_example = self.k * self.specs[0].width * math.prod(self.net.input_shape[1:])  # the first conv's output
+        per_example = k * self.specs[0].width * math.prod(self.net.input_shape[1:])  # the first conv's output
         return max(16, min(EVAL_CHUNK, CNN_EVAL_FLOATS // per_example))
 
     def keep(self, rows: list[int]) -> None:
@@ -179,8 +185,8 @@ class PackedEngine:
         if restore and self.checkpoints[k] is not None:
             theta, means, variances = self.checkpoints[k]
         model = build_model(self.specs[k], self.data.input_shape, self.data.n_outputs).to(self.device)
+        self.net.load_row(theta, model)
         with torch.no_grad():
-            torch.nn.utils.vector_to_parameters(theta.clone(), model.parameters())
             bns = [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
             for bn, mean, var in zip(bns, means, variances):
                 bn.running_mean.copy_(mean)

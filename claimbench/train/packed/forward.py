@@ -3,17 +3,13 @@ trial's state outside its parameters (BatchNorm running statistics, dropout rate
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from claimbench.train.packed.plan import RRELU_LOWER, RRELU_UPPER, plan
-from claimbench.workloads.builtin.layers import as_sequence
-
-ALPHA = 1.7580993408473766  # AlphaDropout's alpha (SELU's -lambda * alpha), as ATen's
+from claimbench.train.packed.plan import RRELU_LOWER, RRELU_UPPER, load_row, plan, to_row
+from claimbench.workloads.builtin.layers import as_sequence, dropout_noise
 
 
 def _batch_norm(h: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, mean: torch.Tensor, var: torch.Tensor,
@@ -51,6 +47,14 @@ class StackedModel:
     def k(self) -> int:
         return len(self.rngs)
 
+    def to_row(self, model: nn.Module) -> torch.Tensor:
+        """One trial's flat parameters (P,) in this program's layout (``plan.to_row``)."""
+        return to_row(model, self.ops)
+
+    def load_row(self, row: torch.Tensor, model: nn.Module) -> None:
+        """Copy a flat row back into ``model`` (the inverse of ``to_row``)."""
+        load_row(row, model, self.ops)
+
     def keep(self, index: torch.Tensor, rows: list[int]) -> None:
         """Keep rows ``rows`` (``index``: the same as a tensor) of every trial's state."""
         with torch.no_grad():
@@ -59,13 +63,18 @@ class StackedModel:
         self.rngs = [self.rngs[j] for j in rows]
         self.dropout_p = [self.dropout_p[j] for j in rows]
 
-    def forward(self, params: list[torch.Tensor], x: torch.Tensor, training: bool) -> torch.Tensor:
+    def forward(self, params: list[torch.Tensor], x: torch.Tensor, training: bool,
+                rows: torch.Tensor | None = None) -> torch.Tensor:
         """Outputs (K, N, n_out) of every trial's model on x: (K, N, D) per trial, or (N, D) shared by all.
+        In evaluation, ``rows`` (an index tensor) runs only those trials, whose parameters ``params`` are.
 
         Layouts: "rows" (K, N, ...) per trial; "grouped" (N, K*C, H, W) for convolutions; "sequence"
         (K, N, T, H), a recurrent layer's outputs (which nn.RNN and nn.LSTM lay out time-major in memory);
         "shared" the inputs, the same for every trial, until a layer makes them per trial."""
-        k = self.k
+        assert rows is None or not training, "a subset of rows runs only in evaluation"
+        k = self.k if rows is None else len(rows)
+        bn_mean = self.bn_mean if rows is None else [m[rows] for m in self.bn_mean]
+        bn_var = self.bn_var if rows is None else [v[rows] for v in self.bn_var]
         h, layout = x, "rows" if x.dim() == 3 else "shared"
         for op, where in zip(self.ops, self.op_slices):
             kind, p = op.kind, params[where]
@@ -74,7 +83,7 @@ class StackedModel:
                     h, layout = h.unsqueeze(0).expand(k, *h.shape), "rows"
                 if op.scale != 1.0:  # muP's readout: its input x 1 / width_mult (models.Readout)
                     h = h * op.scale
-                h = torch.baddbmm(p[1].unsqueeze(1), h, p[0].transpose(1, 2))
+                h = torch.baddbmm(p[1].unsqueeze(1), h, p[0])  # weights held (in, out): see plan.Op
             elif kind == "image":
                 c, height, width = self.input_shape
                 if layout == "shared":  # the first convolution sees the same images for all K
@@ -89,14 +98,14 @@ class StackedModel:
                 h = F.conv2d(h, w, b, padding=1, groups=1 if layout == "shared" else k)
                 layout = "grouped"
             elif kind == "bn":
-                h = _batch_norm(h, p[0], p[1], self.bn_mean[op.index], self.bn_var[op.index], training)
+                h = _batch_norm(h, p[0], p[1], bn_mean[op.index], bn_var[op.index], training)
             elif kind == "bn2d":  # (N, K*C, H, W): each trial's channels are its own
-                h = F.batch_norm(h, self.bn_mean[op.index].view(-1), self.bn_var[op.index].view(-1), p[0].reshape(-1),
+                h = F.batch_norm(h, bn_mean[op.index].view(-1), bn_var[op.index].view(-1), p[0].reshape(-1),
                                  p[1].reshape(-1), training, 0.1, 1e-5)
             elif kind == "act":
                 h = op.module(h)
             elif kind == "prelu":
-                h = torch.where(h > 0, h, h * self._per_trial(p[0], h, layout))
+                h = torch.where(h > 0, h, h * self._per_trial(p[0], h, layout, k))
             elif kind == "rrelu":
                 h = self._rrelu(h, layout) if training else F.leaky_relu(h, (RRELU_LOWER + RRELU_UPPER) / 2)
             elif kind in ("dropout", "alpha_dropout"):
@@ -121,9 +130,9 @@ class StackedModel:
                 h, layout = h[:, :, -1], "rows"
         return h
 
-    def _per_trial(self, values: torch.Tensor, h: torch.Tensor, layout: str) -> torch.Tensor:
-        """(K, 1) per-trial values, broadcastable against h in its layout."""
-        k = self.k
+    @staticmethod
+    def _per_trial(values: torch.Tensor, h: torch.Tensor, layout: str, k: int) -> torch.Tensor:
+        """(K, 1) per-trial values of k trials, broadcastable against h in its layout."""
         if layout == "grouped":
             c = h.shape[1] // k
             return values.expand(k, c).reshape(1, k * c, *[1] * (h.dim() - 2))
@@ -155,21 +164,17 @@ class StackedModel:
         return h[j]
 
     def _dropout(self, h: torch.Tensor, layout: str, alpha: bool) -> torch.Tensor:
-        """Each trial's mask from its own generator, drawn as nn.Dropout / nn.AlphaDropout draw it on the CPU
-        (ATen's _dropout_impl): bernoulli(1 - p), then / (1 - p); alpha: x * a * mask + b(mask)."""
+        """Each trial's mask from its own generator, drawn by ``layers.dropout_noise`` in the memory order of
+        the trial's own activations, as its Dropout / AlphaDropout module draws it alone."""
         one, masks, shifts = self._one(h, layout), [], []
         for rng, p in zip(self.rngs, self.dropout_p):
             if p <= 0:
                 masks.append(torch.ones(one, device=self.device))
                 shifts.append(torch.zeros(one, device=self.device))
                 continue
-            noise = torch.empty(one, device=self.device).bernoulli_(1 - p, generator=rng)
-            if alpha:
-                a = 1.0 / math.sqrt((ALPHA * ALPHA * p + 1) * (1 - p))
-                shifts.append(noise.add(-1).mul_(ALPHA * a).add_(ALPHA * a * p))
-                masks.append(noise.mul_(a))
-            else:
-                masks.append(noise.div_(1 - p))
+            scale, shift = dropout_noise(torch.empty(one, device=self.device), p, alpha, rng)
+            masks.append(scale)
+            shifts.append(shift)
         out = h * self._stack(masks, h, layout)
         return out + self._stack(shifts, h, layout) if alpha else out
 

@@ -1,6 +1,12 @@
 """A model as a program of ops: each layer of a model, in forward order, with its parameters' places in
 one flat parameter vector per trial (``plan``). Which layers the packed engine can stack is decided here:
-a model with any other layer is refused with the reason."""
+a model with any other layer is refused with the reason.
+
+The flat vector holds each parameter in the model's order, each in the layout its op computes with: a
+Linear's weight as (in, out), the transpose of ``nn.Linear``'s (out, in), so that its batched matmul
+takes it as it is and its gradient comes out contiguous; every other parameter as its module holds it.
+``to_row`` and ``load_row`` convert between a model and its vector; nothing else may copy parameters
+between the two engines."""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from claimbench.workloads.builtin.layers import Readout, SequenceModel
+from claimbench.workloads.builtin.layers import AlphaDropout, Dropout, Readout, SequenceModel
 
 RRELU_LOWER, RRELU_UPPER = 1.0 / 8, 1.0 / 3  # nn.RReLU's defaults
 
@@ -24,9 +30,10 @@ class Op:
     module: nn.Module | None = None  # act: the (stateless, elementwise) activation module
     nonlinearity: str = "tanh"  # rnn
     scale: float = 1.0  # linear: a multiplier on its input (muP's readout, models.Readout)
+    transposed: bool = False  # linear: its weight (params[0]) is held as (in, out), nn.Linear's transposed
 
 
-_PARAMETER_FREE = {nn.Dropout: "dropout", nn.AlphaDropout: "alpha_dropout", nn.Unflatten: "image",
+_PARAMETER_FREE = {Dropout: "dropout", AlphaDropout: "alpha_dropout", nn.Unflatten: "image",
                    nn.MaxPool2d: "maxpool", nn.AdaptiveAvgPool2d: "gap"}
 
 
@@ -48,7 +55,8 @@ def plan(model: nn.Module) -> tuple[list[Op], list[int], list[list[Place]]]:
 
     def block(m: nn.Module) -> None:
         if isinstance(m, nn.Linear):
-            ops.append(Op("linear", take(m.weight, m.bias), scale=m.multiplier if isinstance(m, Readout) else 1.0))
+            ops.append(Op("linear", take(m.weight.t(), m.bias), scale=m.multiplier if isinstance(m, Readout) else 1.0,
+                          transposed=True))
             weights.append([ops[-1].params[0]])
         elif isinstance(m, nn.Conv2d):
             if m.kernel_size != (3, 3) or m.padding != (1, 1) or m.stride != (1, 1) or m.groups != 1:
@@ -96,6 +104,25 @@ def plan(model: nn.Module) -> tuple[list[Op], list[int], list[list[Place]]]:
         raise ValueError(f"packed training cannot stack {type(model).__name__}")
     assert offset == sum(p.numel() for p in model.parameters()), "the plan must cover every parameter in order"
     return ops, bn_widths, weights
+
+
+def _held(ops: list[Op]) -> list[tuple[Place, bool]]:
+    """Each parameter's place, and whether it is held transposed, in the model's parameter order."""
+    return [(place, op.transposed and i == 0) for op in ops for i, place in enumerate(op.params)]
+
+
+def to_row(model: nn.Module, ops: list[Op]) -> torch.Tensor:
+    """One trial's flat parameter vector (P,) from its model, each parameter in its place's layout."""
+    return torch.cat([(p.detach().t() if t else p.detach()).reshape(-1)
+                      for p, (_, t) in zip(model.parameters(), _held(ops), strict=True)])
+
+
+def load_row(row: torch.Tensor, model: nn.Module, ops: list[Op]) -> None:
+    """Copy a flat parameter vector (P,) into ``model``'s parameters (the inverse of ``to_row``)."""
+    with torch.no_grad():
+        for p, ((offset, size, shape), t) in zip(model.parameters(), _held(ops), strict=True):
+            value = row[offset:offset + size].view(shape)
+            p.copy_(value.t() if t else value)
 
 
 def view(theta: torch.Tensor, place: Place) -> torch.Tensor:

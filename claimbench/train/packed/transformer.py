@@ -73,10 +73,22 @@ class StackedTransformer:
     def keep(self, index: torch.Tensor, rows: list[int]) -> None:
         self.rngs = [self.rngs[j] for j in rows]
 
-    def forward(self, params: list[torch.Tensor], x: torch.Tensor, training: bool) -> torch.Tensor:
-        """Next-byte logits (K, N, T, 256) of every model on x: (K, N, T) tokens per model, or (N, T) shared."""
+    @staticmethod
+    def to_row(model: nn.Module) -> torch.Tensor:
+        """One trial's flat parameters (P,), in its ``parameters()`` order and layout."""
+        return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    @staticmethod
+    def load_row(row: torch.Tensor, model: nn.Module) -> None:
+        """Copy a flat row back into ``model`` (the inverse of ``to_row``)."""
+        torch.nn.utils.vector_to_parameters(row, model.parameters())
+
+    def forward(self, params: list[torch.Tensor], x: torch.Tensor, training: bool,
+                rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Next-byte logits (K, N, T, 256) of every model on x: (K, N, T) tokens per model, or (N, T) shared.
+        ``rows`` (evaluation of some trials only): ``params`` are already theirs."""
         p = lambda name: params[self.index[name]]  # noqa: E731
-        k = self.k
+        k = params[0].shape[0]
         x = x.long() if x.dim() == 3 else x.long().unsqueeze(0).expand(k, *x.shape)
         n, t = x.shape[1], x.shape[2]
         offsets = torch.arange(k, device=x.device).view(k, 1, 1) * VOCAB

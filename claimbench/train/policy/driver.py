@@ -75,7 +75,7 @@ def _train(states: list[TrialState], make_engine: EngineFactory, device: torch.d
             order.keep(going)
         return [active[j] for j in going]
 
-    first = engine.evaluate()
+    first = _evaluate(engine, active, 0)
     found = engine.noise_scale(0) if noise else [{}] * len(active)
     for s, m, n in zip(active, first, found):
         s.begin(m, n)
@@ -114,7 +114,7 @@ def _train(states: list[TrialState], make_engine: EngineFactory, device: torch.d
 
         # --- evaluation
         if step in plan.eval_at and active:
-            metrics = engine.evaluate()
+            metrics = _evaluate(engine, active, step)
             found = engine.noise_scale(step) if noise else [{}] * len(active)
             clock.sync(active)
             going = []
@@ -129,6 +129,17 @@ def _train(states: list[TrialState], make_engine: EngineFactory, device: torch.d
         s.complete(step)
     clock.charge(len(active), training=False)
     active = leave([])
+
+
+def _evaluate(engine: Engine, states: list[TrialState], step: int) -> list[dict[str, float]]:
+    """The evaluation after ``step`` steps: the train probe and val for every row; test for the rows
+    whose trial reads it there (``TrialState.reads_test``), in one pass for those rows."""
+    metrics = engine.evaluate(("train", "val"))
+    rows = [j for j, (s, m) in enumerate(zip(states, metrics)) if s.reads_test(step, m)]
+    if rows:
+        for j, found in zip(rows, engine.evaluate(("test",), rows)):
+            metrics[j].update(found)
+    return metrics
 
 
 def _finish(engine: Engine, j: int, s: TrialState) -> None:

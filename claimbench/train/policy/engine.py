@@ -26,8 +26,9 @@ class Engine(Protocol):
     def update(self, lrs: list[float]) -> None:
         """Clip each row's gradient (its spec's clipping), then its optimizer step with LR ``lrs[k]``."""
 
-    def evaluate(self) -> list[dict[str, float]]:
-        """Per row, ``metrics.evaluate``'s metrics (one batched pass for all rows); leaves train mode on."""
+    def evaluate(self, splits: tuple[str, ...], rows: list[int] | None = None) -> list[dict[str, float]]:
+        """``metrics.evaluate``'s metrics on ``splits`` for each row of ``rows`` (every row when None), in
+        that order (one batched pass for those rows); leaves train mode on."""
 
     def keep(self, rows: list[int]) -> None:
         """Drop every row not in ``rows`` (trials that left)."""

@@ -11,6 +11,10 @@
 - **Best and early stopping:** the best evaluation by score, in its direction; with ``patience``, training stops
   after that many evaluations without a better score, and with ``restore_best`` the reported
   metrics are the best evaluation's (the engine restores its checkpoint before measuring latency).
+- **What is evaluated:** the train probe and the validation split at every evaluation; the test split
+  only where something reads it (``reads_test``): step 0, each evaluation where a validation metric
+  betters its best so far (the checkpoints that restore-best and the claims' best-checkpoint variant
+  can take), and the trial's last evaluation (its final metrics). Elsewhere its metrics are absent.
 - **Measurements:** ``grad_norms_init`` — each weight layer's gradient norm on the first batch,
   before clipping; ``grad_ratio`` — first / last of those norms, from the step before each
   evaluation; ``time_per_step_s`` counts training steps only (not evaluation or measurements), as
@@ -35,7 +39,7 @@ from typing import Callable
 
 from claimbench.train.optim import Schedule
 from claimbench.train.policy.plan import Plan
-from claimbench.trial import TrialRecord, TrialStatus
+from claimbench.trial import HIGHER_IS_BETTER, LOWER_IS_BETTER, TrialRecord, TrialStatus
 from claimbench.workloads.builtin import TrialSpec
 
 EMA = 0.1  # weight of the newest minibatch loss in the smoothed training loss
@@ -76,6 +80,7 @@ class TrialState:
     smoothed: float | None = None
     best: tuple[float, int, dict] = (-math.inf, 0, {})  # (score, step, metrics); set at step 0 (begin)
     improved: bool = False  # the last evaluation was a new best
+    val_best: dict[str, float] = field(default_factory=dict)  # the best value so far of each val_ metric
     bad_evals: int = 0
     steps_to_target: int | None = None
     grad_norms_init: list[float] = field(default_factory=list)
@@ -115,6 +120,28 @@ class TrialState:
         self.initial_loss = first["train_loss"]
         self.best = (first[self.plan.score], 0, first)  # (score, step, metrics): the plan's direction
         self.metric_keys = list(first)
+        self._track_val(first)
+
+    def reads_test(self, step: int, m: dict[str, float]) -> bool:
+        """Whether the test split is evaluated at this evaluation (``m``: its train and val metrics; see the
+        module docstring). A trial that diverges here reports nothing, so reads nothing."""
+        if step == 0:
+            return True
+        if not math.isfinite(m["val_loss"]):
+            return False
+        if step >= max(self.plan.eval_at) or self._val_improves(m):
+            return True
+        score = m[self.plan.score]
+        return bool(self.spec.patience) and not score > self.best[0] and self.bad_evals + 1 >= self.spec.patience
+
+    def _val_improves(self, m: dict[str, float]) -> bool:
+        return any(_better(k, v, self.val_best[k]) for k, v in m.items() if k in self.val_best)
+
+    def _track_val(self, m: dict[str, float]) -> None:
+        for k, v in m.items():
+            if k.startswith("val_") and k.endswith(LOWER_IS_BETTER + HIGHER_IS_BETTER) and \
+                    (k not in self.val_best or _better(k, v, self.val_best[k])):
+                self.val_best[k] = v
 
     def after_loss(self, step: int, value: float) -> bool:
         """The minibatch loss before the update at ``step``; False (and diverged) when training must stop."""
@@ -157,6 +184,7 @@ class TrialState:
         self.improved = False
         if not math.isfinite(m["val_loss"]):
             return self.diverge(step, "non-finite validation loss")
+        self._track_val(m)
         self.schedule.on_eval(m["val_loss"])
         score = m[self.plan.score]
         if self.spec.target and self.steps_to_target is None and plan.reached(score, self.spec.target):
@@ -234,6 +262,16 @@ class TrialState:
         record.wall_s = self.wall_s
         record.engine = self.engine
         return record
+
+
+def _better(metric: str, value: float, best: float) -> bool:
+    """``value`` strictly betters ``best`` in ``metric``'s direction (a NaN betters nothing; a first
+    number betters a NaN)."""
+    if math.isnan(value):
+        return False
+    if math.isnan(best):
+        return True
+    return value < best if metric.endswith(LOWER_IS_BETTER) else value > best
 
 
 def _timed_steps(step_s: list[float], b: int) -> dict[str, float | None]:

@@ -4,7 +4,9 @@ readout, the recurrent stack, and the views the engines take of a built model.
 
 - A block is layer -> (BatchNorm) -> activation -> (Dropout) with ``dropout_position = "after_act"``,
   or layer -> (Dropout) -> (BatchNorm) -> activation with ``"before_bn"`` (the variance-shift setting of
-  Li et al. 2019). ``dropout_kind = "alpha"`` uses AlphaDropout (for SELU). ``prelu`` has one learned
+  Li et al. 2019). ``dropout_kind = "alpha"`` uses AlphaDropout (for SELU). Both are claimbench's own
+  modules (``Dropout``, ``AlphaDropout``), whose masks follow one rule (``dropout_noise``) that the packed
+  engine follows too. ``prelu`` has one learned
   slope per layer; ``rrelu`` draws random slopes in training and uses their mean in evaluation.
 - ``init`` sets each weight's variance from its fans (He, LeCun, Glorot), drawn normal or uniform with
   that variance; biases start at zero.
@@ -57,14 +59,60 @@ def init_linear(layer: nn.Linear | nn.Conv2d, init: str, dist: str) -> None:
         layer.bias.zero_()
 
 
+ALPHA = 1.7580993408473766  # AlphaDropout's alpha (SELU's -lambda * alpha), as ATen's
+
+
+def dropout_noise(out: torch.Tensor, p: float, alpha: bool,
+                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One dropout draw at rate ``p``, written into ``out`` (whose shape and memory order fix the order of
+    the draws): a unit is kept where ``uniform_() < 1 - p``, one float draw per element from ``generator``
+    (the global generator when None). Returns (scale, shift): dropout is ``x * scale``, AlphaDropout
+    ``x * scale + shift`` (ATen's arithmetic: a = 1 / sqrt((alpha^2 p + 1)(1 - p)), kept units x a, dropped
+    units at -alpha a, shifted by alpha a p). Both engines draw their masks here, so a packed trial and the
+    same trial trained alone draw the same masks from the same generator state."""
+    keep = out.uniform_(generator=generator).lt_(1 - p)
+    if not alpha:
+        return keep.div_(1 - p), None
+    a = 1.0 / math.sqrt((ALPHA * ALPHA * p + 1) * (1 - p))
+    shift = keep.add(-1).mul_(ALPHA * a).add_(ALPHA * a * p)
+    return keep.mul_(a), shift
+
+
+class Dropout(nn.Module):
+    """Dropout at rate ``p`` in training (identity in evaluation), with ``dropout_noise``'s masks."""
+
+    alpha = False
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout rate must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        scale, shift = dropout_noise(torch.empty_like(x), self.p, self.alpha)
+        return x * scale if shift is None else x * scale + shift
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class AlphaDropout(Dropout):
+    """AlphaDropout (for SELU: keeps the mean and variance of its input), with ``dropout_noise``'s masks."""
+
+    alpha = True
+
+
 def dropout(p: float, kind: str) -> list[nn.Module]:
     """The dropout layer of rate ``p`` and ``kind`` (none when p is 0)."""
     if p <= 0:
         return []
     if kind == "standard":
-        return [nn.Dropout(p)]
+        return [Dropout(p)]
     if kind == "alpha":
-        return [nn.AlphaDropout(p)]
+        return [AlphaDropout(p)]
     raise ValueError(f"unknown dropout_kind {kind!r}; use standard or alpha")
 
 

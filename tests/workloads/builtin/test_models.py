@@ -22,7 +22,7 @@ from claimbench.workloads.builtin.geometry import layer_widths
 from claimbench.workloads.builtin.shapes import param_count
 from claimbench.workloads.builtin.layers import weight_layers
 from claimbench.workloads.builtin import models
-from claimbench.workloads.builtin.layers import ACTIVATIONS, INIT_DISTS, INITS
+from claimbench.workloads.builtin.layers import ACTIVATIONS, INIT_DISTS, INITS, AlphaDropout, Dropout
 from claimbench.workloads.builtin.shapes import io_shape
 
 BASE = TrialSpec(dataset="teacher", n_samples=600, depth=1, width=16, batch_size=16, lr=0.1, momentum=0.9,
@@ -74,8 +74,8 @@ def test_cnn_refuses_a_non_image_dataset_clearly():
 
 
 @pytest.mark.parametrize("position, expected", [
-    ("after_act", [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Dropout]),
-    ("before_bn", [nn.Linear, nn.Dropout, nn.BatchNorm1d, nn.ReLU]),
+    ("after_act", [nn.Linear, nn.BatchNorm1d, nn.ReLU, Dropout]),
+    ("before_bn", [nn.Linear, Dropout, nn.BatchNorm1d, nn.ReLU]),
 ])
 def test_dropout_position_sets_the_layer_order(position, expected):
     spec = dataclasses.replace(BASE, depth=2, batchnorm=True, dropout=0.3, dropout_position=position)
@@ -89,10 +89,10 @@ def test_dropout_position_sets_the_layer_order(position, expected):
 def test_alpha_dropout_when_asked():
     spec = dataclasses.replace(BASE, depth=2, activation="selu", init="lecun", dropout=0.1, dropout_kind="alpha")
     model = build_model(spec, 20, 10)
-    assert sum(isinstance(m, nn.AlphaDropout) for m in model.modules()) == 2
-    assert not any(type(m) is nn.Dropout for m in model.modules())
+    assert sum(isinstance(m, AlphaDropout) for m in model.modules()) == 2
+    assert not any(type(m) is Dropout for m in model.modules())
     lstm = build_model(dataclasses.replace(spec, dataset="adding", model="lstm"), (30, 2), 1)
-    assert any(isinstance(m, nn.AlphaDropout) for m in lstm.modules())
+    assert any(isinstance(m, AlphaDropout) for m in lstm.modules())
 
 
 def test_pyramid_halves_the_width_down_to_four():

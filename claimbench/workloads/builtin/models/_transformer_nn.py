@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from claimbench.workloads.builtin.layers import INITS, Readout, init_linear
+from claimbench.workloads.builtin.layers import INITS, Dropout, Readout, init_linear
 
 VOCAB = 256  # byte-level: every byte is a token
 
@@ -52,7 +52,7 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(width)
         self.fc1 = nn.Linear(width, 4 * width)
         self.fc2 = nn.Linear(4 * width, width)
-        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.drop = Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, h: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         n, t, w = h.shape
@@ -90,7 +90,7 @@ class Transformer(nn.Module):
         if mup:  # SP's variance at the base width: constant in width
             with torch.no_grad():
                 self.head.weight.mul_(math.sqrt(INITS[init](base_width, n_out) / INITS[init](width, n_out)))
-        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.drop = Dropout(dropout) if dropout > 0 else nn.Identity()
         if positions == "rope":
             cos, sin = rotary_tables(seq_len, width // heads)
             self.register_buffer("rope_cos", cos, persistent=False)
