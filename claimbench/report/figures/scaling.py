@@ -142,7 +142,7 @@ def critical_batch_figures(claim: Claim, result: ClaimResult, evaluation: "Evalu
             for name, colour in (("critical batch", BLUE), ("gradient noise scale", ORANGE)):
                 v, lo, hi = _estimate(est, name)
                 if np.isfinite(v) and v > 0:
-                    ax.errorbar([v], [y], xerr=[[v - lo if np.isfinite(lo) else 0], [hi - v if np.isfinite(hi) else 0]],
+                    ax.errorbar([v], [y], xerr=[[max(v - lo, 0) if np.isfinite(lo) else 0], [max(hi - v, 0) if np.isfinite(hi) else 0]],
                                 fmt="o", color=colour, capsize=4, linewidth=2)
                     xs_all += [x for x in (v, lo, hi) if np.isfinite(x) and x > 0]
                 labels.append(("B_crit (fit)" if name == "critical batch" else "B_simple (measured)")
