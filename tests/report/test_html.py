@@ -13,6 +13,7 @@ import pytest
 
 from claimbench.api import evaluate_run, evaluate_target
 from claimbench.report import FIGURES, render_html, write_report
+from claimbench.report.figures import base as figures_base
 from claimbench.report.figures import figures_for
 from claimbench.store.rundir import RunStore
 from claimbench.suite import Suite, expand, parse_suite
@@ -42,7 +43,8 @@ RAW = {
          "params": {"axis": "batch_size", "range_axis": "lr", "tolerance": 0.02}},
     ],
 }
-FIGURES_PER_CLAIM = {"best_level_in_range": 2, "range_width_trend": 2}
+#: the kind's own figures, plus the common tuned-value figure where the claim tunes lr within its levels
+FIGURES_PER_CLAIM = {"best_level_in_range": 3, "range_width_trend": 2}
 
 
 def fake_record(spec: TrialSpec) -> TrialRecord:
@@ -185,6 +187,7 @@ def test_write_report_writes_where_asked(run, tmp_path, monkeypatch):
 def test_kind_without_figures_still_renders(evaluation, monkeypatch):
     for kind in FIGURES_PER_CLAIM:  # no figure function for any kind: every section still renders
         monkeypatch.delitem(FIGURES, kind)
+    monkeypatch.setattr(figures_base, "COMMON_FIGURES", [])  # nor the figures every kind may get
     html = render_html(evaluation)
     assert "<svg" not in html[html.index('id="cb-verdicts"'):]  # only the overview, which is no kind's
     for claim in evaluation.suite.claims:
