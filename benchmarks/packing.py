@@ -3,8 +3,8 @@
 For each family the suites train — MLP (batch_size suite: MNIST-1D, 2 x 100 ReLU, SGD momentum),
 CNN (dropout suite: digits 8x8, 2 conv blocks of 16, dropout 0.3, Adam), RNN (clipping suite: the
 adding problem, T = 30, tanh RNN of 32, SGD momentum, norm clipping), LSTM (the same with an LSTM),
-the transformer (the LM's default-tier trial: the grammar dataset, seq_len 64, width 64, depth 2,
-4 heads, Adam) and the LR range test (the MLP) — and for each batch size, the same trials (seeds and LRs differ)
+the transformer (the LM suites' default-tier model: seq_len 32, width 32, depth 2, 4 heads, Adam, on
+the grammar dataset) and the LR range test (the MLP) — and for each batch size, the same trials (seeds and LRs differ)
 are trained one at a time on the single-trial engine (``train_trial``) and jointly on the packed
 engine (its family's ``train_jointly``) at several pack widths, including the one the runner picks
 (``train.packing.pack_width``). Evaluation is included in both (two evaluations: step 0 and the
@@ -51,7 +51,7 @@ FAMILIES: dict[str, tuple[TrialSpec, tuple[int, ...], int]] = {  # (trial, batch
                       lr=0.01, clip="norm", evals=1, steps=1), (8, 32), 200),
     "lstm": (TrialSpec(dataset="adding", model="lstm", depth=1, width=32, momentum=0.9, lr=0.01, evals=1, steps=1),
              (32,), 80),
-    "transformer": (TrialSpec(dataset="grammar", model="transformer", seq_len=64, depth=2, width=64, heads=4,
+    "transformer": (TrialSpec(dataset="grammar", model="transformer", seq_len=32, depth=2, width=32, heads=4,
                               init="lecun", optimizer="adam", lr=0.003, evals=1, steps=1), (8, 32), 100),
     "range": (TrialSpec(dataset="mnist1d", kind="range_test", depth=2, width=100, momentum=0.9, range_steps=100,
                         evals=1, steps=1), (32,), 200),
