@@ -205,9 +205,10 @@ class Spec:
         if self.batch_schedule == "step":
             if self.batch_factor < 2:
                 raise ValueError(f"batch_schedule step needs batch_factor >= 2, got {self.batch_factor}")
-            if self.schedule != "constant" or self.kind != "train" or self.measure_noise_scale:
-                raise ValueError("batch_schedule step takes the place of an LR schedule: it needs schedule constant, "
-                                 "kind train and no measure_noise_scale; set schedule = \"constant\"")
+            if self.schedule not in ("constant", "step") or self.kind != "train" or self.measure_noise_scale:
+                raise ValueError("batch_schedule step grows the batch where schedule step would cut the LR: it "
+                                 "needs schedule constant (the batch instead of the cut) or step (both at once), kind "
+                                 "train and no measure_noise_scale; set schedule = \"constant\"")
         if not self.range_lr_min < self.range_lr_max:
             raise ValueError(f"range_lr_min must be < range_lr_max, got {self.range_lr_min} and {self.range_lr_max}")
 

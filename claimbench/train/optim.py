@@ -86,10 +86,13 @@ class Schedule:
     (LR from lr/25 up to lr over the first 30%, then cosine down to lr/1e4; momentum is
     not cycled); ``plateau`` multiplies by gamma after ``plateau_patience`` evaluations
     without a lower validation loss. Warmup scales linearly from 1/warmup_steps to 1.
+    With a batch-size schedule (``milestones``: the updates at which the batch grows), ``step`` multiplies
+    by gamma at those updates instead, so the LR cut and the batch growth coincide (Seesaw's ramp).
     """
 
-    def __init__(self, spec, total_steps: int):
+    def __init__(self, spec, total_steps: int, milestones: tuple[int, ...] = ()):
         self.kind = spec.schedule
+        self.milestones = milestones
         self.total = max(total_steps, 1)
         self.gamma = spec.schedule_gamma
         self.warmup = spec.warmup_steps
@@ -102,6 +105,8 @@ class Schedule:
         t = step / self.total
         if self.kind == "constant":
             f = 1.0
+        elif self.kind == "step" and self.milestones:
+            f = self.gamma ** sum(step >= m for m in self.milestones)
         elif self.kind == "step":
             f = self.gamma ** ((t >= 0.5) + (t >= 0.75))
         elif self.kind == "exponential":

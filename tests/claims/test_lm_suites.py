@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-LM_SUITES = ("lm_beta2_halflife.toml", "lm_critical_batch.toml", "lm_mup_transfer.toml", "lm_muon.toml")
-LM_CLAIMS = {"LM-B6", "LM-B6b", "LM-CB", "LM-BNOISE", "LM-W1", "LM-W1b", "LM-MUON", "LM-MUONb"}
+LM_SUITES = ("lm_beta2_halflife.toml", "lm_critical_batch.toml", "lm_mup_transfer.toml", "lm_muon.toml", "lm_seesaw.toml")
+LM_CLAIMS = {"LM-B6", "LM-B6b", "LM-CB", "LM-BNOISE", "LM-W1", "LM-W1b", "LM-MUON", "LM-MUONb", "LM-SEESAW"}
 
 
 def _lm_paths():

@@ -40,6 +40,16 @@ def test_the_batch_grows_where_the_step_schedule_cuts_the_lr(cache):
     assert [p["lr"] for p in record.curve[1:]] == [BASE.lr] * 4  # the LR stays constant
 
 
+def test_with_schedule_step_the_lr_is_cut_where_the_batch_grows(cache):
+    """Seesaw's ramp: each batch growth comes with an LR cut, at the same update."""
+    ramp = train_trial(dataclasses.replace(BASE, schedule="step", schedule_gamma=0.5 ** 0.5), cache)
+    assert ramp.steps_done == 160 + 40 + 20  # the batch schedule as without the cut
+    by_step = {p["step"]: (p.get("batch_size"), p["lr"]) for p in ramp.curve[1:]}
+    assert by_step[80] == (8, pytest.approx(BASE.lr)) and by_step[160] == (8, pytest.approx(BASE.lr))
+    assert by_step[200] == (16, pytest.approx(BASE.lr / 2 ** 0.5))  # first growth at update 160: one cut
+    assert by_step[220] == (32, pytest.approx(BASE.lr / 2))  # second growth at update 200: two cuts
+
+
 def test_examples_to_target_follow_the_schedule(cache):
     spec = dataclasses.replace(BASE, target=0.3)
     record = train_trial(spec, cache)
@@ -71,7 +81,7 @@ def test_packed_batch_schedule_matches_the_single_engine(cache):
 @pytest.mark.parametrize("changes, message", [
     (dict(batch_factor=2), "batch_factor applies to batch_schedule step"),
     (dict(batch_schedule="step"), "batch_factor >= 2"),
-    (dict(batch_schedule="step", batch_factor=2, schedule="step"), "schedule constant"),
+    (dict(batch_schedule="step", batch_factor=2, schedule="cosine"), "schedule constant"),
 ])
 def test_bad_schedules_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):

@@ -101,7 +101,7 @@ class TrialState:
     metric_keys: list[str] = field(default_factory=list)  # what an evaluation measures
 
     def __post_init__(self) -> None:
-        self.schedule = Schedule(self.spec, self.plan.total)
+        self.schedule = Schedule(self.spec, self.plan.total, tuple(first for first, _, _ in self.plan.phases[1:]))
 
     @property
     def keeps_checkpoint(self) -> bool:
