@@ -299,6 +299,7 @@ def one_line(proc: subprocess.CompletedProcess, *words: str) -> str:
     return lines[0]
 
 
+@pytest.mark.heavy  # the README's commands run in the default selection; the errors cost CI time
 @against_head
 def test_an_unreachable_address_is_one_line_at_once(head, tmp_path):
     closed = free_port()
@@ -309,6 +310,7 @@ def test_an_unreachable_address_is_one_line_at_once(head, tmp_path):
     assert time.monotonic() - t0 < 120  # not Ray's own minutes of retries
 
 
+@pytest.mark.heavy  # the README's commands run in the default selection; the errors cost CI time
 @against_head
 def test_a_driver_without_the_token_is_one_line(head, tmp_path):
     env = {k: v for k, v in head["env"].items() if k != "RAY_AUTH_MODE"}
@@ -316,6 +318,7 @@ def test_a_driver_without_the_token_is_one_line(head, tmp_path):
     one_line(proc, "refused this driver's authentication token", "RAY_AUTH_MODE=token", "ray get-auth-token")
 
 
+@pytest.mark.heavy  # the README's commands run in the default selection; the errors cost CI time
 @against_head
 def test_a_workload_the_workers_cannot_import_is_one_line(head, tmp_path):
     """The driver has the package (on its own PYTHONPATH), the head's workers do not."""
