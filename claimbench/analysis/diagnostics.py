@@ -177,16 +177,18 @@ def tuned_points(frame: pd.DataFrame, selected: Sequence[dict], tuned: Sequence[
     axis = next((t for t in tuned if _numeric(frame, t) is not None), None)
     if rows.empty or axis is None or select not in frame.columns:
         return None
-    cells = cells_of(frame, tuned)
-    chosen = dict(zip(cells_of(rows, tuned), zip(rows["trial_id"], rows["_group"].astype(str))))
-    points = []
-    for cell, (picked, group) in chosen.items():
-        for _, row in frame[cells == cell].iterrows():
-            value, metric = pd.to_numeric(row[axis], errors="coerce"), pd.to_numeric(row[select], errors="coerce")
-            points.append({"group": group, "seed": int(row["seed"]) if "seed" in row else 0,
-                           "value": float(value), "metric": float(metric),
-                           "status": str(row.get("status", "completed")), "selected": row["trial_id"] == picked})
-    return {"axis": axis, "metric": select, "points": points} if points else None
+    chosen = pd.DataFrame({"_cell": cells_of(rows, tuned).to_numpy(), "_picked": rows["trial_id"].to_numpy(),
+                           "group": rows["_group"].astype(str).to_numpy()}).drop_duplicates("_cell")
+    cell = frame.assign(_cell=cells_of(frame, tuned)).merge(chosen, on="_cell", how="inner")  # one pass, not per cell
+    if cell.empty:
+        return None
+    points = pd.DataFrame({
+        "group": cell["group"], "seed": cell["seed"].astype(int) if "seed" in cell else 0,
+        "value": pd.to_numeric(cell[axis], errors="coerce").astype(float),
+        "metric": pd.to_numeric(cell[select], errors="coerce").astype(float),
+        "status": cell["status"].astype(str) if "status" in cell else "completed",
+        "selected": cell["trial_id"] == cell["_picked"]})
+    return {"axis": axis, "metric": select, "points": points.to_dict("records")}
 
 
 def grid_edges(frame: pd.DataFrame, selected: Sequence[dict], tuned: Sequence[str],

@@ -214,8 +214,9 @@ class DataCache:
         if not spec.builtin:
             return self.workload_data(spec, device)
         own = {key: getattr(spec, key) for key in datasets.get(spec.dataset).settings}
-        if spec.data_hash and spec.data_hash != datasets.content_hash(spec.dataset):
-            raise UserError(f"dataset {spec.dataset} on this machine hashes to {datasets.content_hash(spec.dataset)}, "
+        here = datasets.content_hash(spec.dataset) if spec.data_hash else ""
+        if here != spec.data_hash:
+            raise UserError(f"dataset {spec.dataset} on this machine hashes to {here}, "
                             f"the run planned {spec.data_hash}", where=f"trial {spec.trial_id}",
                             fix="install the same pinned packages (the corpus is their files) on every node")
         return self.get(spec.dataset, spec.n_samples, spec.data_seed, device, label_noise=spec.label_noise,

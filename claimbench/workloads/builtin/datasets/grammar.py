@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from claimbench.workloads.builtin.datasets import BuiltinDataset, DataParams, Raw
+from claimbench.workloads.builtin.datasets._corpus import windows
 
 SUBJECTS = ("the cat", "a dog", "my friend", "the old man", "she", "we")
 VERBS = ("sees", "likes", "finds", "draws", "keeps")
@@ -26,14 +27,6 @@ def _document(rng: np.random.Generator) -> bytes:
     return (" ".join(sentences) + "\n").encode()
 
 
-def windows(docs: list[bytes], seq_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Documents joined and cut into non-overlapping windows of seq_len + 1 bytes: (x uint8, y int64)."""
-    data = np.frombuffer(b"".join(docs), dtype=np.uint8)
-    n = len(data) // (seq_len + 1)
-    w = data[:n * (seq_len + 1)].reshape(n, seq_len + 1)
-    return w[:, :seq_len].copy(), w[:, 1:].astype(np.int64)
-
-
 def build(p: DataParams) -> Raw:
     t, n = p.settings["seq_len"], p.n_samples or DEFAULT_N
     rng = np.random.default_rng(p.seed)
@@ -45,7 +38,7 @@ def build(p: DataParams) -> Raw:
         split = "train" if u < 0.8 else "val" if u < 0.9 else "test"
         docs[split].append(_document(rng))
         size[split] += len(docs[split][-1])
-    (x, y), (x_val, y_val), (x_test, y_test) = (windows(docs[s], t) for s in need)
+    (x, y), (x_val, y_val), (x_test, y_test) = (windows(b"".join(docs[s]), t) for s in need)
     return Raw(x[:n], y[:n], x_test[:HELD_OUT], y_test[:HELD_OUT], "lm", (t,), standardize="none",
                x_val=x_val[:HELD_OUT], y_val=y_val[:HELD_OUT])
 
