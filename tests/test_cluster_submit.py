@@ -230,6 +230,7 @@ def assert_job_ran(job: subprocess.CompletedProcess, out: Path) -> dict:
     return verdicts
 
 
+@pytest.mark.heavy  # a head node and a job: about 35 s the default selection's 10 minutes cannot spare
 @against_head
 def test_the_built_ins_run_as_the_doc_submits_them(head, tmp_path):
     commands = head["commands"]
