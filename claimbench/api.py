@@ -134,7 +134,8 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
 
     plans = [(Plan(suite, suite, rules=suite.rules(exhaustive)), store)
              for (suite, _), store in zip(targets, stores)]
-    run_rounds(plans, train)
+    with ex.session():  # one Ray, its workers and their data, for every round
+        run_rounds(plans, train)
     out = []
     for plan, store in plans:
         specs = expand(plan.suite)

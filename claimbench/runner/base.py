@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from abc import ABC, abstractmethod
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Iterator
 
 from claimbench.errors import UserError
 from claimbench.runner.child import Isolator, needs_child
@@ -208,6 +208,13 @@ class Executor(ABC):
     def workers(self, note: Callable[[str], None] | None = None) -> int:
         """How many packs train at once (``make_packs`` sizes the packs for them). ``note`` hears what the
         executor does meanwhile, e.g. a cluster's start."""
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """The scope of one run's rounds (``api.run_suites``): an executor may keep what it starts (a Ray
+        connection, its workers and their data) from one ``run`` to the next inside it, and ends it on exit.
+        By default nothing is kept."""
+        yield
 
     @abstractmethod
     def dispatch(self, packs: list[list[TrialSpec]], ledger: Ledger, on_eval: OnEval | None = None) -> None:

@@ -48,6 +48,7 @@ import logging
 import math
 import os
 import socket
+import sys
 import time
 from collections import deque
 from typing import Any, Callable, Iterator
@@ -357,6 +358,9 @@ class RayExecutor(Executor):
         self._connection: tuple[bool, bool] | None = None  # (connected here, embedded), from workers()
         self._sink = None  # the _ProgressSink actor while a run with on_eval trains
         self._note: Callable[[str], None] | None = None  # who hears "starting Ray", "Ray up in 6s"
+        # inside ``session``: the connection, the slots' actors (slot -> actor) and the sink, kept between runs
+        self._held: tuple[bool, bool] | None = None
+        self._actors: dict[int, Any] = {}
 
     @classmethod
     def create(cls, faults: tuple[Fault, ...] = (), address: str | None = None, cpus_per_trial: float = 1,
@@ -421,6 +425,38 @@ class RayExecutor(Executor):
         return cls.remote(self.cpus_per_trial, self.faults, self._sink)
 
     # -- run ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """One run's rounds share one Ray: the connection (or embedded Ray) made by the first round stays up,
+        and so do the slots' actors, with the datasets they built, and the progress sink; all end on exit.
+        Without a session, each ``run`` starts and ends its own."""
+        import ray
+
+        self._held = (False, False)
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            self._release(ray)
+            if held[0] and ray.is_initialized():
+                ray.shutdown()
+
+    def _open(self) -> tuple[bool, bool]:
+        """(connected here, embedded): inside a session, its connection once made (a new one is kept)."""
+        if self._held and self._held[0]:
+            return self._held
+        connection = self._connect()
+        if self._held is not None and connection[0]:
+            self._held = connection
+        return connection
+
+    def _release(self, ray) -> None:
+        """Kill the kept actors and the sink (leave nothing queued or waiting for resources)."""
+        for a in [*self._actors.values(), *([self._sink] if self._sink is not None else [])]:
+            with contextlib.suppress(Exception):  # already dead, or Ray already down
+                ray.kill(a, no_restart=True)
+        self._actors, self._sink = {}, None
+
     def workers(self, note: Callable[[str], None] | None = None) -> int:
         """Packs that train at once: ``num_workers``, or the slots the cluster holds now. Connects
         (or starts the embedded Ray, telling ``note`` when it starts and how long it took); the ``run``
@@ -429,7 +465,7 @@ class RayExecutor(Executor):
 
         self._note = note or self._note
         if self._connection is None:
-            self._connection = self._connect()
+            self._connection = self._open()
         return self.num_workers or self._slots(ray, self._connection[1])
 
     def dispatch(self, packs: list[list[TrialSpec]], ledger: Ledger, on_eval: OnEval | None = None) -> None:
@@ -439,10 +475,11 @@ class RayExecutor(Executor):
 
         connection, self._connection = self._connection, None
         if not packs:
-            if connection and connection[0]:
+            if connection and connection[0] and self._held is None:
                 ray.shutdown()
             return
-        connected, embedded = connection or self._connect()
+        connected, embedded = connection or self._open()
+        connected = connected and self._held is None  # a session's Ray stays up until the session ends
         try:
             self._run(ray, packs, ledger, embedded, on_eval)
         finally:
@@ -455,8 +492,10 @@ class RayExecutor(Executor):
 
         timeouts = ledger.timeouts
 
-        self._sink = (ray.remote(_ProgressSink).options(num_cpus=0, max_restarts=0).remote()
-                      if on_eval is not None else None)
+        held = self._held is not None  # a session's: the sink and the actors stay for its next run
+        if on_eval is None or not (held and self._sink is not None):
+            self._sink = (ray.remote(_ProgressSink).options(num_cpus=0, max_restarts=0).remote()
+                          if on_eval is not None else None)
         last_eval_at: float | None = None
         asked: list = []  # the sink's drain() in flight (one at most), never waited on
 
@@ -483,7 +522,7 @@ class RayExecutor(Executor):
         # no more actors than packs that can train at once (exclusive packs train one at a time)
         n_actors = min(self.num_workers or self._slots(ray, embedded),
                        max(1, sum(not is_exclusive(p) for p in packs)))
-        actors: dict[int, Any] = {}
+        actors: dict[int, Any] = self._actors if held else {}
         started: dict[int, dict[str, Any]] = {}  # slot -> describe(), once its actor runs
         load: dict[int, int] = {}
         queue: deque[tuple[list[TrialSpec], int]] = deque((p, 1) for p in packs if not is_exclusive(p))
@@ -502,8 +541,10 @@ class RayExecutor(Executor):
         def requeue(pack: list[TrialSpec], attempt: int) -> None:
             (timed if is_exclusive(pack) else queue).appendleft((pack, attempt))
 
-        def start(i: int) -> None:
-            actors[i] = self._new_actor()
+        def start(i: int, new: bool = True) -> None:
+            """Slot ``i`` gets a new actor (``new``; else the session's kept one), which describes itself."""
+            if new:
+                actors[i] = self._new_actor()
             started.pop(i, None)
             running_since.pop(i, None)
             load[i] = 0
@@ -593,7 +634,7 @@ class RayExecutor(Executor):
             return any(pack is not None for _, pack, _ in inflight.values())
 
         for i in range(n_actors):
-            start(i)
+            start(i, new=i not in actors)
         waited, warn_at = 0.0, _STALL_WARNING_S
         poll = _PROGRESS_EVERY_S if self._sink is not None else _STALL_WARNING_S
         try:
@@ -686,7 +727,6 @@ class RayExecutor(Executor):
                     ledger.done(pack, attempt, records)
                 submit()
         finally:
-            for a in [*actors.values(), *([self._sink] if self._sink is not None else [])]:
-                with contextlib.suppress(Exception):  # also those still waiting for resources: leave nothing queued
-                    ray.kill(a, no_restart=True)
-            self._sink = None
+            if not held or sys.exc_info()[0] is not None:  # a session keeps them for its next run, unless this one failed
+                self._actors = actors
+                self._release(ray)  # also those still waiting for resources: leave nothing queued

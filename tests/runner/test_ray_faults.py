@@ -108,3 +108,46 @@ def test_a_built_in_pack_past_its_limit_is_failed_its_actor_replaced_and_the_run
     assert by_id[h.trial_id].status is TrialStatus.FAILED and by_id[h.trial_id].error == "timed out after 0.3 s"
     assert by_id[a.trial_id].status is TrialStatus.COMPLETED and by_id[b.trial_id].status is TrialStatus.COMPLETED
     assert world.killed >= 1
+
+
+def test_a_session_keeps_its_actors_from_one_run_to_the_next_and_ends_them_on_exit(monkeypatch):
+    """The experimenter loop's rounds run inside one session: the second round's packs go to the first
+    round's actor (its datasets already built), and only the session's end kills it."""
+    import ray
+
+    world = World()
+    made = []
+    ex = RayExecutor(num_workers=1, inflight_per_actor=2)
+    ex._new_actor = lambda: made.append(Actor(world)) or made[-1]
+    monkeypatch.setattr(ray, "kill", world.kill)
+    packs = [[dataclasses.replace(BASE, seed=i)] for i in range(4)]
+    with ex.session():
+        for round_packs in (packs[:2], packs[2:]):
+            records = []
+            ex._run(world, round_packs, Ledger(round_packs, records.append, {}, ex.max_attempts))
+            assert [r.status for r in records] == [TrialStatus.COMPLETED] * 2
+            assert world.killed == 0
+    assert len(made) == 1 and world.killed == 1 and ex._actors == {}
+    # outside a session each run starts its actors and ends them
+    records = []
+    ex._run(world, packs[:1], Ledger(packs[:1], records.append, {}, ex.max_attempts))
+    assert len(made) == 2 and world.killed == 2
+
+
+def test_a_session_run_that_fails_ends_its_actors_at_once(monkeypatch):
+    import ray
+
+    world = World()
+    ex = RayExecutor(num_workers=1, inflight_per_actor=2)
+    ex._new_actor = lambda: Actor(world)
+    monkeypatch.setattr(ray, "kill", world.kill)
+    packs = [[dataclasses.replace(BASE, seed=0)]]
+
+    def broken(*_a, **_k):
+        raise RuntimeError("the driver failed")
+
+    with pytest.raises(RuntimeError), ex.session():
+        ledger = Ledger(packs, lambda _: None, {}, ex.max_attempts)
+        ledger.done = broken
+        ex._run(world, packs, ledger)
+    assert world.killed == 1 and ex._actors == {}
