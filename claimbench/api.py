@@ -19,7 +19,7 @@ from claimbench.check.gate import Measured
 from claimbench.env import environment
 from claimbench.errors import StoreError, UserError
 from claimbench.evaluation import GROUP_FILE, Evaluation, read_group, suite_run_dirs
-from claimbench.loop import Plan, evaluate, read_doc, run_rounds
+from claimbench.loop import Plan, Rounds, evaluate, read_doc
 from claimbench.paths import inside
 from claimbench.report import write_report
 from claimbench.report.exports import read_verdicts, read_verdicts_doc, verdict_rows
@@ -89,53 +89,82 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
     shared = open_cache(cache)  # --cache / CLAIMBENCH_CACHE: records other run dirs and runners trained
     trained_ids: set[str] = set()
     cached_ids: set[str] = set()
-    rounds: list[int] = []  # trials each round trained
     # what the cost model learns from: a sample of the run dirs' and the cache's records, then every trial this run
     # trains, so that each round's limits and ETA start from what the rounds before it measured
     samples = cost_samples(stores, shared)
+    plans = [(Plan(suite, suite, rules=suite.rules(exhaustive)), store)
+             for (suite, _), store in zip(targets, stores)]
+    rounds = Rounds(plans)
+    routes: dict[str, list[RunStore]] = {}  # trial id -> the stores its record goes to
+    training: set[str] = set()  # queued or training now
+    got: dict[str, TrialRecord] = {}  # the records this run trained
 
-    def train(round_targets: list[tuple[Suite, RunStore, list[TrialSpec]]]) -> None:
-        """One round: the pending trials the loop wants of these suites, through one executor; records go
-        to every store whose suite holds the trial."""
-        routes: dict[str, list[RunStore]] = {}
+    def prepare(batch) -> tuple[list[TrialSpec], dict[str, float]]:
+        """The trials a round of these plans still needs that nothing trains yet, with their limits: each plan
+        waits for its pending trials' records (``Rounds.expect``), which go to every store whose suite holds
+        the trial; the shared cache's records are taken instead of training."""
         todo: dict[str, TrialSpec] = {}
         limits = []
-        for suite, store, specs in round_targets:
+        for i, suite, store, specs in batch:
             store.init(suite, command, env)  # the suite as this round resolves it (extended by the loop)
             pending = store.pending(specs)
             limits.append((suite, store, specs, pending))
             for spec in pending:
-                routes.setdefault(spec.trial_id, []).append(store)
-                todo.setdefault(spec.trial_id, spec)
+                tid = spec.trial_id
+                if store not in routes.setdefault(tid, []):
+                    routes[tid].append(store)
+                if tid not in training and tid in got and got[tid].status.is_final():  # another suite's, done
+                    store.append(got[tid])
+                    continue
+                rounds.expect(i, [tid])
+                if tid not in training:
+                    todo.setdefault(tid, spec)
         if shared is not None and todo:
             for tid, record in shared.get_many(list(todo)).items():  # verified, final, of this code
                 for store in routes.get(tid, ()):
                     store.append(record)
                 cached_ids.add(tid)
+                rounds.arrived(tid)
                 del todo[tid]
-        rounds.append(len(todo))
-        if todo:
-            def on_record(record: TrialRecord) -> None:
-                for store in routes.get(record.trial_id, ()):
-                    store.append(record)
-                if shared is not None:
-                    shared.put(record)
-                sample = Sample.from_parts(record.status, record.wall_s, record.spec)
-                if sample is not None:
-                    samples.append(sample)
+        training.update(todo)
+        trained_ids.update(todo)
+        return list(todo.values()), trial_timeouts(limits, trial_timeout, CostModel.fit(samples))
 
-            if progress and len(rounds) > 1:  # each round has its own bar and ETA: say which round it is
-                print(f"claimbench: round {len(rounds) - 1} of the experimenter loop: {len(todo)} trials",
-                      file=sys.stderr, flush=True)
-            trained_ids.update(todo)
-            model = CostModel.fit(samples)
-            run_trials(list(todo.values()), ex, on_record, pack_size=pack_size, progress=progress,
-                       timeouts=trial_timeouts(limits, trial_timeout, model), model=model)
+    def more() -> tuple[list[TrialSpec], dict[str, float]]:
+        """The next rounds of the plans whose rounds are complete (judged now), until one needs training."""
+        while not rounds.done:
+            batch = rounds.advance()
+            if not batch:
+                break  # the plans still running wait for records
+            specs, limits = prepare(batch)
+            if specs:
+                if progress:
+                    print("claimbench: " + "; ".join(f"{suite.name} round {rounds.rounds[i]}" for i, suite, _, _ in batch)
+                          + f" of the experimenter loop: {len(specs)} trials", file=sys.stderr, flush=True)
+                return specs, limits
+        return [], {}
 
-    plans = [(Plan(suite, suite, rules=suite.rules(exhaustive)), store)
-             for (suite, _), store in zip(targets, stores)]
+    def on_record(record: TrialRecord) -> None:
+        for store in routes.get(record.trial_id, ()):
+            store.append(record)
+        if shared is not None:
+            shared.put(record)
+        sample = Sample.from_parts(record.status, record.wall_s, record.spec)
+        if sample is not None:
+            samples.append(sample)
+        got[record.trial_id] = record
+        training.discard(record.trial_id)
+        rounds.arrived(record.trial_id)
+
     with ex.session():  # one Ray, its workers and their data, for every round
-        run_rounds(plans, train)
+        specs, limits = prepare(rounds.start())
+        if not specs:
+            specs, limits = more()
+        # the rounds overlap: a suite whose round is complete plans its next while the others' trials train
+        while specs:
+            run_trials(specs, ex, on_record, pack_size=pack_size, progress=progress, timeouts=limits,
+                       model=CostModel.fit(samples), more=more)
+            specs, limits = more()  # an executor that never asks ``Ledger.more`` trains each round as a run
     out = []
     for plan, store in plans:
         specs = expand(plan.suite)

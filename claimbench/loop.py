@@ -37,7 +37,8 @@ Three further rules spend compute where a verdict can still change (defaults bel
 Each round's decisions are recorded in the run dir (``adaptive.json``) and shown in the report. The
 extensions read only the diagnostics, futility only the p-values, pruning only the selection metric. The
 rounds depend only on the records, so the same command gives the same rounds, and a rerun (records
-present) trains nothing new. A claim whose diagnostics still fail after the allowed extensions stays
+present) trains nothing new. The suites of a run go at their own pace (``Rounds``): a suite whose round
+is complete is judged and its next round queued while the other suites' trials train. A claim whose diagnostics still fail after the allowed extensions stays
 undecided, with the reason.
 """
 
@@ -454,32 +455,70 @@ def read_record(run_dir: str | Path) -> list[dict[str, Any]]:
     return [e for e in ext if isinstance(e, dict)] if isinstance(ext, list) else []
 
 
-def run_rounds(plans: list[tuple[Plan, RunStore]],
-               train: Callable[[list[tuple[Suite, RunStore, list[TrialSpec]]]], None]) -> None:
-    """Train round 0 (every plan's open seeds), then plan and train further rounds until no rule applies:
-    at each round the registered extensions first; where none applies, the next look."""
-    train([(plan.suite, store, plan.wanted()) for plan, store in plans])
-    for round_no in range(1, MAX_ROUNDS + 1):
-        todo = []
-        for plan, store in plans:
-            if not adaptive(plan):
+class Rounds:
+    """The experimenter loop over several suites' plans, each at its own pace (overlapping rounds).
+
+    ``start`` gives every plan's round 0. The trainer reports each record (``arrived``) and asks ``advance``
+    for more work whenever it likes: a plan whose round has all its records is judged then, and its next round
+    (the registered extensions first; where none applies, the next look or the seeds growing) joins the work
+    of the plans still training, so the workers do not wait for a look, and a plan's judging runs while the
+    others' trials train. A plan's decisions read only its own records, so each plan gives the same rounds
+    whatever the pace of the others."""
+
+    def __init__(self, plans: list[tuple[Plan, RunStore]]) -> None:
+        self.plans = plans
+        self.rounds = [0] * len(plans)  # rounds each plan has planned after its first
+        self.waiting: list[set[str]] = [set() for _ in plans]  # each plan's trials of its round without a record
+        self.finished = [False] * len(plans)
+
+    def start(self) -> list[tuple[int, Suite, RunStore, list[TrialSpec]]]:
+        """Round 0 of every plan: (plan index, its suite, its store, the trials it wants)."""
+        return [(i, plan.suite, store, plan.wanted()) for i, (plan, store) in enumerate(self.plans)]
+
+    def expect(self, i: int, trial_ids) -> None:
+        """Plan ``i``'s round waits for these trials' records."""
+        self.waiting[i].update(trial_ids)
+
+    def arrived(self, trial_id: str) -> None:
+        for waiting in self.waiting:
+            waiting.discard(trial_id)
+
+    def advance(self) -> list[tuple[int, Suite, RunStore, list[TrialSpec]]]:
+        """The next round of each plan whose round has every record, judged now (its ``adaptive.json``
+        written); a plan with no rule left to apply is finished. [] when no plan is ready."""
+        out = []
+        for i, (plan, store) in enumerate(self.plans):
+            if self.finished[i] or self.waiting[i]:
                 continue
-            results, frame = judge_store(plan.suite, store)
-            plan.claim_cells = claim_cells(plan, frame)
-            nxt = next_round(plan, results, round_no)
-            if nxt is not None:
-                plan.suite = nxt
-            elif plan.rules.active and plan.open < len(plan.suite.seeds):
-                take_look(plan, results, frame, round_no)
-            elif not plan.rules.grow or plan.growth or len(plan.suite.seeds) >= plan.rules.grow \
-                    or grow_seeds(plan, results, frame, round_no) is None:
-                continue
-            todo.append((plan.suite, store, plan.wanted()))
-        for plan, store in plans:  # every run dir says what this run's rules did (an exhaustive run: nothing)
-            write_record(store, plan)
-        if not todo:
-            return
-        train(todo)
+            self.rounds[i] += 1
+            specs = self._next(plan, store, self.rounds[i]) if self.rounds[i] <= MAX_ROUNDS else None
+            write_record(store, plan)  # every run dir says what this run's rules did (an exhaustive run: nothing)
+            if specs is None:
+                self.finished[i] = True
+            else:
+                out.append((i, plan.suite, store, specs))
+        return out
+
+    @property
+    def done(self) -> bool:
+        return all(self.finished)
+
+    @staticmethod
+    def _next(plan: Plan, store: RunStore, round_no: int) -> list[TrialSpec] | None:
+        """Plan ``plan``'s next round after judging its records, or None when no rule applies."""
+        if not adaptive(plan):
+            return None
+        results, frame = judge_store(plan.suite, store)
+        plan.claim_cells = claim_cells(plan, frame)
+        nxt = next_round(plan, results, round_no)
+        if nxt is not None:
+            plan.suite = nxt
+        elif plan.rules.active and plan.open < len(plan.suite.seeds):
+            take_look(plan, results, frame, round_no)
+        elif not plan.rules.grow or plan.growth or len(plan.suite.seeds) >= plan.rules.grow \
+                or grow_seeds(plan, results, frame, round_no) is None:
+            return None
+        return plan.wanted()
 
 
 def claim_cells(plan: Plan, frame) -> dict[str, set[str]]:

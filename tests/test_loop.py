@@ -12,6 +12,7 @@ import pytest
 from claimbench.analysis.isolation import Design
 from claimbench.claims import Claim, reads
 from claimbench.errors import UserError
+from claimbench import loop
 from claimbench.loop import needed_cells
 from claimbench.suite import expand, load_suite
 
@@ -187,3 +188,42 @@ def test_growth_is_registered_data_and_a_run_grows_undecided_claims(write_suite,
     assert trained_seeds == ({0, 1, 2, 3, 4} if doc["grown"] else {0, 1, 2})
     with pytest.raises(UserError, match="grow must"):
         load_suite(write_suite(TINY_SUITE.replace("[budget]", "[adapt]\ngrow = -2\n\n[budget]", 1)), "default")
+
+
+def test_suites_go_at_their_own_pace_and_each_gives_the_rounds_it_gives_alone(write_suite, tmp_path, monkeypatch):
+    """Overlapping rounds: a suite whose round is complete is judged and its next round trains while another
+    suite's first round is still queued; each suite's decisions are the ones it takes when run alone."""
+    from claimbench.api import run_suites
+    from claimbench.store.rundir import RunStore
+
+    slow = load_suite(write_suite(LOOKS.replace('name = "tiny"', 'name = "slow"'), "slow.toml"), "default")
+    quick = load_suite(write_suite(LOOKS.replace('name = "tiny"', 'name = "quick"').replace(
+        "steps = 30", "steps = 90").replace("values = [4, 16, 64]", "values = [4, 16]"), "quick.toml"), "default")
+    arrived = []
+    append = RunStore.append
+
+    def spy(store, record):
+        arrived.append((store.dir.name, record.spec["seed"]))
+        return append(store, record)
+
+    judged = []
+    judge = loop.judge_store
+
+    def judging(suite, store):
+        judged.append((suite.name, len(arrived)))
+        return judge(suite, store)
+
+    monkeypatch.setattr(RunStore, "append", spy)
+    monkeypatch.setattr(loop, "judge_store", judging)
+    together = run_suites([(slow, tmp_path / "slow"), (quick, tmp_path / "quick")], executor="local",
+                          progress=False, pack_size=1)
+    first_slow = max(k for k, (name, seed) in enumerate(arrived) if name == "slow" and seed < 2)
+    # quick's first look was judged, and its next seeds queued, while slow's first round still trained
+    assert min(n for name, n in judged if name == "quick") <= first_slow
+    assert all(n > first_slow for name, n in judged if name == "slow")
+    for suite, summary in zip((slow, quick), together):
+        alone = run_suites([(suite, tmp_path / f"{suite.name}-alone")], executor="local", progress=False,
+                           pack_size=1)[0]
+        doc, ref = (json.loads((d / "adaptive.json").read_text()) for d in (summary.run_dir, alone.run_dir))
+        assert [k["text"] for k in doc["looks"]] == [k["text"] for k in ref["looks"]]
+        assert doc["skipped"] == ref["skipped"] and summary.trained == alone.trained

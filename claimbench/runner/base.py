@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 
 OnRecord = Callable[[TrialRecord], None]
+#: ``feed()``: packs to add to a run while it trains, with their trials' limits; ([], {}) when none now.
+Feed = Callable[[], tuple[list[list[TrialSpec]], dict[str, float]]]
 #: ``on_eval(trial_id, step, total)``: a trial of a pack still training evaluated after ``step`` of ``total``.
 OnEval = Callable[[str, int, int], None]
 
@@ -123,11 +125,25 @@ class Ledger:
     workload does not read marked (``TrialRecord.not_applicable``)."""
 
     def __init__(self, packs: list[list[TrialSpec]], on_record: OnRecord, timeouts: dict[str, float],
-                 max_attempts: int = MAX_ATTEMPTS) -> None:
+                 max_attempts: int = MAX_ATTEMPTS, feed: Feed | None = None) -> None:
         self.on_record = on_record
         self.timeouts = timeouts
         self.max_attempts = max_attempts
+        self.feed = feed
         self._waiting: dict[str, TrialSpec] = {s.trial_id: s for p in packs for s in p}
+
+    def more(self) -> list[list[TrialSpec]]:
+        """Packs the driver adds to the run now (``feed``: the experimenter loop's next rounds, as the
+        records of the last ones arrive); []: none now. An executor asks after each outcome it reports and
+        before it ends: the run ends when nothing is queued or training and this gives nothing."""
+        if self.feed is None:
+            return []
+        packs, limits = self.feed()
+        self.timeouts.update(limits)
+        for pack in packs:
+            for spec in pack:
+                self._waiting.setdefault(spec.trial_id, spec)
+        return packs
 
     def limit(self, pack: list[TrialSpec]) -> float | None:
         """The pack's limit from when its worker begins it (``timeouts.pack_limit``), for an executor that
@@ -218,17 +234,18 @@ class Executor(ABC):
 
     @abstractmethod
     def dispatch(self, packs: list[list[TrialSpec]], ledger: Ledger, on_eval: OnEval | None = None) -> None:
-        """Send each pack to a worker, where ``Worker.train(pack, attempt, ledger.timeouts, ...)`` trains it (the
-        exclusive packs last, one at a time, alone: ``is_exclusive``), and report each outcome: ``ledger.done`` (the records came back), ``ledger.lost`` (the worker is gone:
+        """Send each pack, and each pack ``ledger.more`` adds, to a worker, where ``Worker.train(pack, attempt,
+        ledger.timeouts, ...)`` trains it (the exclusive packs when nothing else is queued or training, one at a
+        time, alone: ``is_exclusive``), and report each outcome: ``ledger.done`` (the records came back), ``ledger.lost`` (the worker is gone:
         send the pack again when it returns an attempt number), ``ledger.expired`` (past ``ledger.limit``),
         ``ledger.failed`` (anything else). ``on_eval``, when given, hears the workers' evaluations."""
 
     def run(self, packs: list[list[TrialSpec]], on_record: OnRecord, on_eval: OnEval | None = None,
-            timeouts: dict[str, float] | None = None) -> None:
+            timeouts: dict[str, float] | None = None, feed: Feed | None = None) -> None:
         """Train ``packs``: ``on_record`` hears each trial's record once, as packs finish; ``on_eval(trial_id,
         step, total)`` each evaluation of a pack still training; ``timeouts``: each trial's wall-clock limit
-        in seconds (none where absent)."""
-        ledger = Ledger(packs, on_record, timeouts or {}, self.max_attempts)
+        in seconds (none where absent); ``feed``: more packs as the run goes (``Ledger.more``)."""
+        ledger = Ledger(packs, on_record, dict(timeouts or {}), self.max_attempts, feed)
         self.dispatch(packs, ledger, on_eval)
         left = ledger.waiting()
         if left:

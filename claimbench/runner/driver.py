@@ -18,16 +18,24 @@ from claimbench.workloads.builtin import TrialSpec
 
 def run_trials(specs: list[TrialSpec], executor: Executor, on_record: Callable[[TrialRecord], None],
                pack_size: int = DEFAULT_PACK_SIZE, progress: bool = True,
-               timeouts: dict[str, float] | None = None, model: CostModel | None = None) -> None:
+               timeouts: dict[str, float] | None = None, model: CostModel | None = None,
+               more: Callable[[], tuple[list[TrialSpec], dict[str, float]]] | None = None) -> None:
     """Run ``specs`` in packs (``make_packs``: as wide as the measured width, memory and load balance
     allow, at most ``pack_size``; exclusive timing trials last, alone); ``on_record`` sees each record
     as it arrives (then the progress bar). ``timeouts``: each trial's limit in seconds
     (``timeouts.trial_timeouts``; ``default_timeout`` for a trial it lacks). ``model``: the cost model the
-    ETA starts from (the default model without one)."""
+    ETA starts from (the default model without one). ``more``: asked as records arrive for trials to add
+    to the run, with their limits (the experimenter loop's next rounds, ``loop.Rounds``); each batch is
+    packed on its own, and the bar's count and ETA grow with it."""
+    model = model or CostModel()
+    if not specs and more is not None:
+        specs, timeouts = more()
     if not specs:
         return
-    model = model or CostModel()
-    timeouts = {s.trial_id: (timeouts or {}).get(s.trial_id) or default_timeout(s, model) for s in specs}
+
+    def limits(batch: list[TrialSpec], given: dict[str, float] | None) -> dict[str, float]:
+        return {s.trial_id: (given or {}).get(s.trial_id) or default_timeout(s, model) for s in batch}
+
     with RunProgress(len(specs), enabled=progress) as bar:
         # the executor says what it does before training starts (Ray's start) and while it waits
         workers = executor.workers(note=bar.note)
@@ -38,5 +46,13 @@ def run_trials(specs: list[TrialSpec], executor: Executor, on_record: Callable[[
             on_record(record)
             bar.update(record)
 
+        def feed() -> tuple[list[list[TrialSpec]], dict[str, float]]:
+            batch, given = more()
+            if not batch:
+                return [], {}
+            new = make_packs(batch, pack_size, workers=workers)
+            bar.add(new, len(batch))
+            return new, limits(batch, given)
+
         executor.run(packs, handle, on_eval=bar.on_eval if progress else None,  # none: Ray makes no sink actor
-                     timeouts=timeouts)
+                     timeouts=limits(specs, timeouts), feed=feed if more is not None else None)

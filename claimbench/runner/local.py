@@ -39,17 +39,22 @@ class LocalExecutor(Executor):
 
         self.worker = self.worker or Worker(self.faults)
         threads = torch.get_num_threads()
-        queue = deque((pack, 1) for pack in sorted(packs, key=is_exclusive))  # the timing blocks last, in order
+        queue = deque((pack, 1) for pack in packs if not is_exclusive(pack))
+        timed = deque((pack, 1) for pack in packs if is_exclusive(pack))  # the timing blocks last, in order
         try:
-            while queue:
-                pack, attempt = queue.popleft()
+            while True:
+                for pack in ledger.more():  # the loop's next rounds, as the records of the last ones came
+                    (timed if is_exclusive(pack) else queue).append((pack, 1))
+                if not (queue or timed):
+                    break
+                pack, attempt = (queue or timed).popleft()
                 torch.set_num_threads(TIMING_THREADS if is_exclusive(pack) else threads)
                 try:
                     records = self.worker.train(pack, attempt, ledger.timeouts, on_eval)
                 except WorkerLost as e:
                     again = ledger.lost(pack, attempt, str(e))
                     if again:
-                        queue.appendleft((pack, again))
+                        (timed if is_exclusive(pack) else queue).appendleft((pack, again))
                     continue
                 ledger.done(pack, attempt, records)
         finally:

@@ -58,6 +58,8 @@ class RunProgress:
         self._pack_open: dict[int, int] = {}  # unfinished pack -> its trials without a record
         self._alone: set[int] = set()  # timing packs: trained last, one at a time, nothing else training
         self._measured = 0.0  # worker seconds the finished trials took
+        self._packs_seen = 0  # packs planned so far (each later pack's index follows)
+        self._model: CostModel | None = None
         self._next_line = 0.1
         self.console = Console(stderr=True)
         self._bar = None
@@ -70,10 +72,18 @@ class RunProgress:
     def plan(self, packs: list[list[TrialSpec]], model: CostModel, workers: int) -> None:
         """The packs as they go out, each trial's predicted worker seconds by ``model``, and the workers: the
         rate of work is counted from here (after the executor started)."""
-        self.workers, self.began = max(1, workers), self.clock()
-        for k, pack in enumerate(packs):
+        self.workers, self.began, self._model = max(1, workers), self.clock(), model
+        self.add(packs)
+
+    def add(self, packs: list[list[TrialSpec]], trials: int = 0) -> None:
+        """More packs as the run goes (the experimenter loop's next rounds): the ETA counts their predicted
+        seconds from now; ``trials``: how many trials they add to the count shown."""
+        self.total += trials
+        offset = self._packs_seen
+        self._packs_seen += len(packs)
+        for k, pack in enumerate(packs, start=offset):
             for spec in pack:
-                tid, fam, sec = spec.trial_id, family(spec), model.seconds(spec)
+                tid, fam, sec = spec.trial_id, family(spec), self._model.seconds(spec)
                 self._predicted[tid], self._family[tid], self._pack[tid] = sec, fam, k
                 self._left[fam] = self._left.get(fam, 0.0) + sec
                 self._pack_left[k] = self._pack_left.get(k, 0.0) + sec

@@ -519,9 +519,11 @@ class RayExecutor(Executor):
                 log.warning("per-trial progress stopped: %s: %s", type(e).__name__, str(e).splitlines()[0][:200])
                 self._sink = None
 
-        # no more actors than packs that can train at once (exclusive packs train one at a time)
-        n_actors = min(self.num_workers or self._slots(ray, embedded),
-                       max(1, sum(not is_exclusive(p) for p in packs)))
+        # no more actors than packs that can train at once (exclusive packs train one at a time); a run the
+        # loop feeds may grow, so it takes every slot
+        n_actors = self.num_workers or self._slots(ray, embedded)
+        if ledger.feed is None:
+            n_actors = min(n_actors, max(1, sum(not is_exclusive(p) for p in packs)))
         actors: dict[int, Any] = self._actors if held else {}
         started: dict[int, dict[str, Any]] = {}  # slot -> describe(), once its actor runs
         load: dict[int, int] = {}
@@ -623,6 +625,8 @@ class RayExecutor(Executor):
                 ledger.done(pack, attempt, [TrialRecord.from_dict(d) for d in result])
 
         def submit() -> None:
+            for pack in ledger.more():  # the loop's next rounds: they queue behind what is queued
+                (timed if is_exclusive(pack) else queue).append((pack, 1))
             for i in sorted(started, key=load.get):
                 while queue and load[i] < self.inflight_per_actor:
                     send(i, *queue.popleft())
@@ -638,11 +642,13 @@ class RayExecutor(Executor):
         waited, warn_at = 0.0, _STALL_WARNING_S
         poll = _PROGRESS_EVERY_S if self._sink is not None else _STALL_WARNING_S
         try:
-            while queue or timed or packs_inflight():
+            while queue or timed or packs_inflight() or ledger.feed is not None:
                 t0 = time.monotonic()
                 expire(t0)
                 if not (queue or timed or packs_inflight()):
-                    break
+                    submit()  # the last outcomes may have let the loop plan more
+                    if not (queue or timed or packs_inflight()):
+                        break
                 if not inflight:  # every pack expired and its actor is being replaced: send what is queued
                     submit()
                     continue

@@ -28,12 +28,12 @@ class Listening(LocalExecutor):
         super().__init__()
         self.events = events
 
-    def run(self, packs, on_record, on_eval=None, timeouts=None):
+    def run(self, packs, on_record, on_eval=None, timeouts=None, feed=None):
         def heard(tid, step, total):
             self.events.append(("eval", tid, step, total))
             on_eval(tid, step, total)
 
-        super().run(packs, on_record, on_eval=heard, timeouts=timeouts)
+        super().run(packs, on_record, on_eval=heard, timeouts=timeouts, feed=feed)
 
 
 @pytest.fixture(scope="module")

@@ -151,3 +151,26 @@ def test_a_session_run_that_fails_ends_its_actors_at_once(monkeypatch):
         ledger.done = broken
         ex._run(world, packs, ledger)
     assert world.killed == 1 and ex._actors == {}
+
+
+def test_packs_the_loop_feeds_while_the_run_trains_are_trained_and_then_the_run_ends():
+    """``Ledger.more``: the experimenter loop's next round joins the queue once the first round's records came;
+    the run ends when nothing is queued or training and the feed has nothing more."""
+    world = World()
+    first = [[dataclasses.replace(BASE, seed=i)] for i in range(2)]
+    later = [[dataclasses.replace(BASE, seed=i)] for i in range(2, 5)]
+    records = []
+
+    def feed():
+        if len(records) == 2 and later:  # the first round is complete: its next round
+            batch, later[:] = list(later), []
+            return batch, {s.trial_id: 60.0 for p in batch for s in p}
+        return [], {}
+
+    ex = RayExecutor(num_workers=2, inflight_per_actor=1)
+    ex._new_actor = lambda: Actor(world)
+    ledger = Ledger(first, records.append, {}, ex.max_attempts, feed)
+    ex._run(world, first, ledger)
+    assert sorted(r.spec["seed"] for r in records) == [0, 1, 2, 3, 4]
+    assert all(r.status is TrialStatus.COMPLETED for r in records) and ledger.waiting() == []
+    assert ledger.timeouts[dataclasses.replace(BASE, seed=4).trial_id] == 60.0
