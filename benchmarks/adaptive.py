@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -54,18 +55,23 @@ def summed_time(run_dir: Path) -> tuple[int, float]:
 
 
 def run_mode(suite: str, tier: str, out: Path) -> str:
-    times = {}
+    times, training = {}, {}
     for mode, extra in (("exhaustive", ["--exhaustive"]), ("adaptive", [])):
         cmd = [sys.executable, "-m", "claimbench", "run", suite, "--tier", tier, "--out", str(out / mode),
                "--quiet", *extra]
         start = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
         times[mode] = time.perf_counter() - start
+        found = re.search(r"trained \d+ trials? in (\d+)s", done.stdout)  # the run's closing line
+        training[mode] = float(found.group(1)) if found else float("nan")
         n, summed = summed_time(out / mode)
-        print(f"{mode:10s} trials={n} summed_trial_s={summed:.0f} wall_s={times[mode]:.0f}", flush=True)
+        print(f"{mode:10s} trials={n} summed_trial_s={summed:.0f} training_s={training[mode]:.0f} "
+              f"wall_s={times[mode]:.0f}", flush=True)
     raw, holm, n, diffs = compare(verdicts(out / "adaptive"), verdicts(out / "exhaustive"))
     for d in diffs:
         print("  differs:", d)
+    print(f"training_ratio={training['adaptive'] / training['exhaustive']:.3f} (the runs' training alone, without "
+          "imports, Ray's start and the report)")
     return f"adaptive_wall_ratio={times['adaptive'] / times['exhaustive']:.3f} verdicts_same={raw}/{n} holm_same={holm}/{n}"
 
 
