@@ -97,7 +97,7 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
     rounds = Rounds(plans)
     routes: dict[str, list[RunStore]] = {}  # trial id -> the stores its record goes to
     training: set[str] = set()  # queued or training now
-    got: dict[str, TrialRecord] = {}  # the records this run trained
+    final: set[str] = set()  # trials this run trained to a final record (in the stores they were routed to)
 
     def prepare(batch) -> tuple[list[TrialSpec], dict[str, float]]:
         """The trials a round of these plans still needs that nothing trains yet, with their limits: each plan
@@ -113,8 +113,9 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
                 tid = spec.trial_id
                 if store not in routes.setdefault(tid, []):
                     routes[tid].append(store)
-                if tid not in training and tid in got and got[tid].status.is_final():  # another suite's, done
-                    store.append(got[tid])
+                found = routes[tid][0].records([tid]) if tid in final else []
+                if found:  # trained for another suite of this run: its record, from that suite's store
+                    store.append(found[0])
                     continue
                 rounds.expect(i, [tid])
                 if tid not in training:
@@ -152,7 +153,8 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
         sample = Sample.from_parts(record.status, record.wall_s, record.spec)
         if sample is not None:
             samples.append(sample)
-        got[record.trial_id] = record
+        if record.status.is_final():
+            final.add(record.trial_id)
         training.discard(record.trial_id)
         rounds.arrived(record.trial_id)
 
