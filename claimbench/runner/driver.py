@@ -9,7 +9,7 @@ from typing import Callable
 
 from claimbench.runner.base import Executor
 from claimbench.runner.cost import CostModel
-from claimbench.runner.packs import DEFAULT_PACK_SIZE, make_packs
+from claimbench.runner.packs import DEFAULT_PACK_SIZE, halving_units, make_packs
 from claimbench.runner.progress import RunProgress
 from claimbench.runner.timeouts import default_timeout
 from claimbench.trial import TrialRecord
@@ -18,12 +18,15 @@ from claimbench.workloads.builtin import TrialSpec
 
 def run_trials(specs: list[TrialSpec], executor: Executor, on_record: Callable[[TrialRecord], None],
                pack_size: int = DEFAULT_PACK_SIZE, progress: bool = True,
-               timeouts: dict[str, float] | None = None, model: CostModel | None = None) -> None:
+               timeouts: dict[str, float] | None = None, model: CostModel | None = None,
+               halving: dict[str, dict] | None = None) -> None:
     """Run ``specs`` in packs (``make_packs``: as wide as the measured width, memory and load balance
     allow, at most ``pack_size``; exclusive timing trials last, alone); ``on_record`` sees each record
     as it arrives (then the progress bar). ``timeouts``: each trial's limit in seconds
     (``timeouts.trial_timeouts``; ``default_timeout`` for a trial it lacks). ``model``: the cost model the
-    ETA starts from (the default model without one)."""
+    ETA starts from (the default model without one). ``halving``: trial id -> its halving directive (the
+    experimenter loop's ``halve`` rule): its groups go out in one pack where the width allows
+    (``make_packs``'s ``together``), and the directives travel with the packs as the timeouts do."""
     if not specs:
         return
     model = model or CostModel()
@@ -31,12 +34,14 @@ def run_trials(specs: list[TrialSpec], executor: Executor, on_record: Callable[[
     with RunProgress(len(specs), enabled=progress) as bar:
         # the executor says what it does before training starts (Ray's start) and while it waits
         workers = executor.workers(note=bar.note)
-        packs = make_packs(specs, pack_size, workers=workers)
+        packs = make_packs(specs, pack_size, workers=workers, together=halving_units(halving or {}))
         bar.plan(packs, model, workers)
 
         def handle(record: TrialRecord) -> None:
             on_record(record)
             bar.update(record)
 
+        directives = {s.trial_id: halving[s.trial_id] for s in specs if s.trial_id in (halving or {})}
+        extra = {"halving": directives} if directives else {}  # an executor's own run() may not take it
         executor.run(packs, handle, on_eval=bar.on_eval if progress else None,  # none: Ray makes no sink actor
-                     timeouts=timeouts)
+                     timeouts=timeouts, **extra)
