@@ -94,21 +94,23 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
     # trains, so that each round's limits and ETA start from what the rounds before it measured
     samples = cost_samples(stores, shared)
 
-    def train(round_targets: list[tuple[Suite, RunStore, list[TrialSpec]]]) -> None:
+    def train(round_targets: list[tuple[Suite, RunStore, list[TrialSpec], dict[str, dict]]]) -> None:
         """One round: the pending trials the loop wants of these suites, through one executor; records go
         to every store whose suite holds the trial."""
         routes: dict[str, list[RunStore]] = {}
         todo: dict[str, TrialSpec] = {}
         limits = []
-        for suite, store, specs in round_targets:
+        directives: dict[str, dict] = {}  # trial id -> its halving directive (loop.halving)
+        for suite, store, specs, halve in round_targets:
+            directives.update(halve)
             store.init(suite, command, env)  # the suite as this round resolves it (extended by the loop)
-            pending = store.pending(specs)
+            pending = store.pending(specs, accept_halted=not exhaustive)
             limits.append((suite, store, specs, pending))
             for spec in pending:
                 routes.setdefault(spec.trial_id, []).append(store)
                 todo.setdefault(spec.trial_id, spec)
         if shared is not None and todo:
-            for tid, record in shared.get_many(list(todo)).items():  # verified, final, of this code
+            for tid, record in shared.get_many(list(todo), accept_halted=not exhaustive).items():  # verified, final, of this code
                 for store in routes.get(tid, ()):
                     store.append(record)
                 cached_ids.add(tid)
@@ -130,7 +132,8 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
             trained_ids.update(todo)
             model = CostModel.fit(samples)
             run_trials(list(todo.values()), ex, on_record, pack_size=pack_size, progress=progress,
-                       timeouts=trial_timeouts(limits, trial_timeout, model), model=model)
+                       timeouts=trial_timeouts(limits, trial_timeout, model), model=model,
+                       halving={t: d for t, d in directives.items() if t in todo})
 
     plans = [(Plan(suite, suite, rules=suite.rules(exhaustive)), store)
              for (suite, _), store in zip(targets, stores)]
