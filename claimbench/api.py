@@ -101,8 +101,16 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
         todo: dict[str, TrialSpec] = {}
         limits = []
         directives: dict[str, dict] = {}  # trial id -> its halving directive (loop.halving)
+        whole: set[str] = set()  # trials some suite needs whole: they never halt
         for suite, store, specs, halve in round_targets:
-            directives.update(halve)
+            for spec in specs:
+                d, mine = halve.get(spec.trial_id), directives.get(spec.trial_id)
+                if d is None or (mine is not None and (mine["rung"], mine["k"]) != (d["rung"], d["k"])):
+                    whole.add(spec.trial_id)
+                elif mine is None:
+                    directives[spec.trial_id] = dict(d)
+                else:  # a trial two suites share: it goes on when it ranks among the best of any group of either
+                    mine["groups"] = [*mine["groups"], *d["groups"]]
             store.init(suite, command, env)  # the suite as this round resolves it (extended by the loop)
             pending = store.pending(specs, accept_halted=not exhaustive)
             limits.append((suite, store, specs, pending))
@@ -133,7 +141,7 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
             model = CostModel.fit(samples)
             run_trials(list(todo.values()), ex, on_record, pack_size=pack_size, progress=progress,
                        timeouts=trial_timeouts(limits, trial_timeout, model), model=model,
-                       halving={t: d for t, d in directives.items() if t in todo})
+                       halving={t: d for t, d in directives.items() if t in todo and t not in whole})
 
     plans = [(Plan(suite, suite, rules=suite.rules(exhaustive)), store)
              for (suite, _), store in zip(targets, stores)]
