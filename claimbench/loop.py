@@ -11,7 +11,7 @@ fixed before the run, decide what the next round trains:
 - ``budget = n`` — where some comparison is budget-limited (its groups' gains over the last quarter of the
   budget spread by more than ``CONVERGENCE_GAIN``), the budget doubles; at most ``n`` times.
 
-Three further rules spend compute where a verdict can still change (defaults below, each overridable in
+Further rules spend compute where a verdict can still change (defaults below, each overridable in
 ``[adapt]``; ``--exhaustive`` turns them off and trains every seed of the full matrix in round 0):
 
 - ``looks = [3, 5]`` — seeds come in planned looks: round 0 trains the first 3 seeds, the next look opens
@@ -25,6 +25,16 @@ Three further rules spend compute where a verdict can still change (defaults bel
   (``claims.reads``) needs, in each of its groups, only the tuned values that ranked among the ``prune`` best
   on at least one seed so far; a claim that reads the whole grid (where the best lies, divergence limits,
   range widths, timings) needs every cell. Later seeds train the union of what the claims still running need.
+- ``halve = f`` (off unless a suite sets it) — successive halving inside packs. At plan time each trial whose
+  every running claim reads only its selected trial's metric and tunes an axis gets a directive
+  (``halving``): the rung ``f``, ``k = prune``, and one group per such claim (its values of the claim's other
+  axes and its seed, ``halving_groups``). The directive travels beside the trial to its worker, as its
+  timeout does, never in its spec or id; the packer keeps each group in one pack where the width allows.
+  At the first evaluation at or after ``f`` of the budget, the worker ranks each group whose members all
+  train in that pack on the claim's ``select`` metric, and a trial among the ``k`` best of none of its
+  groups leaves the pack ``halted`` (``train.policy.driver.halving_losers``). A halted trial is absent from
+  the frames the claims judge (``analysis.frames.without_halted``), ranks last for pruning, is final for an
+  adaptive run and pending for an exhaustive one.
 - ``grow = n`` (off unless a suite sets it) — after the last look, a claim whose interval still straddles a
   boundary (inconclusive on its statistic, no protocol limit, and the nearer one-sided p-value within the
   futility threshold: ``grows``) gains seeds up to ``n``, continuing the suite's seeds, for its own cells
@@ -554,7 +564,7 @@ def next_round(plan: Plan, results: list, round_no: int) -> Suite | None:
 
 def write_record(store: RunStore, plan: Plan) -> None:
     """``adaptive.json`` in the run dir: the registered rules, every extension and look taken, the claims
-    stopped for futility and how many trials of the full matrix the rules left untrained."""
+    stopped for futility, how many trials of the full matrix the rules left untrained and how many halted."""
     full = expand(plan.suite)
     trained = {s.trial_id for s in plan.wanted()}
     doc = {"schema": 2, "rules": plan.registered.adapt, "compute": dataclasses.asdict(plan.rules),
