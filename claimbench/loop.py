@@ -72,7 +72,8 @@ from claimbench.store.files import atomic_write_text
 from claimbench.store.rundir import RunStore
 from claimbench.suite import FUTILITY, Axis, Rules, Suite, expand
 from claimbench.trial import TrialRecord
-from claimbench.train.packing import group_key, packable
+from claimbench.runner.packs import DEFAULT_PACK_SIZE, pack_bytes
+from claimbench.train.packing import group_key, pack_width, packable
 from claimbench.workloads.builtin import SPEC_FIELDS, TrialSpec
 
 ADAPT_FILE = "adaptive.json"
@@ -417,8 +418,9 @@ def halve_frame(part, claims: list, design, rules: Rules, curves) -> Any:
     (``train.policy.driver.halving_losers``), on ``curves``: each trial's ``select`` metric at its group's rung,
     the first evaluation at or after ``rules.halve`` of the budget (the group's last curve step), before the
     end; a member that stopped before the rung ranks by its last evaluation when completed, else last. A group
-    whose members could not share a pack (``train.packing.group_key`` differs, or one is not packable) never
-    halts. ``claims``: those still running."""
+    whose members could not share a pack (``train.packing.group_key`` differs, one is not packable, or the
+    group is wider than ``runner.packs``' width for it at the default pack size) never halts. ``claims``: those
+    still running."""
     if not rules.halve or not rules.prune or curves is None or not len(curves) or not len(part):
         return part
     groups = halving_groups(part, claims, design)
@@ -436,7 +438,8 @@ def halve_frame(part, claims: list, design, rules: Rules, curves) -> Any:
     rung_of: dict[str, tuple[int, int]] = {}
     for key, tids in members.items():
         select, sign = next((s, d) for k, s, d in groups[tids[0]] if k == key)
-        if len({packs.get(t) for t in tids}) != 1 or packs.get(tids[0]) is None:
+        key_of = {packs.get(t, (None, 0))[0] for t in tids}
+        if len(key_of) != 1 or None in key_of or len(tids) > packs[tids[0]][1]:
             survivors |= set(tids)
             continue
         steps = sorted({int(x) for t in tids if t in by_trial for x in by_trial[t]["step"]})
@@ -478,18 +481,20 @@ def halve_frame(part, claims: list, design, rules: Rules, curves) -> Any:
     return out
 
 
-def _pack_keys(rows) -> dict[str, Any]:
-    """Trial id -> the key of the packs it can share (``train.packing.group_key``), None where it trains alone
-    (not packable) or its spec cannot be rebuilt from the frame's columns."""
+def _pack_keys(rows) -> dict[str, tuple[Any, int]]:
+    """Trial id -> (the key of the packs it can share, ``train.packing.group_key``, and the widest such pack at
+    the default pack size); the key is None where it trains alone (not packable) or its spec cannot be
+    rebuilt from the frame's columns."""
     out: dict[str, Any] = {}
     for tid, row in zip(rows["trial_id"], rows.to_dict("records")):
         fields = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()
                   if k in SPEC_FIELDS}
         try:
             spec = TrialSpec.from_dict(fields)
-            out[tid] = repr(group_key(spec)) if packable(spec) else None
+            out[tid] = (repr(group_key(spec)), pack_width(spec, DEFAULT_PACK_SIZE, pack_bytes(spec))) \
+                if packable(spec) else (None, 0)
         except Exception:  # a frame column the spec does not take as it is: treated as unpackable
-            out[tid] = None
+            out[tid] = (None, 0)
     return out
 
 
