@@ -25,7 +25,7 @@ Further rules spend compute where a verdict can still change (defaults below, ea
   (``claims.reads``) needs, in each of its groups, only the tuned values that ranked among the ``prune`` best
   on at least one seed so far; a claim that reads the whole grid (where the best lies, divergence limits,
   range widths, timings) needs every cell. Later seeds train the union of what the claims still running need.
-- ``halve = f`` (off unless a suite sets it) — successive halving inside packs. At plan time each trial whose
+- ``halve = 0.5`` — successive halving inside packs. At plan time each trial whose
   every running claim reads only its selected trial's metric and tunes an axis gets a directive
   (``halving``): the rung ``f``, ``k = prune``, and one group per such claim (its values of the claim's other
   axes and its seed, ``halving_groups``). The directive travels beside the trial to its worker, as its

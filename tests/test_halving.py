@@ -171,7 +171,8 @@ def test_halve_is_registered_data_and_a_run_halts_then_exhaustive_trains_whole(w
 
     suite = load_suite(write_suite(HALVE_SUITE), "default")
     assert suite.rules().halve == 0.5 and suite.rules(exhaustive=True).halve == 0
-    assert load_suite(write_suite(TINY_SUITE), "default").rules().halve == 0  # off by default
+    assert load_suite(write_suite(TINY_SUITE.replace("seeds = 2", "seeds = 6")), "default").rules().halve == 0.5
+    assert load_suite(write_suite(TINY_SUITE), "default").rules().halve == 0  # no look, none registered: no rule
     with pytest.raises(UserError, match="halve must be"):
         load_suite(write_suite(HALVE_SUITE.replace("halve = 0.5", "halve = 1.5")), "default")
     plan = Plan(suite, suite, rules=suite.rules())

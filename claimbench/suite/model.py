@@ -51,9 +51,10 @@ LOOKS = (3, 5)
 FUTILITY = 0.3
 FUTILITY_FROM = 5
 PRUNE = 3
-#: Successive halving inside packs: the fraction of the budget at which a trial that cannot be its group's
-#: selected trial leaves its pack (0: off). Off by default: see loop.py and docs/suites.md.
-HALVE = 0.0
+#: Successive halving inside packs: the fraction of the budget at which a trial ranked below its groups' top
+#: ``prune`` leaves its pack (0: off). Replayed on the published faq-default and frontier-default frames with
+#: the rules above, 0.5 changed no verdict, raw or Holm-adjusted (benchmarks/adaptive.py --replay --halve 0.5).
+HALVE = 0.5
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class Suite:
 
     def rules(self, exhaustive: bool = False) -> Rules:
         """The compute rules this suite registers (its ``[adapt]``, else the defaults), for its seed count;
-        none when ``exhaustive`` or when it has too few seeds for a look."""
+        none when ``exhaustive``, and only the registered ``grow`` and ``halve`` when it has too few seeds for a look."""
         if exhaustive:
             return Rules()
         a = self.adapt
@@ -161,7 +162,7 @@ class Suite:
         grow = int(a.get("grow", 0))
         grow = grow if grow > len(self.seeds) else 0
         halve = float(a.get("halve", HALVE))
-        if not looks and not grow and not halve:
+        if not looks and not grow and not a.get("halve"):  # too few seeds for a look: a rule only where registered
             return Rules()
         return Rules(looks=looks, futility=float(a.get("futility", FUTILITY)),
                      futility_from=int(a.get("futility_from", FUTILITY_FROM)), prune=int(a.get("prune", PRUNE)),

@@ -147,7 +147,7 @@ def json_schema(workloads: tuple[Workload, ...] | list[Workload] = ()) -> dict[s
                           "halve": {"type": "number", "minimum": 0, "exclusiveMaximum": 1,
                                     "description": "the fraction of the budget at which a trial ranked below "
                                                    "the prune best of its group inside its pack stops, for "
-                                                   "claims reading only the tuned value (default 0: off)"}}},
+                                                   "claims reading only the tuned value (default 0.5; 0: off)"}}},
         },
     }
 
