@@ -124,7 +124,7 @@ def main() -> None:
     ap.add_argument("--tier", default="default")
     ap.add_argument("--out", default=None, help="where the two run dirs go [a temporary dir]")
     ap.add_argument("--replay", default=None, help="a published report dir to replay instead of training")
-    ap.add_argument("--halve", type=float, default=None, help="replay with this halving rung (0: off) [the suites']")
+    ap.add_argument("--halve", type=float, default=None, help="replay with this halving rung (0: off) [the suites' own: 0.5 unless set]")
     args = ap.parse_args()
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}")
     if args.replay:
