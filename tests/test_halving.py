@@ -70,6 +70,17 @@ def test_a_group_split_across_packs_or_a_pack_of_one_never_halts(cache):
     assert alone[0].status is TrialStatus.COMPLETED
 
 
+def test_a_family_engine_without_halving_trains_its_packs_whole(cache, monkeypatch):
+    from claimbench.train.pack import train_pack
+    from claimbench.workloads.builtin import models
+
+    mlp = models.get("mlp")
+    monkeypatch.setattr(models, "find", lambda name: dataclasses.replace(mlp, packed="tests.train.test_pack"))
+    specs = [dataclasses.replace(BASE, lr=lr) for lr in LRS]
+    records = train_pack(specs, cache, halving=[directive() for _ in specs])  # its train_jointly takes no halving
+    assert [r.engine for r in records] == ["stand-in"] * len(specs)
+
+
 def test_packs_keep_a_halving_group_whole_and_runs_without_halving_pack_as_before():
     specs = [dataclasses.replace(BASE, lr=lr, seed=s) for s in range(6) for lr in LRS]
     plain = make_packs(specs, pack_size=6)

@@ -4,6 +4,7 @@ packed engine their model family names, every other trial alone on the single-tr
 from __future__ import annotations
 
 import importlib
+import inspect
 
 import torch
 
@@ -41,7 +42,8 @@ def train_pack(specs: list[TrialSpec], cache: DataCache | None = None, device: s
             continue
         engine = importlib.import_module(packed_engine(specs[members[0]]))
         directives = [halving[i] if halving else None for i in members]
-        extra = {"halving": directives} if any(directives) else {}  # a family module may not take it
+        takes = "halving" in inspect.signature(engine.train_jointly).parameters  # a family's own module may not
+        extra = {"halving": directives} if any(directives) and takes else {}
         records = engine.train_jointly([specs[i] for i in members], cache, device, [flags[i] for i in members],
                                        **extra)
         for i, record in zip(members, records):
