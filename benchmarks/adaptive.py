@@ -2,6 +2,7 @@
 
     python benchmarks/adaptive.py faq --tier default          # runs both ways, back to back (tens of minutes)
     python benchmarks/adaptive.py --replay reports/faq-default  # offline, on a published run's frames (minutes)
+    python benchmarks/adaptive.py --replay reports/faq-default --halve 0.5  # the same with halving at 50%
 
 Run mode trains SUITE (a suite or group) at TIER twice into fresh run dirs, on this checkout's revision:
 ``claimbench run`` (adaptive, the default) and ``claimbench run --exhaustive``. It prints each one's trials,
@@ -11,6 +12,9 @@ Replay mode judges a published (exhaustive) report's frames the way the loop wou
 seeds of each look, the futility stops, the pruned cells (``claimbench.loop``: the same functions), and
 compares the final verdicts with the published frames' own. "saved" is the share of the summed trial time
 of the trials the rules leave out; the wall-clock saving is smaller, since pruning thins the packs.
+``--halve F`` sets the halving rule (the suites' own otherwise): each round's trials are halved inside their
+packs on the published curves (``claimbench.loop.halve_frame``); a halted trial keeps the share of its wall time
+up to its rung (its rung step over its budget's last step), and is absent from the frames judged.
 
 The last line: ``adaptive_wall_ratio=X verdicts_same=N/M holm_same=N/M`` (run mode; replay mode prints
 ``adaptive_time_share=X`` instead of the wall ratio: the summed trial time the rules keep).
@@ -75,15 +79,18 @@ def run_mode(suite: str, tier: str, out: Path) -> str:
     return f"adaptive_wall_ratio={times['adaptive'] / times['exhaustive']:.3f} verdicts_same={raw}/{n} holm_same={holm}/{n}"
 
 
-def replay(path: Path) -> str:
+def replay(path: Path, halve: float | None = None) -> str:
+    import dataclasses
+
     from claimbench.analysis import inference
+    from claimbench.analysis.frames import without_halted
     from claimbench.api import evaluate_published
     from claimbench.claims import evaluate_claims, evidence
     from claimbench.loop import evaluate
     from claimbench.loop import replay as replay_looks
 
     evs = evaluate_published(path)
-    ref, got, kept_s, all_s = [], [], 0.0, 0.0
+    ref, got, kept_s, all_s, halted = [], [], 0.0, 0.0, 0
     for ev in evs:
         suite, frame, curves = ev.suite, ev.frame, ev.curves()
         design = suite.design()
@@ -92,16 +99,20 @@ def replay(path: Path) -> str:
             cur = curves[curves["trial_id"].isin(part["trial_id"])] if len(curves) else curves
             return evaluate_claims(list(suite.claims), part, design, cur, variants=False)
 
-        trained, stopped, _ = replay_looks(frame, list(suite.claims), design, suite.rules(), judge)
-        part = curves[curves["trial_id"].isin(trained["trial_id"])] if len(curves) else curves
-        mine = evaluate(list(suite.claims), trained, design, part, {"stopped": stopped})
+        rules = suite.rules() if halve is None else dataclasses.replace(suite.rules(), halve=halve)
+        trained, stopped, _ = replay_looks(frame, list(suite.claims), design, rules, judge, curves=curves)
+        judged = without_halted(trained)
+        part = curves[curves["trial_id"].isin(judged["trial_id"])] if len(curves) else curves
+        mine = evaluate(list(suite.claims), judged, design, part, {"stopped": stopped})
         kept_s += float(trained["wall_s"].sum())
+        n_halted = int((trained["status"] == "halted").sum())
+        halted += n_halted
         all_s += float(frame["wall_s"].sum())
         for r, q in zip(ev.results, mine):
             ref.append((suite.name, r))
             got.append((suite.name, q))
-        print(f"{suite.name:28s} trials {len(trained):5d} of {len(frame):5d}; stopped: {', '.join(sorted(stopped)) or '-'}",
-              flush=True)
+        print(f"{suite.name:28s} trials {len(trained):5d} of {len(frame):5d}, halted {n_halted:4d}; "
+              f"stopped: {', '.join(sorted(stopped)) or '-'}", flush=True)
     adj_ref = inference.adjust([evidence(r) for _, r in ref])
     adj_got = inference.adjust([evidence(r) for _, r in got])
     a = {(s, r.claim_id): (r.verdict, h) for (s, r), h in zip(got, adj_got)}
@@ -109,6 +120,7 @@ def replay(path: Path) -> str:
     raw, holm, n, diffs = compare(a, b)
     for d in diffs:
         print("  differs:", d)
+    print(f"halted={halted} summed_trial_s={kept_s:.0f} of {all_s:.0f}")
     return f"adaptive_time_share={kept_s / all_s:.3f} verdicts_same={raw}/{n} holm_same={holm}/{n}"
 
 
@@ -118,10 +130,11 @@ def main() -> None:
     ap.add_argument("--tier", default="default")
     ap.add_argument("--out", default=None, help="where the two run dirs go [a temporary dir]")
     ap.add_argument("--replay", default=None, help="a published report dir to replay instead of training")
+    ap.add_argument("--halve", type=float, default=None, help="replay with this halving rung (0: off) [the suites' own: 0.5 unless set]")
     args = ap.parse_args()
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}")
     if args.replay:
-        print(replay(Path(args.replay)))
+        print(replay(Path(args.replay), args.halve))
     elif args.suite:
         out = Path(args.out or tempfile.mkdtemp(prefix="cb-adaptive-"))
         print(run_mode(args.suite, args.tier, out))

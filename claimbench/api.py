@@ -32,7 +32,7 @@ from claimbench.store.cache import open_cache
 from claimbench.store.rundir import RunStore
 from claimbench.suite import Suite, expand, load_suite, load_targets, recorded_suite, resolve_published_suite
 from claimbench.workloads import registry
-from claimbench.trial import TrialRecord
+from claimbench.trial import TrialRecord, TrialStatus
 from claimbench.workloads.builtin import TrialSpec
 
 
@@ -99,15 +99,26 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
     training: set[str] = set()  # queued or training now
     final: set[str] = set()  # trials this run trained to a final record (in the stores they were routed to)
 
-    def prepare(batch) -> tuple[list[TrialSpec], dict[str, float]]:
-        """The trials a round of these plans still needs that nothing trains yet, with their limits: each plan
-        waits for its pending trials' records (``Rounds.expect``), which go to every store whose suite holds
-        the trial; the shared cache's records are taken instead of training."""
+    directives: dict[str, dict] = {}  # trial id -> its halving directive (loop.halving)
+    whole: set[str] = set()  # trials some suite needs whole: they never halt
+
+    def prepare(batch) -> tuple[list[TrialSpec], dict[str, float], dict[str, dict]]:
+        """The trials a round of these plans still needs that nothing trains yet, with their limits and halving
+        directives: each plan waits for its pending trials' records (``Rounds.expect``), which go to every
+        store whose suite holds the trial; the shared cache's records are taken instead of training."""
         todo: dict[str, TrialSpec] = {}
         limits = []
-        for i, suite, store, specs in batch:
+        for i, suite, store, specs, halve in batch:
+            for spec in specs:
+                d, mine = halve.get(spec.trial_id), directives.get(spec.trial_id)
+                if d is None or (mine is not None and (mine["rung"], mine["k"]) != (d["rung"], d["k"])):
+                    whole.add(spec.trial_id)
+                elif mine is None:
+                    directives[spec.trial_id] = dict(d)
+                else:  # a trial two suites share: it goes on when it ranks among the best of any group of either
+                    mine["groups"] = [*mine["groups"], *d["groups"]]
             store.init(suite, command, env)  # the suite as this round resolves it (extended by the loop)
-            pending = store.pending(specs)
+            pending = store.pending(specs, accept_halted=not exhaustive)
             limits.append((suite, store, specs, pending))
             for spec in pending:
                 tid = spec.trial_id
@@ -121,7 +132,7 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
                 if tid not in training:
                     todo.setdefault(tid, spec)
         if shared is not None and todo:
-            for tid, record in shared.get_many(list(todo)).items():  # verified, final, of this code
+            for tid, record in shared.get_many(list(todo), accept_halted=not exhaustive).items():  # verified, final, of this code
                 for store in routes.get(tid, ()):
                     store.append(record)
                 cached_ids.add(tid)
@@ -129,23 +140,33 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
                 del todo[tid]
         training.update(todo)
         trained_ids.update(todo)
-        return list(todo.values()), trial_timeouts(limits, trial_timeout, CostModel.fit(samples))
+        return (list(todo.values()), trial_timeouts(limits, trial_timeout, CostModel.fit(samples)),
+                {t: d for t, d in directives.items() if t in todo and t not in whole})
 
-    def more() -> tuple[list[TrialSpec], dict[str, float]]:
+    def more() -> tuple[list[TrialSpec], dict[str, float], dict[str, dict]]:
         """The next rounds of the plans whose rounds are complete (judged now), until one needs training."""
+        if redo:
+            again = list(redo.values())
+            redo.clear()
+            return again, {}, {}
         while not rounds.done:
             batch = rounds.advance()
             if not batch:
                 break  # the plans still running wait for records
-            specs, limits = prepare(batch)
+            specs, limits, halves = prepare(batch)
             if specs:
                 if progress:
-                    print("claimbench: " + "; ".join(f"{suite.name} round {rounds.rounds[i]}" for i, suite, _, _ in batch)
+                    print("claimbench: " + "; ".join(f"{b[1].name} round {rounds.rounds[b[0]]}" for b in batch)
                           + f" of the experimenter loop: {len(specs)} trials", file=sys.stderr, flush=True)
-                return specs, limits
-        return [], {}
+                return specs, limits, halves
+        return [], {}, {}
+
+    redo: dict[str, TrialSpec] = {}  # halted trials a suite asked for whole while they trained: trained again
 
     def on_record(record: TrialRecord) -> None:
+        if record.status is TrialStatus.HALTED and record.trial_id in whole:
+            redo[record.trial_id] = TrialSpec.from_dict(record.spec)  # the suites waiting for it go on waiting
+            return
         for store in routes.get(record.trial_id, ()):
             store.append(record)
         if shared is not None:
@@ -159,14 +180,14 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
         rounds.arrived(record.trial_id)
 
     with ex.session():  # one Ray, its workers and their data, for every round
-        specs, limits = prepare(rounds.start())
+        specs, limits, halves = prepare(rounds.start())
         if not specs:
-            specs, limits = more()
+            specs, limits, halves = more()
         # the rounds overlap: a suite whose round is complete plans its next while the others' trials train
         while specs:
             run_trials(specs, ex, on_record, pack_size=pack_size, progress=progress, timeouts=limits,
-                       model=CostModel.fit(samples), more=more)
-            specs, limits = more()  # an executor that never asks ``Ledger.more`` trains each round as a run
+                       model=CostModel.fit(samples), halving=halves, more=more)
+            specs, limits, halves = more()  # an executor that never asks ``Ledger.more`` trains each round as a run
     out = []
     for plan, store in plans:
         specs = expand(plan.suite)

@@ -11,7 +11,7 @@ fixed before the run, decide what the next round trains:
 - ``budget = n`` — where some comparison is budget-limited (its groups' gains over the last quarter of the
   budget spread by more than ``CONVERGENCE_GAIN``), the budget doubles; at most ``n`` times.
 
-Three further rules spend compute where a verdict can still change (defaults below, each overridable in
+Further rules spend compute where a verdict can still change (defaults below, each overridable in
 ``[adapt]``; ``--exhaustive`` turns them off and trains every seed of the full matrix in round 0):
 
 - ``looks = [3, 5]`` — seeds come in planned looks: round 0 trains the first 3 seeds, the next look opens
@@ -25,6 +25,16 @@ Three further rules spend compute where a verdict can still change (defaults bel
   (``claims.reads``) needs, in each of its groups, only the tuned values that ranked among the ``prune`` best
   on at least one seed so far; a claim that reads the whole grid (where the best lies, divergence limits,
   range widths, timings) needs every cell. Later seeds train the union of what the claims still running need.
+- ``halve = 0.5`` — successive halving inside packs. At plan time each trial whose
+  every running claim reads only its selected trial's metric and tunes an axis gets a directive
+  (``halving``): the rung ``f``, ``k = prune``, and one group per such claim (its values of the claim's other
+  axes and its seed, ``halving_groups``). The directive travels beside the trial to its worker, as its
+  timeout does, never in its spec or id; the packer keeps each group in one pack where the width allows.
+  At the first evaluation at or after ``f`` of the budget, the worker ranks each group whose members all
+  train in that pack on the claim's ``select`` metric, and a trial among the ``k`` best of none of its
+  groups leaves the pack ``halted`` (``train.policy.driver.halving_losers``). A halted trial is absent from
+  the frames the claims judge (``analysis.frames.without_halted``), ranks last for pruning, is final for an
+  adaptive run and pending for an exhaustive one.
 - ``grow = n`` (off unless a suite sets it) — after the last look, a claim whose interval still straddles a
   boundary (inconclusive on its statistic, no protocol limit, and the nearer one-sided p-value within the
   futility threshold: ``grows``) gains seeds up to ``n``, continuing the suite's seeds, for its own cells
@@ -55,14 +65,17 @@ import pandas as pd
 
 from claimbench.analysis.diagnostics import beyond
 from claimbench.analysis.inference import ALPHA
-from claimbench.analysis.frames import curve_frame, trial_frame
+from claimbench.analysis.frames import curve_frame, trial_frame, without_halted
 from claimbench.analysis.selection import direction
 from claimbench.claims import evaluate_claims, reads
 from claimbench.claims.protocol import claim_frame, tuned_axes
 from claimbench.store.files import atomic_write_text
 from claimbench.store.rundir import RunStore
 from claimbench.suite import FUTILITY, Axis, Rules, Suite, expand
-from claimbench.workloads.builtin import TrialSpec
+from claimbench.trial import TrialRecord
+from claimbench.runner.packs import DEFAULT_PACK_SIZE, pack_bytes
+from claimbench.train.packing import group_key, pack_width, packable
+from claimbench.workloads.builtin import SPEC_FIELDS, TrialSpec
 
 ADAPT_FILE = "adaptive.json"
 #: Rounds after the first at most: every rule is bounded on its own; this bounds their sum.
@@ -129,6 +142,7 @@ class Plan:
     claim_cells: dict[str, set[str]] = field(default_factory=dict)  # each claim's cells, at the last round
     growth: dict[str, dict[str, Any]] = field(default_factory=dict)  # claims grown (``grow_seeds``)
     registered_seeds: int = 0  # the suite's own seed count (seeds beyond it come from ``grow``)
+    halted: set[str] = field(default_factory=set)  # trials halving stopped at their rung, as last judged
 
     def __post_init__(self) -> None:
         if not self.open:
@@ -172,20 +186,23 @@ def cell_of(spec: TrialSpec, first_seed: int) -> str:
 
 def adaptive(plan: Plan) -> bool:
     s = plan.registered
-    return bool(s.adapt.get("extend") or s.adapt.get("budget")) or plan.rules.active or bool(plan.rules.grow)
+    return bool(s.adapt.get("extend") or s.adapt.get("budget")) or plan.rules.active or bool(plan.rules.grow) \
+        or bool(plan.rules.halve)
 
 
 def judge_store(suite: Suite, store: RunStore):
-    """Every claim of ``suite`` judged on ``store``'s records of its trials (no robustness variants)."""
+    """Every claim of ``suite`` judged on ``store``'s records of its trials (no robustness variants), and the
+    frame of those records with the halted trials' rows kept (status "halted"), for the loop's bookkeeping."""
     return judge_records(suite, list(store.records({s.trial_id for s in expand(suite)})))
 
 
 def judge_records(suite: Suite, records: list):
     tables = {a.name: list(a.values) for a in suite.axes if a.is_table}
-    frame = trial_frame(records, tables)
-    if frame.empty:
+    frame = trial_frame(records, tables, halted=True)
+    judged = without_halted(frame)  # claims never see a halted trial
+    if judged.empty:
         return [], frame
-    return evaluate_claims(list(suite.claims), frame, suite.design(), curve_frame(records), variants=False), frame
+    return evaluate_claims(list(suite.claims), judged, suite.design(), curve_frame(records), variants=False), frame
 
 
 def take_look(plan: Plan, results: list, frame, round_no: int) -> Look:
@@ -287,27 +304,33 @@ def futile(result, rules: Rules, seeds_seen: int) -> dict[str, Any] | None:
 
 
 def replay(frame, claims: list, design, rules: Rules, judge: Callable[[Any], list],
-           registered: int | None = None) -> tuple[Any, dict[str, dict], dict[str, dict]]:
+           registered: int | None = None, curves=None) -> tuple[Any, dict[str, dict], dict[str, dict]]:
     """``frame``, a full matrix of trials, as the compute rules would have trained it: the seeds of each look,
     the claims ``judge(trained)`` finds futile at a look, and for later seeds only the cells the claims still
     running need (``needed_cells``; a cell not at the first seed was never ranked, so it stays); then, when
     ``rules.grow`` is on and ``frame`` holds seeds beyond the ``registered`` count (default: all of them),
-    the seeds the claims that ``grows`` gain. The same decisions as ``take_look`` and ``grow_seeds``, on a
-    frame instead of a run (the simulator and ``benchmarks/adaptive.py``). Returns the rows trained, the
-    claims stopped (id -> why) and the claims grown (id -> why); a claim not grown is judged on the first
-    ``registered`` seeds."""
+    the seeds the claims that ``grows`` gain. With ``rules.halve`` and ``curves`` (the frame's curve frame),
+    each round's trials are halved inside their packs as the worker would (``halve_frame``: the halted rows
+    carry status "halted" and the wall time to their rung; ``judge`` never sees them). The same decisions as
+    ``take_look``, ``grow_seeds`` and ``halving``, on a frame instead of a run (the simulator and
+    ``benchmarks/adaptive.py``). Returns the rows trained, the claims stopped (id -> why) and the claims grown
+    (id -> why); a claim not grown is judged on the first ``registered`` seeds."""
     seeds = sorted(frame["seed"].unique())
     n = min(registered or len(seeds), len(seeds))
     looks = [k for k in rules.looks if 0 < k < n]
     growing = bool(rules.grow) and len(seeds) > n
+
+    def halve(part, stopped: dict):
+        return halve_frame(part, [c for c in claims if c.id not in stopped], design, rules, curves)
+
     if not looks and not growing:
-        return frame, {}, {}
+        return halve(frame, {}), {}, {}
     axes = [*design.scientific, *design.nuisance, *design.fixed, *(a for c in claims for a in tuned_axes(c, design, frame))]
     cols = [c for c in dict.fromkeys(axes) if c in frame.columns]
     cell = frame[cols].astype(str).agg("|".join, axis=1) if cols else frame["seed"].map(lambda _: "")
     index = frame["seed"].map({s: i for i, s in enumerate(seeds)})
     opened = looks[0] if looks else n
-    trained, stopped, grown = frame[index < opened], {}, {}
+    trained, stopped, grown = halve(frame[index < opened], {}), {}, {}
 
     def later(keep: set[str], start: int, stop: int):
         first = trained[trained["seed"] == seeds[0]]
@@ -318,23 +341,162 @@ def replay(frame, claims: list, design, rules: Rules, judge: Callable[[Any], lis
     while opened < n:
         look += 1
         if rules.futility and opened >= rules.futility_from:
-            for r in judge(trained):
+            for r in judge(without_halted(trained)):
                 why = futile(r, rules, opened) if r.claim_id not in stopped else None
                 if why:
                     stopped[r.claim_id] = why | {"look": look}
         keep = set().union(*(needed_cells(c, trained, design, rules.prune, seeds[0]) for c in claims
                              if c.id not in stopped))
         nxt = next((k for k in looks if k > opened), n)
-        trained, opened = pd.concat([trained, later(keep, opened, nxt)]), nxt
+        trained, opened = pd.concat([trained, halve(later(keep, opened, nxt), stopped)]), nxt
     if growing:
         grown = {r.claim_id: w | {"from": n, "seeds": min(rules.grow, len(seeds))}
-                 for r in two_stage(judge(trained), rules.grow)
+                 for r in two_stage(judge(without_halted(trained)), rules.grow)
                  if r.claim_id not in stopped and (w := grows(r, rules))}
         if grown:
             keep = set().union(*(needed_cells(c, trained, design, rules.prune, seeds[0]) for c in claims
                                  if c.id in grown))
-            trained = pd.concat([trained, later(keep, n, rules.grow)])
+            trained = pd.concat([trained, halve(later(keep, n, rules.grow), stopped)])
     return trained, stopped, grown
+
+
+def halving(plan: Plan, specs: list[TrialSpec]) -> dict[str, dict]:
+    """Each trial of ``specs`` (a round's) that successive halving may stop, with its directive (the worker's
+    ``train.policy.driver.halving_losers``): {"rung": the fraction of the budget, "k": ``rules.prune``,
+    "groups": [[key, select metric, direction, members], ...]}. A trial may halt only when every running claim
+    that reads it reads only its selected trial's metric (``claims.reads``) and tunes an axis; its group for
+    each such claim is the trials of ``specs`` with its values of the claim's other axes and its seed. Empty
+    when the rule is off. Never part of a trial's spec or id: an adaptive and an exhaustive run share ids."""
+    rules, suite = plan.rules, plan.suite
+    if not rules.halve or not rules.prune or not specs:
+        return {}
+    tables = {a.name: list(a.values) for a in suite.axes if a.is_table}
+    frame = trial_frame([TrialRecord.failed(s, "") for s in specs if not s.exclusive], tables, halted=True)
+    if frame.empty:
+        return {}
+    registered = set(suite.seeds[:plan.registered_seeds])
+    claims = [c for c in suite.claims if c.id not in plan.stopped]
+    groups = halving_groups(frame, claims, suite.design(), registered, set(plan.growth), suite.name)
+    sizes: dict[str, int] = {}
+    for gs in groups.values():
+        for key, *_ in gs:
+            sizes[key] = sizes.get(key, 0) + 1
+    return {tid: {"rung": rules.halve, "k": rules.prune, "groups": [[k, sel, sign, sizes[k]] for k, sel, sign in gs]}
+            for tid, gs in groups.items()}
+
+
+def halving_groups(frame, claims: list, design, registered: set | None = None, grown: set | None = None,
+                   name: str = "") -> dict[str, list[list[Any]]]:
+    """Trial id -> its halving groups, [key, select metric, direction] each, for the trials of ``frame`` that
+    halving may stop: every claim of ``claims`` (those still running) that reads the trial reads only its
+    selected trial's metric (``claims.reads``) and tunes an axis; the trial's group for such a claim is its
+    values of the claim's other axes and its seed. A claim not in ``grown`` reads only the ``registered`` seeds
+    (None: every seed). The one group rule of ``halving`` and ``replay``."""
+    groups: dict[str, list[list[Any]]] = {}
+    blocked: set[str] = set()
+    for claim in claims:
+        cf = claim_frame(claim, frame)
+        if registered is not None and claim.id not in (grown or set()):
+            cf = cf[cf["seed"].isin(registered)]
+        if cf.empty:
+            continue
+        tuned = tuned_axes(claim, design, cf)
+        select = claim.params.get("select", "val_acc")
+        if reads(claim) != "tuned" or not tuned:
+            blocked |= set(cf["trial_id"])
+            continue
+        axes = [a for a in (*design.scientific, *design.nuisance, *design.fixed) if a in cf.columns and a not in tuned]
+        keys = cf[[*axes, "seed"]].astype(str).agg("|".join, axis=1)
+        for tid, key in zip(cf["trial_id"], keys):
+            groups.setdefault(tid, []).append([f"{name}|{claim.id}|{key}", select, int(direction(select))])
+    return {tid: gs for tid, gs in groups.items() if tid not in blocked}
+
+
+def halve_frame(part, claims: list, design, rules: Rules, curves) -> Any:
+    """``part`` (trials trained in one round) as halving inside packs would have left it: the rows it stops get
+    status "halted" and ``wall_s`` times their rung's share of their steps (the time they trained). The same
+    group rule as ``halving`` (``halving_groups``) and the same ranking as the worker's
+    (``train.policy.driver.halving_losers``), on ``curves``: each trial's ``select`` metric at its group's rung,
+    the first evaluation at or after ``rules.halve`` of the budget (the group's last curve step), before the
+    end; a member that stopped before the rung ranks by its last evaluation when completed, else last. A group
+    whose members could not share a pack (``train.packing.group_key`` differs, one is not packable, or the
+    group is wider than ``runner.packs``' width for it at the default pack size) never halts. ``claims``: those
+    still running."""
+    if not rules.halve or not rules.prune or curves is None or not len(curves) or not len(part):
+        return part
+    groups = halving_groups(part, claims, design)
+    if not groups:
+        return part
+    members: dict[str, list[str]] = {}
+    for tid, gs in groups.items():
+        for key, select, sign in gs:
+            members.setdefault(key, []).append(tid)
+    rows = part.set_index("trial_id", drop=False)
+    packs = _pack_keys(rows.loc[list(groups)])
+    cur = curves[curves["trial_id"].isin(set(groups))]
+    by_trial = {t: c.sort_values("step") for t, c in cur.groupby("trial_id", sort=False)}
+    survivors: set[str] = set()
+    rung_of: dict[str, tuple[int, int]] = {}
+    for key, tids in members.items():
+        select, sign = next((s, d) for k, s, d in groups[tids[0]] if k == key)
+        key_of = {packs.get(t, (None, 0))[0] for t in tids}
+        if len(key_of) != 1 or None in key_of or len(tids) > packs[tids[0]][1]:
+            survivors |= set(tids)
+            continue
+        steps = sorted({int(x) for t in tids if t in by_trial for x in by_trial[t]["step"]})
+        total = steps[-1] if steps else 0
+        at = [x for x in steps if x >= rules.halve * total]
+        if not at or at[0] >= total or select not in cur.columns:
+            survivors |= set(tids)
+            continue
+        rung = at[0]
+
+        def score(t: str) -> float:
+            c = by_trial.get(t)
+            if c is None or not len(c):
+                return -np.inf
+            here = c[c["step"] == rung]
+            if len(here):
+                v = float(here[select].iloc[0])
+            elif rows.at[t, "status"] == "completed" and int(c["step"].iloc[-1]) < rung:
+                v = float(c[select].iloc[-1])
+            else:
+                return -np.inf
+            return sign * v if np.isfinite(v) else -np.inf
+
+        order = sorted(tids, key=lambda t: -score(t))  # stable: frame order on ties
+        for t in tids:
+            alive = t in by_trial and (by_trial[t]["step"] > rung).any()  # still training after the rung
+            if not alive or t in order[:rules.prune] or not np.isfinite(score(t)):
+                survivors.add(t)
+            else:
+                rung_of[t] = (rung, total)
+    halted = [t for t in groups if t not in survivors and t in rung_of]
+    if not halted:
+        return part
+    out = part.copy()
+    mask = out["trial_id"].isin(set(halted))
+    share = out.loc[mask, "trial_id"].map(lambda t: rung_of[t][0] / rung_of[t][1])
+    out.loc[mask, "status"] = "halted"
+    out.loc[mask, "wall_s"] = out.loc[mask, "wall_s"].astype(float) * share
+    return out
+
+
+def _pack_keys(rows) -> dict[str, tuple[Any, int]]:
+    """Trial id -> (the key of the packs it can share, ``train.packing.group_key``, and the widest such pack at
+    the default pack size); the key is None where it trains alone (not packable) or its spec cannot be
+    rebuilt from the frame's columns."""
+    out: dict[str, Any] = {}
+    for tid, row in zip(rows["trial_id"], rows.to_dict("records")):
+        fields = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()
+                  if k in SPEC_FIELDS}
+        try:
+            spec = TrialSpec.from_dict(fields)
+            out[tid] = (repr(group_key(spec)), pack_width(spec, DEFAULT_PACK_SIZE, pack_bytes(spec))) \
+                if packable(spec) else (None, 0)
+        except Exception:  # a frame column the spec does not take as it is: treated as unpackable
+            out[tid] = (None, 0)
+    return out
 
 
 def needed_cells(claim, frame, design, prune: int, first_seed: int) -> set[str]:
@@ -408,7 +570,7 @@ def next_round(plan: Plan, results: list, round_no: int) -> Suite | None:
 
 def write_record(store: RunStore, plan: Plan) -> None:
     """``adaptive.json`` in the run dir: the registered rules, every extension and look taken, the claims
-    stopped for futility and how many trials of the full matrix the rules left untrained."""
+    stopped for futility, how many trials of the full matrix the rules left untrained and how many halted."""
     full = expand(plan.suite)
     trained = {s.trial_id for s in plan.wanted()}
     doc = {"schema": 2, "rules": plan.registered.adapt, "compute": dataclasses.asdict(plan.rules),
@@ -416,7 +578,8 @@ def write_record(store: RunStore, plan: Plan) -> None:
            "looks": [dataclasses.asdict(k) | {"text": k.text()} for k in plan.looks],
            "stopped": plan.stopped, "grown": plan.growth, "registered_seeds": plan.registered_seeds,
            "full": len(full), "skipped": sum(s.trial_id not in trained for s in full),
-           "skipped_by_claim": skipped_by_claim(plan, full, trained)}
+           "skipped_by_claim": skipped_by_claim(plan, full, trained),
+           "halted": len(plan.halted & trained), "halted_by_claim": halted_by_claim(plan, full, trained)}
     atomic_write_text(store.dir / ADAPT_FILE, json.dumps(doc, indent=1, default=str) + "\n")
 
 
@@ -435,6 +598,20 @@ def skipped_by_claim(plan: Plan, full: list[TrialSpec], trained: set[str]) -> di
         ids = plan.claim_cells.get(claim.id, set())
         out[claim.id] = sum(by_cell.get(c, 0) for c in ids)
     return out
+
+
+def halted_by_claim(plan: Plan, full: list[TrialSpec], trained: set[str]) -> dict[str, int]:
+    """Per claim, the trials of its cells that halving stopped at their rung (empty when none halted)."""
+    if not plan.halted:
+        return {}
+    first = plan.suite.seeds[0]
+    by_cell: dict[str, int] = {}
+    for s in full:
+        if s.trial_id in plan.halted and s.trial_id in trained:
+            c = cell_of(s, first)
+            by_cell[c] = by_cell.get(c, 0) + 1
+    return {claim.id: sum(by_cell.get(c, 0) for c in plan.claim_cells.get(claim.id, set()))
+            for claim in plan.suite.claims}
 
 
 def read_doc(run_dir: str | Path) -> dict[str, Any]:
@@ -471,9 +648,15 @@ class Rounds:
         self.waiting: list[set[str]] = [set() for _ in plans]  # each plan's trials of its round without a record
         self.finished = [False] * len(plans)
 
-    def start(self) -> list[tuple[int, Suite, RunStore, list[TrialSpec]]]:
-        """Round 0 of every plan: (plan index, its suite, its store, the trials it wants)."""
-        return [(i, plan.suite, store, plan.wanted()) for i, (plan, store) in enumerate(self.plans)]
+    def start(self) -> list[tuple[int, Suite, RunStore, list[TrialSpec], dict[str, dict]]]:
+        """Round 0 of every plan: (plan index, its suite, its store, the trials it wants, their halving
+        directives: ``halving``)."""
+        return [self._todo(i) for i in range(len(self.plans))]
+
+    def _todo(self, i: int) -> tuple[int, Suite, RunStore, list[TrialSpec], dict[str, dict]]:
+        plan, store = self.plans[i]
+        wanted = plan.wanted()
+        return i, plan.suite, store, wanted, halving(plan, wanted)
 
     def expect(self, i: int, trial_ids) -> None:
         """Plan ``i``'s round waits for these trials' records."""
@@ -483,7 +666,7 @@ class Rounds:
         for waiting in self.waiting:
             waiting.discard(trial_id)
 
-    def advance(self) -> list[tuple[int, Suite, RunStore, list[TrialSpec]]]:
+    def advance(self) -> list[tuple[int, Suite, RunStore, list[TrialSpec], dict[str, dict]]]:
         """The next round of each plan whose round has every record, judged now (its ``adaptive.json``
         written); a plan with no rule left to apply is finished. [] when no plan is ready."""
         out = []
@@ -491,12 +674,12 @@ class Rounds:
             if self.finished[i] or self.waiting[i]:
                 continue
             self.rounds[i] += 1
-            specs = self._next(plan, store, self.rounds[i]) if self.rounds[i] <= MAX_ROUNDS else None
+            going = self.rounds[i] <= MAX_ROUNDS and self._next(plan, store, self.rounds[i])
             write_record(store, plan)  # every run dir says what this run's rules did (an exhaustive run: nothing)
-            if specs is None:
-                self.finished[i] = True
+            if going:
+                out.append(self._todo(i))
             else:
-                out.append((i, plan.suite, store, specs))
+                self.finished[i] = True
         return out
 
     @property
@@ -504,12 +687,13 @@ class Rounds:
         return all(self.finished)
 
     @staticmethod
-    def _next(plan: Plan, store: RunStore, round_no: int) -> list[TrialSpec] | None:
-        """Plan ``plan``'s next round after judging its records, or None when no rule applies."""
+    def _next(plan: Plan, store: RunStore, round_no: int) -> bool:
+        """Plan ``plan`` after judging its records: whether a rule applies (its next round: ``plan.wanted()``)."""
         if not adaptive(plan):
-            return None
+            return False
         results, frame = judge_store(plan.suite, store)
         plan.claim_cells = claim_cells(plan, frame)
+        plan.halted = set(frame.loc[frame["status"] == "halted", "trial_id"]) if len(frame) else set()
         nxt = next_round(plan, results, round_no)
         if nxt is not None:
             plan.suite = nxt
@@ -517,8 +701,8 @@ class Rounds:
             take_look(plan, results, frame, round_no)
         elif not plan.rules.grow or plan.growth or len(plan.suite.seeds) >= plan.rules.grow \
                 or grow_seeds(plan, results, frame, round_no) is None:
-            return None
-        return plan.wanted()
+            return False
+        return True
 
 
 def claim_cells(plan: Plan, frame) -> dict[str, set[str]]:
@@ -582,6 +766,7 @@ def apply_doc(results: list, doc: dict[str, Any]) -> None:
     stopped = doc.get("stopped") if isinstance(doc.get("stopped"), dict) else {}
     skipped = doc.get("skipped_by_claim") if isinstance(doc.get("skipped_by_claim"), dict) else {}
     grown = doc.get("grown") if isinstance(doc.get("grown"), dict) else {}
+    halted = doc.get("halted_by_claim") if isinstance(doc.get("halted_by_claim"), dict) else {}
     for r in results:
         g = grown.get(r.claim_id)
         if isinstance(g, dict):
@@ -593,6 +778,8 @@ def apply_doc(results: list, doc: dict[str, Any]) -> None:
                                                          if r.claim_id in e.get("claims", []))
         if r.claim_id in skipped:
             r.diagnostics["pruned"] = int(skipped[r.claim_id])
+        if int(halted.get(r.claim_id, 0) or 0):
+            r.diagnostics["halted"] = int(halted[r.claim_id])
         why = stopped.get(r.claim_id)
         if not isinstance(why, dict):
             continue

@@ -74,10 +74,10 @@ def _exclusive(pack: list[TrialSpec]) -> bool:
     return bool(pack) and all(s.exclusive for s in pack)
 
 
-def _cached(run_dir: Path, ids: set[str] | None) -> tuple[dict[str, dict], int]:
+def _cached(run_dir: Path, ids: set[str] | None, accept_halted: bool = True) -> tuple[dict[str, dict], int]:
     """Final, verified records of ``ids`` (every id when None) in ``run_dir`` (id -> record data), and how
     many of those files fail verification; read without moving anything (``RunStore.records`` would
-    quarantine)."""
+    quarantine). A halted record is final only with ``accept_halted`` (an exhaustive run trains it whole)."""
     trials = run_dir / "trials"
     found, damaged = {}, 0
     if not trials.is_dir():
@@ -92,7 +92,7 @@ def _cached(run_dir: Path, ids: set[str] | None) -> tuple[dict[str, dict], int]:
             continue
         if record_problem(data, p.stem):
             damaged += 1
-        elif TrialStatus(data["status"]).is_final():
+        elif TrialStatus(data["status"]).is_final(accept_halted):
             found[p.stem] = data
     return found, damaged
 
@@ -124,10 +124,10 @@ def plan(targets: list[tuple[Suite, Path]], pack_size: int, executor: str = "ray
     suites, todo, samples = [], {}, []
     for suite, run_dir in targets:
         specs = expand(suite)
-        found, damaged = _cached(Path(run_dir), {s.trial_id for s in specs})
+        found, damaged = _cached(Path(run_dir), {s.trial_id for s in specs}, accept_halted=not exhaustive)
         if shared is not None:
             missing = [s.trial_id for s in specs if s.trial_id not in found]
-            found |= {tid: r.to_dict() for tid, r in shared.get_many(missing).items()}
+            found |= {tid: r.to_dict() for tid, r in shared.get_many(missing, accept_halted=not exhaustive).items()}
         new = [s for s in specs if s.trial_id not in found]
         rules = suite.rules(exhaustive)
         opened = set(suite.seeds[:rules.looks[0]]) if rules.active else set(suite.seeds)
@@ -167,6 +167,9 @@ def describe(p: Plan, tier: str) -> list[str]:
             lines.append(f"  adaptive: from {sp.first_look} trials (seeds before the first look, every cell) to all "
                          f"{sp.total}: looks at {', '.join(map(str, r.looks))} seeds, futility from {r.futility_from} "
                          f"(p > {r.futility:g} both ways), pruning to each group's top {r.prune}; --exhaustive trains all")
+        if r.halve:
+            lines.append(f"  halving: at {r.halve:g} of the budget, tuned values below each group's top {r.prune} "
+                         f"leave their pack (the estimate counts their whole budget)")
     widths = sorted((len(pk) for pk in p.packs), reverse=True)
     timed = sum(_exclusive(pk) for pk in p.packs)
     shown = ", ".join(map(str, widths[:12])) + (", ..." if len(widths) > 12 else "")

@@ -56,9 +56,13 @@ class TrialStatus(str, Enum):
     COMPLETED = "completed"
     DIVERGED = "diverged"
     FAILED = "failed"
+    HALTED = "halted"  # left its pack at a halving rung (loop.py): its curve runs to the rung
 
-    def is_final(self) -> bool:
-        """Completed and diverged trials are results; a failed one is retried on rerun."""
+    def is_final(self, accept_halted: bool = True) -> bool:
+        """Completed and diverged trials are results; a failed one is retried on rerun. A halted one is final
+        for an adaptive run and pending for an exhaustive one (``accept_halted=False``), which trains it whole."""
+        if self is TrialStatus.HALTED:
+            return accept_halted
         return self is not TrialStatus.FAILED
 
 

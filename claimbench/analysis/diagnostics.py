@@ -130,6 +130,14 @@ def _extendable(grid: np.ndarray, value: float, axis: str) -> str | None:
     return None
 
 
+def _registered(grids: dict[str, Sequence[Any]] | None, axis: str) -> set[float]:
+    """The registered values of ``axis`` (``grids``), as floats; empty when it has none or one is not a number."""
+    try:
+        return {float(v) for v in (grids or {}).get(axis, ())}
+    except (TypeError, ValueError):
+        return set()
+
+
 def _numeric(frame: pd.DataFrame, axis: str) -> pd.Series | None:
     if axis not in frame.columns:
         return None
@@ -192,11 +200,13 @@ def tuned_points(frame: pd.DataFrame, selected: Sequence[dict], tuned: Sequence[
 
 
 def grid_edges(frame: pd.DataFrame, selected: Sequence[dict], tuned: Sequence[str],
-               select: str = "val_acc") -> dict[str, Any]:
+               select: str = "val_acc", grids: dict[str, Sequence[Any]] | None = None) -> dict[str, Any]:
     """The grid-edge diagnostic: ``share`` of selected cells on an extendable edge, ``cells``, and per axis
     and side the count (``sides``: {"lr": {"low": 3, "high": 0, "grid": [...]}}). A selected trial on an edge
     counts only when it beats the best trial at the neighbouring grid value: an edge that only wins a tie
-    says nothing about the optimum lying beyond it."""
+    says nothing about the optimum lying beyond it. A cell's grid is its observed values together with the
+    axis's registered values (``grids``, ``Design.grids``): a value that pruning or halving left out of the
+    frame still bounds the grid, so the value next to it is never taken for an edge."""
     rows = _selected_rows(frame, selected)
     axes = [t for t in tuned if _numeric(frame, t) is not None]
     out: dict[str, Any] = {"cells": int(len(rows)), "share": 0.0, "sides": {}, "flag": False}
@@ -211,13 +221,14 @@ def grid_edges(frame: pd.DataFrame, selected: Sequence[dict], tuned: Sequence[st
     score = score.where(frame["status"] == "completed") if "status" in frame.columns else score
     for axis in axes:
         values = _numeric(frame, axis)
-        grids = values.groupby(cells).agg(lambda s: np.array(sorted(s.unique())))
+        registered = _registered(grids, axis)
+        cell_grids = values.groupby(cells).agg(lambda s: np.array(sorted({*s.unique(), *registered})))
         best_at = score.groupby([cells, values]).max()  # per (cell, grid value): the best trial's score
         row_cells = cells_of(rows, axes)
         counts = {"low": 0, "high": 0}
         by_group: dict[tuple[str, str], int] = {}
         for i, (cell, value) in enumerate(zip(row_cells, pd.to_numeric(rows[axis], errors="coerce"))):
-            grid = grids.get(cell)
+            grid = cell_grids.get(cell)
             side = _extendable(grid, float(value), axis) if grid is not None and np.isfinite(value) else None
             if side:
                 neighbour = grid[1] if side == "low" else grid[-2]
@@ -229,7 +240,7 @@ def grid_edges(frame: pd.DataFrame, selected: Sequence[dict], tuned: Sequence[st
                 on_edge[i] = True
                 by_group[(groups[i], side)] = by_group.get((groups[i], side), 0) + 1
         if counts["low"] or counts["high"]:
-            grid = np.array(sorted(values.unique()), dtype=float)
+            grid = np.array(sorted({*values.unique(), *registered}), dtype=float)
             entry = {**counts, "grid": [float(g) for g in grid],
                      "share_low": counts["low"] / len(rows), "share_high": counts["high"] / len(rows), "limited": []}
             for (group, side), hit in sorted(by_group.items()):
@@ -343,13 +354,13 @@ def flat_objective(frame: pd.DataFrame, selected: Sequence[dict], tuned: Sequenc
 
 def diagnose(frame: pd.DataFrame, curves: pd.DataFrame | None, selected: Sequence[dict], tuned: Sequence[str],
              select: str, argbest: bool = False, performance: bool = True,
-             strata: Sequence[str] = ()) -> dict[str, Any]:
+             strata: Sequence[str] = (), grids: dict[str, Sequence[Any]] | None = None) -> dict[str, Any]:
     """Every diagnostic of one claim, as plain data, and ``limits``: the reasons it is not decided. ``selected``:
     the trials the claim read (``ClaimResult.selected``); when it names none with one trial per cell, the
     cells' selected trials by the one rule (``selected_cells``)."""
     if not any(len(e.get("trial_ids") or []) == 1 for e in selected):
         selected = selected_cells(frame, tuned, select)
-    edge = grid_edges(frame, selected, tuned, select)
+    edge = grid_edges(frame, selected, tuned, select, grids)
     conv = convergence(curves, frame, selected, select, strata)
     failed = failed_to_learn(curves, frame, select)
     flat = flat_objective(frame, selected, tuned, select) if argbest else {"share": 0.0, "groups": [], "flag": False}

@@ -8,11 +8,12 @@ from typing import Iterable
 import pandas as pd
 
 from claimbench.analysis.selection import sort_frame
-from claimbench.trial import DERIVED, METRICS, RECORD_COLUMNS, TrialRecord, level_label
+from claimbench.trial import DERIVED, METRICS, RECORD_COLUMNS, TrialRecord, TrialStatus, level_label
 from claimbench.workloads.builtin import SPEC_FIELDS
 
 
-def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict]] | None = None) -> pd.DataFrame:
+def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict]] | None = None,
+                halted: bool = False) -> pd.DataFrame:
     """One row per trial, in the canonical order (``selection.sort_frame``: by seed, then spec; never by
     trial id, which hashes the code): ``trial_id``, every spec field (None where the trial's workload does not
     read it: ``TrialRecord.settings``), another workload's parameters, ``budget`` (e.g. "epochs=10"),
@@ -26,6 +27,9 @@ def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict
     ``axis_tables`` maps a table-valued axis name to its levels (dicts of
     parameters); each such axis gets a label column ("epochs=10").
     ``attrs["not_applicable"]``: the settings that some trial's workload does not read, in spec order.
+
+    A trial halted by halving is absent (``without_halted``); ``halted=True`` keeps its row, with status
+    "halted" (the experimenter loop's bookkeeping only, never a claim's frame).
     """
     rows, own, not_applicable = [], {}, {}
     for r in records:
@@ -59,7 +63,20 @@ def trial_frame(records: Iterable[TrialRecord], axis_tables: dict[str, list[dict
     frame["gap"] = frame["train_acc"] - frame["test_acc"]
     frame = sort_frame(frame)
     frame.attrs["not_applicable"] = list(not_applicable)  # for the report's methodology
-    return frame
+    return frame if halted else without_halted(frame)
+
+
+def without_halted(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without the trials halted by successive halving (status "halted": each left its pack at a
+    rung, a tuned value that could not be its group's selected trial). They are absent from what claims judge,
+    as a pruned cell is: never a failed run, never selected. The one place they are left out; their ids are in
+    ``attrs["halted"]``."""
+    if "status" not in frame.columns:
+        return frame
+    halted = frame["status"] == TrialStatus.HALTED.value
+    out = frame[~halted] if halted.any() else frame
+    out.attrs = dict(frame.attrs) | {"halted": [str(t) for t in frame.loc[halted, "trial_id"]]}
+    return out
 
 
 def curve_frame(records: Iterable[TrialRecord]) -> pd.DataFrame:

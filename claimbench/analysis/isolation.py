@@ -26,6 +26,9 @@ class Design:
     constants: dict[str, Any] = field(default_factory=dict)  # everything held fixed, for caveats
     #: table-valued axes -> the parameters each sets (an arm on those parameters is a choice of that axis)
     tables: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: each swept axis -> its registered values, the grid's extent (a value a rule left untrained, by pruning or
+    #: halving, is absent from the frames but still bounds the grid)
+    grids: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 def strata_of(design: Design, axis: str) -> list[str]:

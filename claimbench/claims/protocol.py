@@ -210,7 +210,8 @@ def judge(claims: Sequence[Claim], frame: pd.DataFrame, design: Design, curves: 
         argbest = claim.kind in ARGBEST_KINDS or str(claim.params.get("quantity", "")).startswith("argbest:")
         own = claim_frame(claim, frame)
         diag = dx.diagnose(own, curves, r.selected, tuned, select, argbest,
-                           reads_performance(claim), strata=[a for a in design.fixed if a not in tuned])
+                           reads_performance(claim), strata=[a for a in design.fixed if a not in tuned],
+                           grids=design.grids)
         raw = r.verdict
         seen: dict[str, Any] = {}
         if variants:

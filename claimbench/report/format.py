@@ -286,4 +286,7 @@ def protocol_lines(diagnostics: dict | None) -> list[str]:
     if d.get("pruned"):
         out.append(f"adaptive: {d['pruned']} trials of this claim's cells left untrained (for later seeds: tuned values "
                    f"that could not win, or the claim stopped)")
+    if d.get("halted"):
+        out.append(f"adaptive: {d['halted']} trials of this claim's cells halted at the halving rung (tuned values "
+                   f"ranked below the best of their group inside their pack; absent from the frames, as pruned cells)")
     return out

@@ -372,6 +372,7 @@ def _methodology(evaluation: Evaluation) -> dict[str, Any]:
     expected = _expected_trials(suite)
     doc = read_doc(evaluation.run_dir) if evaluation.run_dir is not None else {}
     skipped = int(doc.get("skipped", 0) or 0)  # trials the adaptive rules chose not to train (loop.py)
+    halted = int(doc.get("halted", 0) or 0)  # trials halving stopped at their rung: not in the frame
     status_rows = [(s, counts.get(s, 0)) for s in STATUSES]
     status_rows += [(s, n) for s, n in sorted(counts.items()) if s not in STATUSES]
     damaged = frame.attrs.get("damaged", [])  # store.RunStore.frame: records quarantined in this run dir
@@ -393,8 +394,9 @@ def _methodology(evaluation: Evaluation) -> dict[str, Any]:
         "status_rows": status_rows,
         "n_records": int(len(frame)),
         "expected": expected,
-        "missing": max(expected - int(len(frame)) - skipped, 0) if expected is not None else None,
+        "missing": max(expected - int(len(frame)) - skipped - halted, 0) if expected is not None else None,
         "skipped": skipped,
+        "halted": halted,
         "adaptive": [str(k.get("text", "")) for k in doc.get("looks", []) if isinstance(k, dict)],
     }
 

@@ -51,8 +51,9 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 
 OnRecord = Callable[[TrialRecord], None]
-#: ``feed()``: packs to add to a run while it trains, with their trials' limits; ([], {}) when none now.
-Feed = Callable[[], tuple[list[list[TrialSpec]], dict[str, float]]]
+#: ``feed()``: packs to add to a run while it trains, with their trials' limits and halving directives;
+#: ([], {}, {}) when none now.
+Feed = Callable[[], tuple[list[list[TrialSpec]], dict[str, float], dict[str, dict]]]
 #: ``on_eval(trial_id, step, total)``: a trial of a pack still training evaluated after ``step`` of ``total``.
 OnEval = Callable[[str, int, int], None]
 
@@ -84,9 +85,12 @@ class Worker:
         self.isolator = Isolator()  # its helper process starts with the first trial of a user's workload
 
     def train(self, pack: list[TrialSpec], attempt: int = 1, timeouts: dict[str, float] | None = None,
-              on_eval: OnEval | None = None, threads: int | None = None) -> list[TrialRecord]:
+              on_eval: OnEval | None = None, threads: int | None = None,
+              halving: dict[str, dict] | None = None) -> list[TrialRecord]:
         """One record per trial of ``pack``, each filed under its own spec. ``attempt``: which try of the pack
         this is (a ``crash:PREFIX:N`` fault loses the first N); ``timeouts``: each trial's limit in seconds;
+        ``halving``: trial id -> its halving directive (``train.policy.driver.halving_losers``; a user's
+        workload trains alone in its child, so never halts);
         ``threads``: torch's threads for a child process (None: this process's). Raises ``WorkerLost`` for an
         injected crash; every outcome of a trial itself (an error, a divergence, a timeout) is a record."""
         from claimbench.train.pack import train_pack  # torch
@@ -108,7 +112,8 @@ class Worker:
             try:
                 with alarm(limit, text), (observing(on_eval) if on_eval else contextlib.nullcontext()):
                     trained = train_pack([corrupted(self.faults, s) for s in builtin], self.cache, self.device,
-                                         inject_error=[should_raise(self.faults, s.trial_id) for s in builtin])
+                                         inject_error=[should_raise(self.faults, s.trial_id) for s in builtin],
+                                         halving=[(halving or {}).get(s.trial_id) for s in builtin])
             except TrialTimeout as e:  # past the policy's own catch: none of the pack's records came back
                 trained = [TrialRecord.failed(s, str(e)) for s in builtin]
             records.update((s.trial_id, r) for s, r in zip(builtin, trained))
@@ -125,9 +130,11 @@ class Ledger:
     workload does not read marked (``TrialRecord.not_applicable``)."""
 
     def __init__(self, packs: list[list[TrialSpec]], on_record: OnRecord, timeouts: dict[str, float],
-                 max_attempts: int = MAX_ATTEMPTS, feed: Feed | None = None) -> None:
+                 max_attempts: int = MAX_ATTEMPTS, feed: Feed | None = None,
+                 halving: dict[str, dict] | None = None) -> None:
         self.on_record = on_record
         self.timeouts = timeouts
+        self.halving = halving or {}  # trial id -> its halving directive, as timeouts travel
         self.max_attempts = max_attempts
         self.feed = feed
         self._waiting: dict[str, TrialSpec] = {s.trial_id: s for p in packs for s in p}
@@ -138,8 +145,9 @@ class Ledger:
         before it ends: the run ends when nothing is queued or training and this gives nothing."""
         if self.feed is None:
             return []
-        packs, limits = self.feed()
+        packs, limits, halving = self.feed()
         self.timeouts.update(limits)
+        self.halving.update(halving)
         for pack in packs:
             for spec in pack:
                 self._waiting.setdefault(spec.trial_id, spec)
@@ -235,17 +243,19 @@ class Executor(ABC):
     @abstractmethod
     def dispatch(self, packs: list[list[TrialSpec]], ledger: Ledger, on_eval: OnEval | None = None) -> None:
         """Send each pack, and each pack ``ledger.more`` adds, to a worker, where ``Worker.train(pack, attempt,
-        ledger.timeouts, ...)`` trains it (the exclusive packs when nothing else is queued or training, one at a
-        time, alone: ``is_exclusive``), and report each outcome: ``ledger.done`` (the records came back), ``ledger.lost`` (the worker is gone:
+        ledger.timeouts, ..., halving=ledger.halving)`` trains it (the exclusive packs when nothing else is
+        queued or training, one at a time, alone: ``is_exclusive``), and report each outcome: ``ledger.done`` (the records came back), ``ledger.lost`` (the worker is gone:
         send the pack again when it returns an attempt number), ``ledger.expired`` (past ``ledger.limit``),
         ``ledger.failed`` (anything else). ``on_eval``, when given, hears the workers' evaluations."""
 
     def run(self, packs: list[list[TrialSpec]], on_record: OnRecord, on_eval: OnEval | None = None,
-            timeouts: dict[str, float] | None = None, feed: Feed | None = None) -> None:
+            timeouts: dict[str, float] | None = None, feed: Feed | None = None,
+            halving: dict[str, dict] | None = None) -> None:
         """Train ``packs``: ``on_record`` hears each trial's record once, as packs finish; ``on_eval(trial_id,
         step, total)`` each evaluation of a pack still training; ``timeouts``: each trial's wall-clock limit
-        in seconds (none where absent); ``feed``: more packs as the run goes (``Ledger.more``)."""
-        ledger = Ledger(packs, on_record, dict(timeouts or {}), self.max_attempts, feed)
+        in seconds (none where absent); ``feed``: more packs as the run goes (``Ledger.more``); ``halving``:
+        trial id -> its halving directive (none where absent)."""
+        ledger = Ledger(packs, on_record, dict(timeouts or {}), self.max_attempts, feed, dict(halving or {}))
         self.dispatch(packs, ledger, on_eval)
         left = ledger.waiting()
         if left:

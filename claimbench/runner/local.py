@@ -50,7 +50,7 @@ class LocalExecutor(Executor):
                 pack, attempt = (queue or timed).popleft()
                 torch.set_num_threads(TIMING_THREADS if is_exclusive(pack) else threads)
                 try:
-                    records = self.worker.train(pack, attempt, ledger.timeouts, on_eval)
+                    records = self.worker.train(pack, attempt, ledger.timeouts, on_eval, halving=ledger.halving)
                 except WorkerLost as e:
                     again = ledger.lost(pack, attempt, str(e))
                     if again:

@@ -10,6 +10,9 @@ How wide (``make_packs``): a group of jointly trainable trials goes out in packs
 — and is split further only when one pack would hold more than a worker's fair share of the run's
 work (then splitting keeps every worker busy).
 
+Halving groups (``halving_units``: trials that successive halving ranks together) stay in one pack where the
+width allows, since a group split across packs never halts; a run without halving packs as if there were none.
+
 Exclusive trials (``TrialSpec.exclusive``: timing trials) never share a pack with anything else.
 ``timing_blocks`` puts each with its comparison arm — the exclusive trials that differ from it
 only in the timed factor — into one block, a pack the executors run last, one block at a time,
@@ -137,7 +140,46 @@ def timing_blocks(specs: list[TrialSpec]) -> list[list[TrialSpec]]:
     return blocks
 
 
-def make_packs(specs: list[TrialSpec], pack_size: int = DEFAULT_PACK_SIZE, workers: int = 1) -> list[list[TrialSpec]]:
+def halving_units(halving: dict[str, dict]) -> dict[str, str]:
+    """Trial id -> its unit: the trials connected through shared halving groups (a trial may rank in several
+    groups, one per claim), named by the smallest group key among them; only trials with a directive."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for tid, d in halving.items():
+        keys = [g[0] for g in (d or {}).get("groups", ())]
+        for key in keys[1:]:
+            a, b = find(keys[0]), find(key)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return {tid: find(d["groups"][0][0]) for tid, d in halving.items() if d and d.get("groups")}
+
+
+def _chunks_together(group: list[TrialSpec], n: int, width: int, unit: dict[str, str]) -> list[list[TrialSpec]]:
+    """``group`` in about ``n`` packs of at most ``width`` trials, each halving unit whole where it fits in one:
+    the units in order of their first trial, a pack closed when it reaches its share or the next unit would
+    not fit."""
+    units: dict[str, list[TrialSpec]] = {}
+    for s in group:
+        units.setdefault(unit.get(s.trial_id, s.trial_id), []).append(s)
+    share = math.ceil(len(group) / n)
+    out: list[list[TrialSpec]] = [[]]
+    for members in units.values():
+        for i in range(0, len(members), width):  # a unit wider than a pack: split (it will not halt)
+            part = members[i:i + width]
+            if out[-1] and (len(out[-1]) >= share or len(out[-1]) + len(part) > width):
+                out.append([])
+            out[-1].extend(part)
+    return [p for p in out if p]
+
+
+def make_packs(specs: list[TrialSpec], pack_size: int = DEFAULT_PACK_SIZE, workers: int = 1,
+               together: dict[str, str] | None = None) -> list[list[TrialSpec]]:
     """The packs of ``specs`` for ``workers`` workers, most expensive first, exclusive blocks last.
 
     Trials are grouped by ``group_key`` (most expensive first within a group, so a pack holds trials
@@ -146,7 +188,9 @@ def make_packs(specs: list[TrialSpec], pack_size: int = DEFAULT_PACK_SIZE, worke
     that a small run still keeps every worker busy. Exclusive trials (timing) follow as their
     ``timing_blocks``, in order. Deterministic: the same specs give the same packs, and specs that differ
     only in their code fingerprint (``TrialSpec.code``) give the same packs of the same trials, so that a
-    code change that leaves the arithmetic alone leaves every record as it was.
+    code change that leaves the arithmetic alone leaves every record as it was. ``together``: trial id -> its
+    halving unit (``halving_units``); a group holding any goes out with each unit in one pack where the
+    width allows (its trials ordered by unit, then as above); without it, packs are as they always were.
     """
     if pack_size < 1:
         raise ValueError(f"pack_size must be >= 1, got {pack_size}")
@@ -162,9 +206,14 @@ def make_packs(specs: list[TrialSpec], pack_size: int = DEFAULT_PACK_SIZE, worke
     ordered = sorted(rest, key=lambda s: (repr(group_key(s)), -cost(s), config[s.trial_id]))
     for _, group in groupby(ordered, key=lambda s: repr(group_key(s))):
         group = list(group)
-        n = math.ceil(len(group) / pack_width(group[0], pack_size, pack_bytes(group[0])))
+        width = pack_width(group[0], pack_size, pack_bytes(group[0]))
+        n = math.ceil(len(group) / width)
         if workers > 1:
             n = max(n, min(len(group), math.ceil(sum(cost(s) for s in group) / share - 1e-9)))
-        packs += _chunks(group, n)
+        if together and any(s.trial_id in together for s in group):
+            group.sort(key=lambda s: together.get(s.trial_id, ""))  # stable: within a unit, the order above
+            packs += _chunks_together(group, n, width, together)
+        else:
+            packs += _chunks(group, n)
     packs.sort(key=lambda p: (-sum(cost(s) for s in p), config[p[0].trial_id]))
     return packs + timing_blocks(timed)

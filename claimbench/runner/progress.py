@@ -155,7 +155,8 @@ class RunProgress:
                     del self._pack_left[k]
             wall = getattr(record, "wall_s", 0.0) or 0.0
             self._measured += wall
-            if record.status is not TrialStatus.FAILED:  # a failure stopped at its error or limit: not its cost
+            if record.status not in (TrialStatus.FAILED, TrialStatus.HALTED):  # stopped at its error, limit or
+                # halving rung: not its whole budget's cost
                 self.ratios.observe(fam, wall, sec)
         self._show()
 

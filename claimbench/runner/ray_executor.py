@@ -301,11 +301,12 @@ class _Slot:
                 "threads": self.threads, "warning": self.warning, "mismatched": mismatched, "missing": missing}
 
     def run_pack(self, specs: list[dict[str, Any]], attempt: int = 1,
-                 timeouts: dict[str, float] | None = None) -> list[dict[str, Any]]:
+                 timeouts: dict[str, float] | None = None,
+                 halving: dict[str, dict] | None = None) -> list[dict[str, Any]]:
         pack = [TrialSpec.from_dict(d) for d in specs]
         reporter = _Reporter(self.progress) if self.progress else None
         try:
-            records = self.worker.train(pack, attempt, timeouts, reporter, self.threads)
+            records = self.worker.train(pack, attempt, timeouts, reporter, self.threads, halving=halving)
         except WorkerLost:
             os._exit(1)  # an injected crash: the worker process dies mid-pack, as a real crash would
         out = []
@@ -490,7 +491,7 @@ class RayExecutor(Executor):
              on_eval: OnEval | None = None) -> None:
         from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
-        timeouts = ledger.timeouts
+        timeouts, halving = ledger.timeouts, ledger.halving
 
         held = self._held is not None  # a session's: the sink and the actors stay for its next run
         if on_eval is None or not (held and self._sink is not None):
@@ -571,7 +572,8 @@ class RayExecutor(Executor):
 
         def send(i: int, pack: list[TrialSpec], attempt: int) -> None:
             ref = actors[i].run_pack.remote([s.to_dict() for s in pack], attempt,
-                                            {s.trial_id: timeouts[s.trial_id] for s in pack if s.trial_id in timeouts})
+                                            {s.trial_id: timeouts[s.trial_id] for s in pack if s.trial_id in timeouts},
+                                            {s.trial_id: halving[s.trial_id] for s in pack if s.trial_id in halving})
             if oldest(i) is None:
                 running_since[i] = time.monotonic()  # an idle actor begins it at once
             inflight[ref] = (i, pack, attempt)

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 from claimbench.errors import StoreError
 from claimbench.store.records import DIGEST_KEY, MAX_RECORD_BYTES, plain_id, record_digest, record_problem
-from claimbench.trial import TrialRecord
+from claimbench.trial import TrialRecord, TrialStatus
 
 ENV = "CLAIMBENCH_CACHE"
 FIX = "pass --cache with a folder or an fsspec URL this machine can read and write (e.g. .claimbench-cache)"
@@ -42,12 +42,13 @@ class TrialCache:
         tid = plain_id(trial_id)
         return f"{self.root}/{tid[:2]}/{tid}.json"
 
-    def get_many(self, ids: Iterable[str]) -> dict[str, TrialRecord]:
-        """The verified final records of ``ids`` found in the cache."""
+    def get_many(self, ids: Iterable[str], accept_halted: bool = True) -> dict[str, TrialRecord]:
+        """The verified final records of ``ids`` found in the cache; a halted record only when
+        ``accept_halted`` (an exhaustive run trains it whole)."""
         out = {}
         for tid in ids:
             record = self.get(tid)
-            if record is not None:
+            if record is not None and record.status.is_final(accept_halted):
                 out[tid] = record
         return out
 
@@ -95,6 +96,8 @@ class TrialCache:
         """Write a final record (whole or not at all: a temporary name, then a move)."""
         if not record.status.is_final():
             return
+        if record.status is TrialStatus.HALTED and self.fs.exists(self._path(record.trial_id)):
+            return  # a halted record never replaces a record of the same trial (it may be a whole one)
         data = json.loads(json.dumps(record.to_dict(), default=str))
         data[DIGEST_KEY] = record_digest(data)
         path = self._path(record.trial_id)

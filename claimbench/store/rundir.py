@@ -290,7 +290,8 @@ class RunStore:
         out += [d for d in self.quarantined if not d.moved_to]
         return out
 
-    def pending(self, specs: list[TrialSpec]) -> list[TrialSpec]:
-        """Specs with no final record: never run, or failed (failures are retried)."""
-        done = {r.trial_id for r in self.records(s.trial_id for s in specs) if r.status.is_final()}
+    def pending(self, specs: list[TrialSpec], accept_halted: bool = True) -> list[TrialSpec]:
+        """Specs with no final record: never run, or failed (failures are retried), or halted by halving when
+        ``accept_halted`` is False (an exhaustive run trains every trial's whole budget)."""
+        done = {r.trial_id for r in self.records(s.trial_id for s in specs) if r.status.is_final(accept_halted)}
         return [s for s in specs if s.trial_id not in done]

@@ -36,7 +36,7 @@ and group files), ``validate`` (a TOML table -> ``Suite``), ``expansion`` (``Sui
 
 from __future__ import annotations
 
-from claimbench.suite.model import (BUDGET_KEYS, DIRECTIONS, FUTILITY, FUTILITY_FROM, GATES, INTERNAL, LOOKS, PRUNE,
+from claimbench.suite.model import (BUDGET_KEYS, DIRECTIONS, FUTILITY, FUTILITY_FROM, GATES, HALVE, INTERNAL, LOOKS, PRUNE,
                                     ROLES, SECTIONS, TIERS, TRACKABLE, Axis, ClaimCheck, Group, Rules, Suite)
 from claimbench.suite.expansion import TIMED_KINDS, canonical, expand
 from claimbench.suite.load import (group_names, load_group, load_suite, load_targets, read_toml, recorded_suite,
@@ -45,7 +45,7 @@ from claimbench.suite.schema import json_schema
 from claimbench.suite.validate import check_fault_limits, check_specs, parse_suite
 
 __all__ = [
-    "BUDGET_KEYS", "DIRECTIONS", "FUTILITY", "FUTILITY_FROM", "GATES", "INTERNAL", "LOOKS", "PRUNE", "ROLES", "Rules", "SECTIONS", "TIERS", "TIMED_KINDS", "TRACKABLE", "Axis",
+    "BUDGET_KEYS", "DIRECTIONS", "FUTILITY", "FUTILITY_FROM", "GATES", "HALVE", "INTERNAL", "LOOKS", "PRUNE", "ROLES", "Rules", "SECTIONS", "TIERS", "TIMED_KINDS", "TRACKABLE", "Axis",
     "ClaimCheck", "Group", "Suite", "canonical", "check_fault_limits", "check_specs", "expand", "group_names", "json_schema", "load_group",
     "load_suite", "load_targets", "parse_suite", "read_toml", "recorded_suite", "resolve_published_suite", "resolve_suite_path",
     "suite_names", "suites_dir",

@@ -25,7 +25,7 @@ TOP_KEYS = ("suite", "workload", "train", "budget", "axes", "tiers", "claims", "
 #: [adapt]: the adaptive rules the experimenter loop (claimbench/loop.py) may apply, fixed before the run:
 #: ``extend = { lr = 2 }`` lets a nuisance axis gain up to 2 values beyond each edge where claims are
 #: edge-limited; ``budget = 1`` lets the budget double once where a comparison is budget-limited.
-ADAPT_KEYS = ("extend", "budget", "looks", "futility", "futility_from", "prune", "grow")
+ADAPT_KEYS = ("extend", "budget", "looks", "futility", "futility_from", "prune", "grow", "halve")
 MAX_EXTEND = 4
 #: [resources]: one Ray slot (actor) per trial in flight; run-level, so never part of a trial id.
 #: cpus_per_trial > 0 (default 1), gpus_per_trial >= 0 (default 0; fractions share a GPU).
@@ -51,19 +51,26 @@ LOOKS = (3, 5)
 FUTILITY = 0.3
 FUTILITY_FROM = 5
 PRUNE = 3
+#: Successive halving inside packs: the fraction of the budget at which a trial ranked below its groups' top
+#: ``prune`` leaves its pack (0: off). Replayed on the published faq-default and frontier-default frames with
+#: the rules above, 0.5 changed no verdict, raw or Holm-adjusted (benchmarks/adaptive.py --replay --halve 0.5).
+HALVE = 0.5
 
 
 @dataclass(frozen=True)
 class Rules:
     """The compute rules a run applies: the seed counts judged before the last look, the futility threshold
     (0: off) and the first look it applies at, how many tuned values per group later seeds keep (0: off), and
-    the seed count a claim whose interval still straddles a boundary at the last look grows to (0: off)."""
+    the seed count a claim whose interval still straddles a boundary at the last look grows to (0: off), and the
+    fraction of the budget at which successive halving inside a pack stops a tuned value that ranks below the
+    ``prune`` best of its group (0: off)."""
 
     looks: tuple[int, ...] = ()
     futility: float = 0.0
     futility_from: int = FUTILITY_FROM
     prune: int = 0
     grow: int = 0  # seeds a claim still undecided at the last look may grow to (0: off)
+    halve: float = 0.0  # the rung, a fraction of the budget, where halving inside a pack stops losers (0: off)
 
     @property
     def active(self) -> bool:
@@ -71,7 +78,7 @@ class Rules:
 
 
 #: The rules of a suite whose [adapt] sets none of them (``Suite.rules``, before its seed count trims the looks).
-DEFAULT_RULES = Rules(looks=LOOKS, futility=FUTILITY, futility_from=FUTILITY_FROM, prune=PRUNE)
+DEFAULT_RULES = Rules(looks=LOOKS, futility=FUTILITY, futility_from=FUTILITY_FROM, prune=PRUNE, halve=HALVE)
 
 
 @dataclass(frozen=True)
@@ -147,18 +154,19 @@ class Suite:
 
     def rules(self, exhaustive: bool = False) -> Rules:
         """The compute rules this suite registers (its ``[adapt]``, else the defaults), for its seed count;
-        none when ``exhaustive`` or when it has too few seeds for a look."""
+        none when ``exhaustive``, and only the registered ``grow`` and ``halve`` when it has too few seeds for a look."""
         if exhaustive:
             return Rules()
         a = self.adapt
         looks = tuple(k for k in a.get("looks", LOOKS) if 0 < k < len(self.seeds))
         grow = int(a.get("grow", 0))
         grow = grow if grow > len(self.seeds) else 0
-        if not looks and not grow:
+        halve = float(a.get("halve", HALVE))
+        if not looks and not grow and not a.get("halve"):  # too few seeds for a look: a rule only where registered
             return Rules()
         return Rules(looks=looks, futility=float(a.get("futility", FUTILITY)),
                      futility_from=int(a.get("futility_from", FUTILITY_FROM)), prune=int(a.get("prune", PRUNE)),
-                     grow=grow)
+                     grow=grow, halve=halve)
 
     def design(self) -> Design:
         by_role = {r: tuple(a.name for a in self.axes if a.role == r) for r in ROLES}
@@ -171,8 +179,9 @@ class Suite:
             if a.role == "fixed" and len(a.values) == 1:
                 constants[a.name] = level_label(a.values[0])
         tables = {a.name: tuple(sorted(a.params)) for a in self.axes if a.is_table}
+        grids = {a.name: tuple(a.values) for a in self.axes if not a.is_table}
         return Design(scientific=by_role["scientific"], nuisance=by_role["nuisance"],
-                      fixed=fixed_swept, constants=constants, tables=tables)
+                      fixed=fixed_swept, constants=constants, tables=tables, grids=grids)
 
     def to_dict(self) -> dict[str, Any]:
         return {

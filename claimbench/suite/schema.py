@@ -143,7 +143,11 @@ def json_schema(workloads: tuple[Workload, ...] | list[Workload] = ()) -> dict[s
                           "grow": {"type": "integer", "minimum": 0, "maximum": 64,
                                    "description": "the seed count a claim still undecided by its interval at "
                                                   "the last look grows to, beyond the suite's seeds "
-                                                  "(default 0: off)"}}},
+                                                  "(default 0: off)"},
+                          "halve": {"type": "number", "minimum": 0, "exclusiveMaximum": 1,
+                                    "description": "the fraction of the budget at which a trial ranked below "
+                                                   "the prune best of its group inside its pack stops, for "
+                                                   "claims reading only the tuned value (default 0.5; 0: off)"}}},
         },
     }
 

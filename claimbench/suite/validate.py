@@ -333,7 +333,7 @@ def _parse_adapt(v: "Validator", table: dict, axes: tuple[Axis, ...], base: dict
 
 
 def _parse_compute(v: "Validator", table: dict) -> dict[str, Any]:
-    """[adapt]'s compute rules (looks, futility, futility_from, prune, grow): data, fixed before the run; the
+    """[adapt]'s compute rules (looks, futility, futility_from, prune, grow, halve): data, fixed before the run; the
     loop's defaults (``model.LOOKS`` ...) apply to the keys not given."""
     out: dict[str, Any] = {}
     if "looks" in table:
@@ -350,6 +350,12 @@ def _parse_compute(v: "Validator", table: dict) -> dict[str, Any]:
             raise SuiteError(f"futility must be 0 (off) or a p-value threshold from 0.05 to below 1, got {f!r}",
                              where=f"{v.path}: adapt.futility", fix="write futility = 0.3")
         out["futility"] = float(f)
+    if "halve" in table:
+        h = table["halve"]
+        if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0 <= h < 1:
+            raise SuiteError(f"halve must be 0 (off) or a fraction of the budget above 0 and below 1, got {h!r}",
+                             where=f"{v.path}: adapt.halve", fix="write halve = 0.5")
+        out["halve"] = float(h)
     for key, low, high, example in (("futility_from", 2, 1024, 5), ("prune", 0, 64, 3), ("grow", 0, 64, 16)):
         if key in table:
             n = table[key]

@@ -34,8 +34,9 @@ _DEFAULTS = {name: f.default for name, f in FIELDS.items()}
 
 def packed_engine(spec: TrialSpec) -> str:
     """The module of the packed engine that trains ``spec``'s model family (its ``Family.packed``: a module
-    that defines ``train_jointly(specs, cache, device, inject_error)`` as ``train.packed.engine`` does);
-    "" when none does, and for a model no family declares."""
+    that defines ``train_jointly(specs, cache, device, inject_error)`` as ``train.packed.engine`` does, and
+    optionally ``halving=`` — each spec's halving directive — to let its packs halt; one without it never
+    halts); "" when none does, and for a model no family declares."""
     family = models.find(spec.model)
     return family.packed if family is not None else ""
 

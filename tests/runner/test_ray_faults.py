@@ -37,7 +37,7 @@ class Actor:
     def __init__(self, world):
         self.world, self.dead = world, False
         self.describe = type("M", (), {"remote": lambda _, *codes: Ref({"node_id": "n", "warning": ""})})()
-        self.run_pack = type("M", (), {"remote": lambda _, specs, attempt, timeouts=None: self._run(specs)})()
+        self.run_pack = type("M", (), {"remote": lambda _, specs, attempt, timeouts=None, halving=None: self._run(specs)})()
 
     def _run(self, specs):
         ids = [TrialSpec.from_dict(d).trial_id for d in specs]
@@ -164,8 +164,8 @@ def test_packs_the_loop_feeds_while_the_run_trains_are_trained_and_then_the_run_
     def feed():
         if len(records) == 2 and later:  # the first round is complete: its next round
             batch, later[:] = list(later), []
-            return batch, {s.trial_id: 60.0 for p in batch for s in p}
-        return [], {}
+            return batch, {s.trial_id: 60.0 for p in batch for s in p}, {}
+        return [], {}, {}
 
     ex = RayExecutor(num_workers=2, inflight_per_actor=1)
     ex._new_actor = lambda: Actor(world)

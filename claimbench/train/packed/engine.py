@@ -32,10 +32,12 @@ CNN_EVAL_FLOATS = 2**19
 
 
 def train_jointly(specs: list[TrialSpec], cache: DataCache | None = None, device: str | torch.device = "cpu",
-                  inject_error: list[bool] | None = None, engine: type["PackedEngine"] | None = None) -> list[TrialRecord]:
+                  inject_error: list[bool] | None = None, engine: type["PackedEngine"] | None = None,
+                  halving: list[dict | None] | None = None) -> list[TrialRecord]:
     """Train packable specs that share one ``pack_key`` on the packed engine, even one alone
     (``train.pack.train_pack`` decides when to call this); one record per spec, in order. Never raises.
-    ``engine``: a subclass of ``PackedEngine`` with another stacked model (a family's own packed module)."""
+    ``engine``: a subclass of ``PackedEngine`` with another stacked model (a family's own packed module);
+    ``halving``: each spec's halving directive or None (``policy.driver.halving_losers``)."""
     engine = engine or PackedEngine
     start = time.perf_counter()
     device = torch.device(device)
@@ -46,7 +48,7 @@ def train_jointly(specs: list[TrialSpec], cache: DataCache | None = None, device
     except Exception as e:  # a failure is a result, with its reason, on one line
         records = [TrialRecord.failed(s, failure_text(e, "; packed")) for s in specs]
     else:
-        records = run(specs, data, device, lambda group: engine(group, data, device), inject_error, start)
+        records = run(specs, data, device, lambda group: engine(group, data, device), inject_error, start, halving)
     host = socket.gethostname()
     for r in records:
         r.host, r.device = host, str(device)

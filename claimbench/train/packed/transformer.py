@@ -37,9 +37,9 @@ LN_EPS = 1e-5  # nn.LayerNorm's
 
 
 def train_jointly(specs: list[TrialSpec], cache: DataCache | None = None, device: str | torch.device = "cpu",
-                  inject_error: list[bool] | None = None) -> list[TrialRecord]:
+                  inject_error: list[bool] | None = None, halving: list[dict | None] | None = None) -> list[TrialRecord]:
     """Train packable transformer specs that share one ``pack_key`` jointly; one record per spec. Never raises."""
-    return _train_jointly(specs, cache, device, inject_error, engine=TransformerEngine)
+    return _train_jointly(specs, cache, device, inject_error, engine=TransformerEngine, halving=halving)
 
 
 class StackedTransformer:

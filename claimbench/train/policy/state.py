@@ -99,6 +99,9 @@ class TrialState:
     extra: dict[str, float] = field(default_factory=dict)  # measured before training (range_*): always kept
     range_curve: list[dict[str, float]] = field(default_factory=list)
     metric_keys: list[str] = field(default_factory=list)  # what an evaluation measures
+    #: successive halving's directive for this trial (``driver.halving_losers``): the rung, a fraction of the
+    #: budget; ``k``; ``groups``, each [key, select metric, direction, members]; None: it never halts
+    halving: dict | None = None
 
     def __post_init__(self) -> None:
         self.schedule = Schedule(self.spec, self.plan.total, tuple(first for first, _, _ in self.plan.phases[1:]))
@@ -208,6 +211,11 @@ class TrialState:
 
     def complete(self, step: int) -> bool:
         self.status, self.steps_done = TrialStatus.COMPLETED, step
+        return False
+
+    def halt(self, step: int) -> bool:
+        """Halted by successive halving at the rung after ``step`` steps: its curve runs to the rung."""
+        self.status, self.steps_done = TrialStatus.HALTED, step
         return False
 
     def fail(self, error: str) -> bool:
