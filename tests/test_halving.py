@@ -20,7 +20,7 @@ from claimbench.errors import UserError
 from claimbench.loop import halve_frame, halving, replay, Plan
 from claimbench.runner.packs import halving_units, make_packs
 from claimbench.store.rundir import RunStore
-from claimbench.suite import Rules, load_suite
+from claimbench.suite import Rules, expand, load_suite
 from claimbench.trial import TrialRecord, TrialStatus
 from claimbench.workloads.builtin import TrialSpec
 
@@ -202,3 +202,41 @@ def test_halve_is_registered_data_and_a_run_halts_then_exhaustive_trains_whole(w
     assert "halted" not in set(ev.frame["status"]) and ev.results[0].diagnostics["halted"] == doc["halted"]
     run_suite(suite, out, "local", progress=False, exhaustive=True)  # trains the halted trials whole
     assert all(r.status is not TrialStatus.HALTED for r in RunStore(out).records())
+
+
+def test_a_trial_one_suite_halts_and_another_later_needs_whole_is_trained_again_whole(write_suite, tmp_path,
+                                                                                   monkeypatch):
+    """Overlapping rounds: "halver" sends its seed-1 trials with a halving directive in round 0; "whole" (which
+    reads the whole grid) asks for the same trials in its round 1, while they wait in the queue. The halted
+    records are not filed: the trials train again, whole, for both suites."""
+    import claimbench.runner.driver as driver
+    from claimbench.api import run_suites
+    from claimbench.train import pack as trainer
+
+    halver = load_suite(write_suite(HALVE_SUITE.replace('name = "tiny"', 'name = "halver"'), "a.toml"), "default")
+    whole = load_suite(write_suite(TINY_SUITE.replace('name = "tiny"', 'name = "whole"').replace(
+        "[budget]", "[adapt]\nlooks = [1]\n\n[budget]", 1), "b.toml"), "default")
+    packs = driver.make_packs
+
+    def by_seed(specs, *a, **k):  # each pack split by seed (a halving group is one seed's), seed 0's first
+        split = [[s for s in p if s.seed == seed] for p in packs(specs, *a, **k) for seed in sorted({s.seed for s in p})]
+        return sorted(split, key=lambda p: p[0].seed)
+
+    monkeypatch.setattr(driver, "make_packs", by_seed)
+    heard = []
+    append = RunStore.append
+    monkeypatch.setattr(RunStore, "append", lambda store, r: heard.append(r.status) or append(store, r))
+    statuses = []
+    train = trainer.train_pack
+
+    def counted(*a, **k):
+        out = train(*a, **k)
+        statuses.extend(r.status for r in out)
+        return out
+
+    monkeypatch.setattr(trainer, "train_pack", counted)
+    run_suites([(halver, tmp_path / "a"), (whole, tmp_path / "b")], executor="local", progress=False)
+    assert TrialStatus.HALTED in statuses  # the worker halted some seed-1 trials
+    assert TrialStatus.HALTED not in heard  # none was filed: each trained again, whole
+    shared = {s.trial_id for s in expand(whole) if s.seed == 1}
+    assert shared and all(r.status is not TrialStatus.HALTED for r in RunStore(tmp_path / "b").records(shared))
