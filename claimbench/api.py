@@ -125,7 +125,9 @@ def run_suites(targets: list[tuple[Suite, str | Path]], executor: str = "ray", a
                 if store not in routes.setdefault(tid, []):
                     routes[tid].append(store)
                 found = routes[tid][0].records([tid]) if tid in final else []
-                if found:  # trained for another suite of this run: its record, from that suite's store
+                if found and not (found[0].status is TrialStatus.HALTED and tid in whole):
+                    # trained for another suite of this run: its record, from that suite's store (a halted one
+                    # only where no suite needs the trial whole; else it trains again, whole)
                     store.append(found[0])
                     continue
                 rounds.expect(i, [tid])
