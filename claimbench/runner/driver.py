@@ -32,8 +32,6 @@ def run_trials(specs: list[TrialSpec], executor: Executor, on_record: Callable[[
     experimenter loop's next rounds, ``loop.Rounds``); each batch is packed on its own, and the bar's count
     and ETA grow with it."""
     model = model or CostModel()
-    if not specs and more is not None:
-        specs, timeouts, halving = more()
     if not specs:
         return
 
